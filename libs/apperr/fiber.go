@@ -1,0 +1,43 @@
+package apperr
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Handler is the fiber ErrorHandler of every HTTP service: an *Error becomes
+// its contract body; fiber's own errors (404 route, 413 body) are mapped to
+// the same shape; anything else is logged and answered as a plain 500,
+// without its text.
+func Handler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		e, ok := As(err)
+		if !ok {
+			var fe *fiber.Error
+			switch {
+			case errors.As(err, &fe) && fe.Code == http.StatusRequestEntityTooLarge:
+				e = ErrBodyTooLarge
+			case errors.As(err, &fe) && fe.Code == http.StatusNotFound:
+				e = ErrNotFound
+			case errors.As(err, &fe) && fe.Code == http.StatusMethodNotAllowed:
+				e = ErrMethodNotAllowed
+			case errors.As(err, &fe) && fe.Code < 500:
+				e = New(fe.Code, "bad_request", fe.Message)
+			case errors.Is(err, context.DeadlineExceeded):
+				log.Warn("request timed out", "route", c.Route().Path, "err", err)
+				e = ErrUnavailable
+			default:
+				log.Error("internal error", "route", c.Route().Path, "method", c.Method(), "err", err)
+				e = ErrInternal
+			}
+		}
+		for k, v := range e.Headers {
+			c.Set(k, v)
+		}
+		return c.Status(e.Status).JSON(e.Body())
+	}
+}

@@ -1,0 +1,212 @@
+// Package consumer runs a durable JetStream pull consumer in batches: it
+// hands a batch to a handler, acks it when the handler succeeds, retries with
+// back-off when it fails, isolates a poison message by retrying the batch one
+// message at a time, and after MaxDeliver attempts moves a message to a
+// dead-letter subject and terminates it. Handlers must be idempotent:
+// JetStream delivers at least once.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Handler processes a batch as a whole: it returns nil only when every
+// message's effect is durable.
+type Handler func(ctx context.Context, batch []jetstream.Msg) error
+
+// Config describes one consumer.
+type Config struct {
+	Stream     string
+	Durable    string
+	DeadLetter string        // subject for messages given up on
+	Batch      int           // most messages per handler call
+	Linger     time.Duration // how long to wait for a batch to fill once one message arrived
+	MaxDeliver uint64        // attempts before dead-lettering
+}
+
+// Metrics of the consumers of one service.
+type Metrics struct {
+	processed *prometheus.CounterVec
+	batches   *prometheus.HistogramVec
+	failures  *prometheus.CounterVec
+	dead      *prometheus.CounterVec
+}
+
+// NewMetrics registers consumer metrics of service svc on reg.
+func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
+	m := &Metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_" + svc + "_consumer_messages_total",
+			Help: "Stream messages processed and acked, by durable consumer.",
+		}, []string{"durable"}),
+		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apitosms_" + svc + "_consumer_batch_seconds",
+			Help:    "Time to process one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
+		}, []string{"durable"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_" + svc + "_consumer_failures_total",
+			Help: "Handler failures (the messages are retried).",
+		}, []string{"durable"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_" + svc + "_consumer_dead_letters_total",
+			Help: "Messages moved to the dead-letter subject.",
+		}, []string{"durable"}),
+	}
+	for _, c := range []prometheus.Collector{m.processed, m.batches, m.failures, m.dead} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Run consumes until ctx is cancelled, then finishes the batch in hand and
+// returns nil. The stream and durable must exist (events.EnsureStreams).
+func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *Metrics, log *slog.Logger) error {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 2 * time.Millisecond
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = 10
+	}
+	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Durable)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch * 2))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+		case <-stopped:
+		}
+	}()
+	defer close(stopped)
+	defer it.Stop()
+	r := runner{js: js, cfg: cfg, h: h, m: m, log: log.With("durable", cfg.Durable)}
+	// Work in hand is finished even after ctx is cancelled.
+	work := context.WithoutCancel(ctx)
+	batch := make([]jetstream.Msg, 0, cfg.Batch)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			r.log.Warn("consumer next", "err", err)
+			continue
+		}
+		batch = append(batch[:0], msg)
+		for len(batch) < cfg.Batch {
+			more, err := it.Next(jetstream.NextMaxWait(cfg.Linger))
+			if err != nil {
+				break
+			}
+			batch = append(batch, more)
+		}
+		r.process(work, batch)
+	}
+}
+
+type runner struct {
+	js  jetstream.JetStream
+	cfg Config
+	h   Handler
+	m   *Metrics
+	log *slog.Logger
+}
+
+func (r *runner) process(ctx context.Context, batch []jetstream.Msg) {
+	start := time.Now()
+	err := r.call(ctx, batch)
+	r.m.batches.WithLabelValues(r.cfg.Durable).Observe(time.Since(start).Seconds())
+	if err == nil {
+		r.ackAll(batch)
+		return
+	}
+	r.m.failures.WithLabelValues(r.cfg.Durable).Inc()
+	r.log.Warn("batch failed; retrying one by one", "size", len(batch), "err", err)
+	for _, msg := range batch {
+		if err := r.call(ctx, []jetstream.Msg{msg}); err == nil {
+			r.ackAll([]jetstream.Msg{msg})
+			continue
+		} else {
+			r.fail(ctx, msg, err)
+		}
+	}
+}
+
+func (r *runner) call(ctx context.Context, batch []jetstream.Msg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return r.h(ctx, batch)
+}
+
+func (r *runner) ackAll(batch []jetstream.Msg) {
+	for _, msg := range batch {
+		if err := msg.Ack(); err != nil {
+			// The message will be redelivered; handlers are idempotent.
+			r.log.Warn("ack failed", "err", err)
+		}
+	}
+	r.m.processed.WithLabelValues(r.cfg.Durable).Add(float64(len(batch)))
+}
+
+func (r *runner) fail(ctx context.Context, msg jetstream.Msg, cause error) {
+	meta, err := msg.Metadata()
+	delivered := uint64(1)
+	if err == nil {
+		delivered = meta.NumDelivered
+	}
+	if delivered >= r.cfg.MaxDeliver && r.cfg.DeadLetter != "" {
+		dl := nats.NewMsg(r.cfg.DeadLetter)
+		dl.Data = msg.Data()
+		dl.Header.Set("Apitosms-Error", truncate(cause.Error(), 512))
+		if meta != nil {
+			dl.Header.Set("Apitosms-Stream-Seq", fmt.Sprint(meta.Sequence.Stream))
+		}
+		if _, err := r.js.PublishMsg(ctx, dl); err != nil {
+			r.log.Error("dead-letter publish failed; will retry", "err", err)
+			_ = msg.NakWithDelay(backoff(delivered))
+			return
+		}
+		r.m.dead.WithLabelValues(r.cfg.Durable).Inc()
+		r.log.Error("message dead-lettered", "deliveries", delivered, "err", cause)
+		_ = msg.Term()
+		return
+	}
+	r.log.Warn("message failed; will retry", "deliveries", delivered, "err", cause)
+	_ = msg.NakWithDelay(backoff(delivered))
+}
+
+func backoff(delivered uint64) time.Duration {
+	d := 100 * time.Millisecond << min(delivered, 8)
+	return min(d, 30*time.Second)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,131 @@
+// Package database opens a service's bun database: PostgreSQL when a
+// postgres:// URL is configured, otherwise a SQLite file in the data dir. It
+// is the one switch point between the two, and applies a service's embedded
+// migrations at start.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/migrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Config selects the database of one service.
+type Config struct {
+	URL     string // postgres://...; empty means SQLite
+	DataDir string // SQLite file is DataDir/<Service>.db
+	Service string // owner of the tables; names the SQLite file and migration tables
+}
+
+// Open opens the database described by cfg.
+//
+// SQLite runs in WAL mode with synchronous=FULL (a committed transaction is
+// on disk) through a single connection: SQLite has one writer anyway, and one
+// connection means no SQLITE_BUSY. Each service has its own file, so services
+// never wait on each other's writes.
+func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
+	if cfg.Service == "" {
+		return nil, errors.New("database: service name required")
+	}
+	var db *bun.DB
+	switch {
+	case strings.HasPrefix(cfg.URL, "postgres://"), strings.HasPrefix(cfg.URL, "postgresql://"):
+		sqldb, err := sql.Open("pgx", cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqldb.SetMaxOpenConns(16)
+		sqldb.SetMaxIdleConns(16)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db = bun.NewDB(sqldb, pgdialect.New())
+	case cfg.URL == "":
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		path := filepath.Join(cfg.DataDir, cfg.Service+".db")
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+			"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+		sqldb, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		sqldb.SetMaxOpenConns(1)
+		sqldb.SetMaxIdleConns(1)
+		sqldb.SetConnMaxLifetime(0)
+		sqldb.SetConnMaxIdleTime(0)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+	default:
+		return nil, errors.New("database URL must start with postgres://")
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return db, nil
+}
+
+// IsPostgres reports whether db talks to PostgreSQL.
+func IsPostgres(db *bun.DB) bool { return db.Dialect().Name() == dialect.PG }
+
+// Migrate applies the SQL migrations found in migrations/<dialect> of fsys
+// ("sqlite" or "postgres"), recording them in <service>_migrations. On
+// PostgreSQL an advisory lock serialises replicas starting together.
+func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS, service string) error {
+	dir := "migrations/sqlite"
+	if IsPostgres(db) {
+		dir = "migrations/postgres"
+	}
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return fmt.Errorf("migrations of %s: %w", service, err)
+	}
+	migrations := migrate.NewMigrations()
+	if err := migrations.Discover(sub); err != nil {
+		return fmt.Errorf("discover migrations of %s: %w", service, err)
+	}
+	if IsPostgres(db) {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		key := lockKey(service)
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", key); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", key) //nolint:errcheck
+	}
+	m := migrate.NewMigrator(db, migrations,
+		migrate.WithTableName(service+"_migrations"),
+		migrate.WithLocksTableName(service+"_migration_locks"),
+		migrate.WithMarkAppliedOnSuccess(true),
+	)
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations of %s: %w", service, err)
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", service, err)
+	}
+	return nil
+}
+
+func lockKey(service string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("apitosms-migrate-" + service))
+	return int64(h.Sum64() >> 1)
+}

@@ -1,0 +1,148 @@
+package events
+
+import "time"
+
+// AcceptedBatch is published once per accepted chunk of a queue request: one
+// JetStream message (one fsync) for up to MaxItemsPerEvent SMS. The order of
+// Items is the order the merchant listed them in; the stream sequence orders
+// batches, so (stream sequence, item index) is the FIFO position.
+type AcceptedBatch struct {
+	AcceptedAt time.Time     `json:"at"`
+	Items      []AcceptedSMS `json:"items"`
+}
+
+// MaxItemsPerEvent bounds the items of one AcceptedBatch, so the FIFO
+// position (sequence << PositionShift | index) never overflows into the next
+// sequence.
+const (
+	MaxItemsPerEvent = 1 << PositionShift
+	PositionShift    = 10
+)
+
+// Position is the FIFO position of item index within the event at stream
+// sequence seq: strictly increasing in acceptance order.
+func Position(seq uint64, index int) int64 {
+	return int64(seq<<PositionShift) | int64(index)
+}
+
+// AcceptedSMS is one SMS accepted for an account.
+type AcceptedSMS struct {
+	AccountID int64  `json:"a"`
+	Hash      string `json:"h"`
+	Phone     string `json:"p"`
+	Text      string `json:"t"`
+}
+
+// Message statuses, as in the contract.
+const (
+	StatusNew       = 0
+	StatusInitiated = 1
+	StatusSent      = 2
+	StatusFailed    = 3
+)
+
+// ReportedBatch is published by the status service after it applied delivery
+// reports, so the queue service never hands out a message that already has a
+// final status.
+type ReportedBatch struct {
+	AccountID  int64      `json:"a"`
+	ReportedAt time.Time  `json:"at"`
+	Items      []Reported `json:"items"`
+}
+
+// Reported is one final status applied to one message.
+type Reported struct {
+	Hash   string `json:"h"`
+	Status int    `json:"s"`
+}
+
+// AuthRequest asks billing who owns a token. Only the token's digest travels.
+type AuthRequest struct {
+	TokenDigest string `json:"tokenDigest"`
+}
+
+// AuthReply describes the account owning a token. An unknown digest is an
+// error with code invalid_token.
+type AuthReply struct {
+	AccountID          int64 `json:"accountId"`
+	RateLimitPerMinute int   `json:"rateLimitPerMinute"`
+	SubscriptionActive bool  `json:"subscriptionActive"`
+	MonthlyLimit       int64 `json:"monthlyLimit"`
+	Used               int64 `json:"used"`
+}
+
+// ReserveRequest asks billing to take up to Count messages from this month's
+// quota of an account.
+type ReserveRequest struct {
+	AccountID int64 `json:"accountId"`
+	Count     int   `json:"count"`
+}
+
+// ReserveReply says how many were granted (0..Count); Used and Limit are the
+// counters after the reservation. Month identifies the counter, for Release.
+type ReserveReply struct {
+	Granted            int    `json:"granted"`
+	Used               int64  `json:"used"`
+	Limit              int64  `json:"limit"`
+	Month              string `json:"month"`
+	SubscriptionActive bool   `json:"subscriptionActive"`
+}
+
+// ReleaseRequest gives back Count messages reserved in Month that were not
+// accepted after all (the publish failed).
+type ReleaseRequest struct {
+	AccountID int64  `json:"accountId"`
+	Count     int    `json:"count"`
+	Month     string `json:"month"`
+}
+
+// ReleaseReply acknowledges a ReleaseRequest.
+type ReleaseReply struct{}
+
+// ClaimRequest asks the queue service for up to Limit of the account's oldest
+// new messages, marking them initiated. The claim sees every message accepted
+// before it was asked (read-your-writes).
+type ClaimRequest struct {
+	AccountID int64 `json:"accountId"`
+	Limit     int   `json:"limit"`
+}
+
+// ClaimReply lists the claimed messages, oldest first.
+type ClaimReply struct {
+	Messages []ClaimedSMS `json:"messages"`
+}
+
+// ClaimedSMS is one message handed to a phone.
+type ClaimedSMS struct {
+	Phone string `json:"phone"`
+	Text  string `json:"text"`
+	Hash  string `json:"hash"`
+}
+
+// ApplyRequest carries a phone's delivery reports, already validated for shape.
+type ApplyRequest struct {
+	AccountID int64         `json:"accountId"`
+	Device    string        `json:"device"`
+	Reports   []ApplyReport `json:"reports"`
+}
+
+// ApplyReport is one entry of a status request; Index is its position in the
+// phone's request so errors can point at it.
+type ApplyReport struct {
+	Index  int    `json:"index"`
+	Hash   string `json:"hash"`
+	Status int    `json:"status"`
+}
+
+// ApplyReply counts entries whose message now has the asked status, and
+// lists the others with a reason.
+type ApplyReply struct {
+	Updated int          `json:"updated"`
+	Errors  []IndexError `json:"errors"`
+}
+
+// IndexError is a per-item error, shaped as in the contract.
+type IndexError struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}

@@ -1,0 +1,90 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology says how streams are stored.
+type Topology struct {
+	Replicas int // stream replicas in a cluster; 1 for one server
+}
+
+// consumerConfig is the one shape of every durable consumer: explicit acks,
+// everything from the start of the stream. Poison messages are handled by the
+// consumer runner (libs/consumer), so the server redelivers without limit.
+func consumerConfig(durable string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20000,
+		MaxDeliver:    -1,
+	}
+}
+
+// EnsureStreams creates or updates every stream of the namespace together with
+// the durable consumers that read it. Streams use interest retention: a
+// message stays until each durable declared here acked it, and since the
+// durables are created with the stream, nothing published is ever dropped for
+// lack of a reader. It is safe to call from every process at start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topology) error {
+	replicas := t.Replicas
+	if replicas < 1 {
+		replicas = 1
+	}
+	streams := []struct {
+		cfg      jetstream.StreamConfig
+		durables []string
+	}{
+		{
+			cfg: jetstream.StreamConfig{
+				Name:       n.AcceptedStream(),
+				Subjects:   []string{n.AcceptedSubject()},
+				Storage:    jetstream.FileStorage,
+				Retention:  jetstream.InterestPolicy,
+				Replicas:   replicas,
+				Duplicates: 2 * time.Minute,
+				Discard:    jetstream.DiscardNew,
+			},
+			durables: []string{DurableQueueIngest, DurableStatusIngest},
+		},
+		{
+			cfg: jetstream.StreamConfig{
+				Name:       n.ReportedStream(),
+				Subjects:   []string{n.ReportedSubject()},
+				Storage:    jetstream.FileStorage,
+				Retention:  jetstream.InterestPolicy,
+				Replicas:   replicas,
+				Duplicates: 2 * time.Minute,
+				Discard:    jetstream.DiscardNew,
+			},
+			durables: []string{DurableQueueReported},
+		},
+		{
+			cfg: jetstream.StreamConfig{
+				Name:     n.DeadLetterStream(),
+				Subjects: []string{n.DeadLetterSubjects()},
+				Storage:  jetstream.FileStorage,
+				Replicas: replicas,
+				MaxAge:   14 * 24 * time.Hour,
+			},
+		},
+	}
+	for _, s := range streams {
+		stream, err := js.CreateOrUpdateStream(ctx, s.cfg)
+		if err != nil {
+			return fmt.Errorf("ensure stream %s: %w", s.cfg.Name, err)
+		}
+		for _, d := range s.durables {
+			if _, err := stream.CreateOrUpdateConsumer(ctx, consumerConfig(d)); err != nil {
+				return fmt.Errorf("ensure consumer %s on %s: %w", d, s.cfg.Name, err)
+			}
+		}
+	}
+	return nil
+}

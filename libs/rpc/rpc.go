@@ -1,0 +1,201 @@
+// Package rpc is typed request/reply over core NATS: JSON bodies, errors that
+// keep their contract status and code across the wire, replicas sharing the
+// load through a queue group, and handlers running concurrently.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+)
+
+// envelope is the reply: exactly one of Data and Err is set.
+type envelope struct {
+	Data json.RawMessage `json:"data,omitempty"`
+	Err  *apperr.Error   `json:"err,omitempty"`
+}
+
+// DefaultTimeout bounds a call when the context has no deadline.
+const DefaultTimeout = 10 * time.Second
+
+// Call sends req to subject and decodes the reply into Resp. An *apperr.Error
+// returned by the handler comes back as the same *apperr.Error; no responder
+// or a timeout is apperr.ErrUnavailable wrapped with the cause.
+func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req) (Resp, error) {
+	var zero Resp
+	body, err := json.Marshal(req)
+	if err != nil {
+		return zero, fmt.Errorf("encode %s request: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return zero, fmt.Errorf("%s: %w: %w", subject, apperr.ErrUnavailable, err)
+		}
+		return zero, fmt.Errorf("%s: %w", subject, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(msg.Data, &env); err != nil {
+		return zero, fmt.Errorf("decode %s reply: %w", subject, err)
+	}
+	if env.Err != nil {
+		return zero, env.Err
+	}
+	if err := json.Unmarshal(env.Data, &zero); err != nil {
+		return zero, fmt.Errorf("decode %s reply data: %w", subject, err)
+	}
+	return zero, nil
+}
+
+// Server answers requests on subjects for one service.
+type Server struct {
+	nc      *nats.Conn
+	group   string
+	log     *slog.Logger
+	subs    []*nats.Subscription
+	wg      sync.WaitGroup
+	sem     chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	handled *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// Metrics of every rpc.Server of a process, registered once.
+type Metrics struct {
+	handled *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// NewMetrics registers the rpc metrics of service svc on reg.
+func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
+	m := &Metrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_" + svc + "_rpc_handled_total",
+			Help: "Requests answered, by subject suffix and outcome (ok, client_error, error).",
+		}, []string{"method", "outcome"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apitosms_" + svc + "_rpc_duration_seconds",
+			Help:    "Time to answer a request.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
+		}, []string{"method"}),
+	}
+	for _, c := range []prometheus.Collector{m.handled, m.seconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// NewServer returns a server answering as a member of queue group group,
+// with at most concurrency handlers running at once.
+func NewServer(nc *nats.Conn, group string, concurrency int, m *Metrics, log *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		nc: nc, group: group, log: log,
+		sem: make(chan struct{}, concurrency),
+		ctx: ctx, cancel: cancel,
+		handled: m.handled, seconds: m.seconds,
+	}
+}
+
+// Handle registers fn for subject; method names it in metrics and logs.
+func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Context, Req) (Resp, error)) error {
+	sub, err := s.nc.QueueSubscribe(subject, s.group, func(m *nats.Msg) {
+		s.sem <- struct{}{}
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; s.wg.Done() }()
+			s.serve(m, method, func(ctx context.Context, data []byte) (any, error) {
+				var req Req
+				if err := json.Unmarshal(data, &req); err != nil {
+					return nil, apperr.New(400, "bad_request", "malformed request")
+				}
+				return fn(ctx, req)
+			})
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	s.subs = append(s.subs, sub)
+	return nil
+}
+
+func (s *Server) serve(m *nats.Msg, method string, fn func(context.Context, []byte) (any, error)) {
+	start := time.Now()
+	var env envelope
+	outcome := "ok"
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("rpc handler panic", "method", method, "panic", r, "stack", string(debug.Stack()))
+				env.Err, outcome = apperr.ErrInternal, "error"
+			}
+		}()
+		ctx, cancel := context.WithTimeout(s.ctx, DefaultTimeout)
+		defer cancel()
+		resp, err := fn(ctx, m.Data)
+		if err != nil {
+			if e, ok := apperr.As(err); ok {
+				env.Err = e
+				outcome = "client_error"
+				if e.Status >= 500 {
+					outcome = "error"
+				}
+				return
+			}
+			s.log.Error("rpc handler failed", "method", method, "err", err)
+			env.Err, outcome = apperr.ErrInternal, "error"
+			return
+		}
+		data, err := json.Marshal(resp)
+		if err != nil {
+			env.Err, outcome = apperr.ErrInternal, "error"
+			return
+		}
+		env.Data = data
+	}()
+	body, _ := json.Marshal(env)
+	if err := m.Respond(body); err != nil {
+		s.log.Warn("rpc reply failed", "method", method, "err", err)
+	}
+	s.handled.WithLabelValues(method, outcome).Inc()
+	s.seconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+// Close stops taking requests, lets running handlers finish (up to the
+// context's deadline), then cancels what is left.
+func (s *Server) Close(ctx context.Context) {
+	for _, sub := range s.subs {
+		_ = sub.Drain()
+	}
+	for _, sub := range s.subs {
+		for sub.IsValid() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.cancel()
+}

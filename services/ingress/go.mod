@@ -1,0 +1,7 @@
+module github.com/apitosms/apitosms/services/ingress
+
+go 1.26.0
+
+require github.com/apitosms/apitosms/libs v0.0.0
+
+replace github.com/apitosms/apitosms/libs => ../../libs
