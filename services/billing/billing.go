@@ -1,0 +1,155 @@
+// Package billing owns accounts, their API token digests, subscriptions and
+// monthly usage. Over NATS it answers auth (who owns a token), reserve (take
+// from this month's quota, group committed) and release (give back); over
+// HTTP it serves the operator's account endpoints.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/config"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/groupcommit"
+	"github.com/apitosms/apitosms/services/billing/internal/httpapi"
+	"github.com/apitosms/apitosms/services/billing/internal/rpcapi"
+	"github.com/apitosms/apitosms/services/billing/internal/store"
+)
+
+// Config holds billing's settings.
+type Config struct {
+	AdminToken      string        // bearer token of the operator API; empty disables it (a secret)
+	RPCConcurrency  int           // APITOSMS_BILLING_RPC_CONCURRENCY: handlers running at once
+	GroupCommitMax  int           // APITOSMS_BILLING_GROUP_COMMIT_MAX: reservations per transaction
+	CommitTimeout   time.Duration // APITOSMS_BILLING_COMMIT_TIMEOUT: bound of one group commit
+	ShutdownTimeout time.Duration // time in-flight requests get to finish at shutdown
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		RPCConcurrency:  256,
+		GroupCommitMax:  64,
+		CommitTimeout:   5 * time.Second,
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// LoadConfig reads billing's settings (APITOSMS_BILLING_...) over the defaults.
+func LoadConfig(r *config.Reader, c config.Common) Config {
+	d := DefaultConfig()
+	cfg := Config{
+		AdminToken:      c.AdminToken,
+		RPCConcurrency:  r.Int("APITOSMS_BILLING_RPC_CONCURRENCY", d.RPCConcurrency),
+		GroupCommitMax:  r.Int("APITOSMS_BILLING_GROUP_COMMIT_MAX", d.GroupCommitMax),
+		CommitTimeout:   r.Duration("APITOSMS_BILLING_COMMIT_TIMEOUT", d.CommitTimeout),
+		ShutdownTimeout: d.ShutdownTimeout,
+	}
+	if c.ShutdownTimeout > 0 {
+		cfg.ShutdownTimeout = c.ShutdownTimeout
+	}
+	return cfg
+}
+
+// Deps are the shared resources billing uses.
+type Deps struct {
+	Broker     *broker.Broker
+	DB         *bun.DB // billing's own database
+	Names      events.Names
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+}
+
+// Service is a billing replica. Replicas share the database and split
+// requests through the NATS queue group events.GroupBilling.
+type Service struct {
+	cfg        Config
+	deps       Deps
+	store      *store.Store
+	committer  *groupcommit.Committer
+	api        *rpcapi.API
+	admin      *httpapi.Admin
+	rpcMetrics *rpc.Metrics
+}
+
+// New migrates billing's tables and registers its metrics; it starts nothing.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil || deps.Log == nil {
+		return nil, errors.New("billing: Broker, DB, Registerer and Log are required")
+	}
+	d := DefaultConfig()
+	if cfg.RPCConcurrency < 1 {
+		cfg.RPCConcurrency = d.RPCConcurrency
+	}
+	if cfg.GroupCommitMax < 1 {
+		cfg.GroupCommitMax = d.GroupCommitMax
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = d.CommitTimeout
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = d.ShutdownTimeout
+	}
+	st := store.New(deps.DB)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	m, err := rpcapi.NewMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("billing metrics: %w", err)
+	}
+	rm, err := rpc.NewMetrics(deps.Registerer, "billing")
+	if err != nil {
+		return nil, fmt.Errorf("billing rpc metrics: %w", err)
+	}
+	if cfg.AdminToken == "" {
+		deps.Log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN")
+	}
+	reserve := func(ctx context.Context, rs []domain.Reservation) ([]domain.Grant, error) {
+		return st.ReserveBatch(ctx, time.Now(), rs)
+	}
+	c := groupcommit.New(reserve, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
+	return &Service{
+		cfg: cfg, deps: deps, store: st, committer: c,
+		api: rpcapi.New(st, c, m), admin: httpapi.New(st), rpcMetrics: rm,
+	}, nil
+}
+
+// Run answers billing's requests until ctx is done, then stops taking new
+// ones, lets those in flight finish (up to the shutdown timeout) and returns nil.
+func (s *Service) Run(ctx context.Context) error {
+	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
+	committed := make(chan struct{})
+	go func() { defer close(committed); s.committer.Run(commitCtx) }()
+	defer func() { stopCommitter(); <-committed }()
+
+	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupBilling, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
+	closeSrv := func() {
+		c, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		srv.Close(c)
+	}
+	if err := s.api.Register(srv, s.deps.Names); err != nil {
+		closeSrv()
+		return fmt.Errorf("billing: %w", err)
+	}
+	<-ctx.Done()
+	closeSrv()
+	return nil
+}
+
+// Ready reports whether billing's database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// Routes mounts the operator's account endpoints under /admin/v1.
+func (s *Service) Routes(r fiber.Router) { s.admin.Routes(r, s.cfg.AdminToken) }

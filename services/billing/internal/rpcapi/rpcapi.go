@@ -1,0 +1,120 @@
+// Package rpcapi answers billing's NATS requests: auth, reserve, release.
+package rpcapi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/libs/token"
+	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/groupcommit"
+	"github.com/apitosms/apitosms/services/billing/internal/store"
+)
+
+var (
+	errBadCount = apperr.New(http.StatusBadRequest, "bad_request", "count must not be negative")
+	errBadMonth = apperr.New(http.StatusBadRequest, "bad_request", "month must look like 2026-01")
+)
+
+// API holds the handlers.
+type API struct {
+	store     *store.Store
+	committer *groupcommit.Committer
+	metrics   *Metrics
+	now       func() time.Time
+}
+
+// New returns the handlers; reservations go through committer.
+func New(st *store.Store, committer *groupcommit.Committer, m *Metrics) *API {
+	return &API{store: st, committer: committer, metrics: m, now: time.Now}
+}
+
+// Register subscribes the handlers on srv under the subjects of names.
+func (a *API) Register(srv *rpc.Server, names events.Names) error {
+	if err := rpc.Handle(srv, names.BillingAuth(), "auth", a.Auth); err != nil {
+		return err
+	}
+	if err := rpc.Handle(srv, names.BillingReserve(), "reserve", a.Reserve); err != nil {
+		return err
+	}
+	return rpc.Handle(srv, names.BillingRelease(), "release", a.Release)
+}
+
+// Auth describes the account holding the token of req.TokenDigest, or fails
+// with apperr.ErrInvalidToken.
+func (a *API) Auth(ctx context.Context, req events.AuthRequest) (events.AuthReply, error) {
+	if !token.WellFormed(req.TokenDigest) {
+		return events.AuthReply{}, apperr.ErrInvalidToken
+	}
+	now := a.now()
+	info, err := a.store.AuthByDigest(ctx, req.TokenDigest, timestamp.Month(now))
+	if errors.Is(err, sql.ErrNoRows) {
+		return events.AuthReply{}, apperr.ErrInvalidToken
+	}
+	if err != nil {
+		return events.AuthReply{}, err
+	}
+	if !token.Equal(info.TokenDigest, req.TokenDigest) {
+		return events.AuthReply{}, apperr.ErrInvalidToken
+	}
+	return events.AuthReply{
+		AccountID:          info.AccountID,
+		RateLimitPerMinute: domain.RateLimit(info.Subscription),
+		SubscriptionActive: info.Subscription != nil && info.Subscription.Active(now),
+		MonthlyLimit:       domain.Limit(info.Subscription, now),
+		Used:               info.Used,
+	}, nil
+}
+
+// Reserve takes up to req.Count messages from this month's quota (group
+// committed with concurrent reservations). No active subscription grants 0;
+// an unknown account is domain.ErrAccountNotFound.
+func (a *API) Reserve(ctx context.Context, req events.ReserveRequest) (events.ReserveReply, error) {
+	if req.Count < 0 {
+		return events.ReserveReply{}, errBadCount
+	}
+	g, err := a.committer.Reserve(ctx, domain.Reservation{AccountID: req.AccountID, Count: req.Count})
+	if err != nil {
+		return events.ReserveReply{}, err
+	}
+	outcome := OutcomeGranted
+	switch {
+	case !g.SubscriptionActive:
+		outcome = OutcomeNoSubscription
+	case g.Granted == 0 && req.Count > 0:
+		outcome = OutcomeExhausted
+	case g.Granted < req.Count:
+		outcome = OutcomePartial
+	}
+	a.metrics.reservations.WithLabelValues(outcome).Inc()
+	a.metrics.reserved.Add(float64(g.Granted))
+	return events.ReserveReply{
+		Granted: g.Granted, Used: g.Used, Limit: g.Limit, Month: g.Month,
+		SubscriptionActive: g.SubscriptionActive,
+	}, nil
+}
+
+// Release gives back req.Count messages of req.Month (never below 0).
+func (a *API) Release(ctx context.Context, req events.ReleaseRequest) (events.ReleaseReply, error) {
+	if req.Count < 0 {
+		return events.ReleaseReply{}, errBadCount
+	}
+	if _, err := time.Parse("2006-01", req.Month); err != nil {
+		return events.ReleaseReply{}, errBadMonth
+	}
+	if req.Count == 0 {
+		return events.ReleaseReply{}, nil
+	}
+	if err := a.store.Release(ctx, req.AccountID, req.Month, req.Count); err != nil {
+		return events.ReleaseReply{}, err
+	}
+	a.metrics.released.Add(float64(req.Count))
+	return events.ReleaseReply{}, nil
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/services/billing/internal/domain"
+)
+
+// ReserveBatch applies rs in one transaction, in order: each result is what
+// applying that reservation alone, right after the ones before it, would
+// give. Usage never exceeds the limit, also when several processes reserve
+// on one database at once: on PostgreSQL the usage rows are locked (SELECT
+// ... FOR UPDATE, in account order so batches never deadlock); SQLite runs
+// one write transaction at a time. Month is the calendar month of now (UTC).
+// A reservation for an unknown account gets Err domain.ErrAccountNotFound.
+func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Reservation) ([]domain.Grant, error) {
+	month := timestamp.Month(now)
+	ids := make([]int64, 0, len(rs))
+	for _, r := range rs {
+		ids = append(ids, r.AccountID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	grants := make([]domain.Grant, len(rs))
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var known []int64
+		err := tx.NewSelect().Model((*accountModel)(nil)).Column("id").
+			Where("id IN (?)", bun.In(ids)).Order("id").Scan(ctx, &known)
+		if err != nil {
+			return fmt.Errorf("select accounts: %w", err)
+		}
+		limits := make(map[int64]int64, len(known)) // only accounts with an active subscription
+		used := make(map[int64]int64, len(known))
+		if len(known) > 0 {
+			if err := s.loadQuota(ctx, tx, known, month, now, limits, used); err != nil {
+				return err
+			}
+		}
+		before := make(map[int64]int64, len(used))
+		for id, u := range used {
+			before[id] = u
+		}
+		for i, r := range rs {
+			u, ok := used[r.AccountID]
+			if !ok {
+				grants[i] = domain.Grant{Month: month, Err: domain.ErrAccountNotFound}
+				continue
+			}
+			limit, active := limits[r.AccountID]
+			g := domain.Grant{Month: month, Limit: limit, SubscriptionActive: active}
+			if active {
+				g.Granted = domain.Take(u, limit, r.Count)
+				u += int64(g.Granted)
+				used[r.AccountID] = u
+			}
+			g.Used = u
+			grants[i] = g
+		}
+		return s.writeUsage(ctx, tx, month, before, used)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return grants, nil
+}
+
+// loadQuota fills limits (accounts whose subscription is active at now) and
+// used (every account of ids, this month), locking the usage rows.
+func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month string, now time.Time, limits, used map[int64]int64) error {
+	var subs []subscriptionModel
+	if err := tx.NewSelect().Model(&subs).Where("account_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return fmt.Errorf("select subscriptions: %w", err)
+	}
+	for _, m := range subs {
+		if sub := m.domain(); sub.Active(now) {
+			limits[m.AccountID] = sub.MonthlyLimit
+		}
+	}
+	// Make sure every usage row exists so that it can be locked. Rows are
+	// inserted in account order, like the locks below.
+	rows := make([]usageModel, len(ids))
+	for i, id := range ids {
+		rows[i] = usageModel{AccountID: id, Month: month}
+	}
+	if _, err := tx.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("insert usage: %w", err)
+	}
+	var locked []usageModel
+	q := tx.NewSelect().Model(&locked).
+		Where("month = ? AND account_id IN (?)", month, bun.In(ids)).Order("account_id")
+	if s.pg {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return fmt.Errorf("lock usage: %w", err)
+	}
+	for _, m := range locked {
+		used[m.AccountID] = m.Used
+	}
+	return nil
+}
+
+// writeUsage stores the counters that changed, in one statement.
+func (s *Store) writeUsage(ctx context.Context, tx bun.Tx, month string, before, after map[int64]int64) error {
+	var changed []int64
+	for id, u := range after {
+		if before[id] != u {
+			changed = append(changed, id)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	slices.Sort(changed)
+	var q strings.Builder
+	args := make([]any, 0, 2*len(changed)+2)
+	q.WriteString("UPDATE usage SET used = CASE account_id")
+	for _, id := range changed {
+		q.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, after[id])
+	}
+	q.WriteString(" END WHERE month = ? AND account_id IN (?)")
+	args = append(args, month, bun.In(changed))
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("update usage: %w", err)
+	}
+	return nil
+}
+
+// Release gives back count messages of account id's usage in month, never
+// going below 0. Unknown accounts and months are ignored.
+func (s *Store) Release(ctx context.Context, id int64, month string, count int) error {
+	_, err := s.db.NewUpdate().Model((*usageModel)(nil)).
+		Set("used = CASE WHEN used > ? THEN used - ? ELSE 0 END", count, count).
+		Where("account_id = ? AND month = ?", id, month).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("release usage: %w", err)
+	}
+	return nil
+}

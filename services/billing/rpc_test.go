@@ -1,0 +1,267 @@
+package billing_test
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/libs/token"
+)
+
+func auth(t *testing.T, r *replica, n events.Names, digest string) (events.AuthReply, error) {
+	t.Helper()
+	return call[events.AuthRequest, events.AuthReply](t, r.nc, n.BillingAuth(), events.AuthRequest{TokenDigest: digest})
+}
+
+func reserve(t *testing.T, r *replica, n events.Names, id int64, count int) (events.ReserveReply, error) {
+	t.Helper()
+	return call[events.ReserveRequest, events.ReserveReply](t, r.nc, n.BillingReserve(),
+		events.ReserveRequest{AccountID: id, Count: count})
+}
+
+func mustReserve(t *testing.T, r *replica, n events.Names, id int64, count int) events.ReserveReply {
+	t.Helper()
+	rep, err := reserve(t, r, n, id, count)
+	if err != nil {
+		t.Fatalf("reserve %d: %v", count, err)
+	}
+	return rep
+}
+
+func TestAuth(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		r := startReplica(t, b)
+		n := b.Names
+		a := r.createAccount(t)
+		other := r.createAccount(t)
+
+		got, err := auth(t, r, n, token.Digest(a.Token))
+		if err != nil {
+			t.Fatalf("auth: %v", err)
+		}
+		want := events.AuthReply{AccountID: a.ID, RateLimitPerMinute: 60}
+		if got != want {
+			t.Fatalf("auth without subscription = %+v, want %+v", got, want)
+		}
+		if got, _ := auth(t, r, n, token.Digest(other.Token)); got.AccountID != other.ID {
+			t.Fatalf("other token authenticated as %d, want %d", got.AccountID, other.ID)
+		}
+
+		r.subscribe(t, a, map[string]any{"plan": "pro", "monthlyLimit": 500, "rateLimitPerMinute": 30})
+		mustReserve(t, r, n, a.ID, 7)
+		got, _ = auth(t, r, n, token.Digest(a.Token))
+		want = events.AuthReply{AccountID: a.ID, RateLimitPerMinute: 30, SubscriptionActive: true, MonthlyLimit: 500, Used: 7}
+		if got != want {
+			t.Fatalf("auth with subscription = %+v, want %+v", got, want)
+		}
+
+		for name, digest := range map[string]string{
+			"unknown":   token.Digest(token.New()),
+			"raw token": a.Token[:63] + "g",
+			"malformed": "not-a-digest",
+			"empty":     "",
+		} {
+			_, err := auth(t, r, n, digest)
+			if name == "raw token" && err == nil {
+				t.Fatalf("a token that is not a digest authenticated")
+			}
+			wantCode(t, err, "invalid_token")
+		}
+
+		out := r.admin(t, "POST", a.path+"/rotate-token", nil, 200)
+		fresh := out["apiToken"].(string)
+		if _, err := auth(t, r, n, token.Digest(a.Token)); err == nil {
+			t.Fatal("old token still works after rotation")
+		} else {
+			wantCode(t, err, "invalid_token")
+		}
+		if got, err := auth(t, r, n, token.Digest(fresh)); err != nil || got.AccountID != a.ID {
+			t.Fatalf("new token: %+v, %v", got, err)
+		}
+
+		// An expired subscription is not active and grants nothing.
+		past := timestamp.Format(time.Now().Add(-time.Hour))
+		sub := r.subscribe(t, a, map[string]any{"plan": "old", "monthlyLimit": 500, "expiresAt": past})
+		if sub["active"] != false || sub["expiresAt"] != past {
+			t.Fatalf("expired subscription shown as %v", sub)
+		}
+		got, _ = auth(t, r, n, token.Digest(fresh))
+		if got.SubscriptionActive || got.MonthlyLimit != 0 || got.RateLimitPerMinute != 60 {
+			t.Fatalf("auth with expired subscription = %+v", got)
+		}
+		if rep := mustReserve(t, r, n, a.ID, 1); rep.Granted != 0 || rep.SubscriptionActive {
+			t.Fatalf("reserve with expired subscription = %+v", rep)
+		}
+	})
+}
+
+func TestReserveSequence(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		r := startReplica(t, b)
+		n := b.Names
+		a := r.createAccount(t)
+		month := timestamp.Month(time.Now())
+
+		if rep := mustReserve(t, r, n, a.ID, 5); rep != (events.ReserveReply{Month: month}) {
+			t.Fatalf("reserve without subscription = %+v", rep)
+		}
+		r.subscribe(t, a, map[string]any{"plan": "small", "monthlyLimit": 10})
+		steps := []struct {
+			count, granted int
+			used           int64
+		}{
+			{7, 7, 7},  // all granted
+			{5, 3, 10}, // partial: only 3 remain
+			{1, 0, 10}, // exhausted
+			{0, 0, 10}, // asking for nothing
+		}
+		for i, s := range steps {
+			rep := mustReserve(t, r, n, a.ID, s.count)
+			want := events.ReserveReply{Granted: s.granted, Used: s.used, Limit: 10, Month: month, SubscriptionActive: true}
+			if rep != want {
+				t.Fatalf("step %d: reserve %d = %+v, want %+v", i, s.count, rep, want)
+			}
+		}
+
+		release := func(count int) {
+			t.Helper()
+			_, err := call[events.ReleaseRequest, events.ReleaseReply](t, r.nc, n.BillingRelease(),
+				events.ReleaseRequest{AccountID: a.ID, Count: count, Month: month})
+			if err != nil {
+				t.Fatalf("release: %v", err)
+			}
+		}
+		release(4)
+		if rep := mustReserve(t, r, n, a.ID, 5); rep.Granted != 4 || rep.Used != 10 {
+			t.Fatalf("after releasing 4, reserve 5 = %+v", rep)
+		}
+		release(1000) // never below zero
+		if got, _ := auth(t, r, n, token.Digest(a.Token)); got.Used != 0 {
+			t.Fatalf("used after releasing too much = %d, want 0", got.Used)
+		}
+		_, err := call[events.ReleaseRequest, events.ReleaseReply](t, r.nc, n.BillingRelease(),
+			events.ReleaseRequest{AccountID: a.ID, Count: 1, Month: "last month"})
+		wantCode(t, err, "bad_request")
+
+		r.admin(t, "DELETE", a.path+"/subscription", nil, 200)
+		if rep := mustReserve(t, r, n, a.ID, 1); rep.Granted != 0 || rep.SubscriptionActive || rep.Limit != 0 {
+			t.Fatalf("reserve after subscription ended = %+v", rep)
+		}
+
+		_, err = reserve(t, r, n, a.ID+1000, 1)
+		wantCode(t, err, "account_not_found")
+		_, err = reserve(t, r, n, a.ID, -1)
+		wantCode(t, err, "bad_request")
+
+		if v := counterSum(t, r.reg, "apitosms_billing_reserved_messages_total"); v != 11 {
+			t.Fatalf("reserved messages metric = %v, want 11", v)
+		}
+	})
+}
+
+// TestReserveConcurrent: 40 callers racing for one quota, through one
+// replica or two replicas sharing the database, get exactly the quota.
+func TestReserveConcurrent(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		for _, replicas := range []int{1, 2} {
+			rs := []*replica{startReplica(t, b)}
+			if replicas == 2 {
+				rs = append(rs, startReplica(t, b))
+			}
+			n := b.Names
+			a := rs[0].createAccount(t)
+			const limit = 1000
+			rs[0].subscribe(t, a, map[string]any{"plan": "p", "monthlyLimit": limit})
+
+			var granted, calls atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, 40)
+			for g := range 40 {
+				wg.Go(func() {
+					rnd := rand.New(rand.NewPCG(uint64(g), uint64(replicas)))
+					for {
+						count := 1 + rnd.IntN(40)
+						rep, err := reserve(t, rs[g%len(rs)], n, a.ID, count)
+						if err != nil {
+							errs <- err
+							return
+						}
+						calls.Add(1)
+						if rep.Used > limit || rep.Granted > count || rep.Granted < 0 {
+							t.Errorf("reserve %d = %+v", count, rep)
+						}
+						granted.Add(int64(rep.Granted))
+						if rep.Granted < count {
+							return // the quota is exhausted
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("reserve: %v", err)
+			}
+			if granted.Load() != limit {
+				t.Fatalf("%d replicas: granted %d in total, want exactly %d", replicas, granted.Load(), limit)
+			}
+			if got, _ := auth(t, rs[0], n, token.Digest(a.Token)); got.Used != limit {
+				t.Fatalf("%d replicas: used = %d, want %d", replicas, got.Used, limit)
+			}
+			var batched uint64
+			for i, r := range rs {
+				served := counterSum(t, r.reg, "apitosms_billing_reservations_total")
+				if served == 0 {
+					t.Fatalf("replica %d served no reservation", i)
+				}
+				batched += histogramCount(t, r.reg, "apitosms_billing_group_commit_size")
+			}
+			if batched == 0 || batched > uint64(calls.Load()) {
+				t.Fatalf("%d group commits for %d reservations", batched, calls.Load())
+			}
+			t.Logf("%d replicas: %d reservations in %d transactions", replicas, calls.Load(), batched)
+		}
+	})
+}
+
+// counterSum sums every series of the counter named name in reg.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}

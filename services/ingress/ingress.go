@@ -1,0 +1,103 @@
+// Package ingress is the public edge of the SMS queue: the token endpoints
+// queue, get_messages and status (contract §1-§4). It owns no tables; it owns
+// the shared rate-limit windows and the Idempotency-Key memory (NATS
+// key-value buckets) and publishes accepted messages to the accepted stream.
+package ingress
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/config"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/services/ingress/internal/httpapi"
+	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
+	"github.com/apitosms/apitosms/services/ingress/internal/publish"
+	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
+)
+
+// Config holds the ingress settings.
+type Config struct {
+	MaxBatch         int           // APITOSMS_INGRESS_MAX_BATCH: items per request (contract: 1000)
+	MaxBodyBytes     int           // APITOSMS_INGRESS_MAX_BODY_BYTES (contract: 8 MiB)
+	RequestTimeout   time.Duration // APITOSMS_INGRESS_REQUEST_TIMEOUT
+	IdempotencyLease time.Duration // APITOSMS_INGRESS_IDEMPOTENCY_LEASE: how long a crashed request blocks its key
+	Replicas         int           // bucket replicas (from APITOSMS_STREAM_REPLICAS)
+}
+
+// DefaultConfig returns the contract's limits.
+func DefaultConfig() Config {
+	return Config{
+		MaxBatch:         1000,
+		MaxBodyBytes:     8 << 20,
+		RequestTimeout:   15 * time.Second,
+		IdempotencyLease: 30 * time.Second,
+		Replicas:         1,
+	}
+}
+
+// LoadConfig reads the ingress settings from the environment.
+func LoadConfig(r *config.Reader, c config.Common) Config {
+	d := DefaultConfig()
+	return Config{
+		MaxBatch:         r.Int("APITOSMS_INGRESS_MAX_BATCH", d.MaxBatch),
+		MaxBodyBytes:     r.Int("APITOSMS_INGRESS_MAX_BODY_BYTES", d.MaxBodyBytes),
+		RequestTimeout:   r.Duration("APITOSMS_INGRESS_REQUEST_TIMEOUT", d.RequestTimeout),
+		IdempotencyLease: r.Duration("APITOSMS_INGRESS_IDEMPOTENCY_LEASE", d.IdempotencyLease),
+		Replicas:         c.Replicas,
+	}
+}
+
+// Deps are what ingress runs on.
+type Deps struct {
+	Broker     *broker.Broker
+	Names      events.Names
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+}
+
+// Service is a running ingress.
+type Service struct {
+	api    *httpapi.API
+	broker *broker.Broker
+}
+
+// New opens the rate-limit and idempotency buckets.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	limiter, err := ratelimit.Open(ctx, deps.Broker.JS, deps.Names.RateLimitBucket(), cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	idem, err := idempotency.Open(ctx, deps.Broker.JS, deps.Names.IdempotencyBucket(), cfg.Replicas, cfg.IdempotencyLease)
+	if err != nil {
+		return nil, err
+	}
+	pub := publish.New(deps.Broker.JS, deps.Names.AcceptedSubject(), deps.Broker.Conn.MaxPayload())
+	api, err := httpapi.New(deps.Broker.Conn, deps.Names, limiter, idem, pub, httpapi.Settings{
+		MaxBatch:       cfg.MaxBatch,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout,
+	}, deps.Registerer, deps.Log.With("service", "ingress"))
+	if err != nil {
+		return nil, err
+	}
+	return &Service{api: api, broker: deps.Broker}, nil
+}
+
+// Routes mounts the token endpoints.
+func (s *Service) Routes(r fiber.Router) { s.api.Routes(r) }
+
+// Run has no background work: ingress only answers HTTP. It returns when
+// ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Ready reports whether the broker answers.
+func (s *Service) Ready(ctx context.Context) error { return s.broker.Ready(ctx) }

@@ -1,0 +1,169 @@
+// Package batch parses and validates the body of a queue request (contract
+// §2): a JSON array of items or one bare item, each checked on its own so one
+// bad item never spoils the rest.
+package batch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+)
+
+// Item errors, worded as in the contract.
+const (
+	ErrInvalidPhone    = "Invalid phone format"
+	ErrMessageRequired = "Message is required"
+	ErrMessageTooLong  = "Message too long (max 1000 characters)"
+	ErrInvalidUTF8     = "Message must be valid UTF-8"
+	ErrInvalidItem     = "Invalid item"
+	ErrQuotaExceeded   = "SMS limit exceeded for this month"
+)
+
+// MaxMessageRunes is the longest message, in Unicode code points.
+const MaxMessageRunes = 1000
+
+// ErrEmptyBatch is the answer to an empty array.
+var ErrEmptyBatch = apperr.New(http.StatusBadRequest, "empty_batch", "No messages given")
+
+// TooLarge is the answer to more than max items.
+func TooLarge(max int) *apperr.Error {
+	return apperr.New(http.StatusRequestEntityTooLarge, "batch_too_large",
+		fmt.Sprintf("Too many messages in one request (max %d)", max))
+}
+
+// Valid is an item that passed validation.
+type Valid struct {
+	Index int
+	Phone string // normalized
+	Text  string
+}
+
+// Result is a parsed request: valid items and per-item errors, both in index order.
+type Result struct {
+	Valid  []Valid
+	Errors []events.IndexError
+}
+
+// item is one element as sent; pointers tell absent from empty, RawMessage
+// keeps wrong types from failing the whole body.
+type item struct {
+	Phone   json.RawMessage `json:"phone"`
+	Message json.RawMessage `json:"message"`
+	Text    json.RawMessage `json:"text"`
+}
+
+// Parse decodes body and validates every item. A body that is not a JSON
+// array or object is ErrInvalidJSON; an empty array ErrEmptyBatch; more than
+// maxItems TooLarge.
+func Parse(body []byte, maxItems int) (Result, error) {
+	trimmed := bytes.TrimSpace(body)
+	var raws []json.RawMessage
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return Result{}, apperr.ErrInvalidJSON
+		}
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		if !json.Valid(trimmed) {
+			return Result{}, apperr.ErrInvalidJSON
+		}
+		raws = []json.RawMessage{trimmed}
+	default:
+		return Result{}, apperr.ErrInvalidJSON
+	}
+	if len(raws) == 0 {
+		return Result{}, ErrEmptyBatch
+	}
+	if len(raws) > maxItems {
+		return Result{}, TooLarge(maxItems)
+	}
+	res := Result{Valid: make([]Valid, 0, len(raws))}
+	for i, raw := range raws {
+		v, msg := check(raw)
+		if msg != "" {
+			res.Errors = append(res.Errors, events.IndexError{Index: i, Error: msg})
+			continue
+		}
+		v.Index = i
+		res.Valid = append(res.Valid, v)
+	}
+	return res, nil
+}
+
+func check(raw json.RawMessage) (Valid, string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return Valid{}, ErrInvalidItem
+	}
+	var it item
+	if err := json.Unmarshal(raw, &it); err != nil {
+		return Valid{}, ErrInvalidItem
+	}
+	phone, ok := asString(it.Phone)
+	if !ok {
+		return Valid{}, ErrInvalidPhone
+	}
+	phone, ok = NormalizePhone(phone)
+	if !ok {
+		return Valid{}, ErrInvalidPhone
+	}
+	// "message" wins when both are present.
+	textRaw := it.Message
+	if textRaw == nil {
+		textRaw = it.Text
+	}
+	if !utf8.Valid(textRaw) {
+		return Valid{}, ErrInvalidUTF8
+	}
+	text, ok := asString(textRaw)
+	if !ok || strings.TrimSpace(text) == "" {
+		return Valid{}, ErrMessageRequired
+	}
+	if utf8.RuneCountInString(text) > MaxMessageRunes {
+		return Valid{}, ErrMessageTooLong
+	}
+	return Valid{Phone: phone, Text: text}, ""
+}
+
+// asString decodes a JSON string; absent, null or another type is not ok.
+func asString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// NormalizePhone removes spaces, '-', '.', '(' and ')' and reports whether
+// what remains is 6-20 digits, optionally after a leading '+'.
+func NormalizePhone(s string) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ' ', '\t', '-', '.', '(', ')':
+		default:
+			b.WriteByte(c)
+		}
+	}
+	p := b.String()
+	digits := strings.TrimPrefix(p, "+")
+	if len(digits) < 6 || len(digits) > 20 {
+		return "", false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", false
+		}
+	}
+	return p, true
+}

@@ -1,0 +1,131 @@
+// Package httpapi serves the token endpoints of contract §1-§4: queue,
+// get_messages and status. It authenticates through billing, counts the
+// request in the shared rate-limit window, and then hands the work to the
+// owning service: billing reserves quota, the accepted stream takes the
+// messages, queue claims them, status applies reports.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/token"
+	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
+	"github.com/apitosms/apitosms/services/ingress/internal/publish"
+	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
+)
+
+// Settings are the limits of the API.
+type Settings struct {
+	MaxBatch       int           // most items in one queue or status request
+	MaxBodyBytes   int           // largest body
+	RequestTimeout time.Duration // bound on the work behind one request
+}
+
+// API holds what the handlers need.
+type API struct {
+	nc        *nats.Conn
+	names     events.Names
+	limiter   *ratelimit.Limiter
+	idem      *idempotency.Store
+	publisher *publish.Publisher
+	set       Settings
+	log       *slog.Logger
+	m         *metrics
+}
+
+// New returns the API.
+func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *idempotency.Store,
+	publisher *publish.Publisher, set Settings, reg prometheus.Registerer, log *slog.Logger) (*API, error) {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, set: set, log: log, m: m}, nil
+}
+
+// Routes mounts the endpoints.
+func (a *API) Routes(r fiber.Router) {
+	r.Post("/api/:token/queue", a.queue)
+	r.Get("/api/:token/get_messages", a.getMessages)
+	r.Post("/api/:token/get_messages", a.getMessages)
+	r.Post("/api/:token/status", a.status)
+}
+
+var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")
+
+// authenticate resolves the token to an account and takes one request from
+// its rate-limit window, setting the rate-limit headers.
+func (a *API) authenticate(ctx context.Context, c *fiber.Ctx) (events.AuthReply, error) {
+	tok := c.Params("token")
+	if !token.WellFormed(tok) {
+		return events.AuthReply{}, apperr.ErrInvalidToken
+	}
+	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
+		events.AuthRequest{TokenDigest: token.Digest(tok)})
+	if err != nil {
+		return auth, err
+	}
+	d, err := a.limiter.Allow(ctx, auth.AccountID, auth.RateLimitPerMinute)
+	if err != nil {
+		return auth, err
+	}
+	c.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	c.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	c.Set("X-RateLimit-Reset", strconv.Itoa(seconds(d.Reset)))
+	if !d.Allowed {
+		a.m.rateLimited.Inc()
+		retry := max(seconds(d.Reset), 1)
+		return auth, errRateLimited.With("retryAfter", retry).WithHeader("Retry-After", strconv.Itoa(retry))
+	}
+	return auth, nil
+}
+
+// seconds rounds up to whole seconds.
+func seconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}
+
+func (a *API) timeout(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), a.set.RequestTimeout)
+}
+
+type metrics struct {
+	accepted    prometheus.Counter
+	rateLimited prometheus.Counter
+	replays     prometheus.Counter
+	quotaCut    prometheus.Counter
+	claimed     prometheus.Counter
+	reports     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
+		replays:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
+		quotaCut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
+		claimed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
+		reports:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
+	}
+	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.claimed, m.reports} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

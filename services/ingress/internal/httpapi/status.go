@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/ingress/internal/batch"
+)
+
+// MaxDeviceRunes is the longest device name kept.
+const MaxDeviceRunes = 15
+
+var errMessagesNotArray = apperr.New(http.StatusBadRequest, "invalid_body", "messages must be an array")
+
+// Entry errors of a status request decided here; the status service decides
+// the rest ("Unknown hash", "Status already final").
+const (
+	errEntryInvalid  = "Invalid item"
+	errUnknownHash   = "Unknown hash"
+	errInvalidStatus = "Invalid status"
+)
+
+type statusResponse struct {
+	OK      bool                `json:"ok"`
+	Updated int                 `json:"updated"`
+	Errors  []events.IndexError `json:"errors"`
+}
+
+// status applies delivery reports (contract §4).
+func (a *API) status(c *fiber.Ctx) error {
+	ctx, cancel := a.timeout(c)
+	defer cancel()
+	auth, err := a.authenticate(ctx, c)
+	if err != nil {
+		return err
+	}
+	raw, err := a.body(c)
+	if err != nil {
+		return err
+	}
+	req, errs, err := parseStatus(raw, a.set.MaxBatch)
+	if err != nil {
+		return err
+	}
+	req.AccountID = auth.AccountID
+	a.m.reports.Add(float64(len(req.Reports) + len(errs)))
+	updated := 0
+	if len(req.Reports) > 0 {
+		res, err := rpc.Call[events.ApplyRequest, events.ApplyReply](ctx, a.nc, a.names.StatusApply(), req)
+		if err != nil {
+			return err
+		}
+		updated = res.Updated
+		errs = append(errs, res.Errors...)
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Index < errs[j].Index })
+	if errs == nil {
+		errs = []events.IndexError{}
+	}
+	return c.JSON(statusResponse{OK: true, Updated: updated, Errors: errs})
+}
+
+// parseStatus checks the shape of a status body; entries that cannot be
+// applied at all get their error here.
+func parseStatus(raw []byte, maxEntries int) (events.ApplyRequest, []events.IndexError, error) {
+	var body struct {
+		Device   json.RawMessage `json:"device"`
+		Messages json.RawMessage `json:"messages"`
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if json.Valid(trimmed) {
+			return events.ApplyRequest{}, nil, errMessagesNotArray
+		}
+		return events.ApplyRequest{}, nil, apperr.ErrInvalidJSON
+	}
+	if err := json.Unmarshal(trimmed, &body); err != nil {
+		return events.ApplyRequest{}, nil, apperr.ErrInvalidJSON
+	}
+	var entries []json.RawMessage
+	if m := bytes.TrimSpace(body.Messages); len(m) == 0 || m[0] != '[' || json.Unmarshal(m, &entries) != nil {
+		return events.ApplyRequest{}, nil, errMessagesNotArray
+	}
+	if len(entries) > maxEntries {
+		return events.ApplyRequest{}, nil, batch.TooLarge(maxEntries)
+	}
+	req := events.ApplyRequest{Device: device(body.Device), Reports: make([]events.ApplyReport, 0, len(entries))}
+	var errs []events.IndexError
+	for i, e := range entries {
+		var entry struct {
+			Hash   json.RawMessage `json:"hash"`
+			Status json.RawMessage `json:"status"`
+		}
+		if e = bytes.TrimSpace(e); len(e) == 0 || e[0] != '{' || json.Unmarshal(e, &entry) != nil {
+			errs = append(errs, events.IndexError{Index: i, Error: errEntryInvalid})
+			continue
+		}
+		var hash string
+		if json.Unmarshal(entry.Hash, &hash) != nil || hash == "" {
+			errs = append(errs, events.IndexError{Index: i, Error: errUnknownHash})
+			continue
+		}
+		var status int
+		if json.Unmarshal(entry.Status, &status) != nil {
+			errs = append(errs, events.IndexError{Index: i, Error: errInvalidStatus})
+			continue
+		}
+		req.Reports = append(req.Reports, events.ApplyReport{Index: i, Hash: hash, Status: status})
+	}
+	return req, errs, nil
+}
+
+// device is the phone's name cut to 15 characters; a name of the wrong type
+// is dropped rather than failing the report.
+func device(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	if utf8.RuneCountInString(s) > MaxDeviceRunes {
+		r := []rune(s)
+		s = string(r[:MaxDeviceRunes])
+	}
+	return s
+}

@@ -1,0 +1,186 @@
+// Package idempotency remembers the response to a queue request sent with an
+// Idempotency-Key, for 24 hours, in a NATS key-value bucket every ingress
+// replica shares, so a retry returns the first response and queues nothing new.
+//
+// A request first takes a lease on its key. If its process dies before the
+// response is stored, a retry takes the lease over once it expired and reuses
+// the lease's request id: message hashes and publish ids derive from it, so
+// whatever the dead process already published is deduplicated by the stream
+// instead of queued twice.
+package idempotency
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+)
+
+// TTL is how long a key is remembered.
+const TTL = 24 * time.Hour
+
+// ErrInvalidKey answers a malformed Idempotency-Key.
+var ErrInvalidKey = apperr.New(http.StatusBadRequest, "invalid_idempotency_key",
+	"Idempotency-Key must be 1-255 printable characters")
+
+// ErrInProgress answers a retry that arrives while the first request still runs.
+var ErrInProgress = apperr.New(http.StatusConflict, "idempotency_in_progress",
+	"A request with this Idempotency-Key is still being processed; retry shortly")
+
+// ValidKey reports whether k is 1-255 printable ASCII characters.
+func ValidKey(k string) bool {
+	if len(k) < 1 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// record is what the bucket holds for a key.
+type record struct {
+	State      string          `json:"state"` // "pending" or "done"
+	RequestID  string          `json:"requestId"`
+	LeaseUntil time.Time       `json:"leaseUntil,omitzero"`
+	Status     int             `json:"status,omitempty"`
+	Body       json.RawMessage `json:"body,omitempty"`
+}
+
+// Store is the shared memory of keys.
+type Store struct {
+	kv    jetstream.KeyValue
+	lease time.Duration
+	wait  time.Duration
+}
+
+// Open creates or opens the bucket (file storage: a remembered response
+// survives restarts).
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, lease time.Duration) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  1,
+		TTL:      TTL,
+		Storage:  jetstream.FileStorage,
+		Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("idempotency bucket: %w", err)
+	}
+	return &Store{kv: kv, lease: lease, wait: min(lease, 5*time.Second)}, nil
+}
+
+// Lease is held by the request that processes a key.
+type Lease struct {
+	key       string
+	rev       uint64
+	RequestID string // stable across a takeover: derive hashes and publish ids from it
+}
+
+// Replay is a stored response.
+type Replay struct {
+	Status int
+	Body   []byte
+}
+
+// Acquire returns either a Replay of the first response, or a Lease that
+// makes the caller the one processing the key. While another live request
+// holds the key, it waits for it up to the lease time, then gives up with
+// ErrInProgress.
+func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay, *Lease, error) {
+	k := storageKey(account, key)
+	deadline := time.Now().Add(s.wait)
+	pause := 5 * time.Millisecond
+	for {
+		rec := record{State: "pending", RequestID: newID(), LeaseUntil: time.Now().Add(s.lease)}
+		rev, err := s.kv.Create(ctx, k, mustJSON(rec))
+		if err == nil {
+			return nil, &Lease{key: k, rev: rev, RequestID: rec.RequestID}, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, nil, fmt.Errorf("idempotency create: %w", err)
+		}
+		entry, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile: try to create again
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("idempotency read: %w", err)
+		}
+		var cur record
+		if err := json.Unmarshal(entry.Value(), &cur); err != nil {
+			return nil, nil, fmt.Errorf("idempotency record: %w", err)
+		}
+		if cur.State == "done" {
+			return &Replay{Status: cur.Status, Body: cur.Body}, nil, nil
+		}
+		if time.Now().After(cur.LeaseUntil) {
+			// The holder died: take over with its request id.
+			next := record{State: "pending", RequestID: cur.RequestID, LeaseUntil: time.Now().Add(s.lease)}
+			rev, err := s.kv.Update(ctx, k, mustJSON(next), entry.Revision())
+			if err == nil {
+				return nil, &Lease{key: k, rev: rev, RequestID: next.RequestID}, nil
+			}
+			continue // someone else took it over first
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, ErrInProgress
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 100*time.Millisecond)
+	}
+}
+
+// Complete stores the response of the leased key.
+func (s *Store) Complete(ctx context.Context, l *Lease, status int, body []byte) error {
+	rec := record{State: "done", RequestID: l.RequestID, Status: status, Body: body}
+	if _, err := s.kv.Update(ctx, l.key, mustJSON(rec), l.rev); err != nil {
+		return fmt.Errorf("idempotency complete: %w", err)
+	}
+	return nil
+}
+
+// Release forgets the leased key, so a retry is processed afresh (used when
+// the request failed before anything was queued).
+func (s *Store) Release(ctx context.Context, l *Lease) error {
+	if err := s.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+		return fmt.Errorf("idempotency release: %w", err)
+	}
+	return nil
+}
+
+// storageKey never contains the client's key verbatim.
+func storageKey(account int64, key string) string {
+	sum := sha256.Sum256([]byte(strconv.FormatInt(account, 10) + "\x00" + key))
+	return hex.EncodeToString(sum[:20])
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

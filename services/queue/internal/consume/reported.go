@@ -1,0 +1,60 @@
+package consume
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/services/queue/internal/catchup"
+	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// Reported applies ReportedBatch events so a message with a final status is
+// never handed out. One Reported serves one consumer.
+type Reported struct {
+	st      *store.Store
+	wait    *catchup.Waiter
+	m       *metrics.Metrics
+	log     *slog.Logger
+	reports []store.Report
+}
+
+// NewReported returns the handler applying reports to st. It waits on wait
+// before applying, so the reported messages' rows are stored.
+func NewReported(st *store.Store, wait *catchup.Waiter, m *metrics.Metrics, log *slog.Logger) *Reported {
+	return &Reported{st: st, wait: wait, m: m, log: log}
+}
+
+// Handle sets the reported messages still new or initiated to their final
+// status, in one transaction. A report can only name a message the status
+// service had accepted, so waiting for queue ingestion to catch up with the
+// accepted stream first guarantees the row is there to update. Idempotent.
+func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
+	r.reports = r.reports[:0]
+	for _, msg := range batch {
+		var ev events.ReportedBatch
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return fmt.Errorf("decode reported batch: %w", err)
+		}
+		for _, it := range ev.Items {
+			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Hash: it.Hash, Status: it.Status})
+		}
+	}
+	if len(r.reports) == 0 {
+		return nil
+	}
+	if _, err := r.wait.Wait(ctx); err != nil {
+		return err
+	}
+	n, err := r.st.ApplyReports(ctx, r.reports)
+	if err != nil {
+		return err
+	}
+	r.m.Reported.Add(float64(n))
+	return nil
+}

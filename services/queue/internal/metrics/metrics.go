@@ -1,0 +1,46 @@
+// Package metrics declares the queue service's own Prometheus metrics.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the queue service. No label carries an account, phone or hash.
+type Metrics struct {
+	Ingested   prometheus.Counter   // messages newly stored
+	Claimed    prometheus.Counter   // messages handed out
+	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
+	Collisions prometheus.Counter   // messages stored under a replacement hash
+	Reported   prometheus.Counter   // messages set final by delivery reports
+}
+
+// New registers the metrics on reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Ingested: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_ingested_messages_total",
+			Help: "Accepted messages stored in the queue (redeliveries not counted).",
+		}),
+		Claimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_claimed_messages_total",
+			Help: "Messages handed out to phones.",
+		}),
+		ClaimWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "apitosms_queue_claim_wait_seconds",
+			Help:    "Time a claim waited for ingestion to catch up with the accepted stream (read-your-writes).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
+		}),
+		Collisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_hash_collisions_total",
+			Help: "Messages whose hash was taken and which were stored under a replacement hash.",
+		}),
+		Reported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_reported_messages_total",
+			Help: "Queued messages set to a final status by delivery reports.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.Collisions, m.Reported} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,64 @@
+// Package rpcapi answers the queue's NATS requests.
+package rpcapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/queue/internal/catchup"
+	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// MaxClaim is the most messages one claim hands out (contract §3).
+const MaxClaim = 200
+
+var errBadAccount = apperr.New(http.StatusBadRequest, "bad_request", "accountId must be positive")
+
+// Claims answers ClaimRequest.
+type Claims struct {
+	st   *store.Store
+	wait *catchup.Waiter
+	m    *metrics.Metrics
+}
+
+// NewClaims returns the claim handler.
+func NewClaims(st *store.Store, wait *catchup.Waiter, m *metrics.Metrics) *Claims {
+	return &Claims{st: st, wait: wait, m: m}
+}
+
+// Register serves Claim on n.QueueClaim().
+func (c *Claims) Register(srv *rpc.Server, n events.Names) error {
+	return rpc.Handle(srv, n.QueueClaim(), "claim", c.Claim)
+}
+
+// Claim hands out up to req.Limit (clamped to 1..MaxClaim) of the account's
+// oldest new messages, oldest first, marking them initiated. It first waits
+// until every message accepted before the call is stored (read-your-writes);
+// if ingestion does not catch up in time it returns apperr.ErrUnavailable.
+// The reply's Messages is never nil.
+func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.ClaimReply, error) {
+	if req.AccountID <= 0 {
+		return events.ClaimReply{}, errBadAccount
+	}
+	limit := min(max(req.Limit, 1), MaxClaim)
+	waited, err := c.wait.Wait(ctx)
+	c.m.ClaimWait.Observe(waited.Seconds())
+	if err != nil {
+		return events.ClaimReply{}, err
+	}
+	claimed, err := c.st.Claim(ctx, req.AccountID, limit, time.Now())
+	if err != nil {
+		return events.ClaimReply{}, err
+	}
+	out := make([]events.ClaimedSMS, len(claimed))
+	for i, m := range claimed {
+		out[i] = events.ClaimedSMS{Phone: m.Phone, Text: m.Text, Hash: m.Hash}
+	}
+	c.m.Claimed.Add(float64(len(out)))
+	return events.ClaimReply{Messages: out}, nil
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Claimed is a message handed out by Claim.
+type Claimed struct {
+	Pos   int64
+	Phone string
+	Text  string
+	Hash  string
+}
+
+// Claim marks up to limit of the account's oldest new messages initiated and
+// returns them oldest first, in one statement backed by the partial claim
+// index. Concurrent claims, from this process or another replica on the same
+// PostgreSQL database, never return the same message: PostgreSQL skips rows
+// another claim has locked; SQLite serialises writers.
+func (s *Store) Claim(ctx context.Context, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+	if s.pg {
+		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, limit))
+	}
+	// On SQLite an explicit (immediate) transaction takes the write lock
+	// before reading, so a writer on another connection makes the claim wait
+	// instead of failing on a stale snapshot.
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	out, err := scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, limit))
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim: commit: %w", err)
+	}
+	return out, nil
+}
+
+// scanClaimed reads claimed rows and sorts them by position.
+func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	defer rows.Close()
+	var out []Claimed
+	for rows.Next() {
+		var c Claimed
+		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &c.Hash); err != nil {
+			return nil, fmt.Errorf("claim: scan: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	// RETURNING order is unspecified.
+	slices.SortFunc(out, func(a, b Claimed) int { return cmp.Compare(a.Pos, b.Pos) })
+	return out, nil
+}
+
+// claimSQLite relies on SQLite's single writer: the subquery and the update
+// run under one write lock.
+const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 ORDER BY pos LIMIT ?)
+RETURNING pos, phone, text, hash`
+
+// claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
+// The pick is a CTE rather than an IN subquery so that it is evaluated
+// exactly once (a re-evaluated LIMIT subquery could pick more rows than
+// asked); a CTE with FOR UPDATE is always materialised.
+const claimPostgres = `WITH picked AS (
+    SELECT pos FROM messages WHERE account_id = $2 AND status = 0
+    ORDER BY pos LIMIT $3 FOR UPDATE SKIP LOCKED
+)
+UPDATE messages m SET status = 1, claimed_at = $1
+FROM picked WHERE m.pos = picked.pos AND m.status = 0
+RETURNING m.pos, m.phone, m.text, m.hash`

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Report is a final status (StatusSent or StatusFailed) the status service
+// applied to the account's message with this hash.
+type Report struct {
+	AccountID int64
+	Hash      string
+	Status    int
+}
+
+// reportChunk bounds the hashes of one UPDATE statement.
+const reportChunk = 1000
+
+// ApplyReports sets each reported message of its account that is still new
+// or initiated to its final status, in one transaction, so it is never
+// handed out again. Messages already final, unknown hashes and other
+// accounts' messages are left alone; reports with a status other than sent or
+// failed are ignored. It is idempotent and returns the rows changed.
+func (s *Store) ApplyReports(ctx context.Context, reports []Report) (int64, error) {
+	type key struct {
+		account int64
+		status  int
+	}
+	groups := make(map[key][]string)
+	var order []key
+	for _, r := range reports {
+		if r.Status != StatusSent && r.Status != StatusFailed {
+			continue
+		}
+		k := key{r.AccountID, r.Status}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r.Hash)
+	}
+	if len(order) == 0 {
+		return 0, nil
+	}
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin reports: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	var changed int64
+	var b strings.Builder
+	args := make([]any, 0, reportChunk+2)
+	for _, k := range order {
+		for hashes := groups[k]; len(hashes) > 0; {
+			n := min(len(hashes), reportChunk)
+			b.Reset()
+			b.WriteString("UPDATE messages SET status = " + s.param(1) +
+				" WHERE account_id = " + s.param(2) + " AND status IN (0, 1) AND hash IN (")
+			s.placeholders(&b, 3, n)
+			b.WriteByte(')')
+			args = append(args[:0], k.status, k.account)
+			for _, h := range hashes[:n] {
+				args = append(args, h)
+			}
+			res, err := tx.ExecContext(ctx, b.String(), args...)
+			if err != nil {
+				return 0, fmt.Errorf("apply reports: %w", err)
+			}
+			affected, err := res.RowsAffected()
+			if err != nil {
+				return 0, fmt.Errorf("apply reports: %w", err)
+			}
+			changed += affected
+			hashes = hashes[n:]
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit reports: %w", err)
+	}
+	return changed, nil
+}

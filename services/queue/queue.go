@@ -1,0 +1,222 @@
+// Package queue is the queue service: it owns the messages table (pending and
+// handed-out SMS), ingests accepted batches from the accepted stream, hands
+// messages to phones oldest first over the QueueClaim RPC, and retires
+// messages the status service reported final.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/config"
+	"github.com/apitosms/apitosms/libs/consumer"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/queue/internal/catchup"
+	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// Config holds the queue service's settings.
+type Config struct {
+	// ClaimWaitTimeout bounds how long a claim (or a report) waits for
+	// ingestion to catch up with the accepted stream before answering
+	// unavailable. APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT.
+	ClaimWaitTimeout time.Duration
+	// RPCConcurrency is the most claims answered at once. APITOSMS_QUEUE_RPC_CONCURRENCY.
+	RPCConcurrency int
+	// IngestBatch is the most stream messages stored in one transaction.
+	// APITOSMS_QUEUE_INGEST_BATCH.
+	IngestBatch int
+	// IngestLinger is how long a batch may wait to fill. APITOSMS_QUEUE_INGEST_LINGER.
+	IngestLinger time.Duration
+	// ReportedBatch is the most report messages applied in one transaction.
+	// APITOSMS_QUEUE_REPORTED_BATCH.
+	ReportedBatch int
+	// MaxDeliver is the attempts before a message is dead-lettered.
+	// APITOSMS_QUEUE_MAX_DELIVER.
+	MaxDeliver int
+	// ShutdownTimeout bounds finishing in-flight work after Run's context
+	// ends. APITOSMS_SHUTDOWN_TIMEOUT.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		ClaimWaitTimeout: 5 * time.Second,
+		RPCConcurrency:   64,
+		IngestBatch:      100,
+		IngestLinger:     2 * time.Millisecond,
+		ReportedBatch:    100,
+		MaxDeliver:       10,
+		ShutdownTimeout:  20 * time.Second,
+	}
+}
+
+// LoadConfig reads APITOSMS_QUEUE_* variables, defaulting to DefaultConfig.
+func LoadConfig(r *config.Reader, c config.Common) Config {
+	d := DefaultConfig()
+	if c.ShutdownTimeout > 0 {
+		d.ShutdownTimeout = c.ShutdownTimeout
+	}
+	return Config{
+		ClaimWaitTimeout: r.Duration("APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT", d.ClaimWaitTimeout),
+		RPCConcurrency:   r.Int("APITOSMS_QUEUE_RPC_CONCURRENCY", d.RPCConcurrency),
+		IngestBatch:      r.Int("APITOSMS_QUEUE_INGEST_BATCH", d.IngestBatch),
+		IngestLinger:     r.Duration("APITOSMS_QUEUE_INGEST_LINGER", d.IngestLinger),
+		ReportedBatch:    r.Int("APITOSMS_QUEUE_REPORTED_BATCH", d.ReportedBatch),
+		MaxDeliver:       r.Int("APITOSMS_QUEUE_MAX_DELIVER", d.MaxDeliver),
+		ShutdownTimeout:  d.ShutdownTimeout,
+	}
+}
+
+// Deps are what the queue service needs from the process.
+type Deps struct {
+	Broker     *broker.Broker
+	DB         *bun.DB // the queue's own database
+	Names      events.Names
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+}
+
+// Service is the queue service.
+type Service struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	store *store.Store
+	m     *metrics.Metrics
+	cm    *consumer.Metrics
+	rm    *rpc.Metrics
+}
+
+// New migrates the messages table and registers metrics; it starts nothing.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
+		return nil, errors.New("queue: broker, database and registerer are required")
+	}
+	d := DefaultConfig()
+	if cfg.ClaimWaitTimeout <= 0 {
+		cfg.ClaimWaitTimeout = d.ClaimWaitTimeout
+	}
+	if cfg.RPCConcurrency <= 0 {
+		cfg.RPCConcurrency = d.RPCConcurrency
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = d.ShutdownTimeout
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("service", "queue")
+	st := store.New(deps.DB)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	m, err := metrics.New(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("queue metrics: %w", err)
+	}
+	cm, err := consumer.NewMetrics(deps.Registerer, "queue")
+	if err != nil {
+		return nil, fmt.Errorf("queue consumer metrics: %w", err)
+	}
+	rm, err := rpc.NewMetrics(deps.Registerer, "queue")
+	if err != nil {
+		return nil, fmt.Errorf("queue rpc metrics: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, cm: cm, rm: rm}, nil
+}
+
+// Run answers claims on Names.QueueClaim() and consumes the accepted and
+// reported streams until ctx ends. It then stops taking claims, lets those in
+// flight finish, stops the consumers after the batches in hand, all within
+// ShutdownTimeout, and returns nil. It returns an error if it cannot start or
+// a consumer fails fatally.
+func (s *Service) Run(ctx context.Context) error {
+	js, n := s.deps.Broker.JS, s.deps.Names
+	wait, err := catchup.New(ctx, js, n, s.cfg.ClaimWaitTimeout)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
+	if err := rpcapi.NewClaims(s.store, wait, s.m).Register(srv, n); err != nil {
+		srv.Close(ctx)
+		return fmt.Errorf("queue: %w", err)
+	}
+
+	// Consumers outlive ctx until the claims in flight, which wait for
+	// ingestion, are answered.
+	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumers()
+	accepted := consume.NewAccepted(s.store, s.m, s.log)
+	reported := consume.NewReported(s.store, wait, s.m, s.log)
+	runs := []struct {
+		cfg consumer.Config
+		h   consumer.Handler
+	}{
+		{s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, s.cfg.IngestLinger), accepted.Handle},
+		{s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle},
+	}
+	done := make(chan error, len(runs))
+	for _, r := range runs {
+		go func() {
+			err := consumer.Run(consumeCtx, js, r.cfg, r.h, s.cm, s.log)
+			if err == nil && consumeCtx.Err() == nil {
+				err = fmt.Errorf("consumer %s stopped", r.cfg.Durable)
+			}
+			done <- err
+		}()
+	}
+	s.log.Info("queue started", "claim_subject", n.QueueClaim())
+
+	var fatal error
+	running := len(runs)
+	select {
+	case <-ctx.Done():
+	case fatal = <-done:
+		running--
+		s.log.Error("queue consumer failed", "err", fatal)
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	srv.Close(shutdown)
+	stopConsumers()
+	for ; running > 0; running-- {
+		select {
+		case err := <-done:
+			if err != nil && fatal == nil && consumeCtx.Err() == nil {
+				fatal = err
+			}
+		case <-shutdown.Done():
+			s.log.Warn("queue consumers did not stop in time")
+			return fatal
+		}
+	}
+	return fatal
+}
+
+func (s *Service) consumerConfig(stream, durable string, batch int, linger time.Duration) consumer.Config {
+	return consumer.Config{
+		Stream:     stream,
+		Durable:    durable,
+		DeadLetter: s.deps.Names.DeadLetterSubject(durable),
+		Batch:      batch,
+		Linger:     linger,
+		MaxDeliver: uint64(max(s.cfg.MaxDeliver, 1)),
+	}
+}
+
+// Ready reports whether the queue's database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }

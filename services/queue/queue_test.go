@@ -1,0 +1,276 @@
+package queue_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/queue/internal/domain"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// Claims hand out each account's messages oldest first across batches,
+// respect (and clamp) the limit, mark them initiated, and never hand them
+// out again.
+func TestClaimFIFO(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		a1 := []events.AcceptedSMS{f.next(1), f.next(1), f.next(1), f.next(1), f.next(1)}
+		a2 := []events.AcceptedSMS{f.next(2), f.next(2)}
+		publish(t, q.br, b.Names, a1[0], a2[0], a1[1])
+		publish(t, q.br, b.Names, a1[2])
+		publish(t, q.br, b.Names, a2[1], a1[3], a1[4])
+
+		if got := hashes(claim(t, q.br, b.Names, 1, 2)); !equal(got, itemHashes(a1[:2]...)) {
+			t.Fatalf("first claim = %v, want %v", got, itemHashes(a1[:2]...))
+		}
+		if got := hashes(claim(t, q.br, b.Names, 1, 0)); !equal(got, itemHashes(a1[2])) {
+			t.Fatalf("claim with limit 0 (clamped to 1) = %v, want %v", got, itemHashes(a1[2]))
+		}
+		msgs := claim(t, q.br, b.Names, 1, 500)
+		if got := hashes(msgs); !equal(got, itemHashes(a1[3:]...)) {
+			t.Fatalf("third claim = %v, want %v", got, itemHashes(a1[3:]...))
+		}
+		if msgs[0].Phone != a1[3].Phone || msgs[0].Text != a1[3].Text {
+			t.Fatalf("claimed %+v, want phone and text of %+v", msgs[0], a1[3])
+		}
+		if got := claim(t, q.br, b.Names, 1, 20); len(got) != 0 {
+			t.Fatalf("drained account got %v, want none", hashes(got))
+		}
+		for _, it := range a1 {
+			if s := statusOf(t, q.db, it.Hash); s != store.StatusInitiated {
+				t.Fatalf("claimed message status %d, want 1", s)
+			}
+		}
+		for _, it := range a2 {
+			if s := statusOf(t, q.db, it.Hash); s != store.StatusNew {
+				t.Fatalf("other account's message status %d, want 0", s)
+			}
+		}
+		if got := hashes(claim(t, q.br, b.Names, 2, 20)); !equal(got, itemHashes(a2...)) {
+			t.Fatalf("account 2 claim = %v, want %v", got, itemHashes(a2...))
+		}
+		if got := counter(t, q.reg, "apitosms_queue_claimed_messages_total"); got != 7 {
+			t.Fatalf("claimed counter %v, want 7", got)
+		}
+		if got := counter(t, q.reg, "apitosms_queue_ingested_messages_total"); got != 7 {
+			t.Fatalf("ingested counter %v, want 7", got)
+		}
+	})
+}
+
+// At most 200 messages are handed out at once.
+func TestClaimLimitCapped(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		items := make([]events.AcceptedSMS, 250)
+		for i := range items {
+			items[i] = f.next(7)
+		}
+		publish(t, q.br, b.Names, items...)
+		if got := claim(t, q.br, b.Names, 7, 1000); !equal(hashes(got), itemHashes(items[:200]...)) {
+			t.Fatalf("claim with limit 1000 returned %d messages, want the first 200", len(got))
+		}
+		if got := claim(t, q.br, b.Names, 7, 1000); !equal(hashes(got), itemHashes(items[200:]...)) {
+			t.Fatalf("second claim returned %d messages, want the last 50", len(got))
+		}
+	})
+}
+
+// A claim sees every message published before it, with no waiting in the
+// caller.
+func TestClaimReadYourWrites(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		for round := range 20 {
+			items := []events.AcceptedSMS{f.next(3), f.next(3), f.next(3)}
+			publish(t, q.br, b.Names, items...)
+			if got := hashes(claim(t, q.br, b.Names, 3, 10)); !equal(got, itemHashes(items...)) {
+				t.Fatalf("round %d: claim right after publish = %v, want %v", round, got, itemHashes(items...))
+			}
+		}
+	})
+}
+
+// Two replicas on one database and eight concurrent claimers, while messages
+// keep arriving: every message is handed out exactly once, each batch in
+// FIFO order.
+func TestConcurrentClaimsTwoReplicas(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q1 := start(t, b)
+		start(t, b)
+		const total, perEvent, claimers = 2000, 100, 8
+		pos := make(map[string]int64, total)
+		var f sms
+		events1 := make([][]events.AcceptedSMS, total/perEvent)
+		for e := range events1 {
+			for range perEvent {
+				events1[e] = append(events1[e], f.next(5))
+			}
+		}
+		var mu sync.Mutex
+		pubDone := make(chan struct{})
+		go func() {
+			defer close(pubDone)
+			for _, items := range events1 {
+				seq := publish(t, q1.br, b.Names, items...)
+				mu.Lock()
+				for i, it := range items {
+					pos[it.Hash] = events.Position(seq, i)
+				}
+				mu.Unlock()
+			}
+		}()
+
+		var claimed atomic.Int64
+		got := make([][][]string, claimers)
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(30 * time.Second)
+		for c := range claimers {
+			wg.Go(func() {
+				for claimed.Load() < total && time.Now().Before(deadline) {
+					msgs, err := claimErr(q1.br, b.Names, 5, 1+c*7)
+					if err != nil {
+						t.Errorf("claimer %d: %v", c, err)
+						return
+					}
+					if len(msgs) > 0 {
+						got[c] = append(got[c], hashes(msgs))
+						claimed.Add(int64(len(msgs)))
+					}
+				}
+			})
+		}
+		wg.Wait()
+		<-pubDone
+		if t.Failed() {
+			return
+		}
+		seen := make(map[string]int, total)
+		for c, batches := range got {
+			for _, batch := range batches {
+				for i, h := range batch {
+					seen[h]++
+					if i > 0 && pos[batch[i-1]] >= pos[h] {
+						t.Fatalf("claimer %d got a batch out of FIFO order: %v", c, batch)
+					}
+				}
+			}
+		}
+		if len(seen) != total {
+			t.Fatalf("%d distinct messages handed out, want %d", len(seen), total)
+		}
+		for h, n := range seen {
+			if n != 1 {
+				t.Fatalf("message %s handed out %d times", h, n)
+			}
+			if _, ok := pos[h]; !ok {
+				t.Fatalf("unknown hash %s handed out", h)
+			}
+		}
+		if rest := claim(t, q1.br, b.Names, 5, 200); len(rest) != 0 {
+			t.Fatalf("%d messages left after draining", len(rest))
+		}
+	})
+}
+
+// Two messages with the same hash are both kept: the later one under its
+// replacement hash, also when both sit in one event.
+func TestHashCollision(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		first, second := f.next(1), f.next(2)
+		second.Hash = first.Hash
+		publish(t, q.br, b.Names, first)
+		seq2 := publish(t, q.br, b.Names, second)
+		twin1, twin2 := f.next(1), f.next(1)
+		twin2.Hash = twin1.Hash
+		seq3 := publish(t, q.br, b.Names, twin1, twin2)
+
+		want1 := []string{first.Hash, twin1.Hash, domain.ReplacementHash(twin1.Hash, events.Position(seq3, 1))}
+		if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, want1) {
+			t.Fatalf("account 1 claim = %v, want %v", got, want1)
+		}
+		want2 := []string{domain.ReplacementHash(first.Hash, events.Position(seq2, 0))}
+		msgs := claim(t, q.br, b.Names, 2, 10)
+		if got := hashes(msgs); !equal(got, want2) {
+			t.Fatalf("account 2 claim = %v, want %v", got, want2)
+		}
+		if msgs[0].Text != second.Text {
+			t.Fatalf("collided message text %q, want %q", msgs[0].Text, second.Text)
+		}
+		if got := counter(t, q.reg, "apitosms_queue_hash_collisions_total"); got != 2 {
+			t.Fatalf("collision counter %v, want 2", got)
+		}
+	})
+}
+
+// A message reported final is never handed out; reports only move 0/1 to a
+// final status, only for the reporting account.
+func TestReportedNotHandedOut(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		m0, m1, m2, other := f.next(1), f.next(1), f.next(1), f.next(2)
+		publish(t, q.br, b.Names, m0, m1, m2, other)
+		report(t, q.br, b.Names, 1,
+			events.Reported{Hash: m0.Hash, Status: store.StatusSent},
+			events.Reported{Hash: other.Hash, Status: store.StatusFailed}) // not account 1's
+		testkit.Eventually(t, 10*time.Second, "report applied", func() bool {
+			return statusOf(t, q.db, m0.Hash) == store.StatusSent
+		})
+		if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, itemHashes(m1, m2)) {
+			t.Fatalf("claim = %v, want %v (the sent one skipped)", got, itemHashes(m1, m2))
+		}
+		report(t, q.br, b.Names, 1,
+			events.Reported{Hash: m1.Hash, Status: store.StatusFailed},
+			events.Reported{Hash: m0.Hash, Status: store.StatusFailed}) // already final: kept
+		testkit.Eventually(t, 10*time.Second, "second report applied", func() bool {
+			return statusOf(t, q.db, m1.Hash) == store.StatusFailed
+		})
+		if s := statusOf(t, q.db, m0.Hash); s != store.StatusSent {
+			t.Fatalf("final status changed to %d, want it kept at 2", s)
+		}
+		if got := hashes(claim(t, q.br, b.Names, 2, 10)); !equal(got, itemHashes(other)) {
+			t.Fatalf("other account's claim = %v, want its message untouched", got)
+		}
+	})
+}
+
+// After a restart nothing is lost or handed out twice, and FIFO holds across
+// messages ingested before and after.
+func TestRestart(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b)
+		var f sms
+		before := []events.AcceptedSMS{f.next(1), f.next(1), f.next(1)}
+		publish(t, q.br, b.Names, before...)
+		if got := hashes(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemHashes(before[0])) {
+			t.Fatalf("claim before restart = %v", got)
+		}
+		q.stop()
+		after := []events.AcceptedSMS{f.next(1), f.next(1)}
+		publish(t, q.br, b.Names, after...)
+
+		q2 := start(t, b)
+		want := itemHashes(append(slices.Clone(before[1:]), after...)...)
+		if got := hashes(claim(t, q2.br, b.Names, 1, 10)); !equal(got, want) {
+			t.Fatalf("claim after restart = %v, want %v", got, want)
+		}
+		if got := claim(t, q2.br, b.Names, 1, 10); len(got) != 0 {
+			t.Fatalf("second claim after restart = %v, want none", hashes(got))
+		}
+	})
+}
+
+// Keep the imports honest for helpers used only by some tests.
+var _ = context.Background

@@ -1,0 +1,170 @@
+package status_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/status"
+	"github.com/apitosms/apitosms/services/status/internal/store"
+)
+
+// harness is a running status service on one backend.
+type harness struct {
+	b     testkit.Backend
+	br    *broker.Broker
+	db    *bun.DB
+	store *store.Store
+	reg   *prometheus.Registry
+}
+
+// start runs the service until the test ends, and checks it stops cleanly.
+func start(t testing.TB, b testkit.Backend) *harness {
+	t.Helper()
+	h := &harness{b: b, br: b.Broker(t), db: b.DB(t, "status"), reg: prometheus.NewRegistry()}
+	svc, err := status.New(context.Background(), status.DefaultConfig(), status.Deps{
+		Broker: h.br, DB: h.db, Names: b.Names, Registerer: h.reg, Log: testkit.Logger(t),
+	})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	h.store = store.New(h.db)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	if err := svc.Ready(context.Background()); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	testkit.Eventually(t, 10*time.Second, "status RPC answering", func() bool {
+		_, err := h.apply(events.ApplyRequest{AccountID: 1})
+		return err == nil
+	})
+	return h
+}
+
+func (h *harness) apply(req events.ApplyRequest) (events.ApplyReply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return rpc.Call[events.ApplyRequest, events.ApplyReply](ctx, h.br.Conn, h.b.Names.StatusApply(), req)
+}
+
+func (h *harness) mustApply(t testing.TB, req events.ApplyRequest) events.ApplyReply {
+	t.Helper()
+	rep, err := h.apply(req)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return rep
+}
+
+// publish puts one AcceptedBatch on the accepted stream and returns its
+// stream sequence.
+func (h *harness) publish(t testing.TB, items ...events.AcceptedSMS) uint64 {
+	t.Helper()
+	data, err := json.Marshal(events.AcceptedBatch{AcceptedAt: time.Now().UTC(), Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := h.br.JS.Publish(context.Background(), h.b.Names.AcceptedSubject(), data)
+	if err != nil {
+		t.Fatalf("publish accepted: %v", err)
+	}
+	return ack.Sequence
+}
+
+// waitStored waits until every hash is in the deliveries table.
+func (h *harness) waitStored(t testing.TB, hashes ...string) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, "messages ingested", func() bool {
+		for _, hash := range hashes {
+			if _, err := h.store.Get(context.Background(), hash); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (h *harness) statusOf(t testing.TB, hash string) int {
+	t.Helper()
+	d, err := h.store.Get(context.Background(), hash)
+	if err != nil {
+		t.Fatalf("get %s: %v", hash, err)
+	}
+	return d.Status
+}
+
+// metric returns the value of a counter (summed over label values matching
+// labels) or the sample count of a histogram.
+func (h *harness) metric(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func newHash() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newHashes(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = newHash()
+	}
+	return out
+}
+
+func items(account int64, hashes ...string) []events.AcceptedSMS {
+	out := make([]events.AcceptedSMS, len(hashes))
+	for i, h := range hashes {
+		out[i] = events.AcceptedSMS{AccountID: account, Hash: h, Phone: "+10000000000", Text: "hello"}
+	}
+	return out
+}
+

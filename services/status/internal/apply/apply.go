@@ -1,0 +1,186 @@
+// Package apply applies phones' delivery reports (contract §4) to the
+// deliveries table and announces the changes on the reported stream.
+package apply
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/services/status/internal/metrics"
+	"github.com/apitosms/apitosms/services/status/internal/store"
+)
+
+// Per-entry error sentences of the contract.
+const (
+	ErrInvalidStatus = "Invalid status"
+	ErrUnknownHash   = "Unknown hash"
+	ErrAlreadyFinal  = "Status already final"
+)
+
+// publishTimeout bounds the ReportedBatch publish, which runs even when the
+// request's context is cancelled: the outcome is already stored.
+const publishTimeout = 5 * time.Second
+
+// Applier applies ApplyRequests.
+type Applier struct {
+	store   *store.Store
+	js      jetstream.JetStream
+	names   events.Names
+	waiter  *waiter
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns an applier. catchUp bounds the wait for the ingest consumer
+// when a request names hashes not recorded yet.
+func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp time.Duration, m *metrics.Metrics, log *slog.Logger) *Applier {
+	return &Applier{
+		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
+		waiter: &waiter{js: js, names: names, timeout: catchUp, seconds: m.ApplyWait},
+	}
+}
+
+// Apply applies the reports of one request as if one by one in index order:
+// an entry asking a status other than 2 or 3 is "Invalid status"; a hash
+// unknown or of another account is "Unknown hash" (and never changed); a
+// message with status 0 or 1 takes the asked status; asking the status a
+// message already has counts as updated; asking the other final status is
+// "Status already final". Hashes missing at first are tried again once the
+// ingest consumer has caught up with the accepted stream (read-your-writes);
+// if it does not within the catch-up timeout the error is
+// apperr.ErrUnavailable (entries already applied stay applied, and a retry is
+// safe). The messages changed are then published as one ReportedBatch; a
+// failed publish is logged and counted but does not fail the request.
+func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.ApplyReply, error) {
+	reports := slices.Clone(req.Reports)
+	slices.SortStableFunc(reports, func(x, y events.ApplyReport) int { return cmp.Compare(x.Index, y.Index) })
+
+	// The first valid entry of a hash decides what is asked of the message.
+	asked := make(map[string]int, len(reports))
+	var hashes []string // in index order of first appearance
+	for _, r := range reports {
+		if !validStatus(r.Status) {
+			continue
+		}
+		if _, seen := asked[r.Hash]; !seen {
+			asked[r.Hash] = r.Status
+			hashes = append(hashes, r.Hash)
+		}
+	}
+
+	at := a.now().UTC().Truncate(time.Microsecond)
+	final := make(map[string]int, len(hashes)) // status of each known message after its first entry
+	changed := make(map[string]bool, len(hashes))
+	missing, err := a.settle(ctx, req, asked, hashes, at, final, changed)
+	if err == nil && len(missing) > 0 {
+		if err = a.waiter.wait(ctx); err == nil {
+			_, err = a.settle(ctx, req, asked, missing, at, final, changed)
+		}
+	}
+	a.publish(ctx, req.AccountID, at, hashes, asked, changed)
+	if err != nil {
+		return events.ApplyReply{}, err
+	}
+
+	reply := events.ApplyReply{Errors: []events.IndexError{}}
+	counts := map[string]int{}
+	for _, r := range reports {
+		outcome, sentence := metrics.OutcomeUpdated, ""
+		st, known := final[r.Hash]
+		switch {
+		case !validStatus(r.Status):
+			outcome, sentence = metrics.OutcomeInvalid, ErrInvalidStatus
+		case !known:
+			outcome, sentence = metrics.OutcomeUnknown, ErrUnknownHash
+		case st != r.Status:
+			outcome, sentence = metrics.OutcomeConflict, ErrAlreadyFinal
+		}
+		counts[outcome]++
+		if sentence == "" {
+			reply.Updated++
+		} else {
+			reply.Errors = append(reply.Errors, events.IndexError{Index: r.Index, Error: sentence})
+		}
+	}
+	for outcome, n := range counts {
+		a.metrics.Reports.WithLabelValues(outcome).Add(float64(n))
+	}
+	return reply, nil
+}
+
+// settle sets the asked status on those of hashes not final yet, and records
+// in final the status every known one has afterwards, in changed those it
+// changed. It returns the hashes not found (unknown, another account's, or
+// not ingested yet).
+func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[string]int, hashes []string,
+	at time.Time, final map[string]int, changed map[string]bool) ([]string, error) {
+	for _, status := range []int{events.StatusSent, events.StatusFailed} {
+		var group []string
+		for _, h := range hashes {
+			if asked[h] == status {
+				group = append(group, h)
+			}
+		}
+		done, err := a.store.MarkFinal(ctx, req.AccountID, group, status, req.Device, at)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range done {
+			final[h], changed[h] = status, true
+		}
+	}
+	var rest []string
+	for _, h := range hashes {
+		if !changed[h] {
+			rest = append(rest, h)
+		}
+	}
+	statuses, err := a.store.Statuses(ctx, req.AccountID, rest)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, h := range rest {
+		// Below final only if it was ingested after MarkFinal looked: retry.
+		if st, ok := statuses[h]; ok && st >= events.StatusSent {
+			final[h] = st
+		} else {
+			missing = append(missing, h)
+		}
+	}
+	return missing, nil
+}
+
+// publish announces the messages this request changed.
+func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, hashes []string, asked map[string]int, changed map[string]bool) {
+	if len(changed) == 0 {
+		return
+	}
+	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Items: make([]events.Reported, 0, len(changed))}
+	for _, h := range hashes {
+		if changed[h] {
+			ev.Items = append(ev.Items, events.Reported{Hash: h, Status: asked[h]})
+		}
+	}
+	data, err := json.Marshal(ev)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+		defer cancel()
+		_, err = a.js.Publish(pctx, a.names.ReportedSubject(), data)
+	}
+	if err != nil {
+		a.metrics.PublishFailures.Inc()
+		a.log.Error("publish reported batch failed; the queue service may hand these messages out again",
+			"items", len(ev.Items), "err", err)
+	}
+}
+
+func validStatus(s int) bool { return s == events.StatusSent || s == events.StatusFailed }

@@ -1,0 +1,69 @@
+// Package ingest records every accepted SMS in the deliveries table, from the
+// accepted stream, so that phones' reports find them.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/services/status/internal/metrics"
+	"github.com/apitosms/apitosms/services/status/internal/store"
+)
+
+// Ingester turns batches of AcceptedBatch stream messages into rows.
+type Ingester struct {
+	store   *store.Store
+	metrics *metrics.Metrics
+	log     *slog.Logger
+}
+
+// New returns an ingester writing to st.
+func New(st *store.Store, m *metrics.Metrics, log *slog.Logger) *Ingester {
+	return &Ingester{store: st, metrics: m, log: log}
+}
+
+// Handle is a consumer.Handler: it records every item of every message in
+// one transaction and returns nil once they are durable. Item i of the
+// message at stream sequence S gets position events.Position(S, i). It is
+// idempotent, so redelivered messages are harmless. A message that cannot be
+// decoded fails the batch (the consumer runner then isolates and, in the
+// end, dead-letters it).
+func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
+	var rows []store.Row
+	for _, msg := range batch {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("accepted message metadata: %w", err)
+		}
+		var ev events.AcceptedBatch
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return fmt.Errorf("decode accepted batch at sequence %d: %w", meta.Sequence.Stream, err)
+		}
+		if len(ev.Items) > events.MaxItemsPerEvent {
+			return fmt.Errorf("accepted batch at sequence %d has %d items (max %d)",
+				meta.Sequence.Stream, len(ev.Items), events.MaxItemsPerEvent)
+		}
+		if rows == nil {
+			rows = make([]store.Row, 0, len(batch)*len(ev.Items))
+		}
+		for i, it := range ev.Items {
+			rows = append(rows, store.Row{Hash: it.Hash, Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID})
+		}
+	}
+	replaced, err := in.store.Ingest(ctx, rows)
+	if err != nil {
+		return err
+	}
+	in.metrics.Ingested.Add(float64(len(rows)))
+	for _, r := range replaced {
+		in.metrics.Collisions.Inc()
+		in.log.Warn("hash collision: message stored under replacement hash",
+			"hash", r.Original, "replacement", r.Hash, "pos", r.Pos)
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+// Package metrics holds the status service's own Prometheus metrics.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Report outcomes, the values of the outcome label.
+const (
+	OutcomeUpdated  = "updated"
+	OutcomeUnknown  = "unknown"
+	OutcomeInvalid  = "invalid"
+	OutcomeConflict = "conflict"
+)
+
+// Metrics of the status service.
+type Metrics struct {
+	Reports         *prometheus.CounterVec // apitosms_status_reports_total{outcome}
+	Ingested        prometheus.Counter     // apitosms_status_ingested_messages_total
+	ApplyWait       prometheus.Histogram   // apitosms_status_apply_wait_seconds
+	Collisions      prometheus.Counter     // apitosms_status_hash_collisions_total
+	PublishFailures prometheus.Counter     // apitosms_status_reported_publish_failures_total
+}
+
+// New registers the metrics on reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_status_reports_total",
+			Help: "Delivery report entries applied, by outcome (updated, unknown, invalid, conflict).",
+		}, []string{"outcome"}),
+		Ingested: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_status_ingested_messages_total",
+			Help: "Accepted SMS recorded from the accepted stream (redeliveries included).",
+		}),
+		ApplyWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "apitosms_status_apply_wait_seconds",
+			Help:    "Time a status request waited for the ingest consumer to catch up before answering unknown hashes.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
+		}),
+		Collisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_status_hash_collisions_total",
+			Help: "Accepted SMS stored under a replacement hash because their hash was taken.",
+		}),
+		PublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_status_reported_publish_failures_total",
+			Help: "ReportedBatch events that could not be published (the outcome is stored anyway).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.Collisions, m.PublishFailures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range []string{OutcomeUpdated, OutcomeUnknown, OutcomeInvalid, OutcomeConflict} {
+		m.Reports.WithLabelValues(o)
+	}
+	return m, nil
+}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// finalFrom is the lowest final status: statuses below it may still change.
+const finalFrom = 2
+
+// MarkFinal sets status, device and reportedAt on those of the account's
+// messages among hashes whose status is not final yet, in one statement, and
+// returns the hashes it changed. A message already final, another account's
+// message or an unknown hash is left alone and not returned. Of two
+// concurrent calls for the same message exactly one changes it.
+func (s *Store) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]string, error) {
+	if len(hashes) == 0 {
+		return nil, nil
+	}
+	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+		WHERE account_id = ? AND hash IN (?) AND status < ? RETURNING hash`
+	if s.pg {
+		// Lock the rows in hash order first, so requests touching the same
+		// messages in different orders never deadlock.
+		query = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+			WHERE hash IN (SELECT hash FROM deliveries
+				WHERE account_id = ? AND hash IN (?) AND status < ?
+				ORDER BY hash FOR UPDATE)
+			AND status < ? RETURNING hash`
+	}
+	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(hashes), finalFrom, finalFrom}
+	var changed []string
+	err := withRetry(ctx, func() error {
+		changed = changed[:0]
+		rows, err := s.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			changed = append(changed, h)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark final: %w", err)
+	}
+	return changed, nil
+}
+
+// Statuses returns the status of each of the account's messages among
+// hashes; hashes unknown or of another account are absent from the map.
+func (s *Store) Statuses(ctx context.Context, accountID int64, hashes []string) (map[string]int, error) {
+	out := make(map[string]int, len(hashes))
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT hash, status FROM deliveries WHERE account_id = ? AND hash IN (?)`, accountID, bun.In(hashes))
+	if err != nil {
+		return nil, fmt.Errorf("select statuses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		var st int
+		if err := rows.Scan(&h, &st); err != nil {
+			return nil, fmt.Errorf("select statuses: %w", err)
+		}
+		out[h] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select statuses: %w", err)
+	}
+	return out, nil
+}

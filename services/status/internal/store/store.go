@@ -1,0 +1,100 @@
+// Package store keeps the status service's deliveries table: one row per
+// accepted message (hash, FIFO position, account) with its delivery outcome.
+// Every operation works on SQLite and PostgreSQL.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/database"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Service names the migration table and the SQLite file.
+const Service = "status"
+
+// Delivery is the bun model of one row of deliveries.
+type Delivery struct {
+	bun.BaseModel `bun:"table:deliveries"`
+
+	Hash       string    `bun:"hash,pk"`
+	Pos        int64     `bun:"pos"`
+	AccountID  int64     `bun:"account_id"`
+	Status     int       `bun:"status"`
+	Device     string    `bun:"device,nullzero"`
+	ReportedAt time.Time `bun:"reported_at,nullzero"`
+}
+
+// Store is the deliveries repository.
+type Store struct {
+	db *bun.DB
+	pg bool
+}
+
+// New returns the store on db (migrated with Migrate).
+func New(db *bun.DB) *Store {
+	return &Store{db: db, pg: database.IsPostgres(db)}
+}
+
+// Migrate creates or updates the service's tables.
+func Migrate(ctx context.Context, db *bun.DB) error {
+	return database.Migrate(ctx, db, migrations, Service)
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Get returns the row of hash, or sql.ErrNoRows.
+func (s *Store) Get(ctx context.Context, hash string) (Delivery, error) {
+	var d Delivery
+	err := s.db.NewSelect().Model(&d).Where("hash = ?", hash).Scan(ctx)
+	return d, err
+}
+
+// Count returns the number of rows.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	return s.db.NewSelect().Model((*Delivery)(nil)).Count(ctx)
+}
+
+// ReplacementHash is the hash a message gets when its own hash is already
+// taken by another message: the first 16 hex characters of
+// SHA-256(hash + ":" + pos). The queue service applies the same rule, so both
+// services agree on the replacement without talking to each other.
+func ReplacementHash(hash string, pos int64) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s:%d", hash, pos))
+	return hex.EncodeToString(sum[:8])
+}
+
+// retryable reports whether a PostgreSQL statement failed only because of a
+// deadlock or serialization conflict and may simply be run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// withRetry runs fn, again a few times if it hit a retryable conflict.
+func withRetry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = fn(); err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}

@@ -1,0 +1,183 @@
+// Package status is the status service: it owns delivery outcomes. It
+// records every accepted SMS from the accepted stream (durable consumer
+// status-ingest) and applies phones' delivery reports over the StatusApply
+// RPC, announcing each change on the reported stream so the queue service
+// never hands a finished message out again.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/config"
+	"github.com/apitosms/apitosms/libs/consumer"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/status/internal/apply"
+	"github.com/apitosms/apitosms/services/status/internal/ingest"
+	"github.com/apitosms/apitosms/services/status/internal/metrics"
+	"github.com/apitosms/apitosms/services/status/internal/store"
+)
+
+// Config holds the status service's settings.
+type Config struct {
+	IngestBatch      int           // APITOSMS_STATUS_INGEST_BATCH: most accepted events per ingest transaction
+	IngestLinger     time.Duration // APITOSMS_STATUS_INGEST_LINGER: wait for an ingest batch to fill
+	IngestMaxDeliver int           // APITOSMS_STATUS_INGEST_MAX_DELIVER: attempts before an event is dead-lettered
+	RPCConcurrency   int           // APITOSMS_STATUS_RPC_CONCURRENCY: status requests handled at once
+	CatchUpTimeout   time.Duration // APITOSMS_STATUS_CATCHUP_TIMEOUT: read-your-writes wait before answering unavailable
+	ShutdownTimeout  time.Duration // APITOSMS_SHUTDOWN_TIMEOUT: bound on finishing in-flight work at stop
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		IngestBatch:      64,
+		IngestLinger:     5 * time.Millisecond,
+		IngestMaxDeliver: 10,
+		RPCConcurrency:   64,
+		CatchUpTimeout:   5 * time.Second,
+		ShutdownTimeout:  20 * time.Second,
+	}
+}
+
+// LoadConfig reads APITOSMS_STATUS_* variables, defaulting to DefaultConfig.
+func LoadConfig(r *config.Reader, c config.Common) Config {
+	d := DefaultConfig()
+	if c.ShutdownTimeout > 0 {
+		d.ShutdownTimeout = c.ShutdownTimeout
+	}
+	return Config{
+		IngestBatch:      r.Int("APITOSMS_STATUS_INGEST_BATCH", d.IngestBatch),
+		IngestLinger:     r.Duration("APITOSMS_STATUS_INGEST_LINGER", d.IngestLinger),
+		IngestMaxDeliver: r.Int("APITOSMS_STATUS_INGEST_MAX_DELIVER", d.IngestMaxDeliver),
+		RPCConcurrency:   r.Int("APITOSMS_STATUS_RPC_CONCURRENCY", d.RPCConcurrency),
+		CatchUpTimeout:   r.Duration("APITOSMS_STATUS_CATCHUP_TIMEOUT", d.CatchUpTimeout),
+		ShutdownTimeout:  d.ShutdownTimeout,
+	}
+}
+
+// Deps are what the service runs on.
+type Deps struct {
+	Broker     *broker.Broker
+	DB         *bun.DB // the status service's own database
+	Names      events.Names
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+}
+
+// Service is a configured status service.
+type Service struct {
+	cfg         Config
+	deps        Deps
+	store       *store.Store
+	ingester    *ingest.Ingester
+	applier     *apply.Applier
+	rpcMetrics  *rpc.Metrics
+	consMetrics *consumer.Metrics
+}
+
+// New migrates the deliveries table and registers the metrics; it starts
+// nothing.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
+		return nil, errors.New("status: broker, database and registerer required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	deps.Log = deps.Log.With("service", "status")
+	d := DefaultConfig()
+	if cfg.IngestBatch <= 0 {
+		cfg.IngestBatch = d.IngestBatch
+	}
+	if cfg.RPCConcurrency <= 0 {
+		cfg.RPCConcurrency = d.RPCConcurrency
+	}
+	if cfg.CatchUpTimeout <= 0 {
+		cfg.CatchUpTimeout = d.CatchUpTimeout
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if err := store.Migrate(ctx, deps.DB); err != nil {
+		return nil, err
+	}
+	m, err := metrics.New(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("status metrics: %w", err)
+	}
+	rm, err := rpc.NewMetrics(deps.Registerer, "status")
+	if err != nil {
+		return nil, fmt.Errorf("status rpc metrics: %w", err)
+	}
+	cm, err := consumer.NewMetrics(deps.Registerer, "status")
+	if err != nil {
+		return nil, fmt.Errorf("status consumer metrics: %w", err)
+	}
+	st := store.New(deps.DB)
+	return &Service{
+		cfg: cfg, deps: deps, store: st,
+		ingester:   ingest.New(st, m, deps.Log),
+		applier:    apply.New(st, deps.Broker.JS, deps.Names, cfg.CatchUpTimeout, m, deps.Log),
+		rpcMetrics: rm, consMetrics: cm,
+	}, nil
+}
+
+// Run answers StatusApply requests (queue group status) and consumes the
+// accepted stream until ctx is done; then it stops taking requests, finishes
+// those in flight and the ingest batch in hand (bounded by ShutdownTimeout)
+// and returns nil. It returns an error if the consumer cannot run.
+func (s *Service) Run(ctx context.Context) error {
+	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupStatus, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
+	if err := rpc.Handle(srv, s.deps.Names.StatusApply(), "apply", s.applier.Apply); err != nil {
+		return err
+	}
+	consCtx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
+	consumed := make(chan error, 1)
+	go func() {
+		consumed <- consumer.Run(consCtx, s.deps.Broker.JS, consumer.Config{
+			Stream:     s.deps.Names.AcceptedStream(),
+			Durable:    events.DurableStatusIngest,
+			DeadLetter: s.deps.Names.DeadLetterSubject(events.DurableStatusIngest),
+			Batch:      s.cfg.IngestBatch,
+			Linger:     s.cfg.IngestLinger,
+			MaxDeliver: uint64(max(s.cfg.IngestMaxDeliver, 1)),
+		}, s.ingester.Handle, s.consMetrics, s.deps.Log)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-consumed:
+		if err == nil {
+			err = errors.New("consumer stopped unexpectedly")
+		}
+		consumed <- nil
+		runErr = fmt.Errorf("status ingest: %w", err)
+	}
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	srv.Close(stop)
+	stopConsumer()
+	select {
+	case <-consumed:
+	case <-stop.Done():
+		s.deps.Log.Warn("status ingest did not stop in time")
+	}
+	if runErr != nil && ctx.Err() == nil {
+		return runErr
+	}
+	return nil
+}
+
+// Ready reports whether the service's database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
