@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,7 +30,7 @@ func newHTTP(in *infra, svcs []service) *fiber.App {
 		IdleTimeout:           120 * time.Second,
 		ErrorHandler:          apperr.Handler(in.log),
 	})
-	web.Use(httpMetrics(in.reg))
+	web.Use(httpMetrics(in.reg), jsonCharset)
 	web.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	web.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
@@ -83,9 +84,36 @@ func httpMetrics(reg prometheus.Registerer) fiber.Handler {
 		if status == fiber.StatusNotFound && route == "/" {
 			route = "unmatched"
 		}
-		method := c.Method()
+		// fiber's strings point into reused buffers: copy before keeping them.
+		method := knownMethod(c.Method())
+		route = strings.Clone(route)
 		requests.WithLabelValues(route, method, strconv.Itoa(status/100)+"xx").Inc()
 		duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// jsonCharset makes every JSON response say its charset, as the contract
+// requires, whichever handler (or the error handler) wrote it.
+func jsonCharset(c *fiber.Ctx) error {
+	err := c.Next()
+	if err != nil {
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	if string(c.Response().Header.ContentType()) == fiber.MIMEApplicationJSON {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	}
+	return nil
+}
+
+// knownMethod bounds the method label.
+func knownMethod(m string) string {
+	switch m {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
+		fiber.MethodPatch, fiber.MethodOptions:
+		return strings.Clone(m)
+	}
+	return "other"
 }

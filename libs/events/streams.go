@@ -21,7 +21,9 @@ func consumerConfig(durable string) jetstream.ConsumerConfig {
 		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       30 * time.Second,
+		// A batch delivered to a process that died is redelivered after AckWait;
+		// until then read-your-writes waits (and may answer 503) on it.
+		AckWait:       10 * time.Second,
 		MaxAckPending: 20000,
 		MaxDeliver:    -1,
 	}
