@@ -25,10 +25,13 @@ func newHTTP(in *infra, svcs []service) *fiber.App {
 		AppName:               "apitosms",
 		DisableStartupMessage: true,
 		StreamRequestBody:     true,
-		BodyLimit:             maxBufferedBody,
-		ReadTimeout:           60 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		ErrorHandler:          apperr.Handler(in.log),
+		// Multipart uploads (APKs) are parsed by the handler as a stream;
+		// fasthttp's own pre-parsing would buffer them first.
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    maxBufferedBody,
+		ReadTimeout:                  60 * time.Second,
+		IdleTimeout:                  120 * time.Second,
+		ErrorHandler:                 apperr.Handler(in.log),
 	})
 	web.Use(httpMetrics(in.reg), jsonCharset)
 	web.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,22 +38,28 @@ type Config struct {
 	PublicURL   string // base of downloadUrl (a trailing slash is dropped)
 	MaxAPKBytes int64  // largest accepted APK; larger uploads answer 413 apk_too_large
 	Replicas    int    // replicas of the object store bucket in a NATS cluster
+	// DownloadTimeout bounds the transfer of one download (slower clients
+	// get a short body and resume with Range).
+	DownloadTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults: 200 MiB APKs, one replica.
+// DefaultConfig returns the defaults: 200 MiB APKs, one replica, one hour
+// per download.
 func DefaultConfig() Config {
-	return Config{PublicURL: "http://localhost:8080", MaxAPKBytes: 200 << 20, Replicas: 1}
+	return Config{PublicURL: "http://localhost:8080", MaxAPKBytes: 200 << 20, Replicas: 1, DownloadTimeout: time.Hour}
 }
 
-// LoadConfig reads APITOSMS_RELEASES_MAX_APK_BYTES and takes the admin
+// LoadConfig reads APITOSMS_RELEASES_MAX_APK_BYTES and
+// APITOSMS_RELEASES_DOWNLOAD_TIMEOUT, and takes the admin
 // token, public URL and stream replicas from the common configuration.
 func LoadConfig(r *config.Reader, c config.Common) Config {
 	d := DefaultConfig()
 	return Config{
-		AdminToken:  c.AdminToken,
-		PublicURL:   strings.TrimRight(c.PublicURL, "/"),
-		MaxAPKBytes: r.Int64("APITOSMS_RELEASES_MAX_APK_BYTES", d.MaxAPKBytes),
-		Replicas:    max(c.Replicas, 1),
+		AdminToken:      c.AdminToken,
+		PublicURL:       strings.TrimRight(c.PublicURL, "/"),
+		MaxAPKBytes:     r.Int64("APITOSMS_RELEASES_MAX_APK_BYTES", d.MaxAPKBytes),
+		Replicas:        max(c.Replicas, 1),
+		DownloadTimeout: r.Duration("APITOSMS_RELEASES_DOWNLOAD_TIMEOUT", d.DownloadTimeout),
 	}
 }
 
@@ -79,8 +86,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Broker == nil || deps.DB == nil {
 		return nil, errors.New("releases: broker and database required")
 	}
-	if cfg.MaxAPKBytes <= 0 {
-		return nil, errors.New("releases: MaxAPKBytes must be positive")
+	if cfg.MaxAPKBytes <= 0 || cfg.DownloadTimeout <= 0 {
+		return nil, errors.New("releases: MaxAPKBytes and DownloadTimeout must be positive")
 	}
 	log := deps.Log
 	if log == nil {
@@ -105,6 +112,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	h := httpapi.New(httpapi.Config{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, MaxAPKBytes: cfg.MaxAPKBytes,
+		DownloadTimeout: cfg.DownloadTimeout,
 	}, st, blobs, m, log)
 	return &Service{store: st, http: h, log: log}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -64,7 +65,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Stored, error)
 	if err != nil {
 		return Stored{}, err
 	}
-	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: name}, &limitReader{r: r, left: max})
+	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: name}, fullReader{&limitReader{r: r, left: max}})
 	if err != nil {
 		return Stored{}, err
 	}
@@ -80,9 +81,12 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Stored, error)
 // Object store reads are sequential, so the first Read discards the offset
 // bytes before the range (bounded memory, at the cost of reading them from
 // the server); this keeps resumed downloads correct without random access.
-// The reader must be closed; it lives independently of ctx's cancellation.
-func (s *Store) Open(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+// The reader must be closed. It outlives ctx's cancellation (a response
+// body is read after its handler returned) but not maxDuration: the object
+// store bounds every read by a deadline (5 s when none is given), so the
+// whole transfer must end within maxDuration.
+func (s *Store) Open(ctx context.Context, name string, offset, length int64, maxDuration time.Duration) (io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxDuration)
 	res, err := s.obs.Get(ctx, name)
 	if err != nil {
 		cancel()
@@ -129,6 +133,20 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	if err != nil && err != io.EOF {
 		return n, &ReadError{Err: err}
+	}
+	return n, err
+}
+
+// fullReader fills each buffer it is given unless the input ends: the object
+// store makes one chunk (one message) per Read, and a multipart part yields
+// at most 4 KiB per Read, which would mean tens of thousands of tiny chunks
+// and stall the publisher.
+type fullReader struct{ r io.Reader }
+
+func (f fullReader) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if err == io.ErrUnexpectedEOF || (err == io.EOF && n > 0) {
+		err = nil // the next Read reports io.EOF
 	}
 	return n, err
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,7 +82,7 @@ func (h *Handler) serve(c *fiber.Ctx, v store.Version) error {
 		return nil
 	}
 
-	body, err := h.blobs.Open(c.UserContext(), v.ObjectName, start, length)
+	body, err := h.blobs.Open(c.UserContext(), v.ObjectName, start, length, h.downloadTimeout)
 	if errors.Is(err, blob.ErrNotFound) {
 		h.log.Error("apk object missing", "versionCode", v.VersionCode, "object", v.ObjectName)
 		return errVersionNotFound
@@ -101,7 +102,8 @@ func (h *Handler) serve(c *fiber.Ctx, v store.Version) error {
 	c.Status(status)
 	// fasthttp copies the stream to the client after the handler returns,
 	// then closes it.
-	c.Context().SetBodyStream(&countingReader{ReadCloser: body, bytes: h.metrics.downloadBytes}, int(length))
+	c.Context().SetBodyStream(&countingReader{ReadCloser: body, bytes: h.metrics.downloadBytes,
+		log: h.log, code: v.VersionCode}, int(length))
 	return nil
 }
 
@@ -189,16 +191,22 @@ func safeFilename(s string) string {
 	}, s)
 }
 
-// countingReader adds the bytes read through it to a counter.
+// countingReader adds the bytes read through it to a counter and logs a
+// failure of the object store mid-stream (the client sees a short body).
 type countingReader struct {
 	io.ReadCloser
 	bytes prometheus.Counter
+	log   *slog.Logger
+	code  int64
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	if n > 0 {
 		r.bytes.Add(float64(n))
+	}
+	if err != nil && err != io.EOF {
+		r.log.Warn("apk stream failed", "versionCode", r.code, "err", err)
 	}
 	return n, err
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -41,6 +42,9 @@ type Config struct {
 	AdminToken  string
 	PublicURL   string // base of downloadUrl, no trailing slash
 	MaxAPKBytes int64
+	// DownloadTimeout bounds one download's transfer; a slower client gets
+	// a short body and resumes with Range.
+	DownloadTimeout time.Duration
 }
 
 // Handler serves the releases endpoints.
@@ -52,6 +56,8 @@ type Handler struct {
 	publicURL string
 	adminTok  string
 	maxAPK    int64
+
+	downloadTimeout time.Duration
 }
 
 // New returns the handlers over st and blobs.
@@ -60,6 +66,7 @@ func New(cfg Config, st *store.Store, blobs *blob.Store, m *Metrics, log *slog.L
 		store: st, blobs: blobs, metrics: m, log: log,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		adminTok:  cfg.AdminToken, maxAPK: cfg.MaxAPKBytes,
+		downloadTimeout: cfg.DownloadTimeout,
 	}
 }
 

@@ -69,7 +69,6 @@ func (s *Store) selectVersions(dst any) *bun.SelectQuery {
 // this exact under concurrent inserts.
 func (s *Store) Insert(ctx context.Context, v *Version) (bool, error) {
 	res, err := s.db.NewInsert().Model(v).
-		ExcludeColumn("is_active").
 		On("CONFLICT (version_code) DO NOTHING").
 		Exec(ctx)
 	if err != nil {
