@@ -101,8 +101,8 @@ func TestReadYourWrites(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		h := start(t, b)
 		const account = 3
-		for range 10 { // a backlog ahead of the reported batch
-			h.publish(t, items(account, newHashes(1000)...)...)
+		for range 4 { // a backlog ahead of the reported batch
+			h.publish(t, items(account, newHashes(500)...)...)
 		}
 		hs := newHashes(200)
 		h.publish(t, items(account, hs...)...)

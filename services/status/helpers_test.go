@@ -31,8 +31,13 @@ type harness struct {
 // start runs the service until the test ends, and checks it stops cleanly.
 func start(t testing.TB, b testkit.Backend) *harness {
 	t.Helper()
+	return startWith(t, b, status.DefaultConfig())
+}
+
+func startWith(t testing.TB, b testkit.Backend, cfg status.Config) *harness {
+	t.Helper()
 	h := &harness{b: b, br: b.Broker(t), db: b.DB(t, "status"), reg: prometheus.NewRegistry()}
-	svc, err := status.New(context.Background(), status.DefaultConfig(), status.Deps{
+	svc, err := status.New(context.Background(), cfg, status.Deps{
 		Broker: h.br, DB: h.db, Names: b.Names, Registerer: h.reg, Log: testkit.Logger(t),
 	})
 	if err != nil {
@@ -167,4 +172,3 @@ func items(account int64, hashes ...string) []events.AcceptedSMS {
 	}
 	return out
 }
-

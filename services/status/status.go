@@ -18,6 +18,7 @@ import (
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/consumer"
+	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/status/internal/apply"
@@ -39,7 +40,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		IngestBatch:      64,
+		IngestBatch:      16,
 		IngestLinger:     5 * time.Millisecond,
 		IngestMaxDeliver: 10,
 		RPCConcurrency:   64,
@@ -110,6 +111,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
+	if err := store.Tune(ctx, deps.DB); err != nil {
+		return nil, err
+	}
 	m, err := metrics.New(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("status metrics: %w", err)
@@ -126,7 +130,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
 		ingester:   ingest.New(st, m, deps.Log),
-		applier:    apply.New(st, deps.Broker.JS, deps.Names, cfg.CatchUpTimeout, m, deps.Log),
+		applier:    apply.New(st, deps.Broker.JS, deps.Names, cfg.CatchUpTimeout, !database.IsPostgres(deps.DB), m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }
@@ -136,6 +140,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // those in flight and the ingest batch in hand (bounded by ShutdownTimeout)
 // and returns nil. It returns an error if the consumer cannot run.
 func (s *Service) Run(ctx context.Context) error {
+	s.applier.Start()
+	defer s.applier.Stop()
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupStatus, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
 	if err := rpc.Handle(srv, s.deps.Names.StatusApply(), "apply", s.applier.Apply); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -34,17 +35,40 @@ type Applier struct {
 	js      jetstream.JetStream
 	names   events.Names
 	waiter  *waiter
+	commit  *committer // group commit; nil on PostgreSQL
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // New returns an applier. catchUp bounds the wait for the ingest consumer
-// when a request names hashes not recorded yet.
-func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp time.Duration, m *metrics.Metrics, log *slog.Logger) *Applier {
-	return &Applier{
+// when a request names hashes not recorded yet. groupCommit makes concurrent
+// requests share transactions (for SQLite's single connection); it then
+// needs Start and Stop.
+func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp time.Duration, groupCommit bool,
+	m *metrics.Metrics, log *slog.Logger) *Applier {
+	a := &Applier{
 		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
 		waiter: &waiter{js: js, names: names, timeout: catchUp, seconds: m.ApplyWait},
+	}
+	if groupCommit {
+		a.commit = newCommitter(st)
+	}
+	return a
+}
+
+// Start starts group commit, if on; call it before the first Apply.
+func (a *Applier) Start() {
+	if a.commit != nil {
+		go a.commit.run()
+	}
+}
+
+// Stop ends group commit after the group in hand; later Applys fail with
+// apperr.ErrUnavailable.
+func (a *Applier) Stop() {
+	if a.commit != nil {
+		a.commit.close()
 	}
 }
 
@@ -77,14 +101,16 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	}
 
 	at := a.now().UTC().Truncate(time.Microsecond)
-	final := make(map[string]int, len(hashes)) // status of each known message after its first entry
-	changed := make(map[string]bool, len(hashes))
-	missing, err := a.settle(ctx, req, asked, hashes, at, final, changed)
-	if err == nil && len(missing) > 0 {
+	res, err := a.settle(ctx, req, asked, hashes, at)
+	if err == nil && len(res.missing) > 0 {
 		if err = a.waiter.wait(ctx); err == nil {
-			_, err = a.settle(ctx, req, asked, missing, at, final, changed)
+			var again settled
+			if again, err = a.settle(ctx, req, asked, res.missing, at); err == nil {
+				res.merge(again)
+			}
 		}
 	}
+	final, changed := res.final, res.changed
 	a.publish(ctx, req.AccountID, at, hashes, asked, changed)
 	if err != nil {
 		return events.ApplyReply{}, err
@@ -116,12 +142,38 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	return reply, nil
 }
 
-// settle sets the asked status on those of hashes not final yet, and records
-// in final the status every known one has afterwards, in changed those it
-// changed. It returns the hashes not found (unknown, another account's, or
-// not ingested yet).
-func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[string]int, hashes []string,
-	at time.Time, final map[string]int, changed map[string]bool) ([]string, error) {
+// settled is what settling some hashes found.
+type settled struct {
+	final   map[string]int  // status of each known message after its first entry
+	changed map[string]bool // messages this request changed
+	missing []string        // hashes not found: unknown, another account's, or not ingested yet
+}
+
+func (r *settled) merge(o settled) {
+	maps.Copy(r.final, o.final)
+	maps.Copy(r.changed, o.changed)
+	r.missing = o.missing
+}
+
+// settle runs settleWith, in a shared transaction when group commit is on.
+func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[string]int, hashes []string, at time.Time) (settled, error) {
+	if a.commit == nil {
+		return settleWith(ctx, a.store.Queries(), req, asked, hashes, at)
+	}
+	var res settled
+	err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) error {
+		var err error
+		res, err = settleWith(ctx, q, req, asked, hashes, at)
+		return err
+	})
+	return res, err
+}
+
+// settleWith sets the asked status on those of hashes not final yet (one
+// statement per asked status), then looks up the others (one statement). It
+// only reads its arguments, so it can run again after a rollback.
+func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, asked map[string]int, hashes []string, at time.Time) (settled, error) {
+	res := settled{final: make(map[string]int, len(hashes)), changed: make(map[string]bool, len(hashes))}
 	for _, status := range []int{events.StatusSent, events.StatusFailed} {
 		var group []string
 		for _, h := range hashes {
@@ -129,34 +181,33 @@ func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map
 				group = append(group, h)
 			}
 		}
-		done, err := a.store.MarkFinal(ctx, req.AccountID, group, status, req.Device, at)
+		done, err := q.MarkFinal(ctx, req.AccountID, group, status, req.Device, at)
 		if err != nil {
-			return nil, err
+			return settled{}, err
 		}
 		for _, h := range done {
-			final[h], changed[h] = status, true
+			res.final[h], res.changed[h] = status, true
 		}
 	}
 	var rest []string
 	for _, h := range hashes {
-		if !changed[h] {
+		if !res.changed[h] {
 			rest = append(rest, h)
 		}
 	}
-	statuses, err := a.store.Statuses(ctx, req.AccountID, rest)
+	statuses, err := q.Statuses(ctx, req.AccountID, rest)
 	if err != nil {
-		return nil, err
+		return settled{}, err
 	}
-	var missing []string
 	for _, h := range rest {
 		// Below final only if it was ingested after MarkFinal looked: retry.
 		if st, ok := statuses[h]; ok && st >= events.StatusSent {
-			final[h] = st
+			res.final[h] = st
 		} else {
-			missing = append(missing, h)
+			res.missing = append(res.missing, h)
 		}
 	}
-	return missing, nil
+	return res, nil
 }
 
 // publish announces the messages this request changed.

@@ -11,18 +11,37 @@ import (
 // finalFrom is the lowest final status: statuses below it may still change.
 const finalFrom = 2
 
+// Queries are the report operations, run either each in its own
+// transaction (Store.Queries) or together in one (Store.InTx).
+type Queries struct {
+	db bun.IDB
+	pg bool
+	tx bool
+}
+
+// Queries returns the operations running each statement on its own.
+func (s *Store) Queries() *Queries { return &Queries{db: s.db, pg: s.pg} }
+
+// InTx runs fn in one transaction: its statements share one commit (one
+// fsync on SQLite). An error from fn rolls everything back.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Queries) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return fn(ctx, &Queries{db: tx, pg: s.pg, tx: true})
+	})
+}
+
 // MarkFinal sets status, device and reportedAt on those of the account's
 // messages among hashes whose status is not final yet, in one statement, and
 // returns the hashes it changed. A message already final, another account's
 // message or an unknown hash is left alone and not returned. Of two
 // concurrent calls for the same message exactly one changes it.
-func (s *Store) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]string, error) {
+func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]string, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
 	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
 		WHERE account_id = ? AND hash IN (?) AND status < ? RETURNING hash`
-	if s.pg {
+	if q.pg {
 		// Lock the rows in hash order first, so requests touching the same
 		// messages in different orders never deadlock.
 		query = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
@@ -33,9 +52,9 @@ func (s *Store) MarkFinal(ctx context.Context, accountID int64, hashes []string,
 	}
 	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(hashes), finalFrom, finalFrom}
 	var changed []string
-	err := withRetry(ctx, func() error {
+	run := func() error {
 		changed = changed[:0]
-		rows, err := s.db.QueryContext(ctx, query, args...)
+		rows, err := q.db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -48,7 +67,13 @@ func (s *Store) MarkFinal(ctx context.Context, accountID int64, hashes []string,
 			changed = append(changed, h)
 		}
 		return rows.Err()
-	})
+	}
+	var err error
+	if q.tx {
+		err = run() // a failed statement aborts the transaction: no retry here
+	} else {
+		err = withRetry(ctx, run)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mark final: %w", err)
 	}
@@ -57,12 +82,12 @@ func (s *Store) MarkFinal(ctx context.Context, accountID int64, hashes []string,
 
 // Statuses returns the status of each of the account's messages among
 // hashes; hashes unknown or of another account are absent from the map.
-func (s *Store) Statuses(ctx context.Context, accountID int64, hashes []string) (map[string]int, error) {
+func (q *Queries) Statuses(ctx context.Context, accountID int64, hashes []string) (map[string]int, error) {
 	out := make(map[string]int, len(hashes))
 	if len(hashes) == 0 {
 		return out, nil
 	}
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := q.db.QueryContext(ctx,
 		`SELECT hash, status FROM deliveries WHERE account_id = ? AND hash IN (?)`, accountID, bun.In(hashes))
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -46,6 +48,13 @@ func (s *Store) Ingest(ctx context.Context, rows []Row) ([]Replacement, error) {
 		return nil, fmt.Errorf("begin ingest: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck
+	// Inserting in key order walks the hash B-tree once instead of jumping
+	// around it. Of two rows with one hash the lower position still comes
+	// first, so the earlier message keeps the hash, as in stream order.
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b Row) int {
+		return cmp.Or(strings.Compare(a.Hash, b.Hash), cmp.Compare(a.Pos, b.Pos))
+	})
 	var replaced []Replacement
 	for start := 0; start < len(rows); start += chunkRows {
 		chunk := rows[start:min(start+chunkRows, len(rows))]
