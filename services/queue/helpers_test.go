@@ -2,7 +2,9 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -161,11 +163,15 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// statusOf reads a message's stored status by hash.
+// statusOf reads a message's stored status by hash; -1 if not stored (yet).
 func statusOf(t testing.TB, db *bun.DB, hash string) int {
 	t.Helper()
 	var m store.Message
-	if err := db.NewSelect().Model(&m).Where("hash = ?", hash).Scan(context.Background()); err != nil {
+	err := db.NewSelect().Model(&m).Where("hash = ?", hash).Scan(context.Background())
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1
+	}
+	if err != nil {
 		t.Fatalf("select %s: %v", hash, err)
 	}
 	return int(m.Status)

@@ -204,6 +204,9 @@ func (s *Service) Run(ctx context.Context) error {
 			return fatal
 		}
 	}
+	if err := accepted.Close(); err != nil {
+		s.log.Warn("close ingest statements", "err", err)
+	}
 	return fatal
 }
 

@@ -1,7 +1,6 @@
 package queue_test
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -271,6 +270,3 @@ func TestRestart(t *testing.T) {
 		}
 	})
 }
-
-// Keep the imports honest for helpers used only by some tests.
-var _ = context.Background

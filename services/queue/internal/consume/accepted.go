@@ -59,6 +59,10 @@ func (a *Accepted) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	return nil
 }
 
+// Close releases the handler's prepared statements; call it once the
+// consumer stopped.
+func (a *Accepted) Close() error { return a.ins.Close() }
+
 // decode appends the rows of one AcceptedBatch at stream sequence seq.
 func (a *Accepted) decode(seq uint64, data []byte) error {
 	a.event.Items = a.event.Items[:0]

@@ -38,28 +38,50 @@ type InsertResult struct {
 
 const (
 	insertColumns = 6
-	// maxBindVars is SQLite's limit on parameters per statement (PostgreSQL
-	// allows 65535).
-	maxBindVars = 32766
-	// insertChunkRows is the most rows of one INSERT statement.
-	insertChunkRows = maxBindVars / insertColumns
 	// maxReplacements bounds the replacement hashes tried for one message.
 	maxReplacements = 16
 )
 
-// Inserter stores batches of accepted messages, reusing its buffers between
-// calls. It is not safe for concurrent use: give each consumer its own.
+// chunkSizes are the row counts of the prepared INSERT statements, largest
+// first; a batch is split greedily into chunks of these sizes. The largest
+// stays far below SQLite's 32766 bind variables (and PostgreSQL's 65535).
+// Prepared statements spare SQLite parsing a multi-thousand-parameter
+// statement per call, which costs about as much as the inserting itself.
+var chunkSizes = [...]int{512, 64, 8, 1}
+
+// sqliteTimeLayout is how times are stored in SQLite text columns (the
+// driver's own layout, which bun parses back).
+const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
+
+// Inserter stores batches of accepted messages, reusing its buffers and
+// prepared statements between calls. It is not safe for concurrent use: give
+// each consumer its own, and Close it when done.
 type Inserter struct {
-	s       *Store
-	args    []any
-	sql     strings.Builder
-	fullSQL string // statement for a full chunk, built once
-	lastN   int    // rows of lastSQL
-	lastSQL string // statement of the last partial chunk
+	s     *Store
+	args  []any
+	stmts [len(chunkSizes)]*sql.Stmt
+	// The acceptance time of consecutive rows is usually the same: format it
+	// once (SQLite stores text).
+	lastAt    time.Time
+	lastAtArg any
 }
 
 // NewInserter returns an inserter on s.
 func (s *Store) NewInserter() *Inserter { return &Inserter{s: s} }
+
+// Close releases the prepared statements.
+func (in *Inserter) Close() error {
+	var first error
+	for i, st := range in.stmts {
+		if st != nil {
+			if err := st.Close(); err != nil && first == nil {
+				first = err
+			}
+			in.stmts[i] = nil
+		}
+	}
+	return first
+}
 
 // Insert stores msgs in one transaction with multi-row INSERTs. It is
 // idempotent: a position already stored is left as it is, so redelivered
@@ -77,6 +99,10 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult
 	}
 	msgs = slices.CompactFunc(msgs, func(a, b NewMessage) bool { return a.Pos == b.Pos })
 
+	// Prepare before the transaction: on SQLite it holds the only connection.
+	if err := in.prepare(ctx); err != nil {
+		return res, err
+	}
 	tx, err := in.s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("begin insert: %w", err)
@@ -84,8 +110,12 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
 	for rest := msgs; len(rest) > 0; {
-		n := min(len(rest), insertChunkRows)
-		affected, err := in.exec(ctx, tx, rest[:n])
+		k := 0
+		for chunkSizes[k] > len(rest) {
+			k++
+		}
+		n := chunkSizes[k]
+		affected, err := in.exec(ctx, tx, k, rest[:n])
 		if err != nil {
 			return res, err
 		}
@@ -106,14 +136,15 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult
 
 func byPos(a, b NewMessage) int { return cmp.Compare(a.Pos, b.Pos) }
 
-// exec inserts rows with one statement and returns how many were added.
-func (in *Inserter) exec(ctx context.Context, tx *sql.Tx, rows []NewMessage) (int64, error) {
+// exec inserts rows (exactly chunkSizes[k] of them) with one statement and
+// returns how many were added.
+func (in *Inserter) exec(ctx context.Context, tx *sql.Tx, k int, rows []NewMessage) (int64, error) {
 	in.args = in.args[:0]
 	for i := range rows {
 		m := &rows[i]
-		in.args = append(in.args, m.Pos, m.AccountID, m.Hash, m.Phone, m.Text, m.AcceptedAt.UTC())
+		in.args = append(in.args, m.Pos, m.AccountID, m.Hash, m.Phone, m.Text, in.timeArg(m.AcceptedAt))
 	}
-	res, err := tx.ExecContext(ctx, in.statement(len(rows)), in.args...)
+	res, err := tx.StmtContext(ctx, in.stmts[k]).ExecContext(ctx, in.args...)
 	clear(in.args) // drop references to the texts
 	if err != nil {
 		return 0, fmt.Errorf("insert messages: %w", err)
@@ -121,34 +152,49 @@ func (in *Inserter) exec(ctx context.Context, tx *sql.Tx, rows []NewMessage) (in
 	return res.RowsAffected()
 }
 
-// statement returns the INSERT of n rows; the full-chunk one is cached.
-func (in *Inserter) statement(n int) string {
-	if n == insertChunkRows && in.fullSQL != "" {
-		return in.fullSQL
+// timeArg is the parameter for acceptance time t.
+func (in *Inserter) timeArg(t time.Time) any {
+	if in.lastAtArg == nil || !t.Equal(in.lastAt) {
+		in.lastAt = t
+		if in.s.pg {
+			in.lastAtArg = t.UTC()
+		} else {
+			in.lastAtArg = t.UTC().Format(sqliteTimeLayout)
+		}
 	}
-	if n == in.lastN {
-		return in.lastSQL
+	return in.lastAtArg
+}
+
+// prepare prepares the INSERT statements not prepared yet.
+func (in *Inserter) prepare(ctx context.Context) error {
+	for k, n := range chunkSizes {
+		if in.stmts[k] != nil {
+			continue
+		}
+		st, err := in.s.sqlDB().PrepareContext(ctx, in.insertSQL(n))
+		if err != nil {
+			return fmt.Errorf("prepare insert of %d rows: %w", n, err)
+		}
+		in.stmts[k] = st
 	}
-	b := &in.sql
-	b.Reset()
-	b.Grow(80 + n*(insertColumns*7+3))
+	return nil
+}
+
+// insertSQL is the INSERT of n rows.
+func (in *Inserter) insertSQL(n int) string {
+	var b strings.Builder
+	b.Grow(100 + n*(insertColumns*7+3))
 	b.WriteString("INSERT INTO messages (pos, account_id, hash, phone, text, accepted_at) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		in.s.placeholders(b, i*insertColumns+1, insertColumns)
+		in.s.placeholders(&b, i*insertColumns+1, insertColumns)
 		b.WriteByte(')')
 	}
 	b.WriteString(" ON CONFLICT DO NOTHING")
-	q := b.String()
-	if n == insertChunkRows {
-		in.fullSQL = q
-	} else {
-		in.lastN, in.lastSQL = n, q
-	}
-	return q
+	return b.String()
 }
 
 // resolveCollisions finds the messages of msgs (sorted) whose position is
@@ -205,7 +251,7 @@ func (in *Inserter) insertReplaced(ctx context.Context, tx *sql.Tx, m NewMessage
 		hash = domain.ReplacementHash(hash, m.Pos)
 		r := m
 		r.Hash = hash
-		n, err := in.exec(ctx, tx, []NewMessage{r})
+		n, err := in.exec(ctx, tx, len(chunkSizes)-1, []NewMessage{r})
 		if err != nil {
 			return nil, err
 		}

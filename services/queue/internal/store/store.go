@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +56,35 @@ func New(db *bun.DB) *Store {
 	return &Store{db: db, pg: database.IsPostgres(db)}
 }
 
-// Migrate creates or updates the queue's tables.
+// Migrate creates or updates the queue's tables, and tunes the SQLite
+// connection for bulk ingestion.
 func (s *Store) Migrate(ctx context.Context) error {
-	return database.Migrate(ctx, s.db, migrations, Service)
+	if err := database.Migrate(ctx, s.db, migrations, Service); err != nil {
+		return err
+	}
+	return s.tune(ctx)
+}
+
+// sqlitePragmas keep bulk inserts off the disk until commit: statement
+// journals (needed by multi-row INSERT ... ON CONFLICT) live in memory, and
+// the page cache (64 MiB) holds a whole ingest transaction instead of
+// spilling dirty pages into the WAL mid-transaction. They only affect speed,
+// so losing them with a reconnect is harmless.
+var sqlitePragmas = []string{
+	"PRAGMA temp_store = MEMORY",
+	"PRAGMA cache_size = -65536",
+}
+
+func (s *Store) tune(ctx context.Context) error {
+	if s.pg {
+		return nil
+	}
+	for _, p := range sqlitePragmas {
+		if _, err := s.sqlDB().ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Ping reports whether the database answers.

@@ -1,0 +1,100 @@
+package store_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// eachBackend runs a benchmark on SQLite and, when the test URLs are set, on
+// PostgreSQL.
+func eachBackend(b *testing.B, fn func(b *testing.B, st *store.Store)) {
+	b.Run("sqlite", func(b *testing.B) {
+		st := open(b, testkit.Backend{DataDir: b.TempDir()})
+		fn(b, st)
+	})
+	natsURL, dbURL := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase)
+	if natsURL != "" && dbURL != "" {
+		b.Run("postgres", func(b *testing.B) { fn(b, open(b, testkit.External(b, natsURL, dbURL))) })
+	}
+}
+
+// BenchmarkInsert1000 stores one 1000-item batch (one full AcceptedBatch)
+// per operation, in its own transaction.
+func BenchmarkInsert1000(b *testing.B) { benchInsert(b, 1000) }
+
+// BenchmarkInsert20000 stores 20000 rows per transaction, as the ingest
+// consumer does under load (many events per consumer batch).
+func BenchmarkInsert20000(b *testing.B) { benchInsert(b, 20000) }
+
+func benchInsert(b *testing.B, size int) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		batch := rows(1, 0, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			base := int64(i * size)
+			for j := range batch {
+				batch[j].Pos = base + int64(j)
+				batch[j].Hash = hex16(mix(batch[j].Pos)) // random-looking, as real hashes
+			}
+			if _, err := in.Insert(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
+// BenchmarkClaim200 claims 200 messages per operation from a queue holding
+// more than b.N*200.
+func BenchmarkClaim200(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		in := st.NewInserter()
+		const size = 200
+		for from := 0; from < (b.N+1)*size; from += 5000 {
+			if _, err := in.Insert(ctx, rows(1, int64(from), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Another account's messages interleaved in the table.
+		if _, err := in.Insert(ctx, rows(2, int64((b.N+1)*size+5000), 5000)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			got, err := st.Claim(ctx, 1, size, time.Now())
+			if err != nil || len(got) != size {
+				b.Fatalf("claimed %d, err %v", len(got), err)
+			}
+		}
+	})
+}
+
+// mix is splitmix64's finaliser: distinct inputs give scattered outputs.
+func mix(v int64) int64 {
+	z := uint64(v) + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return int64(z ^ (z >> 31))
+}
+
+func hex16(v int64) string {
+	const digits = "0123456789abcdef"
+	var buf [16]byte
+	u := uint64(v)
+	for i := 15; i >= 0; i-- {
+		buf[i] = digits[u&15]
+		u >>= 4
+	}
+	return string(buf[:])
+}
