@@ -12,30 +12,30 @@ import (
 
 func buildBilling(ctx context.Context, in *infra) (service, error) {
 	return billing.New(ctx, billing.LoadConfig(in.reader, in.common), billing.Deps{
-		Broker: in.broker, DB: in.dbs["billing"], Names: in.names, Registerer: in.reg, Log: in.log.With("service", "billing"),
+		Broker: in.broker, DB: in.dbs["billing"], Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }
 
 func buildQueue(ctx context.Context, in *infra) (service, error) {
 	return queue.New(ctx, queue.LoadConfig(in.reader, in.common), queue.Deps{
-		Broker: in.broker, DB: in.dbs["queue"], Names: in.names, Registerer: in.reg, Log: in.log.With("service", "queue"),
+		Broker: in.broker, DB: in.dbs["queue"], Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }
 
 func buildStatus(ctx context.Context, in *infra) (service, error) {
 	return status.New(ctx, status.LoadConfig(in.reader, in.common), status.Deps{
-		Broker: in.broker, DB: in.dbs["status"], Names: in.names, Registerer: in.reg, Log: in.log.With("service", "status"),
+		Broker: in.broker, DB: in.dbs["status"], Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }
 
 func buildReleases(ctx context.Context, in *infra) (service, error) {
 	return releases.New(ctx, releases.LoadConfig(in.reader, in.common), releases.Deps{
-		Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log.With("service", "releases"),
+		Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }
 
 func buildIngress(ctx context.Context, in *infra) (service, error) {
 	return ingress.New(ctx, ingress.LoadConfig(in.reader, in.common), ingress.Deps{
-		Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log.With("service", "ingress"),
+		Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }

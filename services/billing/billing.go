@@ -87,6 +87,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil || deps.Log == nil {
 		return nil, errors.New("billing: Broker, DB, Registerer and Log are required")
 	}
+	deps.Log = deps.Log.With("service", "billing")
 	d := DefaultConfig()
 	if cfg.RPCConcurrency < 1 {
 		cfg.RPCConcurrency = d.RPCConcurrency
@@ -111,9 +112,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	rm, err := rpc.NewMetrics(deps.Registerer, "billing")
 	if err != nil {
 		return nil, fmt.Errorf("billing rpc metrics: %w", err)
-	}
-	if cfg.AdminToken == "" {
-		deps.Log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN")
 	}
 	reserve := func(ctx context.Context, rs []domain.Reservation) ([]domain.Grant, error) {
 		return st.ReserveBatch(ctx, time.Now(), rs)

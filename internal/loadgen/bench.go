@@ -1,0 +1,372 @@
+// Package loadgen drives a running apitosms server the way its users do:
+// merchants queueing batches through their own accounts and phones pulling
+// and reporting (internal/phonesim), and measures throughput, latency per
+// endpoint, queue→phone latency, errors, and the server's CPU and memory.
+//
+// The generator is built to cost little next to the server it measures on
+// the same machine: request bodies are precomputed (only the enqueue stamps
+// are rewritten), buffers are reused, responses are scanned rather than
+// decoded, connections are kept alive, and latencies go into fixed-size
+// per-goroutine histograms.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apitosms/apitosms/internal/phonesim"
+)
+
+// Modes of a run.
+const (
+	ModeIngest = "ingest" // merchants only
+	ModeDrain  = "drain"  // prefill, then phones only
+	ModeMixed  = "mixed"  // merchants and phones together
+)
+
+// Config describes one run.
+type Config struct {
+	Scenario string // label in the table
+	Mode     string // ModeIngest, ModeDrain or ModeMixed
+
+	// The server: a running one (URL, AdminToken, optionally PID for its
+	// CPU and memory), or Spawn to start one for this run only.
+	URL        string
+	AdminToken string
+	PID        int
+	Spawn      *SpawnConfig
+
+	Merchants int // queueing clients, each with its own account
+	Batch     int // messages per queue request
+	Phones    int // polling phones, spread over the merchants' accounts
+	Limit     int // get_messages limit
+
+	// Duration is the measured window (ingest, mixed) or its cap (drain).
+	Duration time.Duration
+	// Messages stops merchants once this many were accepted (ingest, mixed),
+	// or is the number of messages queued before a drain (default 200,000).
+	Messages int64
+
+	Success float64       // share of messages phones report sent (2); others failed (3)
+	Delay   time.Duration // phones' simulated sending time per message
+	Idle    time.Duration // phones' wait after an empty poll in mixed mode (default 20 ms)
+	// Verify tracks every hash and checks, after the run, that each accepted
+	// message was pulled exactly once and reported, and that nothing is left.
+	Verify bool
+	// Watch names processes (by /proc/<pid>/comm) whose CPU time over the
+	// window is reported as infrastructure, e.g. nats-server and postgres
+	// in the distributed mode. A spawned distributed server watches those
+	// two unless Watch is set.
+	Watch []string
+
+	Log io.Writer // progress lines; nil discards
+}
+
+func (c *Config) defaults() error {
+	switch c.Mode {
+	case ModeIngest, ModeDrain, ModeMixed:
+	case "":
+		c.Mode = ModeMixed
+	default:
+		return fmt.Errorf("unknown mode %q (want ingest, drain or mixed)", c.Mode)
+	}
+	if c.Merchants < 1 {
+		return errors.New("need at least one merchant (accounts are created per merchant)")
+	}
+	if c.Batch < 1 || c.Batch > 1000 {
+		return errors.New("batch must be 1..1000")
+	}
+	if c.Mode != ModeIngest && c.Phones < 1 {
+		return fmt.Errorf("mode %s needs phones", c.Mode)
+	}
+	if c.Mode == ModeIngest {
+		c.Phones = 0
+	}
+	if c.Limit < 1 {
+		c.Limit = 200
+	}
+	if c.Mode == ModeDrain && c.Messages <= 0 {
+		c.Messages = 200_000
+	}
+	if c.Mode != ModeDrain && c.Duration <= 0 && c.Messages <= 0 {
+		return errors.New("give a duration or a message count")
+	}
+	if c.Mode == ModeMixed && c.Duration <= 0 {
+		return errors.New("mixed mode needs a duration")
+	}
+	if c.Idle <= 0 {
+		c.Idle = 20 * time.Millisecond
+	}
+	if c.Spawn == nil && (c.URL == "" || c.AdminToken == "") {
+		return errors.New("give the server's URL and admin token, or spawn one")
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+// Run performs one run and returns what it measured. Errors are returned
+// only when the run could not be made (server, accounts); failed requests
+// are counted in the result.
+func Run(ctx context.Context, cfg Config) (res *Result, err error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	backend, namespace := "external", ""
+	if cfg.Spawn != nil {
+		fmt.Fprintf(cfg.Log, "starting %s ...\n", cfg.Spawn.Bin)
+		srv, err := Spawn(ctx, *cfg.Spawn)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if serr := srv.Stop(); serr != nil {
+				if tail := srv.LogTail(10); tail != "" {
+					serr = fmt.Errorf("%w\n%s", serr, tail)
+				}
+				err = errors.Join(err, serr)
+			}
+		}()
+		cfg.URL, cfg.AdminToken, cfg.PID, backend, namespace = srv.URL, srv.AdminToken, srv.PID, srv.Backend, srv.Namespace
+		if cfg.Watch == nil && srv.Backend == "distributed" {
+			cfg.Watch = []string{"nats-server", "postgres"}
+		}
+		fmt.Fprintf(cfg.Log, "server %s (%s, pid %d, namespace %s)\n", srv.URL, srv.Backend, srv.PID, srv.Namespace)
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	client := phonesim.NewClient(cfg.Merchants + cfg.Phones)
+	defer client.CloseIdleConnections()
+	tokens, err := CreateAccounts(ctx, client, cfg.URL, cfg.AdminToken, cfg.Merchants)
+	if err != nil {
+		return nil, fmt.Errorf("create bench accounts: %w", err)
+	}
+	r := &run{cfg: cfg, client: client, tokens: tokens}
+	res = &Result{Scenario: cfg.Scenario, Backend: backend, Namespace: namespace, Mode: cfg.Mode, Merchants: cfg.Merchants,
+		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit}
+	if err := r.execute(ctx, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// run is the state of one Run.
+type run struct {
+	cfg       Config
+	client    *http.Client
+	tokens    []string
+	merchants []*merchant
+	phones    []*phoneWorker
+}
+
+func (r *run) execute(ctx context.Context, res *Result) error {
+	cfg := r.cfg
+	for i, tok := range r.tokens {
+		r.merchants = append(r.merchants, newMerchant(i, r.client, cfg.URL, tok, cfg.Batch, cfg.Verify))
+	}
+	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify}
+	for i, toks := range spread(r.tokens, cfg.Phones) {
+		r.phones = append(r.phones, newPhoneWorker(i, r.client, cfg.URL, toks, settings))
+	}
+
+	if cfg.Mode == ModeDrain {
+		fmt.Fprintf(cfg.Log, "prefill: queueing %d messages ...\n", cfg.Messages)
+		start := time.Now()
+		r.runMerchants(ctx, nil, cfg.Messages)
+		secs := time.Since(start).Seconds()
+		accepted := r.accepted()
+		res.Prefill = &Prefill{Messages: accepted, Seconds: secs, PerSec: float64(accepted) / secs}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if accepted < cfg.Messages {
+			return fmt.Errorf("prefill: only %d of %d messages accepted (errors: %v)", accepted, cfg.Messages, r.errors())
+		}
+	}
+
+	before, serverErr := r.sample()
+	toolBefore, _ := ReadProc(os.Getpid())
+	infraBefore := cpuByName(cfg.Watch)
+	stop := make(chan struct{})
+	var timer *time.Timer
+	if cfg.Duration > 0 {
+		timer = time.AfterFunc(cfg.Duration, func() { close(stop) })
+	}
+	fmt.Fprintf(cfg.Log, "measuring %s ...\n", cfg.Mode)
+	start := time.Now()
+	var wg sync.WaitGroup
+	if cfg.Mode != ModeDrain {
+		quota := int64(0)
+		if cfg.Messages > 0 {
+			quota = cfg.Messages
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runMerchants(ctx, stop, quota) }()
+	}
+	if cfg.Mode != ModeIngest {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runPhones(ctx, stop, cfg.Mode == ModeDrain) }()
+	}
+	wg.Wait()
+	window := time.Since(start)
+	if timer != nil {
+		timer.Stop()
+	}
+	after, _ := r.sample()
+	toolAfter, _ := ReadProc(os.Getpid())
+	infraAfter := cpuByName(cfg.Watch)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	r.fill(res, window)
+	if cfg.Mode == ModeDrain {
+		// The prefill is not part of the window.
+		res.Accepted, res.QueueRequests, res.AcceptedPerSec, res.QueueRequestsPerSec = res.Prefill.Messages, 0, 0, 0
+		res.Prefill.QueueLatency = res.Latency["queue"]
+		delete(res.Latency, "queue")
+	}
+	secs := window.Seconds()
+	res.Tool = Usage{PID: os.Getpid(), CPUSeconds: toolAfter.CPUSeconds - toolBefore.CPUSeconds, PeakRSSMiB: mib(toolAfter.PeakRSS)}
+	res.Tool.Cores = res.Tool.CPUSeconds / secs
+	if serverErr == nil && cfg.PID > 0 {
+		res.Server = &Usage{PID: cfg.PID, CPUSeconds: after.CPUSeconds - before.CPUSeconds, PeakRSSMiB: mib(after.PeakRSS)}
+		res.Server.Cores = res.Server.CPUSeconds / secs
+	}
+	if len(cfg.Watch) > 0 {
+		res.Infra = &Usage{Names: cfg.Watch, CPUSeconds: cpuDelta(infraBefore, infraAfter)}
+		res.Infra.Cores = res.Infra.CPUSeconds / secs
+	}
+	if cfg.Verify {
+		r.verify(ctx, res)
+	}
+	return nil
+}
+
+// runMerchants runs every merchant until stop, ctx's end, or quota messages
+// accepted in all (shared out evenly).
+func (r *run) runMerchants(ctx context.Context, stop <-chan struct{}, quota int64) {
+	var wg sync.WaitGroup
+	n := int64(len(r.merchants))
+	for i, m := range r.merchants {
+		share := int64(0)
+		if quota > 0 {
+			share = quota / n
+			if int64(i) < quota%n {
+				share++
+			}
+			share += m.accepted // a merchant's counters span prefill and window
+			if share == m.accepted {
+				continue
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); m.run(ctx, stop, share) }()
+	}
+	wg.Wait()
+}
+
+func (r *run) runPhones(ctx context.Context, stop <-chan struct{}, untilEmpty bool) {
+	var wg sync.WaitGroup
+	for _, w := range r.phones {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(ctx, stop, untilEmpty, r.cfg.Idle) }()
+	}
+	wg.Wait()
+}
+
+// spread assigns tokens to n phone workers: with more phones than tokens
+// several phones share a token, with fewer each phone serves several.
+func spread(tokens []string, n int) [][]string {
+	if n <= 0 {
+		return nil
+	}
+	out := make([][]string, n)
+	if n >= len(tokens) {
+		for i := range out {
+			out[i] = []string{tokens[i%len(tokens)]}
+		}
+		return out
+	}
+	for j, tok := range tokens {
+		out[j%n] = append(out[j%n], tok)
+	}
+	return out
+}
+
+// fill sums the workers' counters into res.
+func (r *run) fill(res *Result, window time.Duration) {
+	var queueLat, getLat, statusLat, toPhone Histogram
+	errs := r.errors()
+	for _, m := range r.merchants {
+		queueLat.Merge(&m.latency)
+		res.QueueRequests += m.requests
+	}
+	res.Accepted = r.accepted()
+	for _, w := range r.phones {
+		getLat.Merge(&w.get)
+		statusLat.Merge(&w.status)
+		toPhone.Merge(&w.toPhone)
+		s := w.stats()
+		res.Pulled += s.Pulled
+		res.Reported += s.Reported
+		res.Updated += s.Updated
+		res.Sent += s.Sent
+		res.Failed += s.Failed
+		if s.ReportErrors > 0 {
+			errs.addN("status item", int(s.ReportErrors))
+		}
+	}
+	secs := window.Seconds()
+	res.Seconds = secs
+	res.AcceptedPerSec = float64(res.Accepted) / secs
+	res.QueueRequestsPerSec = float64(res.QueueRequests) / secs
+	res.PulledPerSec = float64(res.Pulled) / secs
+	res.ReportedPerSec = float64(res.Reported) / secs
+	res.Latency = map[string]Latency{}
+	for name, h := range map[string]*Histogram{"queue": &queueLat, "get_messages": &getLat, "status": &statusLat, "queue_to_phone": &toPhone} {
+		if h.Count() > 0 {
+			res.Latency[name] = latencyOf(h)
+		}
+	}
+	res.Errors = errs
+	res.ErrorTotal = 0
+	for _, v := range errs {
+		res.ErrorTotal += v
+	}
+}
+
+func (r *run) accepted() int64 {
+	var n int64
+	for _, m := range r.merchants {
+		n += m.accepted
+	}
+	return n
+}
+
+func (r *run) errors() errorCounts {
+	errs := errorCounts{}
+	for _, m := range r.merchants {
+		errs.merge(m.errs)
+	}
+	for _, w := range r.phones {
+		errs.merge(w.errs)
+	}
+	return errs
+}
+
+func (r *run) sample() (ProcSample, error) {
+	if r.cfg.PID <= 0 {
+		return ProcSample{}, errors.New("no pid")
+	}
+	return ReadProc(r.cfg.PID)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,148 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// serverBinary builds cmd/apitosms once per test run.
+var serverBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "apitosms-loadgen-bin")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "apitosms")
+	out, err := exec.Command("go", "build", "-o", path, "../../cmd/apitosms").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return path, nil
+})
+
+// backends yields the all-in-one spawn, and the distributed one when the
+// external test servers are configured.
+func backends(t *testing.T, bin string, fn func(t *testing.T, sc SpawnConfig)) {
+	t.Run("all-in-one", func(t *testing.T) { fn(t, SpawnConfig{Bin: bin}) })
+	natsURL, dbURL := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase)
+	if natsURL != "" && dbURL != "" {
+		t.Run("distributed", func(t *testing.T) { fn(t, SpawnConfig{Bin: bin, NATSURL: natsURL, DatabaseURL: dbURL}) })
+	}
+}
+
+// A short mixed run against a spawned server: merchants queue, phones pull
+// and report concurrently; afterwards every accepted message was pulled
+// exactly once and reported (by hash, by the server's "updated" counts, and
+// a final empty get_messages on every account), with no errors, and the
+// server's resources were read. In distributed mode the run's streams and
+// database are gone afterwards.
+func TestRunMixedVerifies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+		var log strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := Run(ctx, Config{
+			Scenario: "test", Mode: ModeMixed, Spawn: &sc,
+			Merchants: 2, Batch: 100, Phones: 2, Limit: 50, Duration: 2 * time.Second,
+			Success: 0.9, Verify: true, Log: &log,
+		})
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, log.String())
+		}
+		js, _ := json.Marshal(res)
+		t.Logf("%s", js)
+		if res.Accepted == 0 || res.Pulled == 0 {
+			t.Fatalf("accepted %d, pulled %d: want both > 0", res.Accepted, res.Pulled)
+		}
+		if res.Verified == nil || !*res.Verified {
+			t.Fatalf("not verified: %s", res.VerifyError)
+		}
+		if res.ErrorTotal != 0 {
+			t.Fatalf("errors: %v", res.Errors)
+		}
+		if res.Sent == 0 || res.Failed == 0 || res.Sent+res.Failed != res.Reported {
+			t.Fatalf("sent %d + failed %d, reported %d: want both statuses reported", res.Sent, res.Failed, res.Reported)
+		}
+		if res.Server == nil || res.Server.CPUSeconds <= 0 || res.Server.PeakRSSMiB <= 0 {
+			t.Fatalf("server usage not measured: %+v", res.Server)
+		}
+		for _, k := range []string{"queue", "get_messages", "status", "queue_to_phone"} {
+			if l := res.Latency[k]; l.Count == 0 || l.P50 <= 0 || l.P99 < l.P50 {
+				t.Fatalf("latency %s: %+v", k, l)
+			}
+		}
+		if row := res.Row(); strings.Count(row, "|") != strings.Count(strings.SplitN(TableHeader, "\n", 2)[0], "|") {
+			t.Fatalf("row and header differ in columns:\n%s%s", TableHeader, row)
+		}
+		if sc.NATSURL != "" {
+			assertNamespaceGone(t, sc.NATSURL, res.Namespace)
+		}
+	})
+}
+
+// Drain mode queues exactly the asked number first, and the phones then
+// pull and report all of it.
+func TestRunDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Mode: ModeDrain, Spawn: &SpawnConfig{Bin: bin},
+		Merchants: 3, Batch: 250, Phones: 2, Limit: 200, Messages: 2_000, Success: 1, Verify: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Prefill == nil || res.Prefill.Messages != 2_000 {
+		t.Fatalf("prefill: %+v, want exactly 2000", res.Prefill)
+	}
+	if res.Pulled != 2_000 || res.Reported != 2_000 || res.Updated != 2_000 {
+		t.Fatalf("pulled %d, reported %d, updated %d: want 2000 each", res.Pulled, res.Reported, res.Updated)
+	}
+	if res.Verified == nil || !*res.Verified || res.ErrorTotal != 0 {
+		t.Fatalf("verified %v (%s), errors %v", res.Verified, res.VerifyError, res.Errors)
+	}
+}
+
+func assertNamespaceGone(t *testing.T, natsURL, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	br, err := broker.Open(ctx, broker.Config{URL: natsURL, Name: "loadgen-test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	prefix := strings.ToUpper(ns) + "_"
+	names := br.JS.StreamNames(ctx)
+	for name := range names.Name() {
+		if strings.HasPrefix(strings.TrimPrefix(strings.TrimPrefix(name, "KV_"), "OBJ_"), prefix) {
+			t.Errorf("stream %s left behind", name)
+		}
+	}
+}

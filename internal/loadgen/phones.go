@@ -1,0 +1,125 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/apitosms/apitosms/internal/phonesim"
+)
+
+// phoneWorker is one goroutine driving simulated phones for one or more
+// tokens (round robin). Its fields belong to it until the run has ended.
+type phoneWorker struct {
+	phones    []*phonesim.Phone
+	get       Histogram
+	status    Histogram
+	toPhone   Histogram // enqueue stamp -> get_messages response
+	errs      errorCounts
+	verify    bool
+	hashes    []string // pulled hashes, with verify
+	fatal     error
+	untracked int64 // pulled messages without a bench stamp
+}
+
+type phoneSettings struct {
+	limit   int
+	success float64
+	delay   time.Duration
+	idle    time.Duration
+	verify  bool
+}
+
+func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, s phoneSettings) *phoneWorker {
+	w := &phoneWorker{errs: errorCounts{}, verify: s.verify}
+	hooks := phonesim.Hooks{
+		OnRequest: func(endpoint string, code int, d time.Duration, err error) {
+			if code != http.StatusOK {
+				w.errs.add(endpoint, code)
+				return
+			}
+			if endpoint == phonesim.EndpointGet {
+				w.get.Record(d)
+			} else {
+				w.status.Record(d)
+			}
+		},
+		OnMessages: func(msgs []phonesim.Message, at time.Time) {
+			for _, m := range msgs {
+				if t, ok := stampOf(m.Text); ok {
+					w.toPhone.Record(at.Sub(t))
+				} else {
+					w.untracked++
+				}
+				if w.verify {
+					w.hashes = append(w.hashes, m.Hash)
+				}
+			}
+		},
+	}
+	for i, tok := range tokens {
+		w.phones = append(w.phones, phonesim.New(phonesim.Config{
+			URL: baseURL, Token: tok, Limit: s.limit, Success: s.success, Delay: s.delay,
+			Device: "bench" + strconv.Itoa(id), Client: c, Seed: uint64(id*1000 + i + 1), Hooks: hooks,
+		}))
+	}
+	return w
+}
+
+// run polls until stop closes or ctx ends. With untilEmpty a token is
+// dropped at its first empty poll and the worker ends when all are dropped
+// (the queue was filled beforehand, so empty means drained); otherwise an
+// idle round waits idle. A poll in progress when stop closes is finished,
+// report included.
+func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty bool, idle time.Duration) {
+	active := append([]*phonesim.Phone(nil), w.phones...)
+	for len(active) > 0 && ctx.Err() == nil {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		pulled := 0
+		var wait time.Duration
+		for i := 0; i < len(active); {
+			ph := active[i]
+			n, err := ph.Poll(ctx)
+			if err != nil {
+				if errors.Is(err, phonesim.ErrUnauthorized) {
+					w.fatal = err
+				}
+				return
+			}
+			pulled += n
+			wait = max(wait, ph.Stats.RetryAfter)
+			if n == 0 && ph.Stats.RetryAfter == 0 && untilEmpty {
+				active = append(active[:i], active[i+1:]...)
+				continue
+			}
+			i++
+		}
+		if pulled == 0 && wait == 0 {
+			wait = idle
+		}
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// stats sums the counters of the worker's phones.
+func (w *phoneWorker) stats() phonesim.Stats {
+	var s phonesim.Stats
+	for _, ph := range w.phones {
+		s.Add(ph.Stats)
+	}
+	return s
+}

@@ -1,0 +1,110 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+)
+
+// Quantiles of a known distribution come out within the histogram's 3%.
+func TestHistogramQuantiles(t *testing.T) {
+	var h, other Histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	other.Record(time.Hour)
+	h.Merge(&other)
+	if h.Count() != 1001 {
+		t.Fatalf("count %d", h.Count())
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.95, 950 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {1, time.Hour}} {
+		got := h.Quantile(c.q)
+		if got < c.want || float64(got) > float64(c.want)*1.035 {
+			t.Errorf("q%.2f = %v, want %v (+3%%)", c.q, got, c.want)
+		}
+	}
+	var empty Histogram
+	if empty.Quantile(0.5) != 0 {
+		t.Error("empty histogram: want 0")
+	}
+}
+
+// Every bucket's upper bound maps back to that bucket, and buckets grow.
+func TestHistogramBuckets(t *testing.T) {
+	prev := uint64(0)
+	for i := 1; i < bucket(1<<62); i++ {
+		u := upper(i)
+		if bucket(u) != i || bucket(u+1) != i+1 || u <= prev {
+			t.Fatalf("bucket %d: upper %d maps to %d, next to %d", i, u, bucket(u), bucket(u+1))
+		}
+		prev = u
+	}
+}
+
+// A precomputed body is valid queue JSON, and Stamp writes the enqueue
+// time into every text so that stampOf reads it back.
+func TestBatchBodyStamp(t *testing.T) {
+	b := newBatchBody(7, 3)
+	now := time.Unix(0, 1_769_000_000_123_456_789)
+	b.Stamp(now)
+	var items []struct{ Phone, Message string }
+	if err := json.Unmarshal(b.buf, &items); err != nil || len(items) != 3 {
+		t.Fatalf("body %s: %v", b.buf, err)
+	}
+	for _, it := range items {
+		got, ok := stampOf(it.Message)
+		if !ok || !got.Equal(now) || len(it.Phone) != 12 {
+			t.Fatalf("item %+v: stamp %v %v", it, got, ok)
+		}
+	}
+	one := newBatchBody(1, 1)
+	one.Stamp(now)
+	var item map[string]string
+	if err := json.Unmarshal(one.buf, &item); err != nil || item["phone"] == "" {
+		t.Fatalf("single body %s: %v", one.buf, err)
+	}
+	if _, ok := stampOf("hello"); ok {
+		t.Fatal("stampOf accepted a foreign text")
+	}
+}
+
+// The queue response's counters are read without decoding the items.
+func TestIntField(t *testing.T) {
+	b := []byte(`{"ok":true,"queued":1234,"failed":5,"items":[{"index":0,"hash":"a","phone":"+1"}],"errors":[]}`)
+	if q, f := intField(b, `"queued":`), intField(b, `"failed":`); q != 1234 || f != 5 {
+		t.Fatalf("queued %d failed %d", q, f)
+	}
+	if intField(b, `"missing":`) != 0 {
+		t.Fatal("missing field: want 0")
+	}
+}
+
+// ReadProc reads this very process.
+func TestReadProc(t *testing.T) {
+	s, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PeakRSS <= 0 || s.RSS <= 0 || s.RSS > s.PeakRSS || s.CPUSeconds < 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestSpread(t *testing.T) {
+	toks := []string{"a", "b", "c", "d"}
+	if got := spread(toks, 8); len(got) != 8 || got[5][0] != "b" {
+		t.Fatalf("8 phones: %v", got)
+	}
+	got := spread(toks, 3)
+	n := 0
+	for _, g := range got {
+		n += len(g)
+	}
+	if len(got) != 3 || n != 4 {
+		t.Fatalf("3 phones: %v", got)
+	}
+}
