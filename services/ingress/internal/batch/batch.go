@@ -63,37 +63,60 @@ type item struct {
 // maxItems TooLarge.
 func Parse(body []byte, maxItems int) (Result, error) {
 	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || (trimmed[0] != '[' && trimmed[0] != '{') {
+		return Result{}, apperr.ErrInvalidJSON
+	}
+	if typed, ok := parseTyped(trimmed); ok {
+		if err := checkCount(len(typed), maxItems); err != nil {
+			return Result{}, err
+		}
+		res := Result{Valid: make([]Valid, 0, len(typed))}
+		for i, it := range typed {
+			v, msg := checkTyped(it)
+			res.add(i, v, msg)
+		}
+		return res, nil
+	}
 	var raws []json.RawMessage
-	switch {
-	case len(trimmed) > 0 && trimmed[0] == '[':
+	if trimmed[0] == '[' {
 		if err := json.Unmarshal(trimmed, &raws); err != nil {
 			return Result{}, apperr.ErrInvalidJSON
 		}
-	case len(trimmed) > 0 && trimmed[0] == '{':
+	} else {
 		if !json.Valid(trimmed) {
 			return Result{}, apperr.ErrInvalidJSON
 		}
 		raws = []json.RawMessage{trimmed}
-	default:
-		return Result{}, apperr.ErrInvalidJSON
 	}
-	if len(raws) == 0 {
-		return Result{}, ErrEmptyBatch
-	}
-	if len(raws) > maxItems {
-		return Result{}, TooLarge(maxItems)
+	if err := checkCount(len(raws), maxItems); err != nil {
+		return Result{}, err
 	}
 	res := Result{Valid: make([]Valid, 0, len(raws))}
 	for i, raw := range raws {
 		v, msg := check(raw)
-		if msg != "" {
-			res.Errors = append(res.Errors, events.IndexError{Index: i, Error: msg})
-			continue
-		}
-		v.Index = i
-		res.Valid = append(res.Valid, v)
+		res.add(i, v, msg)
 	}
 	return res, nil
+}
+
+func checkCount(n, maxItems int) error {
+	if n == 0 {
+		return ErrEmptyBatch
+	}
+	if n > maxItems {
+		return TooLarge(maxItems)
+	}
+	return nil
+}
+
+// add records item i's outcome.
+func (r *Result) add(i int, v Valid, msg string) {
+	if msg != "" {
+		r.Errors = append(r.Errors, events.IndexError{Index: i, Error: msg})
+		return
+	}
+	v.Index = i
+	r.Valid = append(r.Valid, v)
 }
 
 func check(raw json.RawMessage) (Valid, string) {

@@ -1,0 +1,62 @@
+package batch
+
+import (
+	"bytes"
+	json "github.com/goccy/go-json"
+	"strings"
+	"unicode/utf8"
+)
+
+// typedItem is an item whose fields all have the expected JSON types.
+type typedItem struct {
+	Phone   *string `json:"phone"`
+	Message *string `json:"message"`
+	Text    *string `json:"text"`
+}
+
+// parseTyped is the fast path for the common case: a well-typed body (an
+// array of objects, or one object, with string fields) whose bytes are all
+// valid UTF-8, decoded in one pass. It reports false when the body needs the
+// item-by-item path, which gives each odd item its own error.
+func parseTyped(body []byte) ([]typedItem, bool) {
+	if !utf8.Valid(body) {
+		return nil, false
+	}
+	if body[0] == '{' {
+		var one typedItem
+		if json.Unmarshal(body, &one) != nil {
+			return nil, false
+		}
+		return []typedItem{one}, true
+	}
+	var items []typedItem
+	if json.Unmarshal(body, &items) != nil {
+		return nil, false
+	}
+	// null elements decode to zero items; the slow path calls them invalid.
+	if bytes.Contains(body, []byte("null")) {
+		return nil, false
+	}
+	return items, true
+}
+
+func checkTyped(it typedItem) (Valid, string) {
+	if it.Phone == nil {
+		return Valid{}, ErrInvalidPhone
+	}
+	phone, ok := NormalizePhone(*it.Phone)
+	if !ok {
+		return Valid{}, ErrInvalidPhone
+	}
+	text := it.Message
+	if text == nil {
+		text = it.Text
+	}
+	if text == nil || strings.TrimSpace(*text) == "" {
+		return Valid{}, ErrMessageRequired
+	}
+	if utf8.RuneCountInString(*text) > MaxMessageRunes {
+		return Valid{}, ErrMessageTooLong
+	}
+	return Valid{Phone: phone, Text: *text}, ""
+}

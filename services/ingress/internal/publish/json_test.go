@@ -1,0 +1,5 @@
+package publish
+
+import "encoding/json"
+
+var jsonUnmarshal = json.Unmarshal
