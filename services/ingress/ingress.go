@@ -63,8 +63,9 @@ type Deps struct {
 
 // Service is a running ingress.
 type Service struct {
-	api    *httpapi.API
-	broker *broker.Broker
+	api       *httpapi.API
+	publisher *publish.Publisher
+	broker    *broker.Broker
 }
 
 // New opens the rate-limit and idempotency buckets.
@@ -86,18 +87,21 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{api: api, broker: deps.Broker}, nil
+	return &Service{api: api, publisher: pub, broker: deps.Broker}, nil
 }
 
 // Routes mounts the token endpoints.
 func (s *Service) Routes(r fiber.Router) { s.api.Routes(r) }
 
-// Run has no background work: ingress only answers HTTP. It returns when
-// ctx is done.
+// Run publishes coalesced small requests until ctx is done (the process
+// stops HTTP intake first), then publishes what is still waiting.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	s.publisher.Run(ctx, publishLoops)
 	return nil
 }
+
+// publishLoops is how many coalesced publishes may be in flight at once.
+const publishLoops = 4
 
 // Ready reports whether the broker answers.
 func (s *Service) Ready(ctx context.Context) error { return s.broker.Ready(ctx) }

@@ -61,7 +61,7 @@ func (a *API) queue(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 			return c.Status(replay.Status).Send(replay.Body)
 		}
-		status, body, err := a.accept(ctx, c, auth, lease.RequestID)
+		status, body, err := a.accept(ctx, c, auth, lease.RequestID, false)
 		if err != nil {
 			// Nothing was queued: forget the key so a retry is processed afresh.
 			if rerr := a.idem.Release(context.WithoutCancel(ctx), lease); rerr != nil {
@@ -76,7 +76,7 @@ func (a *API) queue(c *fiber.Ctx) error {
 		}
 		return a.sendJSON(c, status, body)
 	}
-	status, body, err := a.accept(ctx, c, auth, publishID())
+	status, body, err := a.accept(ctx, c, auth, publishID(), true)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,9 @@ func (a *API) sendJSON(c *fiber.Ctx, status int, body []byte) error {
 
 // accept validates, reserves quota and publishes. It returns the response
 // (200 or 422), or an error when nothing was queued.
-func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, requestID string) (int, []byte, error) {
+// Items of a shareable request may share a stream message with other
+// requests' (not when an Idempotency-Key needs its own publish id).
+func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, requestID string, shareable bool) (int, []byte, error) {
 	if !auth.SubscriptionActive {
 		return 0, nil, errNoSubscription
 	}
@@ -134,7 +136,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 		out[i] = events.AcceptedSMS{AccountID: auth.AccountID, Hash: h, Phone: v.Phone, Text: v.Text}
 		items[i] = queueItem{Index: v.Index, Hash: h, Phone: v.Phone}
 	}
-	if err := a.publisher.Publish(ctx, requestID, time.Now().UTC(), out); err != nil {
+	if err := a.publisher.Publish(ctx, requestID, time.Now().UTC(), out, shareable); err != nil {
 		a.release(auth.AccountID, res)
 		a.log.Error("publish failed; quota released", "err", err, "count", len(out))
 		return 0, nil, apperr.ErrUnavailable

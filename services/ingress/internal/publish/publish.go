@@ -26,15 +26,17 @@ type Publisher struct {
 	js         jetstream.JetStream
 	subject    string
 	maxPayload int
+	shared     chan shared
 }
 
-// New returns a publisher to subject; maxPayload is the server's limit (bytes).
+// New returns a publisher to subject; maxPayload is the server's limit
+// (bytes). Shared publishes need Run.
 func New(js jetstream.JetStream, subject string, maxPayload int64) *Publisher {
 	mp := int(maxPayload)
 	if mp <= 0 {
 		mp = 1 << 20
 	}
-	return &Publisher{js: js, subject: subject, maxPayload: mp - 4096}
+	return &Publisher{js: js, subject: subject, maxPayload: mp - 4096, shared: make(chan shared, 4096)}
 }
 
 // Hash is the public hash of item index of the request requestID: 16
@@ -46,8 +48,17 @@ func Hash(requestID string, index int) string {
 
 // Publish stores items durably, in order. It returns only when every chunk
 // is acknowledged by the stream, or an error (some chunks may then be
-// stored: a retry with the same requestID stores none twice).
-func (p *Publisher) Publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS) error {
+// stored: a retry with the same requestID stores none twice). When
+// shareable, a small request may travel in one stream message with other
+// requests' items (see coalesce.go).
+func (p *Publisher) Publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS, shareable bool) error {
+	if shareable && len(items) <= SharedMax {
+		return p.publishShared(ctx, items)
+	}
+	return p.publish(ctx, requestID, at, items)
+}
+
+func (p *Publisher) publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS) error {
 	chunks, err := p.encode(at, items)
 	if err != nil {
 		return err

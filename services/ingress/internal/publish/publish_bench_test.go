@@ -26,7 +26,7 @@ func BenchmarkPublish1000(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		n++
-		if err := p.Publish(ctx, fmt.Sprintf("req-%d", n), time.Now(), items); err != nil {
+		if err := p.Publish(ctx, fmt.Sprintf("req-%d", n), time.Now(), items, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,11 +42,11 @@ func TestPublishSplitsByPayloadAndKeepsOrder(t *testing.T) {
 		items[i] = events.AcceptedSMS{AccountID: 7, Hash: Hash("req", i), Phone: "+15550000000", Text: fmt.Sprintf("m-%d %0100d", i, i)}
 	}
 	ctx := context.Background()
-	if err := p.Publish(ctx, "req", time.Now(), items); err != nil {
+	if err := p.Publish(ctx, "req", time.Now(), items, false); err != nil {
 		t.Fatal(err)
 	}
 	// The same request again (a retry after a lost ack) is de-duplicated.
-	if err := p.Publish(ctx, "req", time.Now(), items); err != nil {
+	if err := p.Publish(ctx, "req", time.Now(), items, false); err != nil {
 		t.Fatal(err)
 	}
 	s, err := br.JS.Stream(ctx, be.Names.AcceptedStream())

@@ -1,0 +1,101 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// Concurrent small requests share stream messages, every item is stored
+// once, and each request's items stay contiguous and in order.
+func TestCoalescedPublishes(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		br := b.Broker(t)
+		p := New(br.JS, b.Names.AcceptedSubject(), br.Conn.MaxPayload())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx, 2); close(done) }()
+		const requests, per = 300, 3
+		var wg sync.WaitGroup
+		for r := 0; r < requests; r++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				items := make([]events.AcceptedSMS, per)
+				for i := range items {
+					items[i] = events.AcceptedSMS{AccountID: 1, Hash: fmt.Sprintf("%d/%d", r, i), Phone: "+15550000000", Text: "x"}
+				}
+				if err := p.Publish(context.Background(), fmt.Sprint(r), time.Now(), items, true); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		cancel()
+		<-done
+		s, err := br.JS.Stream(context.Background(), b.Names.AcceptedStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := s.Info(context.Background())
+		if info.State.Msgs >= requests {
+			t.Fatalf("%d stream messages for %d requests: nothing was shared", info.State.Msgs, requests)
+		}
+		seen := map[string]bool{}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := s.GetMsg(context.Background(), seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var batch events.AcceptedBatch
+			if err := jsonUnmarshal(m.Data, &batch); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < len(batch.Items); i += per {
+				var r int
+				fmt.Sscanf(batch.Items[i].Hash, "%d/", &r)
+				for k := 0; k < per; k++ {
+					if want := fmt.Sprintf("%d/%d", r, k); batch.Items[i+k].Hash != want {
+						t.Fatalf("request %d split or reordered: %s", r, batch.Items[i+k].Hash)
+					}
+					seen[batch.Items[i+k].Hash] = true
+				}
+			}
+		}
+		if len(seen) != requests*per {
+			t.Fatalf("stored %d items, want %d", len(seen), requests*per)
+		}
+		t.Logf("%d requests in %d stream messages", requests, info.State.Msgs)
+	})
+}
+
+// BenchmarkPublishSingles compares one-item requests published alone
+// (one fsync each) with coalesced ones, 64 at a time.
+func BenchmarkPublishSingles(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		b.Run(fmt.Sprintf("shared=%v", shared), func(b *testing.B) {
+			be := testkit.Embedded(b)
+			br := be.Broker(b)
+			p := New(br.JS, be.Names.AcceptedSubject(), br.Conn.MaxPayload())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go p.Run(ctx, 4)
+			item := []events.AcceptedSMS{{AccountID: 1, Hash: "0123456789abcdef", Phone: "+15550000000", Text: "Your order has shipped"}}
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := p.Publish(context.Background(), newID(), time.Now(), item, shared); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+		})
+	}
+}
