@@ -26,6 +26,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%d: %s", e.Status, e.Message)
 }
 
+// Is makes errors.Is match by status and code, so a shared error such as
+// ErrInvalidToken matches the copy that arrives through request/reply.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Status == e.Status && t.Code == e.Code
+}
+
 // New returns an error with the given status, code and sentence.
 func New(status int, code, message string) *Error {
 	return &Error{Status: status, Code: code, Message: message}

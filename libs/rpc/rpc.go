@@ -68,6 +68,8 @@ type Server struct {
 	group   string
 	log     *slog.Logger
 	subs    []*nats.Subscription
+	mu      sync.Mutex // guards closing and wg.Add
+	closing bool
 	wg      sync.WaitGroup
 	sem     chan struct{}
 	ctx     context.Context
@@ -118,8 +120,16 @@ func NewServer(nc *nats.Conn, group string, concurrency int, m *Metrics, log *sl
 // Handle registers fn for subject; method names it in metrics and logs.
 func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Context, Req) (Resp, error)) error {
 	sub, err := s.nc.QueueSubscribe(subject, s.group, func(m *nats.Msg) {
-		s.sem <- struct{}{}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			body, _ := json.Marshal(envelope{Err: apperr.ErrUnavailable})
+			_ = m.Respond(body)
+			return
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
+		s.sem <- struct{}{}
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
 			s.serve(m, method, func(ctx context.Context, data []byte) (any, error) {
@@ -191,6 +201,9 @@ func (s *Server) Close(ctx context.Context) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -1,0 +1,335 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/consumer"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+const durable = events.DurableQueueIngest
+
+// fixture is one consumer on the accepted stream of a fresh namespace.
+type fixture struct {
+	br  *broker.Broker
+	n   events.Names
+	reg *prometheus.Registry
+	m   *consumer.Metrics
+	cfg consumer.Config
+}
+
+func newFixture(t *testing.T, b testkit.Backend) *fixture {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := consumer.NewMetrics(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{
+		br: b.Broker(t), n: b.Names, reg: reg, m: m,
+		cfg: consumer.Config{
+			Stream:     b.Names.AcceptedStream(),
+			Durable:    durable,
+			DeadLetter: b.Names.DeadLetterSubject(durable),
+			Batch:      20,
+			Linger:     50 * time.Millisecond,
+			MaxDeliver: 2,
+		},
+	}
+}
+
+// publish publishes count messages "m0".."m<count-1>" and returns their stream sequences.
+func (f *fixture) publish(t *testing.T, count int) []uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seqs := make([]uint64, count)
+	for i := range count {
+		ack, err := f.br.JS.Publish(ctx, f.n.AcceptedSubject(), []byte(fmt.Sprintf("m%d", i)))
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		seqs[i] = ack.Sequence
+	}
+	return seqs
+}
+
+// start runs the consumer until the test ends; stop cancels it and returns Run's result.
+func (f *fixture) start(t *testing.T, h consumer.Handler) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- consumer.Run(ctx, f.br.JS, f.cfg, h, f.m, testkit.Logger(t)) }()
+	var once sync.Once
+	var result error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(5 * time.Second):
+				result = errors.New("Run did not return within 5s of cancel")
+			}
+		})
+		return result
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func (f *fixture) info(t *testing.T) *jetstream.ConsumerInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := f.br.JS.Consumer(ctx, f.cfg.Stream, f.cfg.Durable)
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatalf("consumer info: %v", err)
+	}
+	return info
+}
+
+// settled reports whether every message up to last was acked (or terminated).
+func (f *fixture) settled(t *testing.T, last uint64) bool {
+	info := f.info(t)
+	return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == last
+}
+
+// counter returns the value of counter metric name (labelled durable).
+func (f *fixture) counter(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		return sum
+	}
+	return 0
+}
+
+// deadLetters returns the messages in the dead-letter stream.
+func (f *fixture) deadLetters(t *testing.T) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := f.br.JS.Stream(ctx, f.n.DeadLetterStream())
+	if err != nil {
+		t.Fatalf("dead-letter stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get dead letter %d: %v", seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestSuccessAcksEverythingOnce(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		seqs := f.publish(t, 50)
+		var mu sync.Mutex
+		seen := map[string]int{}
+		stop := f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range batch {
+				seen[string(m.Data())]++
+			}
+			return nil
+		})
+		last := seqs[len(seqs)-1]
+		testkit.Eventually(t, 5*time.Second, "all acked", func() bool { return f.settled(t, last) })
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range 50 {
+			if n := seen[fmt.Sprintf("m%d", i)]; n != 1 {
+				t.Errorf("m%d handled %d times, want 1", i, n)
+			}
+		}
+		if got := f.counter(t, "apitosms_test_consumer_messages_total"); got != 50 {
+			t.Errorf("processed metric = %v, want 50", got)
+		}
+		if got := f.counter(t, "apitosms_test_consumer_failures_total"); got != 0 {
+			t.Errorf("failures metric = %v, want 0", got)
+		}
+	})
+}
+
+func TestPoisonMessageIsIsolatedAndDeadLettered(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		seqs := f.publish(t, 10)
+		const poison = "m3"
+		var mu sync.Mutex
+		good := map[string]int{}
+		var poisonDeliveries uint64
+		f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range batch {
+				if string(m.Data()) == poison {
+					if meta, err := m.Metadata(); err == nil {
+						poisonDeliveries = max(poisonDeliveries, meta.NumDelivered)
+					}
+					return errors.New("poison in batch")
+				}
+			}
+			for _, m := range batch {
+				good[string(m.Data())]++
+			}
+			return nil
+		})
+		testkit.Eventually(t, 8*time.Second, "poison dead-lettered", func() bool { return len(f.deadLetters(t)) == 1 })
+		testkit.Eventually(t, 5*time.Second, "all settled", func() bool { return f.settled(t, seqs[len(seqs)-1]) })
+
+		dl := f.deadLetters(t)[0]
+		if string(dl.Data) != poison {
+			t.Errorf("dead letter data = %q, want %q", dl.Data, poison)
+		}
+		if dl.Subject != f.cfg.DeadLetter {
+			t.Errorf("dead letter subject = %q, want %q", dl.Subject, f.cfg.DeadLetter)
+		}
+		if h := dl.Header.Get("Apitosms-Error"); !strings.Contains(h, "poison in batch") {
+			t.Errorf("Apitosms-Error header = %q", h)
+		}
+		if h := dl.Header.Get("Apitosms-Stream-Seq"); h != strconv.FormatUint(seqs[3], 10) {
+			t.Errorf("Apitosms-Stream-Seq = %q, want %d", h, seqs[3])
+		}
+		// Terminated: never delivered again.
+		time.Sleep(400 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if poisonDeliveries != f.cfg.MaxDeliver {
+			t.Errorf("poison delivered %d times, want %d", poisonDeliveries, f.cfg.MaxDeliver)
+		}
+		for i := range 10 {
+			name := fmt.Sprintf("m%d", i)
+			want := 1
+			if name == poison {
+				want = 0
+			}
+			if good[name] != want {
+				t.Errorf("%s handled successfully %d times, want %d", name, good[name], want)
+			}
+		}
+		if got := f.counter(t, "apitosms_test_consumer_dead_letters_total"); got != 1 {
+			t.Errorf("dead letters metric = %v, want 1", got)
+		}
+		if got := f.counter(t, "apitosms_test_consumer_messages_total"); got != 9 {
+			t.Errorf("processed metric = %v, want 9", got)
+		}
+	})
+}
+
+func TestPanickingHandlerIsAFailure(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		seqs := f.publish(t, 2) // m0 panics, m1 succeeds
+		var mu sync.Mutex
+		var handled []string
+		f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			for _, m := range batch {
+				if string(m.Data()) == "m0" {
+					panic("boom")
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range batch {
+				handled = append(handled, string(m.Data()))
+			}
+			return nil
+		})
+		testkit.Eventually(t, 8*time.Second, "panicking message dead-lettered", func() bool { return len(f.deadLetters(t)) == 1 })
+		testkit.Eventually(t, 5*time.Second, "all settled", func() bool { return f.settled(t, seqs[1]) })
+		dl := f.deadLetters(t)[0]
+		if string(dl.Data) != "m0" || !strings.Contains(dl.Header.Get("Apitosms-Error"), "handler panic: boom") {
+			t.Errorf("dead letter = %q with error %q", dl.Data, dl.Header.Get("Apitosms-Error"))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handled) != 1 || handled[0] != "m1" {
+			t.Errorf("handled %v, want [m1]", handled)
+		}
+	})
+}
+
+func TestCancelReturnsNilPromptly(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		stop := f.start(t, func(context.Context, []jetstream.Msg) error { return nil })
+		time.Sleep(200 * time.Millisecond) // let Run block waiting for messages
+		start := time.Now()
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Run took %v to return after cancel", d)
+		}
+	})
+}
+
+func TestCancelFinishesBatchInHand(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		seqs := f.publish(t, 1)
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		stop := f.start(t, func(ctx context.Context, _ []jetstream.Msg) error {
+			once.Do(func() { close(entered) })
+			<-release
+			return ctx.Err() // the handler's context outlives Run's
+		})
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler never called")
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- stop() }()
+		select {
+		case err := <-stopped:
+			t.Fatalf("Run returned (%v) while the handler was still running", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		close(release)
+		if err := <-stopped; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		testkit.Eventually(t, 5*time.Second, "batch acked", func() bool { return f.settled(t, seqs[0]) })
+	})
+}

@@ -1,0 +1,131 @@
+package database_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/apitosms/apitosms/libs/database"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+func TestOpenSQLite(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := database.Open(ctx, database.Config{DataDir: dir, Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, "svc.db")); err != nil {
+		t.Errorf("database file: %v", err)
+	}
+	if database.IsPostgres(db) {
+		t.Error("IsPostgres on SQLite")
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var sync, fk int
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+	if s := db.DB.Stats(); s.MaxOpenConnections != 1 {
+		t.Errorf("max open connections = %d, want 1", s.MaxOpenConnections)
+	}
+}
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	ctx := context.Background()
+	if _, err := database.Open(ctx, database.Config{DataDir: t.TempDir()}); err == nil {
+		t.Error("no service name: want error")
+	}
+	if _, err := database.Open(ctx, database.Config{URL: "mysql://x", Service: "svc"}); err == nil {
+		t.Error("mysql URL: want error")
+	}
+}
+
+func TestOpenPostgres(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		if b.DatabaseURL == "" {
+			t.Skip("PostgreSQL only")
+		}
+		db := b.DB(t, "svc")
+		if !database.IsPostgres(db) {
+			t.Error("IsPostgres = false on PostgreSQL")
+		}
+		var one int
+		if err := db.QueryRowContext(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+			t.Errorf("SELECT 1 = %d, %v", one, err)
+		}
+	})
+}
+
+// migrations has two migrations per dialect; the second has two statements.
+var migrations = fstest.MapFS{
+	"migrations/sqlite/20260101000001_init.up.sql": {Data: []byte(
+		"CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n")},
+	"migrations/sqlite/20260101000002_seed.up.sql": {Data: []byte(
+		"INSERT INTO things (name) VALUES ('a');\n--bun:split\nCREATE INDEX things_name ON things (name);\n")},
+	"migrations/postgres/20260101000001_init.up.sql": {Data: []byte(
+		"CREATE TABLE things (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);\n")},
+	"migrations/postgres/20260101000002_seed.up.sql": {Data: []byte(
+		"INSERT INTO things (name) VALUES ('a');\n--bun:split\nCREATE INDEX things_name ON things (name);\n")},
+}
+
+func TestMigrateOnceAndIdempotent(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		db := b.DB(t, "svc")
+		for i := range 2 {
+			if err := database.Migrate(ctx, db, migrations, "svc"); err != nil {
+				t.Fatalf("Migrate #%d: %v", i+1, err)
+			}
+		}
+		var things, applied int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM things").Scan(&things); err != nil || things != 1 {
+			t.Errorf("things rows = %d, %v; want 1 (seed applied once)", things, err)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM svc_migrations").Scan(&applied); err != nil || applied != 2 {
+			t.Errorf("svc_migrations rows = %d, %v; want 2", applied, err)
+		}
+	})
+}
+
+func TestMigrateConcurrentPostgres(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		if b.DatabaseURL == "" {
+			t.Skip("PostgreSQL only (advisory lock)")
+		}
+		ctx := context.Background()
+		const replicas = 4
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		for i := range replicas {
+			db := b.DB(t, "svc") // one pool per replica, as separate processes would have
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = database.Migrate(ctx, db, migrations, "svc")
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		}
+		var things int
+		db := b.DB(t, "svc")
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM things").Scan(&things); err != nil || things != 1 {
+			t.Errorf("things rows = %d, %v; want 1", things, err)
+		}
+	})
+}

@@ -1,0 +1,231 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+type echoReq struct {
+	N int `json:"n"`
+}
+
+type echoResp struct {
+	N   int    `json:"n"`
+	Who string `json:"who"`
+}
+
+func newServer(t *testing.T, nc *nats.Conn, group string) *rpc.Server {
+	t.Helper()
+	m, err := rpc.NewMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rpc.NewServer(nc, group, 8, m, testkit.Logger(t))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	return s
+}
+
+func subject(b testkit.Backend, s string) string { return b.Names.Namespace() + ".rpc.test." + s }
+
+func ctx5s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRoundTrip(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		nc := b.Broker(t).Conn
+		s := newServer(t, nc, "g")
+		subj := subject(b, "echo")
+		if err := rpc.Handle(s, subj, "echo", func(_ context.Context, r echoReq) (echoResp, error) {
+			return echoResp{N: r.N * 2, Who: "srv"}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{N: 21})
+		if err != nil {
+			t.Fatalf("Call: %v", err)
+		}
+		if got != (echoResp{N: 42, Who: "srv"}) {
+			t.Errorf("reply = %+v", got)
+		}
+	})
+}
+
+func TestErrors(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		nc := b.Broker(t).Conn
+		s := newServer(t, nc, "g")
+		appErr := apperr.New(429, "rate_limited", "Too many requests").
+			With("retryAfter", 7).WithHeader("Retry-After", "7")
+		handlers := map[string]func(context.Context, echoReq) (echoResp, error){
+			"app":   func(context.Context, echoReq) (echoResp, error) { return echoResp{}, appErr },
+			"plain": func(context.Context, echoReq) (echoResp, error) { return echoResp{}, errors.New("secret dsn leaked") },
+			"panic": func(context.Context, echoReq) (echoResp, error) { panic("secret panic leaked") },
+		}
+		for name, h := range handlers {
+			if err := rpc.Handle(s, subject(b, name), name, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		_, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subject(b, "app"), echoReq{})
+		e, ok := apperr.As(err)
+		if !ok {
+			t.Fatalf("app error arrived as %T %v", err, err)
+		}
+		if e.Status != 429 || e.Code != "rate_limited" || e.Message != "Too many requests" ||
+			e.Extra["retryAfter"] != float64(7) || e.Headers["Retry-After"] != "7" {
+			t.Errorf("app error arrived as %+v", e)
+		}
+
+		for _, name := range []string{"plain", "panic"} {
+			_, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subject(b, name), echoReq{})
+			e, ok := apperr.As(err)
+			if !ok {
+				t.Fatalf("%s: error arrived as %T %v", name, err, err)
+			}
+			want := apperr.ErrInternal
+			if e.Status != want.Status || e.Code != want.Code || e.Message != want.Message || e.Extra != nil {
+				t.Errorf("%s: error arrived as %+v, want %+v", name, e, want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("%s: handler's error text leaked: %v", name, err)
+			}
+		}
+
+		// A request the handler cannot decode is a client error.
+		msg, err := nc.RequestWithContext(ctx5s(t), subject(b, "app"), []byte("{not json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(msg.Data), `"status":400`) {
+			t.Errorf("malformed request answered %s", msg.Data)
+		}
+	})
+}
+
+func TestNoResponders(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		nc := b.Broker(t).Conn
+		start := time.Now()
+		_, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subject(b, "nobody"), echoReq{})
+		if !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("err = %v, want wrapping ErrUnavailable", err)
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			t.Errorf("err = %v, want the cause kept", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("no-responders took %v", d)
+		}
+	})
+}
+
+func TestQueueGroupSharesLoad(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		subj := subject(b, "shared")
+		var counts [2]atomic.Int64
+		for i := range counts {
+			s := newServer(t, b.Broker(t).Conn, "shared")
+			if err := rpc.Handle(s, subj, "shared", func(_ context.Context, r echoReq) (echoResp, error) {
+				counts[i].Add(1)
+				return echoResp{N: r.N}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nc := b.Broker(t).Conn
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < 200; i += 8 {
+					got, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{N: i})
+					if err != nil || got.N != i {
+						failed.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d calls failed", failed.Load())
+		}
+		a, c := counts[0].Load(), counts[1].Load()
+		if a+c != 200 || a == 0 || c == 0 {
+			t.Errorf("servers handled %d and %d of 200 calls", a, c)
+		}
+	})
+}
+
+func TestCloseDrainsInFlight(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		nc := b.Broker(t).Conn
+		s := newServer(t, nc, "g")
+		subj := subject(b, "slow")
+		entered, release := make(chan struct{}), make(chan struct{})
+		if err := rpc.Handle(s, subj, "slow", func(ctx context.Context, r echoReq) (echoResp, error) {
+			close(entered)
+			<-release
+			return echoResp{N: r.N}, ctx.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			resp echoResp
+			err  error
+		}
+		answered := make(chan result, 1)
+		go func() {
+			r, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{N: 9})
+			answered <- result{r, err}
+		}()
+		<-entered
+		closed := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.Close(ctx)
+			close(closed)
+		}()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a handler was running")
+		case <-time.After(200 * time.Millisecond):
+		}
+		close(release)
+		r := <-answered
+		if r.err != nil || r.resp.N != 9 {
+			t.Fatalf("in-flight call got %+v, %v", r.resp, r.err)
+		}
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not return after the handler finished")
+		}
+		// After Close nobody answers.
+		if _, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{}); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Errorf("call after Close: %v, want ErrUnavailable", err)
+		}
+	})
+}
