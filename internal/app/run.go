@@ -130,6 +130,7 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
 	}
 
+	defer startDebug(common.DebugAddr, log)()
 	web := newHTTP(in, svcs)
 	ln, err := net.Listen("tcp", common.HTTPAddr)
 	if err != nil {

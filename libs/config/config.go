@@ -23,6 +23,7 @@ type Common struct {
 	Replicas        int           // APITOSMS_STREAM_REPLICAS
 	LogLevel        string        // APITOSMS_LOG_LEVEL
 	ShutdownTimeout time.Duration // APITOSMS_SHUTDOWN_TIMEOUT
+	DebugAddr       string        // APITOSMS_DEBUG_ADDR: net/http/pprof listener; empty = off
 }
 
 // Reader collects parse errors while reading variables.
@@ -105,5 +106,6 @@ func ReadCommon(r *Reader) Common {
 		Replicas:        r.Int("APITOSMS_STREAM_REPLICAS", 1),
 		LogLevel:        r.String("APITOSMS_LOG_LEVEL", "info"),
 		ShutdownTimeout: r.Duration("APITOSMS_SHUTDOWN_TIMEOUT", 20*time.Second),
+		DebugAddr:       r.String("APITOSMS_DEBUG_ADDR", ""),
 	}
 }
