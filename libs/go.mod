@@ -3,6 +3,7 @@ module github.com/apitosms/apitosms/libs
 go 1.26.0
 
 require (
+	github.com/goccy/go-json v0.10.5
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2

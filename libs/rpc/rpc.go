@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
 )
 
 // envelope is the reply: exactly one of Data and Err is set.
@@ -33,7 +34,7 @@ const DefaultTimeout = 10 * time.Second
 // or a timeout is apperr.ErrUnavailable wrapped with the cause.
 func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req) (Resp, error) {
 	var zero Resp
-	body, err := json.Marshal(req)
+	body, err := events.Marshal(req)
 	if err != nil {
 		return zero, fmt.Errorf("encode %s request: %w", subject, err)
 	}
@@ -50,13 +51,13 @@ func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req
 		return zero, fmt.Errorf("%s: %w", subject, err)
 	}
 	var env envelope
-	if err := json.Unmarshal(msg.Data, &env); err != nil {
+	if err := events.Unmarshal(msg.Data, &env); err != nil {
 		return zero, fmt.Errorf("decode %s reply: %w", subject, err)
 	}
 	if env.Err != nil {
 		return zero, env.Err
 	}
-	if err := json.Unmarshal(env.Data, &zero); err != nil {
+	if err := events.Unmarshal(env.Data, &zero); err != nil {
 		return zero, fmt.Errorf("decode %s reply data: %w", subject, err)
 	}
 	return zero, nil
@@ -123,7 +124,7 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			body, _ := json.Marshal(envelope{Err: apperr.ErrUnavailable})
+			body, _ := events.Marshal(envelope{Err: apperr.ErrUnavailable})
 			_ = m.Respond(body)
 			return
 		}
@@ -134,7 +135,7 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 			defer func() { <-s.sem; s.wg.Done() }()
 			s.serve(m, method, func(ctx context.Context, data []byte) (any, error) {
 				var req Req
-				if err := json.Unmarshal(data, &req); err != nil {
+				if err := events.Unmarshal(data, &req); err != nil {
 					return nil, apperr.New(400, "bad_request", "malformed request")
 				}
 				return fn(ctx, req)
@@ -175,14 +176,14 @@ func (s *Server) serve(m *nats.Msg, method string, fn func(context.Context, []by
 			env.Err, outcome = apperr.ErrInternal, "error"
 			return
 		}
-		data, err := json.Marshal(resp)
+		data, err := events.Marshal(resp)
 		if err != nil {
 			env.Err, outcome = apperr.ErrInternal, "error"
 			return
 		}
 		env.Data = data
 	}()
-	body, _ := json.Marshal(env)
+	body, _ := events.Marshal(env)
 	if err := m.Respond(body); err != nil {
 		s.log.Warn("rpc reply failed", "method", method, "err", err)
 	}

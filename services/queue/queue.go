@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 	return Config{
 		ClaimWaitTimeout: 5 * time.Second,
 		RPCConcurrency:   64,
-		IngestBatch:      100,
+		IngestBatch:      16,
 		IngestLinger:     2 * time.Millisecond,
 		ReportedBatch:    100,
 		MaxDeliver:       10,

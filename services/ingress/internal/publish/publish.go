@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -104,7 +103,7 @@ func (p *Publisher) encode(at time.Time, items []events.AcceptedSMS) ([][]byte, 
 			}
 			return split(part[events.MaxItemsPerEvent:])
 		}
-		data, err := json.Marshal(events.AcceptedBatch{AcceptedAt: at, Items: part})
+		data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: at, Items: part})
 		if err != nil {
 			return fmt.Errorf("encode accepted batch: %w", err)
 		}

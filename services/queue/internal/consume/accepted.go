@@ -4,7 +4,6 @@ package consume
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -66,7 +65,7 @@ func (a *Accepted) Close() error { return a.ins.Close() }
 // decode appends the rows of one AcceptedBatch at stream sequence seq.
 func (a *Accepted) decode(seq uint64, data []byte) error {
 	a.event.Items = a.event.Items[:0]
-	if err := json.Unmarshal(data, &a.event); err != nil {
+	if err := events.Unmarshal(data, &a.event); err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
 	if len(a.event.Items) > events.MaxItemsPerEvent {

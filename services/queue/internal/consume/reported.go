@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -38,7 +37,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.reports = r.reports[:0]
 	for _, msg := range batch {
 		var ev events.ReportedBatch
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		if err := events.Unmarshal(msg.Data(), &ev); err != nil {
 			return fmt.Errorf("decode reported batch: %w", err)
 		}
 		for _, it := range ev.Items {

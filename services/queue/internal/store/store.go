@@ -72,7 +72,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // so losing them with a reconnect is harmless.
 var sqlitePragmas = []string{
 	"PRAGMA temp_store = MEMORY",
-	"PRAGMA cache_size = -65536",
+	"PRAGMA cache_size = -16384",
 }
 
 func (s *Store) tune(ctx context.Context) error {

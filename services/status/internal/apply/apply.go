@@ -5,7 +5,6 @@ package apply
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"maps"
 	"slices"
@@ -221,7 +220,7 @@ func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, ha
 			ev.Items = append(ev.Items, events.Reported{Hash: h, Status: asked[h]})
 		}
 	}
-	data, err := json.Marshal(ev)
+	data, err := events.Marshal(ev)
 	if err == nil {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 		defer cancel()

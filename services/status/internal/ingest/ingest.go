@@ -4,7 +4,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -41,7 +40,7 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			return fmt.Errorf("accepted message metadata: %w", err)
 		}
 		var ev events.AcceptedBatch
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		if err := events.Unmarshal(msg.Data(), &ev); err != nil {
 			return fmt.Errorf("decode accepted batch at sequence %d: %w", meta.Sequence.Stream, err)
 		}
 		if len(ev.Items) > events.MaxItemsPerEvent {

@@ -55,7 +55,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 // sqliteCacheKiB is the page cache of the SQLite connection. The default
 // (2 MiB) makes a large ingest transaction spill dirty pages into the WAL
 // and re-read index pages from the file; random hash keys touch many pages.
-const sqliteCacheKiB = 64 << 10
+const sqliteCacheKiB = 16 << 10
 
 // Tune sets connection settings that only affect speed. On SQLite the
 // service has one long-lived connection (libs/database), so a PRAGMA run
