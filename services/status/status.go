@@ -126,11 +126,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status consumer metrics: %w", err)
 	}
+	catchUp, err := consumer.NewCatchUp(ctx, deps.Broker.JS, deps.Names.AcceptedStream(), events.DurableStatusIngest, cfg.CatchUpTimeout)
+	if err != nil {
+		return nil, err
+	}
 	st := store.New(deps.DB)
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
 		ingester:   ingest.New(st, m, deps.Log),
-		applier:    apply.New(st, deps.Broker.JS, deps.Names, cfg.CatchUpTimeout, !database.IsPostgres(deps.DB), m, deps.Log),
+		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, !database.IsPostgres(deps.DB), m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/services/status/internal/metrics"
 	"github.com/apitosms/apitosms/services/status/internal/store"
@@ -33,22 +34,22 @@ type Applier struct {
 	store   *store.Store
 	js      jetstream.JetStream
 	names   events.Names
-	waiter  *waiter
+	catchUp *consumer.CatchUp
 	commit  *committer // group commit; nil on PostgreSQL
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New returns an applier. catchUp bounds the wait for the ingest consumer
-// when a request names hashes not recorded yet. groupCommit makes concurrent
+// New returns an applier. catchUp waits for the ingest consumer when a
+// request names hashes not recorded yet. groupCommit makes concurrent
 // requests share transactions (for SQLite's single connection); it then
 // needs Start and Stop.
-func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp time.Duration, groupCommit bool,
+func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp, groupCommit bool,
 	m *metrics.Metrics, log *slog.Logger) *Applier {
 	a := &Applier{
 		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
-		waiter: &waiter{js: js, names: names, timeout: catchUp, seconds: m.ApplyWait},
+		catchUp: catchUp,
 	}
 	if groupCommit {
 		a.commit = newCommitter(st)
@@ -102,7 +103,10 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	at := a.now().UTC().Truncate(time.Microsecond)
 	res, err := a.settle(ctx, req, asked, hashes, at)
 	if err == nil && len(res.missing) > 0 {
-		if err = a.waiter.wait(ctx); err == nil {
+		var waited time.Duration
+		waited, err = a.catchUp.Wait(ctx)
+		a.metrics.ApplyWait.Observe(waited.Seconds())
+		if err == nil {
 			var again settled
 			if again, err = a.settle(ctx, req, asked, res.missing, at); err == nil {
 				res.merge(again)

@@ -1,0 +1,93 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+)
+
+// Polling back-off while a consumer catches up: small first, for the usual
+// case of a consumer a few milliseconds behind.
+const (
+	firstPoll = time.Millisecond
+	maxPoll   = 10 * time.Millisecond
+)
+
+// CatchUp gives a reader read-your-writes over a stream: Wait returns once a
+// durable consumer has acknowledged every message the stream held when Wait
+// began. Consumers ack only after their effect is committed, so from then on
+// the reader's database holds everything published before, whichever replica
+// stored it. It is safe for concurrent use.
+type CatchUp struct {
+	stream  jetstream.Stream
+	cons    jetstream.Consumer
+	timeout time.Duration
+	floor   atomic.Uint64 // highest ack floor seen: later waits skip the consumer lookup when it covers them
+}
+
+// NewCatchUp watches durable on stream (both must exist), giving up after timeout.
+func NewCatchUp(ctx context.Context, js jetstream.JetStream, stream, durable string, timeout time.Duration) (*CatchUp, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	cons, err := s.Consumer(ctx, durable)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", durable, err)
+	}
+	c := &CatchUp{stream: s, cons: cons, timeout: timeout}
+	c.raise(cons.CachedInfo().AckFloor.Stream)
+	return c, nil
+}
+
+// Wait returns once every message published before the call is processed,
+// and how long that took. If the consumer does not catch up within the
+// timeout (or ctx ends first) it returns an error wrapping
+// apperr.ErrUnavailable: answering from an incomplete database is not allowed.
+func (c *CatchUp) Wait(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	info, err := c.stream.Info(ctx)
+	if err != nil {
+		return time.Since(start), fmt.Errorf("stream info: %w: %w", apperr.ErrUnavailable, err)
+	}
+	target := info.State.LastSeq
+	poll := firstPoll
+	for c.floor.Load() < target {
+		ci, err := c.cons.Info(ctx)
+		if err == nil {
+			c.raise(ci.AckFloor.Stream)
+			if c.floor.Load() >= target {
+				break
+			}
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return time.Since(start), fmt.Errorf("consumer behind its stream (sequence %d): %w: %w", target, apperr.ErrUnavailable, err)
+		case <-t.C:
+		}
+		poll = min(2*poll, maxPoll)
+	}
+	return time.Since(start), nil
+}
+
+// raise records an ack floor, keeping the highest seen.
+func (c *CatchUp) raise(seq uint64) {
+	for {
+		cur := c.floor.Load()
+		if seq <= cur || c.floor.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
