@@ -19,7 +19,6 @@ import (
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/services/queue/internal/catchup"
 	"github.com/apitosms/apitosms/services/queue/internal/consume"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
@@ -146,12 +145,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // a consumer fails fatally.
 func (s *Service) Run(ctx context.Context) error {
 	js, n := s.deps.Broker.JS, s.deps.Names
-	wait, err := catchup.New(ctx, js, n, s.cfg.ClaimWaitTimeout)
+	wait, err := consumer.NewCatchUp(ctx, js, n.AcceptedStream(), events.DurableQueueIngest, s.cfg.ClaimWaitTimeout)
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
+	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
-	if err := rpcapi.NewClaims(s.store, wait, s.m).Register(srv, n); err != nil {
+	if err := rpcapi.NewClaims(claims, wait, s.m).Register(srv, n); err != nil {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
-	"github.com/apitosms/apitosms/services/queue/internal/catchup"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -17,7 +17,7 @@ import (
 // never handed out. One Reported serves one consumer.
 type Reported struct {
 	st      *store.Store
-	wait    *catchup.Waiter
+	wait    *consumer.CatchUp
 	m       *metrics.Metrics
 	log     *slog.Logger
 	reports []store.Report
@@ -25,7 +25,7 @@ type Reported struct {
 
 // NewReported returns the handler applying reports to st. It waits on wait
 // before applying, so the reported messages' rows are stored.
-func NewReported(st *store.Store, wait *catchup.Waiter, m *metrics.Metrics, log *slog.Logger) *Reported {
+func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, log *slog.Logger) *Reported {
 	return &Reported{st: st, wait: wait, m: m, log: log}
 }
 

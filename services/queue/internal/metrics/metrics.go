@@ -8,6 +8,7 @@ type Metrics struct {
 	Ingested   prometheus.Counter   // messages newly stored
 	Claimed    prometheus.Counter   // messages handed out
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
+	ClaimGroup prometheus.Histogram // claims sharing one transaction (SQLite)
 	Collisions prometheus.Counter   // messages stored under a replacement hash
 	Reported   prometheus.Counter   // messages set final by delivery reports
 }
@@ -28,6 +29,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time a claim waited for ingestion to catch up with the accepted stream (read-your-writes).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
 		}),
+		ClaimGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "apitosms_queue_claim_group_size",
+			Help:    "Claims committed in one shared SQLite transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32},
+		}),
 		Collisions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_queue_hash_collisions_total",
 			Help: "Messages whose hash was taken and which were stored under a replacement hash.",
@@ -37,7 +43,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Queued messages set to a final status by delivery reports.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.Collisions, m.Reported} {
+	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Collisions, m.Reported} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

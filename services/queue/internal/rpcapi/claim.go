@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/services/queue/internal/catchup"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -21,13 +21,13 @@ var errBadAccount = apperr.New(http.StatusBadRequest, "bad_request", "accountId 
 
 // Claims answers ClaimRequest.
 type Claims struct {
-	st   *store.Store
-	wait *catchup.Waiter
+	st   *store.ClaimGroup
+	wait *consumer.CatchUp
 	m    *metrics.Metrics
 }
 
-// NewClaims returns the claim handler.
-func NewClaims(st *store.Store, wait *catchup.Waiter, m *metrics.Metrics) *Claims {
+// NewClaims returns the claim handler, claiming through st.
+func NewClaims(st *store.ClaimGroup, wait *consumer.CatchUp, m *metrics.Metrics) *Claims {
 	return &Claims{st: st, wait: wait, m: m}
 }
 

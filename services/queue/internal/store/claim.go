@@ -26,22 +26,40 @@ func (s *Store) Claim(ctx context.Context, accountID int64, limit int, now time.
 	if s.pg {
 		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, limit))
 	}
-	// On SQLite an explicit (immediate) transaction takes the write lock
-	// before reading, so a writer on another connection makes the claim wait
-	// instead of failing on a stale snapshot.
+	var out []Claimed
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = claimIn(ctx, tx, nil, accountID, limit, now)
+		return err
+	})
+	return out, err
+}
+
+// inTx runs fn in a transaction and commits it. On SQLite the transaction is
+// immediate: it takes the write lock before reading, so a writer on another
+// connection makes a claim wait instead of failing on a stale snapshot.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("claim: begin: %w", err)
+		return fmt.Errorf("claim: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	out, err := scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, limit))
-	if err != nil {
-		return nil, err
+	if err := fn(tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("claim: commit: %w", err)
+		return fmt.Errorf("claim: commit: %w", err)
 	}
-	return out, nil
+	return nil
+}
+
+// claimIn runs the SQLite claim in tx, with stmt (claimSQLite prepared on
+// the database) when not nil.
+func claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+	if stmt != nil {
+		return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, now.UTC(), accountID, limit))
+	}
+	return scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, limit))
 }
 
 // scanClaimed reads claimed rows and sorts them by position.

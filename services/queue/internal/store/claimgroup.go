@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+)
+
+// maxClaimGroup bounds the claims sharing one transaction.
+const maxClaimGroup = 32
+
+// ClaimGroup is group commit for claims on SQLite, whose single connection
+// makes every commit (and its fsync) a turn of its own. One goroutine takes
+// the first waiting claim plus those already queued behind it (up to
+// maxClaimGroup) and runs them one after the other in one immediate
+// transaction with one commit. Each claim sees the rows the claims before it
+// marked, so the result is exactly that of running them alone in that order:
+// each caller gets its own rows, oldest first, at most its limit, and no
+// message is handed out twice. If the shared transaction fails, each claim
+// runs again alone, so one failing claim cannot fail the others.
+//
+// On PostgreSQL, where SKIP LOCKED lets claims run concurrently, Claim is
+// Store.Claim and no goroutine runs.
+//
+// Callers wait for ingestion (read-your-writes) before calling Claim.
+type ClaimGroup struct {
+	st   *Store
+	size prometheus.Observer // claims per transaction; may be nil
+	jobs chan *claimJob
+	stop chan struct{}
+	done chan struct{}
+	stmt *sql.Stmt // claimSQLite, prepared; owned by run
+}
+
+type claimJob struct {
+	ctx       context.Context
+	accountID int64
+	limit     int
+	now       time.Time
+	out       []Claimed
+	err       error
+	done      chan struct{}
+}
+
+// NewClaimGroup returns a claim group on s and, on SQLite, starts its
+// goroutine; Close stops it. size, if not nil, observes the claims of each
+// shared transaction.
+func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
+	g := &ClaimGroup{st: s, size: size}
+	if !s.pg {
+		g.jobs = make(chan *claimJob)
+		g.stop = make(chan struct{})
+		g.done = make(chan struct{})
+		go g.run()
+	}
+	return g
+}
+
+// Claim is Store.Claim, sharing a transaction with concurrent claims on
+// SQLite. A claim whose ctx ends before its group starts is not run (Claim
+// returns ctx.Err()); once its group started it runs to the end and Claim
+// returns its result. On SQLite, after Close, Claim fails with
+// apperr.ErrUnavailable.
+func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+	if g.jobs == nil {
+		return g.st.Claim(ctx, accountID, limit, now)
+	}
+	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, now: now, done: make(chan struct{})}
+	select {
+	case g.jobs <- j:
+	case <-g.stop:
+		return nil, fmt.Errorf("%w: queue stopping", apperr.ErrUnavailable)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	<-j.done
+	return j.out, j.err
+}
+
+// Close stops taking claims after the group in hand is committed.
+func (g *ClaimGroup) Close() {
+	if g.jobs == nil {
+		return
+	}
+	close(g.stop)
+	<-g.done
+}
+
+// run commits groups until stop is closed.
+func (g *ClaimGroup) run() {
+	defer close(g.done)
+	defer func() {
+		if g.stmt != nil {
+			g.stmt.Close()
+		}
+	}()
+	group := make([]*claimJob, 0, maxClaimGroup)
+	for {
+		group = group[:0]
+		select {
+		case j := <-g.jobs:
+			group = append(group, j)
+		case <-g.stop:
+			return
+		}
+	more:
+		for len(group) < maxClaimGroup {
+			select {
+			case j := <-g.jobs:
+				group = append(group, j)
+			default:
+				break more
+			}
+		}
+		g.commit(group)
+		for _, j := range group {
+			close(j.done)
+		}
+	}
+}
+
+// commit runs the group's live claims in one transaction, or each alone if
+// that fails, and sets every job's result.
+func (g *ClaimGroup) commit(group []*claimJob) {
+	live := group[:0:0]
+	for _, j := range group {
+		if j.err = j.ctx.Err(); j.err == nil {
+			live = append(live, j)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The group's transaction is not cut short by one caller's deadline.
+	ctx := context.WithoutCancel(live[0].ctx)
+	g.prepare(ctx)
+	if g.size != nil {
+		g.size.Observe(float64(len(live)))
+	}
+	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
+		for _, j := range live {
+			if j.out, j.err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.now); j.err != nil {
+				return j.err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	if len(live) == 1 {
+		live[0].out, live[0].err = nil, err
+		return
+	}
+	for _, j := range live {
+		g.claimAlone(ctx, j)
+	}
+}
+
+// claimAlone runs j's claim in a transaction of its own.
+func (g *ClaimGroup) claimAlone(ctx context.Context, j *claimJob) {
+	var out []Claimed
+	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.now)
+		return err
+	})
+	j.out = nil
+	if j.err == nil {
+		j.out = out
+	}
+}
+
+// prepare prepares the claim statement once. It runs outside any
+// transaction (on SQLite a transaction holds the only connection); on
+// failure claims run unprepared and the next group tries again.
+func (g *ClaimGroup) prepare(ctx context.Context) {
+	if g.stmt != nil {
+		return
+	}
+	if st, err := g.st.sqlDB().PrepareContext(ctx, claimSQLite); err == nil {
+		g.stmt = st
+	}
+}

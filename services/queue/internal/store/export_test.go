@@ -1,0 +1,4 @@
+package store
+
+// ClaimSQLite is the SQLite claim statement, for plan tests.
+const ClaimSQLite = claimSQLite
