@@ -19,8 +19,6 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/services/billing/internal/domain"
-	"github.com/apitosms/apitosms/services/billing/internal/groupcommit"
 	"github.com/apitosms/apitosms/services/billing/internal/httpapi"
 	"github.com/apitosms/apitosms/services/billing/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
@@ -76,7 +74,7 @@ type Service struct {
 	cfg        Config
 	deps       Deps
 	store      *store.Store
-	committer  *groupcommit.Committer
+	reserver   *rpcapi.Reserver
 	api        *rpcapi.API
 	admin      *httpapi.Admin
 	rpcMetrics *rpc.Metrics
@@ -113,23 +111,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("billing rpc metrics: %w", err)
 	}
-	reserve := func(ctx context.Context, rs []domain.Reservation) ([]domain.Grant, error) {
-		return st.ReserveBatch(ctx, time.Now(), rs)
-	}
-	c := groupcommit.New(reserve, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
+	res := rpcapi.NewReserver(st, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
 	return &Service{
-		cfg: cfg, deps: deps, store: st, committer: c,
-		api: rpcapi.New(st, c, m), admin: httpapi.New(st), rpcMetrics: rm,
+		cfg: cfg, deps: deps, store: st, reserver: res,
+		api: rpcapi.New(st, res, m), admin: httpapi.New(st), rpcMetrics: rm,
 	}, nil
 }
 
 // Run answers billing's requests until ctx is done, then stops taking new
 // ones, lets those in flight finish (up to the shutdown timeout) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
-	committed := make(chan struct{})
-	go func() { defer close(committed); s.committer.Run(commitCtx) }()
-	defer func() { stopCommitter(); <-committed }()
+	defer s.reserver.Close() // after the requests in flight are answered
 
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupBilling, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
 	closeSrv := func() {

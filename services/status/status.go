@@ -144,7 +144,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // those in flight and the ingest batch in hand (bounded by ShutdownTimeout)
 // and returns nil. It returns an error if the consumer cannot run.
 func (s *Service) Run(ctx context.Context) error {
-	s.applier.Start()
 	defer s.applier.Stop()
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupStatus, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
 	if err := rpc.Handle(srv, s.deps.Names.StatusApply(), "apply", s.applier.Apply); err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
-	"github.com/apitosms/apitosms/services/billing/internal/groupcommit"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
 
@@ -25,15 +24,15 @@ var (
 
 // API holds the handlers.
 type API struct {
-	store     *store.Store
-	committer *groupcommit.Committer
-	metrics   *Metrics
-	now       func() time.Time
+	store    *store.Store
+	reserver *Reserver
+	metrics  *Metrics
+	now      func() time.Time
 }
 
-// New returns the handlers; reservations go through committer.
-func New(st *store.Store, committer *groupcommit.Committer, m *Metrics) *API {
-	return &API{store: st, committer: committer, metrics: m, now: time.Now}
+// New returns the handlers; reservations go through reserver.
+func New(st *store.Store, reserver *Reserver, m *Metrics) *API {
+	return &API{store: st, reserver: reserver, metrics: m, now: time.Now}
 }
 
 // Register subscribes the handlers on srv under the subjects of names.
@@ -80,7 +79,7 @@ func (a *API) Reserve(ctx context.Context, req events.ReserveRequest) (events.Re
 	if req.Count < 0 {
 		return events.ReserveReply{}, errBadCount
 	}
-	g, err := a.committer.Reserve(ctx, domain.Reservation{AccountID: req.AccountID, Count: req.Count})
+	g, err := a.reserver.Reserve(ctx, domain.Reservation{AccountID: req.AccountID, Count: req.Count})
 	if err != nil {
 		return events.ReserveReply{}, err
 	}

@@ -3,12 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/groupcommit"
 )
 
 // maxClaimGroup bounds the claims sharing one transaction.
@@ -30,11 +29,8 @@ const maxClaimGroup = 32
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
 	st   *Store
-	size prometheus.Observer // claims per transaction; may be nil
-	jobs chan *claimJob
-	stop chan struct{}
-	done chan struct{}
-	stmt *sql.Stmt // claimSQLite, prepared; owned by run
+	b    *groupcommit.Batcher[*claimJob] // nil on PostgreSQL
+	stmt *sql.Stmt                       // claimSQLite, prepared; used by the batcher's goroutine only
 }
 
 type claimJob struct {
@@ -44,19 +40,19 @@ type claimJob struct {
 	now       time.Time
 	out       []Claimed
 	err       error
-	done      chan struct{}
 }
 
 // NewClaimGroup returns a claim group on s and, on SQLite, starts its
 // goroutine; Close stops it. size, if not nil, observes the claims of each
 // shared transaction.
 func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
-	g := &ClaimGroup{st: s, size: size}
+	g := &ClaimGroup{st: s}
 	if !s.pg {
-		g.jobs = make(chan *claimJob)
-		g.stop = make(chan struct{})
-		g.done = make(chan struct{})
-		go g.run()
+		var observe func(int)
+		if size != nil {
+			observe = func(n int) { size.Observe(float64(n)) }
+		}
+		g.b = groupcommit.New(maxClaimGroup, g.commit, observe)
 	}
 	return g
 }
@@ -67,66 +63,30 @@ func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
 // returns its result. On SQLite, after Close, Claim fails with
 // apperr.ErrUnavailable.
 func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, now time.Time) ([]Claimed, error) {
-	if g.jobs == nil {
+	if g.b == nil {
 		return g.st.Claim(ctx, accountID, limit, now)
 	}
-	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, now: now, done: make(chan struct{})}
-	select {
-	case g.jobs <- j:
-	case <-g.stop:
-		return nil, fmt.Errorf("%w: queue stopping", apperr.ErrUnavailable)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, now: now}
+	if err := g.b.Do(ctx, j); err != nil {
+		return nil, err
 	}
-	<-j.done
 	return j.out, j.err
 }
 
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
-	if g.jobs == nil {
+	if g.b == nil {
 		return
 	}
-	close(g.stop)
-	<-g.done
-}
-
-// run commits groups until stop is closed.
-func (g *ClaimGroup) run() {
-	defer close(g.done)
-	defer func() {
-		if g.stmt != nil {
-			g.stmt.Close()
-		}
-	}()
-	group := make([]*claimJob, 0, maxClaimGroup)
-	for {
-		group = group[:0]
-		select {
-		case j := <-g.jobs:
-			group = append(group, j)
-		case <-g.stop:
-			return
-		}
-	more:
-		for len(group) < maxClaimGroup {
-			select {
-			case j := <-g.jobs:
-				group = append(group, j)
-			default:
-				break more
-			}
-		}
-		g.commit(group)
-		for _, j := range group {
-			close(j.done)
-		}
+	g.b.Close()
+	if g.stmt != nil {
+		g.stmt.Close()
 	}
 }
 
 // commit runs the group's live claims in one transaction, or each alone if
 // that fails, and sets every job's result.
-func (g *ClaimGroup) commit(group []*claimJob) {
+func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	live := group[:0:0]
 	for _, j := range group {
 		if j.err = j.ctx.Err(); j.err == nil {
@@ -136,12 +96,7 @@ func (g *ClaimGroup) commit(group []*claimJob) {
 	if len(live) == 0 {
 		return
 	}
-	// The group's transaction is not cut short by one caller's deadline.
-	ctx := context.WithoutCancel(live[0].ctx)
 	g.prepare(ctx)
-	if g.size != nil {
-		g.size.Observe(float64(len(live)))
-	}
 	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range live {
 			if j.out, j.err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.now); j.err != nil {

@@ -44,7 +44,7 @@ type Applier struct {
 // New returns an applier. catchUp waits for the ingest consumer when a
 // request names hashes not recorded yet. groupCommit makes concurrent
 // requests share transactions (for SQLite's single connection); it then
-// needs Start and Stop.
+// needs Stop.
 func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp, groupCommit bool,
 	m *metrics.Metrics, log *slog.Logger) *Applier {
 	a := &Applier{
@@ -55,13 +55,6 @@ func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *c
 		a.commit = newCommitter(st)
 	}
 	return a
-}
-
-// Start starts group commit, if on; call it before the first Apply.
-func (a *Applier) Start() {
-	if a.commit != nil {
-		go a.commit.run()
-	}
 }
 
 // Stop ends group commit after the group in hand; later Applys fail with

@@ -1,0 +1,92 @@
+package groupcommit_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/groupcommit"
+)
+
+type job struct {
+	in  int
+	out int
+}
+
+func TestBatchesConcurrentJobsAndReturnsEach(t *testing.T) {
+	var batches, maxSize atomic.Int64
+	b := groupcommit.New(8, func(ctx context.Context, batch []*job) {
+		time.Sleep(2 * time.Millisecond) // a commit takes time: others queue behind it
+		for _, j := range batch {
+			j.out = j.in * 2
+		}
+	}, func(size int) {
+		batches.Add(1)
+		if int64(size) > maxSize.Load() {
+			maxSize.Store(int64(size))
+		}
+		if size > 8 {
+			t.Errorf("batch of %d exceeds the maximum", size)
+		}
+	})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j := &job{in: i}
+			if err := b.Do(context.Background(), j); err != nil || j.out != 2*i {
+				t.Errorf("job %d: out %d err %v", i, j.out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if batches.Load() >= 200 || maxSize.Load() < 2 {
+		t.Fatalf("%d batches, largest %d: nothing was grouped", batches.Load(), maxSize.Load())
+	}
+}
+
+func TestDoAfterCloseIsUnavailable(t *testing.T) {
+	b := groupcommit.New(4, func(context.Context, []*job) {}, nil)
+	b.Close()
+	if err := b.Do(context.Background(), &job{}); !errors.Is(err, apperr.ErrUnavailable) {
+		t.Fatalf("Do after Close: %v", err)
+	}
+}
+
+func TestCancelledBeforeHandOver(t *testing.T) {
+	block := make(chan struct{})
+	b := groupcommit.New(1, func(context.Context, []*job) { <-block }, nil)
+	defer b.Close()
+	go func() { _ = b.Do(context.Background(), &job{}) }() // occupies the committer
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Do(ctx, &job{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the caller's deadline, got %v", err)
+	}
+	close(block)
+}
+
+func TestCommitContextOutlivesCaller(t *testing.T) {
+	b := groupcommit.New(4, func(ctx context.Context, batch []*job) {
+		time.Sleep(20 * time.Millisecond)
+		for _, j := range batch {
+			if ctx.Err() == nil {
+				j.out = 1
+			}
+		}
+	}, nil)
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	j := &job{}
+	if err := b.Do(ctx, j); err != nil || j.out != 1 {
+		t.Fatalf("a handed-over job must finish: out %d err %v", j.out, err)
+	}
+}

@@ -1,0 +1,59 @@
+package rpcapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/groupcommit"
+	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/store"
+)
+
+// Reserver applies reservations arriving together in one transaction (group
+// commit), in arrival order, each caller getting its own grant: the results
+// are those of applying them one by one.
+type Reserver struct {
+	b *groupcommit.Batcher[*reservation]
+}
+
+type reservation struct {
+	r   domain.Reservation
+	g   domain.Grant
+	err error
+}
+
+// NewReserver starts a reserver over st: up to size reservations per
+// transaction, each transaction bounded by timeout; observe (may be nil)
+// learns each batch's size. Close stops it.
+func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(int)) *Reserver {
+	return &Reserver{b: groupcommit.New(size, func(ctx context.Context, batch []*reservation) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		rs := make([]domain.Reservation, len(batch))
+		for i, p := range batch {
+			rs[i] = p.r
+		}
+		grants, err := st.ReserveBatch(ctx, time.Now(), rs)
+		for i, p := range batch {
+			if err != nil {
+				p.err = err
+				continue
+			}
+			p.g, p.err = grants[i], grants[i].Err
+		}
+	}, observe)}
+}
+
+// Reserve applies r with the reservations arriving at the same moment. It
+// fails with ctx's error if ctx ends before r was handed over, and with
+// apperr.ErrUnavailable after Close.
+func (r *Reserver) Reserve(ctx context.Context, res domain.Reservation) (domain.Grant, error) {
+	p := &reservation{r: res}
+	if err := r.b.Do(ctx, p); err != nil {
+		return domain.Grant{}, err
+	}
+	return p.g, p.err
+}
+
+// Close stops taking reservations after the batch in hand.
+func (r *Reserver) Close() { r.b.Close() }
