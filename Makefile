@@ -39,5 +39,11 @@ bench-go:
 		(cd $$m && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -benchmem ./...); \
 	done
 
+# The load benchmark (not part of test): builds, then runs the standard set
+# against a spawned all-in-one server and a spawned distributed one, and
+# writes bench-results/table.md. About 4 minutes; see docs/benchmarks.md.
+bench: build
+	./scripts/bench.sh
+
 clean:
 	rm -rf bin

@@ -44,7 +44,8 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs.IntVar(&cfg.Phones, "phones", 8, "concurrent phones, spread over the merchants' accounts")
 	fs.IntVar(&cfg.Limit, "limit", 200, "get_messages limit")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured window (drain: its cap; 0 = none)")
-	fs.Int64Var(&cfg.Messages, "messages", 0, "ingest/mixed: stop after this many accepted; drain: messages to prefill (default 200000)")
+	fs.Int64Var(&cfg.Messages, "messages", 0, "ingest/mixed: stop after this many accepted in the window; drain: same as -prefill")
+	fs.Int64Var(&cfg.Prefill, "prefill", 0, "queue this many messages before the window (drain default 200000), e.g. to measure with millions waiting")
 	fs.Float64Var(&cfg.Success, "success", 1, "share of messages phones report sent (2); the rest failed (3)")
 	fs.DurationVar(&cfg.Delay, "delay", 0, "phones' simulated sending time per message")
 	fs.DurationVar(&cfg.Idle, "idle", 20*time.Millisecond, "phones' wait after an empty poll (mixed)")
@@ -176,6 +177,7 @@ func phoneCommand(ctx context.Context, rt Runtime, args []string) error {
 		defer cancel()
 	}
 	start := time.Now()
+	opts.Log = rt.Stderr
 	stats, err := phonesim.Run(ctx, cfg, opts)
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(rt.Stdout, "%s in %.1f s (%.0f SMS/s)\n", stats, secs, float64(stats.Reported)/secs)

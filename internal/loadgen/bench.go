@@ -50,9 +50,13 @@ type Config struct {
 
 	// Duration is the measured window (ingest, mixed) or its cap (drain).
 	Duration time.Duration
-	// Messages stops merchants once this many were accepted (ingest, mixed),
-	// or is the number of messages queued before a drain (default 200,000).
+	// Messages stops merchants once this many were accepted in the window
+	// (ingest, mixed); in drain mode it is the default of Prefill.
 	Messages int64
+	// Prefill queues this many messages before the window, in any mode
+	// (drain: default Messages, else 200,000), e.g. to measure ingest with
+	// millions waiting. Its figures are reported apart.
+	Prefill int64
 
 	Success float64       // share of messages phones report sent (2); others failed (3)
 	Delay   time.Duration // phones' simulated sending time per message
@@ -92,8 +96,12 @@ func (c *Config) defaults() error {
 	if c.Limit < 1 {
 		c.Limit = 200
 	}
-	if c.Mode == ModeDrain && c.Messages <= 0 {
-		c.Messages = 200_000
+	if c.Mode == ModeDrain && c.Prefill <= 0 {
+		c.Prefill = c.Messages
+		if c.Prefill <= 0 {
+			c.Prefill = 200_000
+		}
+		c.Messages = 0
 	}
 	if c.Mode != ModeDrain && c.Duration <= 0 && c.Messages <= 0 {
 		return errors.New("give a duration or a message count")
@@ -123,16 +131,21 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	backend, namespace := "external", ""
 	if cfg.Spawn != nil {
 		fmt.Fprintf(cfg.Log, "starting %s ...\n", cfg.Spawn.Bin)
-		srv, err := Spawn(ctx, *cfg.Spawn)
-		if err != nil {
-			return nil, err
+		srv, serr := Spawn(ctx, *cfg.Spawn)
+		if serr != nil {
+			return nil, serr
 		}
 		defer func() {
+			// A server that does not stop cleanly is a finding of the run,
+			// not a reason to lose its figures.
 			if serr := srv.Stop(); serr != nil {
-				if tail := srv.LogTail(10); tail != "" {
-					serr = fmt.Errorf("%w\n%s", serr, tail)
+				if res == nil {
+					err = errors.Join(err, serr)
+					return
 				}
-				err = errors.Join(err, serr)
+				res.ServerStop = summarize(serr.Error())
+				res.ErrorTotal++
+				fmt.Fprintf(cfg.Log, "server stop: %v\n", serr)
 			}
 		}()
 		cfg.URL, cfg.AdminToken, cfg.PID, backend, namespace = srv.URL, srv.AdminToken, srv.PID, srv.Backend, srv.Namespace
@@ -164,6 +177,8 @@ type run struct {
 	tokens    []string
 	merchants []*merchant
 	phones    []*phoneWorker
+	// base is what the prefill accepted, excluded from the window's figures.
+	base struct{ accepted, requests int64 }
 }
 
 func (r *run) execute(ctx context.Context, res *Result) error {
@@ -176,24 +191,17 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		r.phones = append(r.phones, newPhoneWorker(i, r.client, cfg.URL, toks, settings))
 	}
 
-	if cfg.Mode == ModeDrain {
-		fmt.Fprintf(cfg.Log, "prefill: queueing %d messages ...\n", cfg.Messages)
-		start := time.Now()
-		r.runMerchants(ctx, nil, cfg.Messages)
-		secs := time.Since(start).Seconds()
-		accepted := r.accepted()
-		res.Prefill = &Prefill{Messages: accepted, Seconds: secs, PerSec: float64(accepted) / secs}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if accepted < cfg.Messages {
-			return fmt.Errorf("prefill: only %d of %d messages accepted (errors: %v)", accepted, cfg.Messages, r.errors())
+	if cfg.Prefill > 0 {
+		if err := r.prefill(ctx, res); err != nil {
+			return err
 		}
 	}
 
 	before, serverErr := r.sample()
 	toolBefore, _ := ReadProc(os.Getpid())
 	infraBefore := cpuByName(cfg.Watch)
+	cpuStallBefore, cpuOK := pressureTotal("cpu")
+	ioStallBefore, ioOK := pressureTotal("io")
 	stop := make(chan struct{})
 	var timer *time.Timer
 	if cfg.Duration > 0 {
@@ -205,7 +213,7 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	if cfg.Mode != ModeDrain {
 		quota := int64(0)
 		if cfg.Messages > 0 {
-			quota = cfg.Messages
+			quota = r.base.accepted + cfg.Messages
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); r.runMerchants(ctx, stop, quota) }()
@@ -222,16 +230,16 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	after, _ := r.sample()
 	toolAfter, _ := ReadProc(os.Getpid())
 	infraAfter := cpuByName(cfg.Watch)
+	cpuStallAfter, _ := pressureTotal("cpu")
+	ioStallAfter, _ := pressureTotal("io")
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 
 	r.fill(res, window)
 	if cfg.Mode == ModeDrain {
-		// The prefill is not part of the window.
-		res.Accepted, res.QueueRequests, res.AcceptedPerSec, res.QueueRequestsPerSec = res.Prefill.Messages, 0, 0, 0
-		res.Prefill.QueueLatency = res.Latency["queue"]
-		delete(res.Latency, "queue")
+		// Nothing is queued in the window.
+		res.AcceptedPerSec, res.QueueRequestsPerSec = 0, 0
 	}
 	secs := window.Seconds()
 	res.Tool = Usage{PID: os.Getpid(), CPUSeconds: toolAfter.CPUSeconds - toolBefore.CPUSeconds, PeakRSSMiB: mib(toolAfter.PeakRSS)}
@@ -239,6 +247,12 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	if serverErr == nil && cfg.PID > 0 {
 		res.Server = &Usage{PID: cfg.PID, CPUSeconds: after.CPUSeconds - before.CPUSeconds, PeakRSSMiB: mib(after.PeakRSS)}
 		res.Server.Cores = res.Server.CPUSeconds / secs
+	}
+	if cpuOK && ioOK {
+		res.Pressure = &Pressure{
+			CPU: float64(cpuStallAfter-cpuStallBefore) / 1e6 / secs * 100,
+			IO:  float64(ioStallAfter-ioStallBefore) / 1e6 / secs * 100,
+		}
 	}
 	if len(cfg.Watch) > 0 {
 		res.Infra = &Usage{Names: cfg.Watch, CPUSeconds: cpuDelta(infraBefore, infraAfter)}
@@ -250,27 +264,52 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// runMerchants runs every merchant until stop, ctx's end, or quota messages
-// accepted in all (shared out evenly).
+// runMerchants runs every merchant until stop, ctx's end, or until quota
+// messages were accepted since the run began (0: no quota), shared out
+// evenly.
 func (r *run) runMerchants(ctx context.Context, stop <-chan struct{}, quota int64) {
 	var wg sync.WaitGroup
 	n := int64(len(r.merchants))
 	for i, m := range r.merchants {
-		share := int64(0)
+		target := int64(0)
 		if quota > 0 {
-			share = quota / n
+			target = quota / n
 			if int64(i) < quota%n {
-				share++
+				target++
 			}
-			share += m.accepted // a merchant's counters span prefill and window
-			if share == m.accepted {
+			if target <= m.accepted {
 				continue
 			}
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); m.run(ctx, stop, share) }()
+		go func() { defer wg.Done(); m.run(ctx, stop, target) }()
 	}
 	wg.Wait()
+}
+
+// prefill queues cfg.Prefill messages before the window and sets the
+// baseline the window's figures start from.
+func (r *run) prefill(ctx context.Context, res *Result) error {
+	fmt.Fprintf(r.cfg.Log, "prefill: queueing %d messages ...\n", r.cfg.Prefill)
+	start := time.Now()
+	r.runMerchants(ctx, nil, r.cfg.Prefill)
+	secs := time.Since(start).Seconds()
+	accepted := r.accepted()
+	var lat Histogram
+	for _, m := range r.merchants {
+		lat.Merge(&m.latency)
+		m.latency = Histogram{}
+		r.base.requests += m.requests
+	}
+	r.base.accepted = accepted
+	res.Prefill = &Prefill{Messages: accepted, Seconds: secs, PerSec: float64(accepted) / secs, QueueLatency: latencyOf(&lat)}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if accepted < r.cfg.Prefill {
+		return fmt.Errorf("prefill: only %d of %d messages accepted (errors: %v)", accepted, r.cfg.Prefill, r.errors())
+	}
+	return nil
 }
 
 func (r *run) runPhones(ctx context.Context, stop <-chan struct{}, untilEmpty bool) {
@@ -309,7 +348,8 @@ func (r *run) fill(res *Result, window time.Duration) {
 		queueLat.Merge(&m.latency)
 		res.QueueRequests += m.requests
 	}
-	res.Accepted = r.accepted()
+	res.QueueRequests -= r.base.requests
+	res.Accepted = r.accepted() - r.base.accepted
 	for _, w := range r.phones {
 		getLat.Merge(&w.get)
 		statusLat.Merge(&w.status)
@@ -367,6 +407,20 @@ func (r *run) sample() (ProcSample, error) {
 		return ProcSample{}, errors.New("no pid")
 	}
 	return ReadProc(r.cfg.PID)
+}
+
+// summarize keeps the first line of a stop error and the server's last
+// log line (its own last word, e.g. "apitosms: shutdown timed out").
+func summarize(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	last := lines[len(lines)-1]
+	if len(last) > 120 {
+		last = last[:120] + "…"
+	}
+	return lines[0] + ": " + last
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

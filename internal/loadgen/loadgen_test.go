@@ -77,7 +77,7 @@ func TestRunMixedVerifies(t *testing.T) {
 			t.Fatalf("not verified: %s", res.VerifyError)
 		}
 		if res.ErrorTotal != 0 {
-			t.Fatalf("errors: %v", res.Errors)
+			t.Fatalf("errors: %v %s", res.Errors, res.ServerStop)
 		}
 		if res.Sent == 0 || res.Failed == 0 || res.Sent+res.Failed != res.Reported {
 			t.Fatalf("sent %d + failed %d, reported %d: want both statuses reported", res.Sent, res.Failed, res.Reported)

@@ -111,3 +111,25 @@ func cpuDelta(before, after map[int]float64) float64 {
 	}
 	return d
 }
+
+// pressureTotal reads the "some" stall total (microseconds) of a Linux PSI
+// file such as /proc/pressure/cpu: time during which at least one task
+// waited for that resource. ok is false where PSI is unavailable.
+func pressureTotal(resource string) (us int64, ok bool) {
+	b, err := os.ReadFile("/proc/pressure/" + resource)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("some ")) {
+			continue
+		}
+		for _, f := range bytes.Fields(line) {
+			if v, found := bytes.CutPrefix(f, []byte("total=")); found {
+				n, err := strconv.ParseInt(string(v), 10, 64)
+				return n, err == nil
+			}
+		}
+	}
+	return 0, false
+}

@@ -42,7 +42,10 @@ type Result struct {
 	// answered 2xx, and queue_to_phone: enqueue to the get_messages response.
 	Latency map[string]Latency `json:"latencyMs"`
 	Errors  map[string]int64   `json:"errors"` // "<endpoint> <status>" (or "transport", "item")
-	// ErrorTotal sums Errors.
+	// ServerStop says how a spawned server failed to stop cleanly (SIGTERM
+	// not honoured in time, non-zero exit, cleanup failure); empty if it did.
+	ServerStop string `json:"serverStop,omitempty"`
+	// ErrorTotal sums Errors, plus one for a ServerStop.
 	ErrorTotal int64 `json:"errorTotal"`
 
 	Prefill *Prefill `json:"prefill,omitempty"`
@@ -51,6 +54,9 @@ type Result struct {
 	// PostgreSQL) over the window, whoever made them work.
 	Infra *Usage `json:"infra,omitempty"`
 	Tool  Usage  `json:"tool"` // this process
+	// Pressure is the machine's stall share over the window (Linux PSI), a
+	// measure of how much everything on the box waited for CPU or disk.
+	Pressure *Pressure `json:"pressure,omitempty"`
 
 	Verified    *bool  `json:"verified,omitempty"`
 	VerifyError string `json:"verifyError,omitempty"`
@@ -70,6 +76,13 @@ type Prefill struct {
 	Seconds      float64 `json:"seconds"`
 	PerSec       float64 `json:"perSec"`
 	QueueLatency Latency `json:"queueLatencyMs"`
+}
+
+// Pressure is the share (percent) of the window during which at least one
+// task on the machine waited for CPU, or for I/O.
+type Pressure struct {
+	CPU float64 `json:"cpuPercent"`
+	IO  float64 `json:"ioPercent"`
 }
 
 // Usage is a process's resource use over the window.
@@ -108,8 +121,8 @@ func (e errorCounts) merge(o errorCounts) {
 // TableHeader is the Markdown header of the rows Row writes.
 const TableHeader = "| scenario | backend | mode | load | window s | accepted SMS/s | queue req/s | pulled SMS/s | reported SMS/s " +
 	"| queue ms p50/p95/p99 | get_messages ms p50/p95/p99 | status ms p50/p95/p99 | queue→phone ms p50/p95/p99 " +
-	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) |\n" +
-	"|---|---|---|---|--:|--:|--:|--:|--:|---|---|---|---|---|--:|--:|--:|--:|\n"
+	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) | CPU / IO stall % |\n" +
+	"|---|---|---|---|--:|--:|--:|--:|--:|---|---|---|---|---|--:|--:|--:|--:|--:|\n"
 
 // Row is the result as one Markdown table row (see TableHeader).
 func (r *Result) Row() string {
@@ -127,6 +140,10 @@ func (r *Result) Row() string {
 		r.errorsCell(),
 		"—", "—", "—",
 		fmt.Sprintf("%.1f (%.2f)", r.Tool.CPUSeconds, r.Tool.Cores),
+		"—",
+	}
+	if r.Pressure != nil {
+		cells[18] = fmt.Sprintf("%.0f / %.0f", r.Pressure.CPU, r.Pressure.IO)
 	}
 	if r.Server != nil {
 		cells[14] = fmt.Sprintf("%.1f (%.2f)", r.Server.CPUSeconds, r.Server.Cores)
@@ -144,6 +161,9 @@ func (r *Result) load() string {
 		parts = append(parts, fmt.Sprintf("%s prefilled", thousands(float64(r.Prefill.Messages))))
 	} else if r.Merchants > 0 {
 		parts = append(parts, fmt.Sprintf("%d merchants × %d", r.Merchants, r.Batch))
+		if r.Prefill != nil {
+			parts = append(parts, fmt.Sprintf("%s waiting", thousands(float64(r.Prefill.Messages))))
+		}
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
 		parts = append(parts, fmt.Sprintf("%d phones × limit %d", r.Phones, r.Limit))
@@ -163,6 +183,9 @@ func (r *Result) errorsCell() string {
 	var parts []string
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, r.Errors[k]))
+	}
+	if r.ServerStop != "" {
+		parts = append(parts, "server stop: "+r.ServerStop)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -234,6 +257,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  infra        %.1f CPU s (%.2f cores) in %s\n", r.Infra.CPUSeconds, r.Infra.Cores, strings.Join(r.Infra.Names, ", "))
 	}
 	fmt.Fprintf(w, "  tool         %.1f CPU s (%.2f cores), peak RSS %.0f MiB\n", r.Tool.CPUSeconds, r.Tool.Cores, r.Tool.PeakRSSMiB)
+	if p := r.Pressure; p != nil {
+		fmt.Fprintf(w, "  machine      some task waited for CPU %.0f%%, for I/O %.0f%% of the window\n", p.CPU, p.IO)
+	}
 	if r.Verified != nil {
 		if *r.Verified {
 			fmt.Fprintf(w, "  verified     every accepted message pulled and reported exactly once\n")

@@ -34,7 +34,7 @@ type SpawnConfig struct {
 	// create (and finally drop) a fresh database for the run; empty means SQLite.
 	DatabaseURL string
 	Env         []string  // extra KEY=VALUE settings for the server
-	Log         io.Writer // the server's stderr; nil keeps it in a file shown on failure
+	Log         io.Writer // also gets the server's stderr (always kept for errors)
 }
 
 // Server is a spawned apitosms process on a free loopback port with a
@@ -100,24 +100,24 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Server, error) {
 	}
 	s.cmd = exec.Command(cfg.Bin)
 	s.cmd.Env = append(append(inheritedEnv(), env...), cfg.Env...)
+	s.logPath = filepath.Join(dir, "server.log")
+	f, err := os.Create(s.logPath)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	// f is closed once the server has exited (see below).
+	s.cmd.Stderr = f
 	if cfg.Log != nil {
-		s.cmd.Stderr = cfg.Log
-	} else {
-		s.logPath = filepath.Join(dir, "server.log")
-		f, err := os.Create(s.logPath)
-		if err != nil {
-			s.cleanup()
-			return nil, err
-		}
-		defer f.Close() // the child keeps its own descriptor
-		s.cmd.Stderr = f
+		s.cmd.Stderr = io.MultiWriter(f, cfg.Log)
 	}
 	if err := s.cmd.Start(); err != nil {
+		f.Close()
 		s.cleanup()
 		return nil, fmt.Errorf("start %s: %w", cfg.Bin, err)
 	}
 	s.PID = s.cmd.Process.Pid
-	go func() { s.waitErr = s.cmd.Wait(); close(s.exited) }()
+	go func() { s.waitErr = s.cmd.Wait(); f.Close(); close(s.exited) }()
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		tail := s.LogTail(20)
 		_ = s.Stop()
@@ -155,7 +155,9 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 func (s *Server) Sample() (ProcSample, error) { return ReadProc(s.PID) }
 
 // Stop sends SIGTERM, waits up to 30 s (then kills), and removes the data
-// dir, the namespace's streams and buckets, and the fresh database.
+// dir, the namespace's streams and buckets, and the fresh database. A
+// server that exits non-zero or has to be killed is an error, whose text
+// ends with the last lines of the server's log.
 func (s *Server) Stop() error {
 	if s.stopped {
 		return nil
@@ -167,12 +169,17 @@ func (s *Server) Stop() error {
 		select {
 		case <-s.exited:
 			if s.waitErr != nil {
-				err = fmt.Errorf("server exit: %w", s.waitErr)
+				err = fmt.Errorf("server exit after SIGTERM: %w", s.waitErr)
 			}
 		case <-time.After(30 * time.Second):
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 			err = errors.New("server did not stop within 30 s of SIGTERM; killed")
+		}
+		if err != nil {
+			if tail := s.LogTail(5); tail != "" {
+				err = fmt.Errorf("%w\n%s", err, tail)
+			}
 		}
 	}
 	return errors.Join(err, s.cleanup())

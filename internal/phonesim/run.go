@@ -3,6 +3,9 @@ package phonesim
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +19,9 @@ type RunOptions struct {
 	Idle        time.Duration // wait after an empty poll (default 1 s)
 	// StopWhenEmpty ends each phone at its first empty poll: the queue is drained.
 	StopWhenEmpty bool
+	// Log, if set, gets a line when a phone's requests start failing and
+	// when they recover (not one per failed request).
+	Log io.Writer
 }
 
 // Run runs opts.Concurrency phones built from cfg (device names get a
@@ -62,12 +68,24 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (Stats, error) {
 }
 
 func loop(ctx context.Context, ph *Phone, opts RunOptions, pulled *atomic.Int64) error {
+	failing := false
 	for ctx.Err() == nil {
 		if opts.Count > 0 && pulled.Load() >= opts.Count {
 			return nil
 		}
+		errsBefore := ph.Stats.RequestErrors
 		n, err := ph.Poll(ctx)
 		pulled.Add(int64(n))
+		if opts.Log != nil && ctx.Err() == nil {
+			switch failed := ph.Stats.RequestErrors > errsBefore; {
+			case failed && !failing:
+				fmt.Fprintf(opts.Log, "phone %s: requests failing (status %d, %v)\n", ph.cfg.Device, ph.Stats.LastCode, withoutURL(ph.Stats.LastError))
+				failing = true
+			case !failed && failing:
+				fmt.Fprintf(opts.Log, "phone %s: recovered\n", ph.cfg.Device)
+				failing = false
+			}
+		}
 		if errors.Is(err, ErrUnauthorized) {
 			return err
 		}
@@ -103,4 +121,13 @@ func (s *Stats) Add(o Stats) {
 	if o.LastCode != 0 {
 		s.LastCode = o.LastCode
 	}
+}
+
+// withoutURL strips the request URL, which holds the token, from err.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
 }
 
 // Run consumes until ctx is cancelled, then finishes the batch in hand and
-// returns nil. The stream and durable must exist (events.EnsureStreams).
+// returns nil; fetched messages not yet in a batch are left to redelivery. The stream and durable must exist (events.EnsureStreams).
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *Metrics, log *slog.Logger) error {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 100
@@ -90,11 +90,14 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
+	// On cancel, stop at once: messages fetched but not handed to the handler
+	// yet stay unacknowledged and are redelivered (to another replica, or
+	// after a restart), so shutdown never waits on a buffer of work.
 	stopped := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-			it.Drain()
+			it.Stop()
 		case <-stopped:
 		}
 	}()

@@ -23,16 +23,17 @@ type Reported struct {
 	reports []store.Report
 }
 
-// NewReported returns the handler applying reports to st. It waits on wait
-// before applying, so the reported messages' rows are stored.
+// NewReported returns the handler applying reports to st. When a report
+// names a message not stored yet, it waits on wait and applies again.
 func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, log *slog.Logger) *Reported {
 	return &Reported{st: st, wait: wait, m: m, log: log}
 }
 
-// Handle sets the reported messages still new or initiated to their final
-// status, in one transaction. A report can only name a message the status
-// service had accepted, so waiting for queue ingestion to catch up with the
-// accepted stream first guarantees the row is there to update. Idempotent.
+// Handle sets the reported messages still new to their final status, in one
+// transaction. A report can only name a message the status service had
+// accepted, so when one names a message this service has not stored yet,
+// waiting for ingestion to catch up with the accepted stream and applying
+// again guarantees the row is there to update. Idempotent.
 func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.reports = r.reports[:0]
 	for _, msg := range batch {
@@ -47,12 +48,22 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	if len(r.reports) == 0 {
 		return nil
 	}
-	if _, err := r.wait.Wait(ctx); err != nil {
-		return err
-	}
-	n, err := r.st.ApplyReports(ctx, r.reports)
+	n, missing, err := r.st.ApplyReports(ctx, r.reports)
 	if err != nil {
 		return err
+	}
+	if missing > 0 {
+		if _, err := r.wait.Wait(ctx); err != nil {
+			return err
+		}
+		more, stillMissing, err := r.st.ApplyReports(ctx, r.reports)
+		if err != nil {
+			return err
+		}
+		n += more
+		if stillMissing > 0 {
+			r.log.Warn("reports name messages never accepted; ignored", "count", stillMissing)
+		}
 	}
 	r.m.Reported.Add(float64(n))
 	return nil

@@ -22,8 +22,9 @@ const reportChunk = 1000
 // Initiated messages are left alone (they are never handed out again, and
 // skipping them spares a random page write per report: the common case);
 // so are messages already final, unknown hashes and other accounts' messages; reports with a status other than sent or
-// failed are ignored. It is idempotent and returns the rows changed.
-func (s *Store) ApplyReports(ctx context.Context, reports []Report) (int64, error) {
+// failed are ignored. It is idempotent and returns the rows changed and how
+// many reported hashes have no row at all (not ingested yet).
+func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
 	type key struct {
 		account int64
 		status  int
@@ -41,14 +42,13 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (int64, erro
 		groups[k] = append(groups[k], r.Hash)
 	}
 	if len(order) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("begin reports: %w", err)
+		return 0, 0, fmt.Errorf("begin reports: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	var changed int64
 	var b strings.Builder
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
@@ -65,18 +65,28 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (int64, erro
 			}
 			res, err := tx.ExecContext(ctx, b.String(), args...)
 			if err != nil {
-				return 0, fmt.Errorf("apply reports: %w", err)
+				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
 			affected, err := res.RowsAffected()
 			if err != nil {
-				return 0, fmt.Errorf("apply reports: %w", err)
+				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
 			changed += affected
+			// Rows of any status count as present; only absent ones are missing.
+			b.Reset()
+			b.WriteString("SELECT COUNT(*) FROM messages WHERE hash IN (")
+			s.placeholders(&b, 1, n)
+			b.WriteByte(')')
+			var present int64
+			if err := tx.QueryRowContext(ctx, b.String(), args[2:]...).Scan(&present); err != nil {
+				return 0, 0, fmt.Errorf("count reported: %w", err)
+			}
+			missing += int64(n) - present
 			hashes = hashes[n:]
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit reports: %w", err)
+		return 0, 0, fmt.Errorf("commit reports: %w", err)
 	}
-	return changed, nil
+	return changed, missing, nil
 }
