@@ -79,6 +79,36 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	return db, nil
 }
 
+// OpenReader opens a second, read-only pool on the database of cfg, for hot
+// lookups that must not queue behind writes. With SQLite the writer's single
+// connection is busy for the whole of each commit (fsync included), while WAL
+// lets readers run meanwhile, each seeing every transaction committed before
+// it began. Open the writer (Open, Migrate) first.
+func OpenReader(ctx context.Context, cfg Config, conns int) (*bun.DB, error) {
+	if cfg.URL != "" {
+		db, err := Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(conns)
+		return db, nil
+	}
+	path := filepath.Join(cfg.DataDir, cfg.Service+".db")
+	dsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite reader: %w", err)
+	}
+	sqldb.SetMaxOpenConns(conns)
+	sqldb.SetMaxIdleConns(conns)
+	db := bun.NewDB(sqldb, sqlitedialect.New())
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping sqlite reader: %w", err)
+	}
+	return db, nil
+}
+
 // IsPostgres reports whether db talks to PostgreSQL.
 func IsPostgres(db *bun.DB) bool { return db.Dialect().Name() == dialect.PG }
 

@@ -61,8 +61,11 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 
 // Deps are the shared resources billing uses.
 type Deps struct {
-	Broker     *broker.Broker
-	DB         *bun.DB // billing's own database
+	Broker *broker.Broker
+	DB     *bun.DB // billing's own database
+	// ReadDB, if set, is a read-only pool on the same database for token
+	// lookups, so they never queue behind a reservation's commit.
+	ReadDB     *bun.DB
 	Names      events.Names
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -99,7 +102,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = d.ShutdownTimeout
 	}
-	st := store.New(deps.DB)
+	st := store.New(deps.DB, deps.ReadDB)
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

@@ -25,12 +25,19 @@ const Service = "billing"
 // Store is billing's storage. It caches nothing: every read sees the latest
 // committed state, so a rotated token stops working at once on every replica.
 type Store struct {
-	db *bun.DB
-	pg bool
+	db     *bun.DB
+	reader *bun.DB // token lookups; db when there is no separate reader
+	pg     bool
 }
 
-// New wraps db (billing's own database).
-func New(db *bun.DB) *Store { return &Store{db: db, pg: database.IsPostgres(db)} }
+// New wraps db (billing's own database) and, if not nil, a read-only pool
+// on it for token lookups.
+func New(db, reader *bun.DB) *Store {
+	if reader == nil {
+		reader = db
+	}
+	return &Store{db: db, reader: reader, pg: database.IsPostgres(db)}
+}
 
 // Migrate creates or updates billing's tables.
 func (s *Store) Migrate(ctx context.Context) error {
@@ -179,7 +186,7 @@ type authRow struct {
 // unknown digest is sql.ErrNoRows; the caller compares digests in constant time.
 func (s *Store) AuthByDigest(ctx context.Context, digest, month string) (AuthInfo, error) {
 	var r authRow
-	err := s.db.NewRaw(`SELECT a.id, a.token_digest, s.account_id AS sub_account_id, s.plan,
+	err := s.reader.NewRaw(`SELECT a.id, a.token_digest, s.account_id AS sub_account_id, s.plan,
 		s.monthly_limit, s.rate_limit_per_minute, s.expires_at, s.started_at, s.ended_at, u.used
 		FROM accounts AS a
 		LEFT JOIN subscriptions AS s ON s.account_id = a.id

@@ -15,7 +15,7 @@ import (
 func TestReserveBatchInOrder(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		st := New(b.DB(t, Service))
+		st := New(b.DB(t, Service), nil)
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
