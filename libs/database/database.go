@@ -94,7 +94,7 @@ func OpenReader(ctx context.Context, cfg Config, conns int) (*bun.DB, error) {
 		return db, nil
 	}
 	path := filepath.Join(cfg.DataDir, cfg.Service+".db")
-	dsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 	sqldb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite reader: %w", err)

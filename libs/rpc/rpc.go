@@ -71,8 +71,9 @@ type Server struct {
 	subs    []*nats.Subscription
 	mu      sync.Mutex // guards closing and wg.Add
 	closing bool
-	wg      sync.WaitGroup
-	sem     chan struct{}
+	wg      sync.WaitGroup // requests handed to workers and not answered yet
+	work    chan func()
+	stopped sync.Once // closes work
 	ctx     context.Context
 	cancel  context.CancelFunc
 	handled *prometheus.CounterVec
@@ -107,15 +108,25 @@ func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
 }
 
 // NewServer returns a server answering as a member of queue group group,
-// with at most concurrency handlers running at once.
+// with concurrency long-lived workers running handlers (a worker keeps its
+// grown stack: database drivers' deep calls would otherwise make each new
+// goroutine copy its stack several times).
 func NewServer(nc *nats.Conn, group string, concurrency int, m *Metrics, log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		nc: nc, group: group, log: log,
-		sem: make(chan struct{}, concurrency),
-		ctx: ctx, cancel: cancel,
+		work: make(chan func(), concurrency),
+		ctx:  ctx, cancel: cancel,
 		handled: m.handled, seconds: m.seconds,
 	}
+	for range max(concurrency, 1) {
+		go func() {
+			for job := range s.work {
+				job()
+			}
+		}()
+	}
+	return s
 }
 
 // Handle registers fn for subject; method names it in metrics and logs.
@@ -130,9 +141,8 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		s.sem <- struct{}{}
-		go func() {
-			defer func() { <-s.sem; s.wg.Done() }()
+		s.work <- func() {
+			defer s.wg.Done()
 			s.serve(m, method, func(ctx context.Context, data []byte) (any, error) {
 				var req Req
 				if err := events.Unmarshal(data, &req); err != nil {
@@ -140,7 +150,7 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 				}
 				return fn(ctx, req)
 			})
-		}()
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", subject, err)
@@ -209,6 +219,7 @@ func (s *Server) Close(ctx context.Context) {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.stopped.Do(func() { close(s.work) }) // no sender is left: the workers exit
 	case <-ctx.Done():
 	}
 	s.cancel()

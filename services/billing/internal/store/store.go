@@ -8,6 +8,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -28,6 +30,9 @@ type Store struct {
 	db     *bun.DB
 	reader *bun.DB // token lookups; db when there is no separate reader
 	pg     bool
+
+	authMu   sync.Mutex
+	authStmt *sql.Stmt // authSQL, prepared on reader
 }
 
 // New wraps db (billing's own database) and, if not nil, a read-only pool
@@ -168,6 +173,46 @@ type AuthInfo struct {
 
 // authRow is one row of the auth query; subscription and usage columns are
 // NULL (scanned as zero) when the account has none.
+// authSQL is the token lookup, prepared once: it runs on every API request.
+const authSQL = `SELECT a.id, a.token_digest, s.account_id AS sub_account_id, s.plan,
+	s.monthly_limit, s.rate_limit_per_minute, s.expires_at, s.started_at, s.ended_at, u.used
+	FROM accounts AS a
+	LEFT JOIN subscriptions AS s ON s.account_id = a.id
+	LEFT JOIN usage AS u ON u.account_id = a.id AND u.month = ?
+	WHERE a.token_digest = ?`
+
+// scanAuth runs authSQL through a statement prepared on first use (bun's own
+// queries inline their arguments, so the database would parse every one).
+func (s *Store) scanAuth(ctx context.Context, r *authRow, month, digest string) error {
+	s.authMu.Lock()
+	if s.authStmt == nil {
+		q := authSQL
+		if s.pg {
+			q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
+		}
+		st, err := s.reader.DB.PrepareContext(ctx, q)
+		if err != nil {
+			s.authMu.Unlock()
+			return fmt.Errorf("prepare auth: %w", err)
+		}
+		s.authStmt = st
+	}
+	st := s.authStmt
+	s.authMu.Unlock()
+	rows, err := st.QueryContext(ctx, month, digest)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	return s.reader.ScanRow(ctx, rows, r)
+}
+
 type authRow struct {
 	ID                 int64     `bun:"id"`
 	TokenDigest        string    `bun:"token_digest"`
@@ -186,12 +231,7 @@ type authRow struct {
 // unknown digest is sql.ErrNoRows; the caller compares digests in constant time.
 func (s *Store) AuthByDigest(ctx context.Context, digest, month string) (AuthInfo, error) {
 	var r authRow
-	err := s.reader.NewRaw(`SELECT a.id, a.token_digest, s.account_id AS sub_account_id, s.plan,
-		s.monthly_limit, s.rate_limit_per_minute, s.expires_at, s.started_at, s.ended_at, u.used
-		FROM accounts AS a
-		LEFT JOIN subscriptions AS s ON s.account_id = a.id
-		LEFT JOIN usage AS u ON u.account_id = a.id AND u.month = ?
-		WHERE a.token_digest = ?`, month, digest).Scan(ctx, &r)
+	err := s.scanAuth(ctx, &r, month, digest)
 	if err != nil {
 		return AuthInfo{}, err
 	}
