@@ -6,28 +6,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/internal/testbin"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
-// binary builds bin/apitosms once per test run.
-var binary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "apitosms-bin")
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "apitosms")
-	out, err := exec.Command("go", "build", "-o", path, "../../cmd/apitosms").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return path, nil
-})
+var binary = testbin.Apitosms
 
 // osProc is apitosms running as a real OS process.
 type osProc struct {

@@ -3,34 +3,19 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/internal/testbin"
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
-// serverBinary builds cmd/apitosms once per test run.
-var serverBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "apitosms-loadgen-bin")
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "apitosms")
-	out, err := exec.Command("go", "build", "-o", path, "../../cmd/apitosms").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return path, nil
-})
+var serverBinary = testbin.Apitosms
 
 // backends yields the all-in-one spawn, and the distributed one when the
 // external test servers are configured.

@@ -113,21 +113,7 @@ func (f *fixture) settled(t *testing.T, last uint64) bool {
 // counter returns the value of counter metric name (labelled durable).
 func (f *fixture) counter(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
-		return sum
-	}
-	return 0
+	return testkit.Metric(t, f.reg, name, nil)
 }
 
 // deadLetters returns the messages in the dead-letter stream.

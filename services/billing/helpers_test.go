@@ -48,20 +48,7 @@ func startReplica(t *testing.T, b testkit.Backend) *replica {
 	if err != nil {
 		t.Fatalf("billing.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+	testkit.Run(t, svc.Run)
 	if err := svc.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}

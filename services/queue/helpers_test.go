@@ -180,19 +180,5 @@ func statusOf(t testing.TB, db *bun.DB, hash string) int {
 // counter reads a counter's value from reg.
 func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
+	return testkit.Metric(t, reg, name, nil)
 }

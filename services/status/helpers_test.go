@@ -44,20 +44,7 @@ func startWith(t testing.TB, b testkit.Backend, cfg status.Config) *harness {
 		t.Fatalf("new: %v", err)
 	}
 	h.store = store.New(h.db)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+	testkit.Run(t, svc.Run)
 	if err := svc.Ready(context.Background()); err != nil {
 		t.Fatalf("ready: %v", err)
 	}
@@ -124,31 +111,7 @@ func (h *harness) statusOf(t testing.TB, hash string) int {
 // labels) or the sample count of a histogram.
 func (h *harness) metric(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
+	return testkit.Metric(t, h.reg, name, labels)
 }
 
 func newHash() string {
