@@ -231,3 +231,29 @@ func TestRateLimitWindow(t *testing.T) {
 		}
 	})
 }
+
+func TestLimitsAndBodySize(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := allInOne(t, b, map[string]string{"APITOSMS_INGRESS_MAX_BODY_BYTES": "300000"})
+		_, tok := account(t, p.base, 100000, 1000)
+		q := p.base + "/api/" + tok + "/queue"
+		r := do(t, "POST", q, items("fifo", 250))
+		if r.status != 200 || r.header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Fatalf("queue: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
+		}
+		big := `[{"phone":"1234567","message":"` + strings.Repeat("x", 310000) + `"}]`
+		if r := do(t, "POST", q, big); r.status != 413 || r.json(t)["code"] != "body_too_large" {
+			t.Fatalf("large body: %d %s", r.status, r.body)
+		}
+		g := p.base + "/api/" + tok + "/get_messages"
+		if got := do(t, "GET", g, nil).list(t); len(got) != 20 || got[0]["text"] != "fifo-0" || got[19]["text"] != "fifo-19" {
+			t.Fatalf("default limit: %d messages", len(got))
+		}
+		if got := do(t, "GET", g+"?limit=500", nil).list(t); len(got) != 200 || got[0]["text"] != "fifo-20" {
+			t.Fatalf("limit above 200: %d messages", len(got))
+		}
+		if got := do(t, "GET", g+"?limit=%2B5", nil).list(t); len(got) != 5 || got[0]["text"] != "fifo-220" {
+			t.Fatalf("limit %%2B5 (+5): %v", got)
+		}
+	})
+}

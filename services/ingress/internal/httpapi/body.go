@@ -15,6 +15,8 @@ import (
 func (a *API) body(c *fiber.Ctx) ([]byte, error) {
 	limit := a.set.MaxBodyBytes
 	if n := c.Request().Header.ContentLength(); n > limit {
+		// The rest of the body stays unread: the connection cannot be reused.
+		c.Context().SetConnectionClose()
 		return nil, apperr.ErrBodyTooLarge
 	}
 	stream := c.Context().RequestBodyStream()
@@ -31,6 +33,7 @@ func (a *API) body(c *fiber.Ctx) ([]byte, error) {
 		return nil, apperr.ErrInvalidJSON
 	}
 	if n > int64(limit) {
+		c.Context().SetConnectionClose()
 		return nil, apperr.ErrBodyTooLarge
 	}
 	return buf.Bytes(), nil
