@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,28 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 	}
 	if !slices.Equal(plan, want) {
 		t.Fatalf("claim plan %q, want %q", plan, want)
+	}
+}
+
+// Applying reports finds the reported rows through the hash index, never by
+// scanning the account's pending messages (cost must not grow with the backlog).
+func TestReportsUseHashIndexSQLite(t *testing.T) {
+	st := open(t, testkit.Embedded(t))
+	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+st.ReportSQL(2), 2, 1, "a1b2c3d4e5f67890", "a1b2c3d4e5f67891")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var plan []string
+	for r.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "(hash=?)") {
+		t.Fatalf("report plan %q, want a search on the hash index", plan)
 	}
 }
