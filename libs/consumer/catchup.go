@@ -82,6 +82,11 @@ func (c *CatchUp) Wait(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// Floor is the highest ack floor seen so far: every message up to this
+// stream sequence is processed. It may lag the consumer (it is refreshed by
+// Wait), never lead it.
+func (c *CatchUp) Floor() uint64 { return c.floor.Load() }
+
 // raise records an ack floor, keeping the highest seen.
 func (c *CatchUp) raise(seq uint64) {
 	for {

@@ -32,11 +32,14 @@ type instance struct {
 }
 
 // start runs a queue service on b and waits until it answers claims.
-func start(t *testing.T, b testkit.Backend) *instance {
+func start(t *testing.T, b testkit.Backend, tune ...func(*queue.Config)) *instance {
 	t.Helper()
 	in := &instance{br: b.Broker(t), db: b.DB(t, store.Service), reg: prometheus.NewRegistry()}
 	cfg := queue.DefaultConfig()
 	cfg.ShutdownTimeout = 10 * time.Second
+	for _, f := range tune {
+		f(&cfg)
+	}
 	svc, err := queue.New(context.Background(), cfg, queue.Deps{
 		Broker: in.br, DB: in.db, Names: b.Names, Registerer: in.reg, Log: testkit.Logger(t),
 	})

@@ -1,14 +1,18 @@
 package queue_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/queue"
 	"github.com/apitosms/apitosms/services/queue/internal/domain"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -276,6 +280,53 @@ func TestRestart(t *testing.T) {
 		}
 		if got := claim(t, q2.br, b.Names, 1, 10); len(got) != 0 {
 			t.Fatalf("second claim after restart = %v, want none", hashes(got))
+		}
+	})
+}
+
+// With ingestion stuck behind a bad event, claims still hand out the stored
+// backlog at once (it is older than anything not stored, so the answer is the
+// FIFO one); a claim that comes up short waits for ingestion, and answers
+// 503 only when it has nothing to hand out.
+func TestClaimServesStoredBacklogWhileIngestionLags(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b, func(c *queue.Config) { c.ClaimWaitTimeout = 300 * time.Millisecond })
+		var f sms
+		stored := make([]events.AcceptedSMS, 250)
+		for i := range stored {
+			stored[i] = f.next(1)
+		}
+		publish(t, q.br, b.Names, stored[:125]...)
+		publish(t, q.br, b.Names, stored[125:]...)
+		// A claim of 1 waits for ingestion, so the backlog is stored after it.
+		first := claim(t, q.br, b.Names, 1, 1)
+		if !equal(hashes(first), itemHashes(stored[0])) {
+			t.Fatalf("first claim = %v", hashes(first))
+		}
+		// An event the consumer cannot decode blocks the ack floor (it is
+		// retried with back-off before it is dead-lettered), and more arrive.
+		if _, err := q.br.JS.Publish(context.Background(), b.Names.AcceptedSubject(), []byte("not json")); err != nil {
+			t.Fatal(err)
+		}
+		late := f.next(1)
+		publish(t, q.br, b.Names, late)
+
+		start := time.Now()
+		got := claim(t, q.br, b.Names, 1, 200)
+		if !equal(hashes(got), itemHashes(stored[1:201]...)) {
+			t.Fatalf("claim while ingestion lags: %d messages, want the 200 oldest stored", len(got))
+		}
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Fatalf("a full claim from the stored backlog waited %v", d)
+		}
+		// 49 stored remain: the claim comes up short, waits, and (ingestion
+		// still stuck) answers with what it already marked handed out.
+		if got := claim(t, q.br, b.Names, 1, 200); !equal(hashes(got), itemHashes(stored[201:]...)) {
+			t.Fatalf("short claim = %d messages, want the last 49 stored", len(got))
+		}
+		// Nothing stored is left and read-your-writes cannot be met: 503.
+		if _, err := claimErr(q.br, b.Names, 1, 200); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("claim with nothing stored and ingestion stuck: %v, want unavailable", err)
 		}
 	})
 }

@@ -74,7 +74,7 @@ func BenchmarkClaim200(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			got, err := st.Claim(ctx, 1, size, time.Now())
+			got, err := st.Claim(ctx, 1, size, store.NoBound, time.Now())
 			if err != nil || len(got) != size {
 				b.Fatalf("claimed %d, err %v", len(got), err)
 			}
@@ -115,7 +115,7 @@ func BenchmarkClaimParallel(b *testing.B) {
 }
 
 func benchClaimParallel(b *testing.B, st *store.Store,
-	claim func(ctx context.Context, accountID int64, limit int, now time.Time) ([]store.Claimed, error)) {
+	claim func(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]store.Claimed, error)) {
 	const size, workers = 200, 16
 	ctx := context.Background()
 	// A fresh account per run: earlier runs left their messages claimed.
@@ -141,7 +141,7 @@ func benchClaimParallel(b *testing.B, st *store.Store,
 	for range workers {
 		wg.Go(func() {
 			for ops.Add(1) <= int64(b.N) {
-				got, err := claim(ctx, account, size, time.Now())
+				got, err := claim(ctx, account, size, store.NoBound, time.Now())
 				if err != nil || len(got) != size {
 					b.Errorf("claimed %d, err %v", len(got), err)
 					return

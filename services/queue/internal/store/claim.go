@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -17,19 +18,23 @@ type Claimed struct {
 	Hash  string
 }
 
-// Claim marks up to limit of the account's oldest new messages initiated and
-// returns them oldest first, in one statement backed by the partial claim
-// index. Concurrent claims, from this process or another replica on the same
-// PostgreSQL database, never return the same message: PostgreSQL skips rows
-// another claim has locked; SQLite serialises writers.
-func (s *Store) Claim(ctx context.Context, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+// NoBound is the maxPos of a claim that may take any position.
+const NoBound = math.MaxInt64
+
+// Claim marks up to limit of the account's oldest new messages at positions
+// up to maxPos initiated and returns them oldest first, in one statement
+// backed by the partial claim index. Concurrent claims, from this process or
+// another replica on the same PostgreSQL database, never return the same
+// message: PostgreSQL skips rows another claim has locked; SQLite serialises
+// writers.
+func (s *Store) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
 	if s.pg {
-		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, limit))
+		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, limit, maxPos))
 	}
 	var out []Claimed
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = claimIn(ctx, tx, nil, accountID, limit, now)
+		out, err = claimIn(ctx, tx, nil, accountID, limit, maxPos, now)
 		return err
 	})
 	return out, err
@@ -55,11 +60,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // claimIn runs the SQLite claim in tx, with stmt (claimSQLite prepared on
 // the database) when not nil.
-func claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+func claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
 	if stmt != nil {
-		return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, now.UTC(), accountID, limit))
+		return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, now.UTC(), accountID, maxPos, limit))
 	}
-	return scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, limit))
+	return scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, maxPos, limit))
 }
 
 // scanClaimed reads claimed rows and sorts them by position.
@@ -87,7 +92,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 // claimSQLite relies on SQLite's single writer: the subquery and the update
 // run under one write lock.
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?
-WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 ORDER BY pos LIMIT ?)
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
 RETURNING pos, phone, text, hash`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
@@ -95,7 +100,7 @@ RETURNING pos, phone, text, hash`
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
 // asked); a CTE with FOR UPDATE is always materialised.
 const claimPostgres = `WITH picked AS (
-    SELECT pos FROM messages WHERE account_id = $2 AND status = 0
+    SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $4
     ORDER BY pos LIMIT $3 FOR UPDATE SKIP LOCKED
 )
 UPDATE messages m SET status = 1, claimed_at = $1

@@ -37,6 +37,7 @@ type claimJob struct {
 	ctx       context.Context
 	accountID int64
 	limit     int
+	maxPos    int64
 	now       time.Time
 	out       []Claimed
 	err       error
@@ -62,11 +63,11 @@ func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
 // returns ctx.Err()); once its group started it runs to the end and Claim
 // returns its result. On SQLite, after Close, Claim fails with
 // apperr.ErrUnavailable.
-func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, now time.Time) ([]Claimed, error) {
+func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
 	if g.b == nil {
-		return g.st.Claim(ctx, accountID, limit, now)
+		return g.st.Claim(ctx, accountID, limit, maxPos, now)
 	}
-	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, now: now}
+	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, maxPos: maxPos, now: now}
 	if err := g.b.Do(ctx, j); err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	g.prepare(ctx)
 	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range live {
-			if j.out, j.err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.now); j.err != nil {
+			if j.out, j.err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
 				return j.err
 			}
 		}
@@ -122,7 +123,7 @@ func (g *ClaimGroup) claimAlone(ctx context.Context, j *claimJob) {
 	var out []Claimed
 	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.now)
+		out, err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now)
 		return err
 	})
 	j.out = nil

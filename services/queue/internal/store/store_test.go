@@ -48,7 +48,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 		if err != nil || res.Inserted != 0 || len(res.Collisions) != 0 {
 			t.Fatalf("re-insert = %+v, %v; want nothing inserted", res, err)
 		}
-		got, err := st.Claim(ctx, 1, 200, time.Now())
+		got, err := st.Claim(ctx, 1, 200, store.NoBound, time.Now())
 		if err != nil || len(got) != 200 || got[0].Pos != 1 || got[199].Pos != 200 {
 			t.Fatalf("claim after insert: %d rows, err %v; want positions 1..200", len(got), err)
 		}
@@ -60,7 +60,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 func TestClaimUsesIndexSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
 	var plan []string
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 1, 10)
+	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 1, store.NoBound, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 	want := []string{
 		"SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)",
 		"LIST SUBQUERY 1",
-		"SEARCH messages USING COVERING INDEX messages_claim_idx (account_id=?)",
+		"SEARCH messages USING COVERING INDEX messages_claim_idx (account_id=? AND pos<?)",
 	}
 	if !slices.Equal(plan, want) {
 		t.Fatalf("claim plan %q, want %q", plan, want)
