@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,17 @@ import (
 type Limiter struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
+	// last holds the window and revision this replica last wrote per account
+	// (int64 -> seen), so the usual request needs one round trip (the
+	// compare-and-set) instead of two. A stale entry only ever lacks other
+	// replicas' requests: a refusal read from it is right, an admission is
+	// confirmed by the compare-and-set.
+	last sync.Map
+}
+
+type seen struct {
+	value []byte
+	rev   uint64
 }
 
 // Open creates or opens the bucket. Windows are kept in memory storage: a
@@ -41,37 +53,49 @@ func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision
 		limit = 1
 	}
 	key := strconv.FormatInt(account, 10)
+	cached, haveCache := l.last.Load(account)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		var st state
+		var value []byte
 		var rev uint64
-		entry, err := l.kv.Get(ctx, key)
-		switch {
-		case err == nil:
-			rev = entry.Revision()
-			if st, err = decode(entry.Value()); err != nil {
-				st = state{} // a corrupt window is reset rather than locking the account out
+		if haveCache {
+			value, rev = cached.(seen).value, cached.(seen).rev
+			haveCache = false // on conflict, read the bucket
+		} else {
+			entry, err := l.kv.Get(ctx, key)
+			switch {
+			case err == nil:
+				value, rev = entry.Value(), entry.Revision()
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+			default:
+				return Decision{}, fmt.Errorf("rate limit read: %w", err)
 			}
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		default:
-			return Decision{}, fmt.Errorf("rate limit read: %w", err)
+		}
+		st, err := decode(value)
+		if err != nil {
+			st = state{} // a corrupt window is reset rather than locking the account out
 		}
 		d := st.take(l.now(), limit)
 		if !d.Allowed {
 			return d, nil
 		}
+		next := st.encode()
+		var newRev uint64
 		if rev == 0 {
-			_, err = l.kv.Create(ctx, key, st.encode())
+			newRev, err = l.kv.Create(ctx, key, next)
 		} else {
-			_, err = l.kv.Update(ctx, key, st.encode(), rev)
+			newRev, err = l.kv.Update(ctx, key, next, rev)
 		}
 		if err == nil {
+			l.last.Store(account, seen{value: next, rev: newRev})
 			return d, nil
 		}
 		if !isConflict(err) {
 			return Decision{}, fmt.Errorf("rate limit write: %w", err)
 		}
-		// Another replica moved the window first: read it again.
-		time.Sleep(time.Duration(rand.IntN(200*(attempt+1))) * time.Microsecond)
+		// Another replica (or an expired key) moved the window: read it again.
+		if attempt > 0 {
+			time.Sleep(time.Duration(rand.IntN(200*attempt)) * time.Microsecond)
+		}
 	}
 	return Decision{}, errors.New("rate limit: too much contention")
 }
