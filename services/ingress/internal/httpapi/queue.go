@@ -76,7 +76,7 @@ func (a *API) queue(c *fiber.Ctx) error {
 		}
 		return a.sendJSON(c, status, body)
 	}
-	status, body, err := a.accept(ctx, c, auth, publishID(), true)
+	status, body, err := a.accept(ctx, c, auth, publish.NewRequestID(), true)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ package idempotency
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 )
 
 // TTL is how long a key is remembered.
@@ -104,7 +104,7 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 	deadline := time.Now().Add(s.wait)
 	pause := 5 * time.Millisecond
 	for {
-		rec := record{State: "pending", RequestID: newID(), LeaseUntil: time.Now().Add(s.lease)}
+		rec := record{State: "pending", RequestID: publish.NewRequestID(), LeaseUntil: time.Now().Add(s.lease)}
 		rev, err := s.kv.Create(ctx, k, mustJSON(rec))
 		if err == nil {
 			return nil, &Lease{key: k, rev: rev, RequestID: rec.RequestID}, nil
@@ -169,12 +169,6 @@ func (s *Store) Release(ctx context.Context, l *Lease) error {
 func storageKey(account int64, key string) string {
 	sum := sha256.Sum256([]byte(strconv.FormatInt(account, 10) + "\x00" + key))
 	return hex.EncodeToString(sum[:20])
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func mustJSON(v any) []byte {

@@ -2,8 +2,6 @@ package publish
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
@@ -64,7 +62,7 @@ func (p *Publisher) coalesce(ctx context.Context) {
 				break gather
 			}
 		}
-		err := p.publish(context.WithoutCancel(ctx), newID(), time.Now().UTC(), items)
+		err := p.publish(context.WithoutCancel(ctx), NewRequestID(), time.Now().UTC(), items)
 		for _, g := range group {
 			g.done <- err
 		}
@@ -83,10 +81,4 @@ func (p *Publisher) publishShared(ctx context.Context, items []events.AcceptedSM
 	// Once handed over, the items may be published: wait for the outcome even
 	// if the caller gives up, so a 503 is never sent for stored messages.
 	return <-s.done
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

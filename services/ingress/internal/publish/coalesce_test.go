@@ -89,7 +89,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := p.Publish(context.Background(), newID(), time.Now(), item, shared); err != nil {
+					if err := p.Publish(context.Background(), NewRequestID(), time.Now(), item, shared); err != nil {
 						b.Error(err)
 						return
 					}

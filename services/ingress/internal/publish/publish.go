@@ -7,6 +7,7 @@ package publish
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -36,6 +37,14 @@ func New(js jetstream.JetStream, subject string, maxPayload int64) *Publisher {
 		mp = 1 << 20
 	}
 	return &Publisher{js: js, subject: subject, maxPayload: mp - 4096, shared: make(chan shared, 4096)}
+}
+
+// NewRequestID returns a fresh random request id (32 hex characters): a
+// request's message hashes and publish ids derive from it.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // Hash is the public hash of item index of the request requestID: 16
