@@ -60,6 +60,10 @@ func TestContractEndToEnd(t *testing.T) {
 		if r := do(t, "GET", base+"/api/"+noSub+"/get_messages", nil); r.status != 200 || string(r.body) != "[]" {
 			t.Fatalf("get_messages without subscription: %d %s", r.status, r.body)
 		}
+		r = do(t, "POST", base+"/api/"+noSub+"/status", `{"messages":[{"hash":"0000000000000000","status":2}]}`)
+		if m := r.json(t); r.status != 200 || m["ok"] != true || m["updated"] != 0.0 {
+			t.Fatalf("status without subscription: %d %s", r.status, r.body)
+		}
 
 		id, tok := account(t, base, 5, 1000)
 		q := base + "/api/" + tok + "/queue"
