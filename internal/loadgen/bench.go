@@ -57,6 +57,9 @@ type Config struct {
 	// (drain: default Messages, else 200,000), e.g. to measure ingest with
 	// millions waiting. Its figures are reported apart.
 	Prefill int64
+	// SettleTimeout bounds the wait, after the prefill, until the server has
+	// stored it (its consumers' lag gauges read 0); default 30 minutes.
+	SettleTimeout time.Duration
 
 	Success float64       // share of messages phones report sent (2); others failed (3)
 	Delay   time.Duration // phones' simulated sending time per message
@@ -80,6 +83,9 @@ func (c *Config) defaults() error {
 		c.Mode = ModeMixed
 	default:
 		return fmt.Errorf("unknown mode %q (want ingest, drain or mixed)", c.Mode)
+	}
+	if c.SettleTimeout <= 0 {
+		c.SettleTimeout = 30 * time.Minute
 	}
 	if c.Merchants < 1 {
 		return errors.New("need at least one merchant (accounts are created per merchant)")
@@ -309,6 +315,13 @@ func (r *run) prefill(ctx context.Context, res *Result) error {
 	if accepted < r.cfg.Prefill {
 		return fmt.Errorf("prefill: only %d of %d messages accepted (errors: %v)", accepted, r.cfg.Prefill, r.errors())
 	}
+	// The window measures a stored backlog, not the tail of its storing.
+	fmt.Fprintf(r.cfg.Log, "prefill: waiting until the server has stored it ...\n")
+	waited, err := settle(ctx, r.client, r.cfg.URL, r.cfg.SettleTimeout)
+	if err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	res.Prefill.StoredSeconds = secs + waited.Seconds()
 	return nil
 }
 

@@ -76,6 +76,9 @@ type Prefill struct {
 	Seconds      float64 `json:"seconds"`
 	PerSec       float64 `json:"perSec"`
 	QueueLatency Latency `json:"queueLatencyMs"`
+	// StoredSeconds is from the prefill's start until the server had stored
+	// all of it (every consumer caught up); the window starts then.
+	StoredSeconds float64 `json:"storedSeconds"`
 }
 
 // Pressure is the share (percent) of the window during which at least one
@@ -233,8 +236,9 @@ func thousands(v float64) string {
 func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "%s (%s, %s, %s) over %.1f s\n", r.Scenario, r.Backend, r.Mode, r.load(), r.Seconds)
 	if p := r.Prefill; p != nil {
-		fmt.Fprintf(w, "  prefill      %s messages in %.1f s (%s SMS/s; queue p50 %s ms, p99 %s ms)\n", thousands(float64(p.Messages)),
-			p.Seconds, thousands(p.PerSec), ms(p.QueueLatency.P50), ms(p.QueueLatency.P99))
+		fmt.Fprintf(w, "  prefill      %s messages in %.1f s (%s SMS/s; queue p50 %s ms, p99 %s ms); stored by the server after %.1f s (%s SMS/s)\n",
+			thousands(float64(p.Messages)), p.Seconds, thousands(p.PerSec), ms(p.QueueLatency.P50), ms(p.QueueLatency.P99),
+			p.StoredSeconds, thousands(float64(p.Messages)/max(p.StoredSeconds, 1e-9)))
 	}
 	if r.Mode != "drain" {
 		fmt.Fprintf(w, "  accepted     %s SMS (%s SMS/s, %s requests/s)\n", thousands(float64(r.Accepted)), thousands(r.AcceptedPerSec), thousands(r.QueueRequestsPerSec))

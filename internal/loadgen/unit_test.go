@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,5 +108,22 @@ func TestSpread(t *testing.T) {
 	}
 	if len(got) != 3 || n != 4 {
 		t.Fatalf("3 phones: %v", got)
+	}
+}
+
+func TestParseLag(t *testing.T) {
+	text := `# HELP apitosms_queue_consumer_pending_messages lag
+# TYPE apitosms_queue_consumer_pending_messages gauge
+apitosms_queue_consumer_pending_messages{durable="queue-ingest"} 12
+apitosms_queue_consumer_pending_messages{durable="queue-reported"} 0
+apitosms_status_consumer_pending_messages{durable="status-ingest"} 3
+apitosms_queue_consumer_messages_total{durable="queue-ingest"} 99
+`
+	sum, series, err := parseLag(bufio.NewScanner(strings.NewReader(text)))
+	if err != nil || sum != 15 || series != 3 {
+		t.Fatalf("parseLag = %v, %d, %v; want 15, 3, nil", sum, series, err)
+	}
+	if _, _, err := parseLag(bufio.NewScanner(strings.NewReader(`apitosms_x_consumer_pending_messages{durable="a"} x`))); err == nil {
+		t.Error("parseLag accepted a malformed value")
 	}
 }

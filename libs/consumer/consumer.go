@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +40,7 @@ type Metrics struct {
 	batches   *prometheus.HistogramVec
 	failures  *prometheus.CounterVec
 	dead      *prometheus.CounterVec
+	pending   *pendingCollector
 }
 
 // NewMetrics registers consumer metrics of service svc on reg.
@@ -62,7 +64,13 @@ func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
 			Help: "Messages moved to the dead-letter subject.",
 		}, []string{"durable"}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.batches, m.failures, m.dead} {
+	m.pending = &pendingCollector{
+		desc: prometheus.NewDesc("apitosms_"+svc+"_consumer_pending_messages",
+			"Stream messages not yet processed and acked by the durable consumer (its lag), read from JetStream at scrape time.",
+			[]string{"durable"}, nil),
+		consumers: map[string]jetstream.Consumer{},
+	}
+	for _, c := range []prometheus.Collector{m.processed, m.batches, m.failures, m.dead, m.pending} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -90,6 +98,8 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
+	m.pending.add(cfg.Durable, cons)
+	defer m.pending.remove(cfg.Durable)
 	// On cancel, stop at once: messages fetched but not handed to the handler
 	// yet stay unacknowledged and are redelivered (to another replica, or
 	// after a restart), so shutdown never waits on a buffer of work.
@@ -200,6 +210,49 @@ func (r *runner) fail(ctx context.Context, msg jetstream.Msg, cause error) {
 	}
 	r.log.Warn("message failed; will retry", "deliveries", delivered, "err", cause)
 	_ = msg.NakWithDelay(backoff(delivered))
+}
+
+// pendingCollector reports each running consumer's lag: the stream messages
+// it has not acked yet (not delivered, or delivered and in hand).
+type pendingCollector struct {
+	desc      *prometheus.Desc
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer
+}
+
+func (p *pendingCollector) add(durable string, c jetstream.Consumer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.consumers[durable] = c
+}
+
+func (p *pendingCollector) remove(durable string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.consumers, durable)
+}
+
+func (p *pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
+
+// Collect asks JetStream for each consumer's state; a consumer whose state
+// cannot be read within a second is left out of this scrape.
+func (p *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	p.mu.Lock()
+	consumers := make(map[string]jetstream.Consumer, len(p.consumers))
+	for d, c := range p.consumers {
+		consumers[d] = c
+	}
+	p.mu.Unlock()
+	for durable, c := range consumers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.Info(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue,
+			float64(info.NumPending+uint64(info.NumAckPending)), durable)
+	}
 }
 
 func backoff(delivered uint64) time.Duration {

@@ -319,3 +319,30 @@ func TestCancelFinishesBatchInHand(t *testing.T) {
 		testkit.Eventually(t, 5*time.Second, "batch acked", func() bool { return f.settled(t, seqs[0]) })
 	})
 }
+
+func TestPendingGaugeFollowsLag(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		const name = "apitosms_test_consumer_pending_messages"
+		if got := f.counter(t, name); got != 0 {
+			t.Fatalf("pending before Run = %v, want no series", got)
+		}
+		seqs := f.publish(t, 30)
+		release := make(chan struct{})
+		f.start(t, func(ctx context.Context, _ []jetstream.Msg) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		// Nothing is acked while the handler holds its batch: all 30 are lag.
+		testkit.Eventually(t, 5*time.Second, "pending = 30", func() bool { return f.counter(t, name) == 30 })
+		close(release)
+		testkit.Eventually(t, 5*time.Second, "all acked", func() bool { return f.settled(t, seqs[len(seqs)-1]) })
+		if got := f.counter(t, name); got != 0 {
+			t.Errorf("pending after the handler caught up = %v, want 0", got)
+		}
+	})
+}
