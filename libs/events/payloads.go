@@ -54,6 +54,10 @@ type ReportedBatch struct {
 type Reported struct {
 	Hash   string `json:"h"`
 	Status int    `json:"s"`
+	// Pos is the message's FIFO position (events.Position), which both the
+	// status and the queue stores key their rows by; 0 in events written
+	// before it was added, which are matched by hash.
+	Pos int64 `json:"p,omitempty"`
 }
 
 // AuthRequest asks billing who owns a token. Only the token's digest travels.

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -220,42 +221,56 @@ func TestHashCollision(t *testing.T) {
 // A message reported final is never handed out; reports only move new (0)
 // messages to a final status (an initiated one is never handed out again
 // anyway, so the queue does not spend a write on it), only for the reporting
-// account.
+// account. Reports name messages by position; events written before
+// positions were added name them by hash only, and work the same.
 func TestReportedNotHandedOut(t *testing.T) {
-	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		q := start(t, b)
-		var f sms
-		m0, m1, m2, m3, other := f.next(1), f.next(1), f.next(1), f.next(1), f.next(2)
-		publish(t, q.br, b.Names, m0, m1, m2, m3, other)
-		report(t, q.br, b.Names, 1,
-			events.Reported{Hash: m0.Hash, Status: store.StatusSent},
-			events.Reported{Hash: other.Hash, Status: store.StatusFailed}) // not account 1's
-		testkit.Eventually(t, 10*time.Second, "report applied", func() bool {
-			return statusOf(t, q.db, m0.Hash) == store.StatusSent
+	for _, byPos := range []bool{true, false} {
+		t.Run(fmt.Sprintf("byPos=%v", byPos), func(t *testing.T) {
+			testkit.Each(t, func(t *testing.T, b testkit.Backend) { reportedNotHandedOut(t, b, byPos) })
 		})
-		if got := hashes(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemHashes(m1)) {
-			t.Fatalf("claim = %v, want %v (the sent one skipped)", got, itemHashes(m1))
+	}
+}
+
+func reportedNotHandedOut(t *testing.T, b testkit.Backend, byPos bool) {
+	q := start(t, b)
+	var f sms
+	m0, m1, m2, m3, other := f.next(1), f.next(1), f.next(1), f.next(1), f.next(2)
+	seq := publish(t, q.br, b.Names, m0, m1, m2, m3, other)
+	rep := func(idx int, m events.AcceptedSMS, status int) events.Reported {
+		r := events.Reported{Hash: m.Hash, Status: status}
+		if byPos {
+			r.Pos = events.Position(seq, idx)
 		}
-		report(t, q.br, b.Names, 1,
-			events.Reported{Hash: m1.Hash, Status: store.StatusFailed},
-			events.Reported{Hash: m2.Hash, Status: store.StatusFailed},
-			events.Reported{Hash: m0.Hash, Status: store.StatusFailed}) // already final: kept
-		testkit.Eventually(t, 10*time.Second, "second report applied", func() bool {
-			return statusOf(t, q.db, m2.Hash) == store.StatusFailed
-		})
-		if s := statusOf(t, q.db, m0.Hash); s != store.StatusSent {
-			t.Fatalf("final status changed to %d, want it kept at 2", s)
-		}
-		if s := statusOf(t, q.db, m1.Hash); s != store.StatusInitiated {
-			t.Fatalf("initiated message changed to %d, want it left at 1", s)
-		}
-		if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, itemHashes(m3)) {
-			t.Fatalf("claim = %v, want only %v", got, itemHashes(m3))
-		}
-		if got := hashes(claim(t, q.br, b.Names, 2, 10)); !equal(got, itemHashes(other)) {
-			t.Fatalf("other account's claim = %v, want its message untouched", got)
-		}
+		return r
+	}
+	report(t, q.br, b.Names, 1,
+		rep(0, m0, store.StatusSent),
+		rep(4, other, store.StatusFailed)) // not account 1's
+	testkit.Eventually(t, 10*time.Second, "report applied", func() bool {
+		return statusOf(t, q.db, m0.Hash) == store.StatusSent
 	})
+	if got := hashes(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemHashes(m1)) {
+		t.Fatalf("claim = %v, want %v (the sent one skipped)", got, itemHashes(m1))
+	}
+	report(t, q.br, b.Names, 1,
+		rep(1, m1, store.StatusFailed),
+		rep(2, m2, store.StatusFailed),
+		rep(0, m0, store.StatusFailed)) // already final: kept
+	testkit.Eventually(t, 10*time.Second, "second report applied", func() bool {
+		return statusOf(t, q.db, m2.Hash) == store.StatusFailed
+	})
+	if s := statusOf(t, q.db, m0.Hash); s != store.StatusSent {
+		t.Fatalf("final status changed to %d, want it kept at 2", s)
+	}
+	if s := statusOf(t, q.db, m1.Hash); s != store.StatusInitiated {
+		t.Fatalf("initiated message changed to %d, want it left at 1", s)
+	}
+	if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, itemHashes(m3)) {
+		t.Fatalf("claim = %v, want only %v", got, itemHashes(m3))
+	}
+	if got := hashes(claim(t, q.br, b.Names, 2, 10)); !equal(got, itemHashes(other)) {
+		t.Fatalf("other account's claim = %v, want its message untouched", got)
+	}
 }
 
 // After a restart nothing is lost or handed out twice, and FIFO holds across

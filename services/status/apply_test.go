@@ -186,13 +186,13 @@ func TestConcurrentFlip(t *testing.T) {
 }
 
 // TestReportedBatch checks that each request publishes exactly the messages
-// it changed, and nothing when it changed none.
+// it changed, with their FIFO positions, and nothing when it changed none.
 func TestReportedBatch(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		h := start(t, b)
 		const account = 9
 		hs := newHashes(4)
-		h.publish(t, items(account, hs...)...)
+		seq := h.publish(t, items(account, hs...)...)
 		h.waitStored(t, hs...)
 		h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{{Index: 0, Hash: hs[0], Status: 2}}})
 
@@ -231,10 +231,10 @@ func TestReportedBatch(t *testing.T) {
 		if len(got) != 2 {
 			t.Fatalf("got %d reported batches, want 2: %+v", len(got), got)
 		}
-		if want := []events.Reported{{Hash: hs[0], Status: 2}}; got[0].AccountID != account || !reflect.DeepEqual(got[0].Items, want) {
+		if want := []events.Reported{{Hash: hs[0], Status: 2, Pos: events.Position(seq, 0)}}; got[0].AccountID != account || !reflect.DeepEqual(got[0].Items, want) {
 			t.Errorf("first batch %+v, want items %v", got[0], want)
 		}
-		want := []events.Reported{{Hash: hs[1], Status: 3}, {Hash: hs[2], Status: 2}}
+		want := []events.Reported{{Hash: hs[1], Status: 3, Pos: events.Position(seq, 1)}, {Hash: hs[2], Status: 2, Pos: events.Position(seq, 2)}}
 		if got[1].AccountID != account || !reflect.DeepEqual(got[1].Items, want) || got[1].ReportedAt.IsZero() {
 			t.Errorf("second batch %+v, want items %v", got[1], want)
 		}

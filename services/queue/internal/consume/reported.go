@@ -42,7 +42,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			return fmt.Errorf("decode reported batch: %w", err)
 		}
 		for _, it := range ev.Items {
-			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Hash: it.Hash, Status: it.Status})
+			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Hash: it.Hash, Status: it.Status, Pos: it.Pos})
 		}
 	}
 	if len(r.reports) == 0 {

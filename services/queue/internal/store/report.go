@@ -12,6 +12,7 @@ type Report struct {
 	AccountID int64
 	Hash      string
 	Status    int
+	Pos       int64 // FIFO position, the row's key; 0: find the row by Hash
 }
 
 // reportChunk bounds the hashes of one UPDATE statement.
@@ -28,18 +29,26 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	type key struct {
 		account int64
 		status  int
+		byPos   bool
 	}
-	groups := make(map[key][]string)
+	groups := make(map[key][]any)
 	var order []key
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed {
 			continue
 		}
-		k := key{r.AccountID, r.Status}
+		// The position finds the row through the table's own key: messages
+		// handed out together share pages, while hashes are spread at random
+		// over the hash index.
+		k := key{r.AccountID, r.Status, r.Pos > 0}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
-		groups[k] = append(groups[k], r.Hash)
+		if k.byPos {
+			groups[k] = append(groups[k], r.Pos)
+		} else {
+			groups[k] = append(groups[k], r.Hash)
+		}
 	}
 	if len(order) == 0 {
 		return 0, 0, nil
@@ -52,13 +61,14 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	var b strings.Builder
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
-		for hashes := groups[k]; len(hashes) > 0; {
-			n := min(len(hashes), reportChunk)
-			args = append(args[:0], k.status, k.account)
-			for _, h := range hashes[:n] {
-				args = append(args, h)
-			}
-			res, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...)
+		column := "hash"
+		if k.byPos {
+			column = "pos"
+		}
+		for keys := groups[k]; len(keys) > 0; {
+			n := min(len(keys), reportChunk)
+			args = append(append(args[:0], k.status, k.account), keys[:n]...)
+			res, err := tx.ExecContext(ctx, s.reportSQL(&b, column, n), args...)
 			if err != nil {
 				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
@@ -69,7 +79,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 			changed += affected
 			// Rows of any status count as present; only absent ones are missing.
 			b.Reset()
-			b.WriteString("SELECT COUNT(*) FROM messages WHERE hash IN (")
+			b.WriteString("SELECT COUNT(*) FROM messages WHERE " + column + " IN (")
 			s.placeholders(&b, 1, n)
 			b.WriteByte(')')
 			var present int64
@@ -77,7 +87,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 				return 0, 0, fmt.Errorf("count reported: %w", err)
 			}
 			missing += int64(n) - present
-			hashes = hashes[n:]
+			keys = keys[n:]
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -86,13 +96,14 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	return changed, missing, nil
 }
 
-// reportSQL is the UPDATE of n reported hashes. The unary plus keeps the
-// planner off the claim index (account_id, pos) WHERE status = 0, which would
-// scan every pending message of the account: the hash index finds the n rows.
-func (s *Store) reportSQL(b *strings.Builder, n int) string {
+// reportSQL is the UPDATE of n reported messages found by column (pos or
+// hash). The unary plus keeps the planner off the claim index (account_id,
+// pos) WHERE status = 0, which would scan every pending message of the
+// account: the primary key or the hash index finds the n rows.
+func (s *Store) reportSQL(b *strings.Builder, column string, n int) string {
 	b.Reset()
 	b.WriteString("UPDATE messages SET status = " + s.param(1) +
-		" WHERE +account_id = " + s.param(2) + " AND +status = 0 AND hash IN (")
+		" WHERE +account_id = " + s.param(2) + " AND +status = 0 AND " + column + " IN (")
 	s.placeholders(b, 3, n)
 	b.WriteByte(')')
 	return b.String()

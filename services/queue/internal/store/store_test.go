@@ -83,25 +83,35 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 	}
 }
 
-// Applying reports finds the reported rows through the hash index, never by
-// scanning the account's pending messages (cost must not grow with the backlog).
-func TestReportsUseHashIndexSQLite(t *testing.T) {
+// Applying reports finds the reported rows through the primary key (by
+// position) or the hash index, never by scanning the account's pending
+// messages (cost must not grow with the backlog).
+func TestReportsUseKeysSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+st.ReportSQL(2), 2, 1, "a1b2c3d4e5f67890", "a1b2c3d4e5f67891")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var plan []string
-	for r.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+	for _, c := range []struct {
+		column string
+		keys   []any
+		want   string
+	}{
+		{"pos", []any{int64(1025), int64(1026)}, "USING INTEGER PRIMARY KEY (rowid=?)"},
+		{"hash", []any{"a1b2c3d4e5f67890", "a1b2c3d4e5f67891"}, "(hash=?)"},
+	} {
+		r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+st.ReportSQL(c.column, 2), append([]any{2, 1}, c.keys...)...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan = append(plan, detail)
-	}
-	if len(plan) != 1 || !strings.Contains(plan[0], "(hash=?)") {
-		t.Fatalf("report plan %q, want a search on the hash index", plan)
+		var plan []string
+		for r.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		r.Close()
+		if len(plan) != 1 || !strings.Contains(plan[0], c.want) {
+			t.Errorf("report plan by %s %q, want a search %s", c.column, plan, c.want)
+		}
 	}
 }

@@ -141,7 +141,7 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 // settled is what settling some hashes found.
 type settled struct {
 	final   map[string]int  // status of each known message after its first entry
-	changed map[string]bool // messages this request changed
+	changed map[string]int64 // messages this request changed: hash → FIFO position
 	missing []string        // hashes not found: unknown, another account's, or not ingested yet
 }
 
@@ -169,7 +169,7 @@ func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map
 // statement per asked status), then looks up the others (one statement). It
 // only reads its arguments, so it can run again after a rollback.
 func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, asked map[string]int, hashes []string, at time.Time) (settled, error) {
-	res := settled{final: make(map[string]int, len(hashes)), changed: make(map[string]bool, len(hashes))}
+	res := settled{final: make(map[string]int, len(hashes)), changed: make(map[string]int64, len(hashes))}
 	for _, status := range []int{events.StatusSent, events.StatusFailed} {
 		var group []string
 		for _, h := range hashes {
@@ -181,13 +181,13 @@ func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, 
 		if err != nil {
 			return settled{}, err
 		}
-		for _, h := range done {
-			res.final[h], res.changed[h] = status, true
+		for _, c := range done {
+			res.final[c.Hash], res.changed[c.Hash] = status, c.Pos
 		}
 	}
 	var rest []string
 	for _, h := range hashes {
-		if !res.changed[h] {
+		if _, ok := res.changed[h]; !ok {
 			rest = append(rest, h)
 		}
 	}
@@ -207,14 +207,14 @@ func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, 
 }
 
 // publish announces the messages this request changed.
-func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, hashes []string, asked map[string]int, changed map[string]bool) {
+func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, hashes []string, asked map[string]int, changed map[string]int64) {
 	if len(changed) == 0 {
 		return
 	}
 	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Items: make([]events.Reported, 0, len(changed))}
 	for _, h := range hashes {
-		if changed[h] {
-			ev.Items = append(ev.Items, events.Reported{Hash: h, Status: asked[h]})
+		if pos, ok := changed[h]; ok {
+			ev.Items = append(ev.Items, events.Reported{Hash: h, Status: asked[h], Pos: pos})
 		}
 	}
 	data, err := events.Marshal(ev)

@@ -30,17 +30,23 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 	})
 }
 
+// Changed is a message MarkFinal settled.
+type Changed struct {
+	Hash string
+	Pos  int64 // FIFO position
+}
+
 // MarkFinal sets status, device and reportedAt on those of the account's
 // messages among hashes whose status is not final yet, in one statement, and
-// returns the hashes it changed. A message already final, another account's
+// returns the messages it changed. A message already final, another account's
 // message or an unknown hash is left alone and not returned. Of two
 // concurrent calls for the same message exactly one changes it.
-func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]string, error) {
+func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]Changed, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
 	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
-		WHERE account_id = ? AND hash IN (?) AND status < ? RETURNING hash`
+		WHERE account_id = ? AND hash IN (?) AND status < ? RETURNING hash, pos`
 	if q.pg {
 		// Lock the rows in hash order first, so requests touching the same
 		// messages in different orders never deadlock.
@@ -48,10 +54,10 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []strin
 			WHERE hash IN (SELECT hash FROM deliveries
 				WHERE account_id = ? AND hash IN (?) AND status < ?
 				ORDER BY hash FOR UPDATE)
-			AND status < ? RETURNING hash`
+			AND status < ? RETURNING hash, pos`
 	}
 	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(hashes), finalFrom, finalFrom}
-	var changed []string
+	var changed []Changed
 	run := func() error {
 		changed = changed[:0]
 		rows, err := q.db.QueryContext(ctx, query, args...)
@@ -60,11 +66,11 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []strin
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var h string
-			if err := rows.Scan(&h); err != nil {
+			var c Changed
+			if err := rows.Scan(&c.Hash, &c.Pos); err != nil {
 				return err
 			}
-			changed = append(changed, h)
+			changed = append(changed, c)
 		}
 		return rows.Err()
 	}

@@ -28,8 +28,8 @@ const Service = "status"
 type Delivery struct {
 	bun.BaseModel `bun:"table:deliveries"`
 
-	Hash       string    `bun:"hash,pk"`
-	Pos        int64     `bun:"pos"`
+	Pos        int64     `bun:"pos,pk"`
+	Hash       string    `bun:"hash"`
 	AccountID  int64     `bun:"account_id"`
 	Status     int       `bun:"status"`
 	Device     string    `bun:"device,nullzero"`
