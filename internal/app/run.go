@@ -95,6 +95,7 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 	reader := config.NewReader(rt.Getenv)
 	common := config.ReadCommon(reader)
 	log := newLogger(rt.Stderr, common.LogLevel)
+	log.Info("go memory limit", "bytes", applyMemoryLimit(rt.Getenv))
 
 	in := &infra{common: common, reader: reader, names: events.NewNames(common.Namespace), reg: prometheus.NewRegistry(), log: log, dbs: map[string]*bun.DB{}}
 	defer in.close()
