@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -44,5 +47,87 @@ func TestParseStatus(t *testing.T) {
 		if !errors.As(err, &e) || e.Code != code {
 			t.Fatalf("%q: err %v, want %s", body, err, code)
 		}
+	}
+}
+
+// The one-pass path gives exactly what the entry-by-entry path gives, or
+// leaves the body to it.
+func TestParseStatusTypedMatchesSlowPath(t *testing.T) {
+	bodies := []string{
+		`{"device":"Pixel","messages":[{"hash":"a1b2c3d4e5f67890","status":2},{"hash":"a1b2c3d4e5f67891","status":3}]}`,
+		`{"messages":[{"hash":"a1b2c3d4e5f67890","status":7}],"device":"Ünïcödé-name-longer-than-15"}`,
+		`{"messages":[{"HASH":"a1b2c3d4e5f67890","Status":2,"extra":[1,2]}]}`,
+		`{"messages":[{"hash":"a","status":2,"hash":"b"}],"device":5}`,
+		`{"messages":[]}`,
+		`{"messages":[{"hash":"a","status":2}]} `,
+		`{"messages":[{"hash":"a","status":2.5}]}`,
+		`{"messages":[{"hash":"a","status":-1}]}`,
+		`{"messages":[{"hash":"a","status":2},null]}`,
+		`{"messages":[{"hash":"","status":2}]}`,
+		`{"messages":[{"hash":1,"status":2}]}`,
+		`{"messages":[{"hash":"a","status":"2"}]}`,
+		`{"messages":[{"hash":"a"}]}`,
+		`{"messages":[1]}`,
+		`{"messages":[{"hash":"a","status":2}],"messages":[{"hash":"b","status":3}]}`,
+		`{"messages":[{"hash":"a","status":99999999999999999999}]}`,
+		`{"messages":[{"hash":"a","status":2}]}x`,
+		"{\"messages\":[{\"hash\":\"\xff\",\"status\":2}]}",
+	}
+	taken := 0
+	for _, body := range bodies {
+		fast, ok := parseStatusTyped([]byte(body), 1000)
+		if !ok {
+			continue
+		}
+		taken++
+		slow := slowParse(t, body)
+		if !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s:\n fast %+v\n slow %+v", body, fast, slow)
+		}
+	}
+	if taken < 5 {
+		t.Errorf("the fast path took %d of the bodies, want at least the 5 well-typed ones", taken)
+	}
+	if _, ok := parseStatusTyped([]byte(bodies[0]), 1); ok {
+		t.Error("fast path took a body over the entry limit")
+	}
+}
+
+// slowParse is parseStatus without its fast path.
+func slowParse(t *testing.T, body string) events.ApplyRequest {
+	t.Helper()
+	req, errs, err := parseStatusSlow([]byte(body), 1000)
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("%s: slow path %v %v, but the fast path accepted it", body, errs, err)
+	}
+	return req
+}
+
+// BenchmarkParseStatus parses a phone's report of 200 messages, through the
+// one-pass path (parseStatus) and entry by entry.
+func BenchmarkParseStatus(b *testing.B) {
+	var body strings.Builder
+	body.WriteString(`{"device":"Pixel","messages":[`)
+	for i := range 200 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"hash":"%016x","status":%d}`, uint64(i)*0x9e3779b97f4a7c15, 2+i%2)
+	}
+	body.WriteString(`]}`)
+	raw := []byte(body.String())
+	for _, c := range []struct {
+		name  string
+		parse func([]byte, int) (events.ApplyRequest, []events.IndexError, error)
+	}{{"one-pass", parseStatus}, {"entry-by-entry", parseStatusSlow}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if req, _, err := c.parse(raw, 1000); err != nil || len(req.Reports) != 200 {
+					b.Fatalf("parse: %d reports, %v", len(req.Reports), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/entry")
+		})
 	}
 }
