@@ -85,6 +85,10 @@ func (n Names) RateLimitBucket() string { return n.stream + "_RATELIMIT" }
 // IdempotencyBucket is the key-value bucket (file, 24 h TTL) of Idempotency-Key results.
 func (n Names) IdempotencyBucket() string { return n.stream + "_IDEMPOTENCY" }
 
+// KeysBucket is the key-value bucket (file) of the deployment's secret keys
+// (libs/hashid).
+func (n Names) KeysBucket() string { return n.stream + "_KEYS" }
+
 // ReleasesBucket is the object store bucket holding APK files.
 func (n Names) ReleasesBucket() string { return n.stream + "_RELEASES" }
 
@@ -113,5 +117,5 @@ func (n Names) Streams() []string {
 
 // Buckets lists every key-value bucket of the namespace.
 func (n Names) Buckets() []string {
-	return []string{n.RateLimitBucket(), n.IdempotencyBucket()}
+	return []string{n.RateLimitBucket(), n.IdempotencyBucket(), n.KeysBucket()}
 }

@@ -25,10 +25,10 @@ func Position(seq uint64, index int) int64 {
 	return int64(seq<<PositionShift) | int64(index)
 }
 
-// AcceptedSMS is one SMS accepted for an account.
+// AcceptedSMS is one SMS accepted for an account. Its public hash is not
+// carried: it is its FIFO position encrypted (libs/hashid).
 type AcceptedSMS struct {
 	AccountID int64  `json:"a"`
-	Hash      string `json:"h"`
 	Phone     string `json:"p"`
 	Text      string `json:"t"`
 }
@@ -50,14 +50,12 @@ type ReportedBatch struct {
 	Items      []Reported `json:"items"`
 }
 
-// Reported is one final status applied to one message.
+// Reported is one final status applied to the message at FIFO position Pos
+// (events.Position), which both the status and the queue stores key their
+// rows by.
 type Reported struct {
-	Hash   string `json:"h"`
-	Status int    `json:"s"`
-	// Pos is the message's FIFO position (events.Position), which both the
-	// status and the queue stores key their rows by; 0 in events written
-	// before it was added, which are matched by hash.
-	Pos int64 `json:"p,omitempty"`
+	Pos    int64 `json:"p"`
+	Status int   `json:"s"`
 }
 
 // AuthRequest asks billing who owns a token. Only the token's digest travels.
@@ -116,11 +114,12 @@ type ClaimReply struct {
 	Messages []ClaimedSMS `json:"messages"`
 }
 
-// ClaimedSMS is one message handed to a phone.
+// ClaimedSMS is one message handed to a phone; ingress turns Pos into the
+// message's hash.
 type ClaimedSMS struct {
+	Pos   int64  `json:"pos"`
 	Phone string `json:"phone"`
 	Text  string `json:"text"`
-	Hash  string `json:"hash"`
 }
 
 // ApplyRequest carries a phone's delivery reports, already validated for shape.
@@ -131,11 +130,12 @@ type ApplyRequest struct {
 }
 
 // ApplyReport is one entry of a status request; Index is its position in the
-// phone's request so errors can point at it.
+// phone's request so errors can point at it, Pos the FIFO position its hash
+// decodes to (libs/hashid).
 type ApplyReport struct {
-	Index  int    `json:"index"`
-	Hash   string `json:"hash"`
-	Status int    `json:"status"`
+	Index  int   `json:"index"`
+	Pos    int64 `json:"pos"`
+	Status int   `json:"status"`
 }
 
 // ApplyReply counts entries whose message now has the asked status, and

@@ -15,6 +15,7 @@ import (
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/services/ingress/internal/httpapi"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
@@ -68,7 +69,7 @@ type Service struct {
 	broker    *broker.Broker
 }
 
-// New opens the rate-limit and idempotency buckets.
+// New opens the rate-limit, idempotency and keys buckets.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	limiter, err := ratelimit.Open(ctx, deps.Broker.JS, deps.Names.RateLimitBucket(), cfg.Replicas)
 	if err != nil {
@@ -78,8 +79,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	hashes, err := hashid.Load(ctx, deps.Broker.JS, deps.Names.KeysBucket(), cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	pub := publish.New(deps.Broker.JS, deps.Names.AcceptedSubject(), deps.Broker.Conn.MaxPayload())
-	api, err := httpapi.New(deps.Broker.Conn, deps.Names, limiter, idem, pub, httpapi.Settings{
+	api, err := httpapi.New(deps.Broker.Conn, deps.Names, limiter, idem, pub, hashes, httpapi.Settings{
 		MaxBatch:       cfg.MaxBatch,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,

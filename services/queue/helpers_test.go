@@ -77,14 +77,13 @@ func start(t *testing.T, b testkit.Backend, tune ...func(*queue.Config)) *instan
 	return in
 }
 
-// sms makes distinct messages; hashes are unique per factory.
+// sms makes distinct messages; texts are unique per factory.
 type sms struct{ n int }
 
 func (f *sms) next(account int64) events.AcceptedSMS {
 	f.n++
 	return events.AcceptedSMS{
 		AccountID: account,
-		Hash:      fmt.Sprintf("%04x%012x", account, f.n),
 		Phone:     fmt.Sprintf("+1555%07d", f.n),
 		Text:      fmt.Sprintf("message %d", f.n),
 	}
@@ -137,19 +136,19 @@ func claim(t testing.TB, br *broker.Broker, n events.Names, account int64, limit
 	return msgs
 }
 
-// hashes lists the hashes of claimed messages.
-func hashes(msgs []events.ClaimedSMS) []string {
+// texts lists the texts of claimed messages (unique per sms factory).
+func texts(msgs []events.ClaimedSMS) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
-		out[i] = m.Hash
+		out[i] = m.Text
 	}
 	return out
 }
 
-func itemHashes(items ...events.AcceptedSMS) []string {
+func itemTexts(items ...events.AcceptedSMS) []string {
 	out := make([]string, len(items))
 	for i, it := range items {
-		out[i] = it.Hash
+		out[i] = it.Text
 	}
 	return out
 }
@@ -167,15 +166,15 @@ func equal(a, b []string) bool {
 }
 
 // statusOf reads a message's stored status by hash; -1 if not stored (yet).
-func statusOf(t testing.TB, db *bun.DB, hash string) int {
+func statusOf(t testing.TB, db *bun.DB, text string) int {
 	t.Helper()
 	var m store.Message
-	err := db.NewSelect().Model(&m).Where("hash = ?", hash).Scan(context.Background())
+	err := db.NewSelect().Model(&m).Where("text = ?", text).Scan(context.Background())
 	if errors.Is(err, sql.ErrNoRows) {
 		return -1
 	}
 	if err != nil {
-		t.Fatalf("select %s: %v", hash, err)
+		t.Fatalf("select %s: %v", text, err)
 	}
 	return int(m.Status)
 }

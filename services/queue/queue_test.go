@@ -3,7 +3,6 @@ package queue_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue"
-	"github.com/apitosms/apitosms/services/queue/internal/domain"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -31,34 +29,34 @@ func TestClaimFIFO(t *testing.T) {
 		publish(t, q.br, b.Names, a1[2])
 		publish(t, q.br, b.Names, a2[1], a1[3], a1[4])
 
-		if got := hashes(claim(t, q.br, b.Names, 1, 2)); !equal(got, itemHashes(a1[:2]...)) {
-			t.Fatalf("first claim = %v, want %v", got, itemHashes(a1[:2]...))
+		if got := texts(claim(t, q.br, b.Names, 1, 2)); !equal(got, itemTexts(a1[:2]...)) {
+			t.Fatalf("first claim = %v, want %v", got, itemTexts(a1[:2]...))
 		}
-		if got := hashes(claim(t, q.br, b.Names, 1, 0)); !equal(got, itemHashes(a1[2])) {
-			t.Fatalf("claim with limit 0 (clamped to 1) = %v, want %v", got, itemHashes(a1[2]))
+		if got := texts(claim(t, q.br, b.Names, 1, 0)); !equal(got, itemTexts(a1[2])) {
+			t.Fatalf("claim with limit 0 (clamped to 1) = %v, want %v", got, itemTexts(a1[2]))
 		}
 		msgs := claim(t, q.br, b.Names, 1, 500)
-		if got := hashes(msgs); !equal(got, itemHashes(a1[3:]...)) {
-			t.Fatalf("third claim = %v, want %v", got, itemHashes(a1[3:]...))
+		if got := texts(msgs); !equal(got, itemTexts(a1[3:]...)) {
+			t.Fatalf("third claim = %v, want %v", got, itemTexts(a1[3:]...))
 		}
 		if msgs[0].Phone != a1[3].Phone || msgs[0].Text != a1[3].Text {
 			t.Fatalf("claimed %+v, want phone and text of %+v", msgs[0], a1[3])
 		}
 		if got := claim(t, q.br, b.Names, 1, 20); len(got) != 0 {
-			t.Fatalf("drained account got %v, want none", hashes(got))
+			t.Fatalf("drained account got %v, want none", texts(got))
 		}
 		for _, it := range a1 {
-			if s := statusOf(t, q.db, it.Hash); s != store.StatusInitiated {
+			if s := statusOf(t, q.db, it.Text); s != store.StatusInitiated {
 				t.Fatalf("claimed message status %d, want 1", s)
 			}
 		}
 		for _, it := range a2 {
-			if s := statusOf(t, q.db, it.Hash); s != store.StatusNew {
+			if s := statusOf(t, q.db, it.Text); s != store.StatusNew {
 				t.Fatalf("other account's message status %d, want 0", s)
 			}
 		}
-		if got := hashes(claim(t, q.br, b.Names, 2, 20)); !equal(got, itemHashes(a2...)) {
-			t.Fatalf("account 2 claim = %v, want %v", got, itemHashes(a2...))
+		if got := texts(claim(t, q.br, b.Names, 2, 20)); !equal(got, itemTexts(a2...)) {
+			t.Fatalf("account 2 claim = %v, want %v", got, itemTexts(a2...))
 		}
 		if got := counter(t, q.reg, "apitosms_queue_claimed_messages_total"); got != 7 {
 			t.Fatalf("claimed counter %v, want 7", got)
@@ -79,10 +77,10 @@ func TestClaimLimitCapped(t *testing.T) {
 			items[i] = f.next(7)
 		}
 		publish(t, q.br, b.Names, items...)
-		if got := claim(t, q.br, b.Names, 7, 1000); !equal(hashes(got), itemHashes(items[:200]...)) {
+		if got := claim(t, q.br, b.Names, 7, 1000); !equal(texts(got), itemTexts(items[:200]...)) {
 			t.Fatalf("claim with limit 1000 returned %d messages, want the first 200", len(got))
 		}
-		if got := claim(t, q.br, b.Names, 7, 1000); !equal(hashes(got), itemHashes(items[200:]...)) {
+		if got := claim(t, q.br, b.Names, 7, 1000); !equal(texts(got), itemTexts(items[200:]...)) {
 			t.Fatalf("second claim returned %d messages, want the last 50", len(got))
 		}
 	})
@@ -97,8 +95,8 @@ func TestClaimReadYourWrites(t *testing.T) {
 		for round := range 20 {
 			items := []events.AcceptedSMS{f.next(3), f.next(3), f.next(3)}
 			publish(t, q.br, b.Names, items...)
-			if got := hashes(claim(t, q.br, b.Names, 3, 10)); !equal(got, itemHashes(items...)) {
-				t.Fatalf("round %d: claim right after publish = %v, want %v", round, got, itemHashes(items...))
+			if got := texts(claim(t, q.br, b.Names, 3, 10)); !equal(got, itemTexts(items...)) {
+				t.Fatalf("round %d: claim right after publish = %v, want %v", round, got, itemTexts(items...))
 			}
 		}
 	})
@@ -128,7 +126,7 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 				seq := publish(t, q1.br, b.Names, items...)
 				mu.Lock()
 				for i, it := range items {
-					pos[it.Hash] = events.Position(seq, i)
+					pos[it.Text] = events.Position(seq, i)
 				}
 				mu.Unlock()
 			}
@@ -136,6 +134,7 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 
 		var claimed atomic.Int64
 		got := make([][][]string, claimers)
+		gotPos := make([][]events.ClaimedSMS, claimers)
 		var wg sync.WaitGroup
 		deadline := time.Now().Add(30 * time.Second)
 		for c := range claimers {
@@ -147,7 +146,8 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 						return
 					}
 					if len(msgs) > 0 {
-						got[c] = append(got[c], hashes(msgs))
+						got[c] = append(got[c], texts(msgs))
+						gotPos[c] = append(gotPos[c], msgs...)
 						claimed.Add(int64(len(msgs)))
 					}
 				}
@@ -177,7 +177,15 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 				t.Fatalf("message %s handed out %d times", h, n)
 			}
 			if _, ok := pos[h]; !ok {
-				t.Fatalf("unknown hash %s handed out", h)
+				t.Fatalf("unknown message %s handed out", h)
+			}
+		}
+		// Each message carries its own position (its hash derives from it).
+		for _, msgs := range gotPos {
+			for _, m := range msgs {
+				if m.Pos != pos[m.Text] {
+					t.Fatalf("%s handed out with position %d, want %d", m.Text, m.Pos, pos[m.Text])
+				}
 			}
 		}
 		if rest := claim(t, q1.br, b.Names, 5, 200); len(rest) != 0 {
@@ -186,89 +194,48 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 	})
 }
 
-// Two messages with the same hash are both kept: the later one under its
-// replacement hash, also when both sit in one event.
-func TestHashCollision(t *testing.T) {
-	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		q := start(t, b)
-		var f sms
-		first, second := f.next(1), f.next(2)
-		second.Hash = first.Hash
-		publish(t, q.br, b.Names, first)
-		seq2 := publish(t, q.br, b.Names, second)
-		twin1, twin2 := f.next(1), f.next(1)
-		twin2.Hash = twin1.Hash
-		seq3 := publish(t, q.br, b.Names, twin1, twin2)
-
-		want1 := []string{first.Hash, twin1.Hash, domain.ReplacementHash(twin1.Hash, events.Position(seq3, 1))}
-		if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, want1) {
-			t.Fatalf("account 1 claim = %v, want %v", got, want1)
-		}
-		want2 := []string{domain.ReplacementHash(first.Hash, events.Position(seq2, 0))}
-		msgs := claim(t, q.br, b.Names, 2, 10)
-		if got := hashes(msgs); !equal(got, want2) {
-			t.Fatalf("account 2 claim = %v, want %v", got, want2)
-		}
-		if msgs[0].Text != second.Text {
-			t.Fatalf("collided message text %q, want %q", msgs[0].Text, second.Text)
-		}
-		if got := counter(t, q.reg, "apitosms_queue_hash_collisions_total"); got != 2 {
-			t.Fatalf("collision counter %v, want 2", got)
-		}
-	})
-}
-
 // A message reported final is never handed out; reports only move new (0)
 // messages to a final status (an initiated one is never handed out again
 // anyway, so the queue does not spend a write on it), only for the reporting
-// account. Reports name messages by position; events written before
-// positions were added name them by hash only, and work the same.
+// account.
 func TestReportedNotHandedOut(t *testing.T) {
-	for _, byPos := range []bool{true, false} {
-		t.Run(fmt.Sprintf("byPos=%v", byPos), func(t *testing.T) {
-			testkit.Each(t, func(t *testing.T, b testkit.Backend) { reportedNotHandedOut(t, b, byPos) })
-		})
-	}
+	testkit.Each(t, reportedNotHandedOut)
 }
 
-func reportedNotHandedOut(t *testing.T, b testkit.Backend, byPos bool) {
+func reportedNotHandedOut(t *testing.T, b testkit.Backend) {
 	q := start(t, b)
 	var f sms
 	m0, m1, m2, m3, other := f.next(1), f.next(1), f.next(1), f.next(1), f.next(2)
 	seq := publish(t, q.br, b.Names, m0, m1, m2, m3, other)
-	rep := func(idx int, m events.AcceptedSMS, status int) events.Reported {
-		r := events.Reported{Hash: m.Hash, Status: status}
-		if byPos {
-			r.Pos = events.Position(seq, idx)
-		}
-		return r
+	rep := func(idx int, _ events.AcceptedSMS, status int) events.Reported {
+		return events.Reported{Pos: events.Position(seq, idx), Status: status}
 	}
 	report(t, q.br, b.Names, 1,
 		rep(0, m0, store.StatusSent),
 		rep(4, other, store.StatusFailed)) // not account 1's
 	testkit.Eventually(t, 10*time.Second, "report applied", func() bool {
-		return statusOf(t, q.db, m0.Hash) == store.StatusSent
+		return statusOf(t, q.db, m0.Text) == store.StatusSent
 	})
-	if got := hashes(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemHashes(m1)) {
-		t.Fatalf("claim = %v, want %v (the sent one skipped)", got, itemHashes(m1))
+	if got := texts(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemTexts(m1)) {
+		t.Fatalf("claim = %v, want %v (the sent one skipped)", got, itemTexts(m1))
 	}
 	report(t, q.br, b.Names, 1,
 		rep(1, m1, store.StatusFailed),
 		rep(2, m2, store.StatusFailed),
 		rep(0, m0, store.StatusFailed)) // already final: kept
 	testkit.Eventually(t, 10*time.Second, "second report applied", func() bool {
-		return statusOf(t, q.db, m2.Hash) == store.StatusFailed
+		return statusOf(t, q.db, m2.Text) == store.StatusFailed
 	})
-	if s := statusOf(t, q.db, m0.Hash); s != store.StatusSent {
+	if s := statusOf(t, q.db, m0.Text); s != store.StatusSent {
 		t.Fatalf("final status changed to %d, want it kept at 2", s)
 	}
-	if s := statusOf(t, q.db, m1.Hash); s != store.StatusInitiated {
+	if s := statusOf(t, q.db, m1.Text); s != store.StatusInitiated {
 		t.Fatalf("initiated message changed to %d, want it left at 1", s)
 	}
-	if got := hashes(claim(t, q.br, b.Names, 1, 10)); !equal(got, itemHashes(m3)) {
-		t.Fatalf("claim = %v, want only %v", got, itemHashes(m3))
+	if got := texts(claim(t, q.br, b.Names, 1, 10)); !equal(got, itemTexts(m3)) {
+		t.Fatalf("claim = %v, want only %v", got, itemTexts(m3))
 	}
-	if got := hashes(claim(t, q.br, b.Names, 2, 10)); !equal(got, itemHashes(other)) {
+	if got := texts(claim(t, q.br, b.Names, 2, 10)); !equal(got, itemTexts(other)) {
 		t.Fatalf("other account's claim = %v, want its message untouched", got)
 	}
 }
@@ -281,7 +248,7 @@ func TestRestart(t *testing.T) {
 		var f sms
 		before := []events.AcceptedSMS{f.next(1), f.next(1), f.next(1)}
 		publish(t, q.br, b.Names, before...)
-		if got := hashes(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemHashes(before[0])) {
+		if got := texts(claim(t, q.br, b.Names, 1, 1)); !equal(got, itemTexts(before[0])) {
 			t.Fatalf("claim before restart = %v", got)
 		}
 		q.stop()
@@ -289,12 +256,12 @@ func TestRestart(t *testing.T) {
 		publish(t, q.br, b.Names, after...)
 
 		q2 := start(t, b)
-		want := itemHashes(append(slices.Clone(before[1:]), after...)...)
-		if got := hashes(claim(t, q2.br, b.Names, 1, 10)); !equal(got, want) {
+		want := itemTexts(append(slices.Clone(before[1:]), after...)...)
+		if got := texts(claim(t, q2.br, b.Names, 1, 10)); !equal(got, want) {
 			t.Fatalf("claim after restart = %v, want %v", got, want)
 		}
 		if got := claim(t, q2.br, b.Names, 1, 10); len(got) != 0 {
-			t.Fatalf("second claim after restart = %v, want none", hashes(got))
+			t.Fatalf("second claim after restart = %v, want none", texts(got))
 		}
 	})
 }
@@ -315,8 +282,8 @@ func TestClaimServesStoredBacklogWhileIngestionLags(t *testing.T) {
 		publish(t, q.br, b.Names, stored[125:]...)
 		// A claim of 1 waits for ingestion, so the backlog is stored after it.
 		first := claim(t, q.br, b.Names, 1, 1)
-		if !equal(hashes(first), itemHashes(stored[0])) {
-			t.Fatalf("first claim = %v", hashes(first))
+		if !equal(texts(first), itemTexts(stored[0])) {
+			t.Fatalf("first claim = %v", texts(first))
 		}
 		// An event the consumer cannot decode blocks the ack floor (it is
 		// retried with back-off before it is dead-lettered), and more arrive.
@@ -328,7 +295,7 @@ func TestClaimServesStoredBacklogWhileIngestionLags(t *testing.T) {
 
 		start := time.Now()
 		got := claim(t, q.br, b.Names, 1, 200)
-		if !equal(hashes(got), itemHashes(stored[1:201]...)) {
+		if !equal(texts(got), itemTexts(stored[1:201]...)) {
 			t.Fatalf("claim while ingestion lags: %d messages, want the 200 oldest stored", len(got))
 		}
 		if d := time.Since(start); d > 250*time.Millisecond {
@@ -336,7 +303,7 @@ func TestClaimServesStoredBacklogWhileIngestionLags(t *testing.T) {
 		}
 		// 49 stored remain: the claim comes up short, waits, and (ingestion
 		// still stuck) answers with what it already marked handed out.
-		if got := claim(t, q.br, b.Names, 1, 200); !equal(hashes(got), itemHashes(stored[201:]...)) {
+		if got := claim(t, q.br, b.Names, 1, 200); !equal(texts(got), itemTexts(stored[201:]...)) {
 			t.Fatalf("short claim = %d messages, want the last 49 stored", len(got))
 		}
 		// Nothing stored is left and read-your-writes cannot be met: 503.

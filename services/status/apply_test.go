@@ -22,11 +22,9 @@ func TestApplyRules(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		h := start(t, b)
 		const account, other = 7, 8
-		hs := newHashes(5)
+		hs := h.accept(t, account, 5)
 		a, bb, c, d, e := hs[0], hs[1], hs[2], hs[3], hs[4]
-		foreign := newHash()
-		h.publish(t, items(account, hs...)...)
-		h.publish(t, items(other, foreign)...)
+		foreign := h.accept(t, other, 1)[0]
 		h.waitStored(t, append(hs, foreign)...)
 
 		type errs = map[int]string
@@ -35,35 +33,35 @@ func TestApplyRules(t *testing.T) {
 			reports     []events.ApplyReport
 			wantUpdated int
 			wantErrors  errs
-			wantStatus  map[string]int
+			wantStatus  map[int64]int
 		}{
 			{"sent and failed are applied",
-				[]events.ApplyReport{{Index: 0, Hash: a, Status: 2}, {Index: 1, Hash: bb, Status: 3}},
-				2, errs{}, map[string]int{a: 2, bb: 3}},
+				[]events.ApplyReport{{Index: 0, Pos: a, Status: 2}, {Index: 1, Pos: bb, Status: 3}},
+				2, errs{}, map[int64]int{a: 2, bb: 3}},
 			{"statuses 0, 1 and 4 are invalid",
-				[]events.ApplyReport{{Index: 0, Hash: c, Status: 0}, {Index: 1, Hash: c, Status: 1}, {Index: 2, Hash: c, Status: 4}},
-				0, errs{0: "Invalid status", 1: "Invalid status", 2: "Invalid status"}, map[string]int{c: 0}},
-			{"unknown hash",
-				[]events.ApplyReport{{Index: 0, Hash: "0123456789abcdef", Status: 2}, {Index: 1, Hash: c, Status: 2}},
-				1, errs{0: "Unknown hash"}, map[string]int{c: 2}},
-			{"another account's hash is unknown and untouched",
-				[]events.ApplyReport{{Index: 0, Hash: foreign, Status: 3}},
-				0, errs{0: "Unknown hash"}, map[string]int{foreign: 0}},
+				[]events.ApplyReport{{Index: 0, Pos: c, Status: 0}, {Index: 1, Pos: c, Status: 1}, {Index: 2, Pos: c, Status: 4}},
+				0, errs{0: "Invalid status", 1: "Invalid status", 2: "Invalid status"}, map[int64]int{c: 0}},
+			{"unknown message",
+				[]events.ApplyReport{{Index: 0, Pos: unknownPos, Status: 2}, {Index: 1, Pos: c, Status: 2}},
+				1, errs{0: "Unknown hash"}, map[int64]int{c: 2}},
+			{"another account's message is unknown and untouched",
+				[]events.ApplyReport{{Index: 0, Pos: foreign, Status: 3}},
+				0, errs{0: "Unknown hash"}, map[int64]int{foreign: 0}},
 			{"repeating the same final status is counted",
-				[]events.ApplyReport{{Index: 0, Hash: a, Status: 2}, {Index: 1, Hash: bb, Status: 3}},
-				2, errs{}, map[string]int{a: 2, bb: 3}},
+				[]events.ApplyReport{{Index: 0, Pos: a, Status: 2}, {Index: 1, Pos: bb, Status: 3}},
+				2, errs{}, map[int64]int{a: 2, bb: 3}},
 			{"flipping a final status is refused",
-				[]events.ApplyReport{{Index: 0, Hash: a, Status: 3}, {Index: 1, Hash: bb, Status: 2}},
-				0, errs{0: "Status already final", 1: "Status already final"}, map[string]int{a: 2, bb: 3}},
+				[]events.ApplyReport{{Index: 0, Pos: a, Status: 3}, {Index: 1, Pos: bb, Status: 2}},
+				0, errs{0: "Status already final", 1: "Status already final"}, map[int64]int{a: 2, bb: 3}},
 			{"the first of a duplicate decides",
-				[]events.ApplyReport{{Index: 0, Hash: d, Status: 3}, {Index: 1, Hash: d, Status: 3}, {Index: 2, Hash: d, Status: 2}},
-				2, errs{2: "Status already final"}, map[string]int{d: 3}},
+				[]events.ApplyReport{{Index: 0, Pos: d, Status: 3}, {Index: 1, Pos: d, Status: 3}, {Index: 2, Pos: d, Status: 2}},
+				2, errs{2: "Status already final"}, map[int64]int{d: 3}},
 			{"a duplicate agreeing with the stored status counts after a refusal",
-				[]events.ApplyReport{{Index: 0, Hash: a, Status: 3}, {Index: 1, Hash: a, Status: 2}},
-				1, errs{0: "Status already final"}, map[string]int{a: 2}},
+				[]events.ApplyReport{{Index: 0, Pos: a, Status: 3}, {Index: 1, Pos: a, Status: 2}},
+				1, errs{0: "Status already final"}, map[int64]int{a: 2}},
 			{"entries are processed in index order, not list order",
-				[]events.ApplyReport{{Index: 1, Hash: e, Status: 2}, {Index: 0, Hash: e, Status: 3}, {Index: 2, Hash: e, Status: 4}},
-				1, errs{1: "Status already final", 2: "Invalid status"}, map[string]int{e: 3}},
+				[]events.ApplyReport{{Index: 1, Pos: e, Status: 2}, {Index: 0, Pos: e, Status: 3}, {Index: 2, Pos: e, Status: 4}},
+				1, errs{1: "Status already final", 2: "Invalid status"}, map[int64]int{e: 3}},
 		}
 		for _, s := range steps {
 			rep := h.mustApply(t, events.ApplyRequest{AccountID: account, Device: "Pixel", Reports: s.reports})
@@ -81,7 +79,7 @@ func TestApplyRules(t *testing.T) {
 			}
 			for hash, want := range s.wantStatus {
 				if got := h.statusOf(t, hash); got != want {
-					t.Errorf("%s: status of %s = %d, want %d", s.name, hash, got, want)
+					t.Errorf("%s: status of %d = %d, want %d", s.name, hash, got, want)
 				}
 			}
 		}
@@ -102,13 +100,12 @@ func TestReadYourWrites(t *testing.T) {
 		h := start(t, b)
 		const account = 3
 		for range 4 { // a backlog ahead of the reported batch
-			h.publish(t, items(account, newHashes(500)...)...)
+			h.accept(t, account, 500)
 		}
-		hs := newHashes(200)
-		h.publish(t, items(account, hs...)...)
+		hs := h.accept(t, account, 200)
 		reports := make([]events.ApplyReport, len(hs))
 		for i, hash := range hs {
-			reports[i] = events.ApplyReport{Index: i, Hash: hash, Status: 2 + i%2}
+			reports[i] = events.ApplyReport{Index: i, Pos: hash, Status: 2 + i%2}
 		}
 		rep := h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: reports})
 		if rep.Updated != len(hs) || len(rep.Errors) != 0 {
@@ -116,7 +113,7 @@ func TestReadYourWrites(t *testing.T) {
 		}
 		for i, hash := range hs {
 			if got := h.statusOf(t, hash); got != 2+i%2 {
-				t.Fatalf("status of %s = %d, want %d", hash, got, 2+i%2)
+				t.Fatalf("status of %d = %d, want %d", hash, got, 2+i%2)
 			}
 		}
 	})
@@ -129,12 +126,11 @@ func TestConcurrentFlip(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		h := start(t, b)
 		const account, workers = 5, 20
-		hs := newHashes(50)
-		h.publish(t, items(account, hs...)...)
+		hs := h.accept(t, account, 50)
 		h.waitStored(t, hs...)
 
 		var mu sync.Mutex
-		counted := map[string]map[int]int{} // hash -> asked status -> successes
+		counted := map[int64]map[int]int{} // position -> asked status -> successes
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
@@ -142,7 +138,7 @@ func TestConcurrentFlip(t *testing.T) {
 				order := rand.Perm(len(hs))
 				reports := make([]events.ApplyReport, len(hs))
 				for i, j := range order {
-					reports[i] = events.ApplyReport{Index: i, Hash: hs[j], Status: status}
+					reports[i] = events.ApplyReport{Index: i, Pos: hs[j], Status: status}
 				}
 				rep, err := h.apply(events.ApplyRequest{AccountID: account, Device: fmt.Sprint("w", w), Reports: reports})
 				if err != nil {
@@ -163,10 +159,10 @@ func TestConcurrentFlip(t *testing.T) {
 				defer mu.Unlock()
 				for _, r := range reports {
 					if !failed[r.Index] {
-						if counted[r.Hash] == nil {
-							counted[r.Hash] = map[int]int{}
+						if counted[r.Pos] == nil {
+							counted[r.Pos] = map[int]int{}
 						}
-						counted[r.Hash][r.Status]++
+						counted[r.Pos][r.Status]++
 					}
 				}
 			})
@@ -175,11 +171,11 @@ func TestConcurrentFlip(t *testing.T) {
 		for _, hash := range hs {
 			final := h.statusOf(t, hash)
 			if final != 2 && final != 3 {
-				t.Errorf("%s ended with status %d", hash, final)
+				t.Errorf("%d ended with status %d", hash, final)
 				continue
 			}
 			if len(counted[hash]) != 1 || counted[hash][final] == 0 {
-				t.Errorf("%s is %d but successes by asked status were %v", hash, final, counted[hash])
+				t.Errorf("%d is %d but successes by asked status were %v", hash, final, counted[hash])
 			}
 		}
 	})
@@ -191,24 +187,23 @@ func TestReportedBatch(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		h := start(t, b)
 		const account = 9
-		hs := newHashes(4)
-		seq := h.publish(t, items(account, hs...)...)
+		hs := h.accept(t, account, 4)
 		h.waitStored(t, hs...)
-		h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{{Index: 0, Hash: hs[0], Status: 2}}})
+		h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{{Index: 0, Pos: hs[0], Status: 2}}})
 
 		rep := h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{
-			{Index: 0, Hash: hs[0], Status: 2}, // repeat: counted, not changed
-			{Index: 1, Hash: hs[1], Status: 3},
-			{Index: 2, Hash: hs[2], Status: 2},
-			{Index: 3, Hash: hs[2], Status: 2}, // duplicate: one change
-			{Index: 4, Hash: newHash(), Status: 2},
-			{Index: 5, Hash: hs[3], Status: 1},
+			{Index: 0, Pos: hs[0], Status: 2}, // repeat: counted, not changed
+			{Index: 1, Pos: hs[1], Status: 3},
+			{Index: 2, Pos: hs[2], Status: 2},
+			{Index: 3, Pos: hs[2], Status: 2}, // duplicate: one change
+			{Index: 4, Pos: unknownPos, Status: 2},
+			{Index: 5, Pos: hs[3], Status: 1},
 		}})
 		if rep.Updated != 4 || len(rep.Errors) != 2 {
 			t.Fatalf("reply %+v, want 4 updated and 2 errors", rep)
 		}
 		// A request changing nothing publishes nothing.
-		h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{{Index: 0, Hash: hs[1], Status: 3}}})
+		h.mustApply(t, events.ApplyRequest{AccountID: account, Reports: []events.ApplyReport{{Index: 0, Pos: hs[1], Status: 3}}})
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -231,10 +226,10 @@ func TestReportedBatch(t *testing.T) {
 		if len(got) != 2 {
 			t.Fatalf("got %d reported batches, want 2: %+v", len(got), got)
 		}
-		if want := []events.Reported{{Hash: hs[0], Status: 2, Pos: events.Position(seq, 0)}}; got[0].AccountID != account || !reflect.DeepEqual(got[0].Items, want) {
+		if want := []events.Reported{{Pos: hs[0], Status: 2}}; got[0].AccountID != account || !reflect.DeepEqual(got[0].Items, want) {
 			t.Errorf("first batch %+v, want items %v", got[0], want)
 		}
-		want := []events.Reported{{Hash: hs[1], Status: 3, Pos: events.Position(seq, 1)}, {Hash: hs[2], Status: 2, Pos: events.Position(seq, 2)}}
+		want := []events.Reported{{Pos: hs[1], Status: 3}, {Pos: hs[2], Status: 2}}
 		if got[1].AccountID != account || !reflect.DeepEqual(got[1].Items, want) || got[1].ReportedAt.IsZero() {
 			t.Errorf("second batch %+v, want items %v", got[1], want)
 		}

@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 }
 
 // TestCatchUpTimeout: while the ingest consumer is stuck behind a poison
-// message, a report naming a hash not stored yet is answered unavailable
+// message, a report naming a message not stored yet is answered unavailable
 // (not "Unknown hash") once the catch-up timeout passed.
 func TestCatchUpTimeout(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
@@ -43,7 +43,7 @@ func TestCatchUpTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		_, err := h.apply(events.ApplyRequest{AccountID: 1, Reports: []events.ApplyReport{{Index: 0, Hash: newHash(), Status: 2}}})
+		_, err := h.apply(events.ApplyRequest{AccountID: 1, Reports: []events.ApplyReport{{Index: 0, Pos: unknownPos, Status: 2}}})
 		var ae *apperr.Error
 		if !errors.As(err, &ae) || ae.Code != apperr.ErrUnavailable.Code {
 			t.Fatalf("apply: %v, want unavailable", err)

@@ -2,8 +2,6 @@ package status_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -85,12 +83,32 @@ func (h *harness) publish(t testing.TB, items ...events.AcceptedSMS) uint64 {
 	return ack.Sequence
 }
 
-// waitStored waits until every hash is in the deliveries table.
-func (h *harness) waitStored(t testing.TB, hashes ...string) {
+// accept publishes n messages of account in one AcceptedBatch and returns
+// their FIFO positions.
+func (h *harness) accept(t testing.TB, account int64, n int) []int64 {
+	t.Helper()
+	items := make([]events.AcceptedSMS, n)
+	for i := range items {
+		items[i] = events.AcceptedSMS{AccountID: account, Phone: "+10000000000", Text: "hello"}
+	}
+	seq := h.publish(t, items...)
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = events.Position(seq, i)
+	}
+	return out
+}
+
+// unknownPos is a position no test publishes (its stream sequence is never
+// reached).
+const unknownPos = int64(1) << 50
+
+// waitStored waits until every position is in the deliveries table.
+func (h *harness) waitStored(t testing.TB, positions ...int64) {
 	t.Helper()
 	testkit.Eventually(t, 10*time.Second, "messages ingested", func() bool {
-		for _, hash := range hashes {
-			if _, err := h.store.Get(context.Background(), hash); err != nil {
+		for _, pos := range positions {
+			if _, err := h.store.Get(context.Background(), pos); err != nil {
 				return false
 			}
 		}
@@ -98,11 +116,11 @@ func (h *harness) waitStored(t testing.TB, hashes ...string) {
 	})
 }
 
-func (h *harness) statusOf(t testing.TB, hash string) int {
+func (h *harness) statusOf(t testing.TB, pos int64) int {
 	t.Helper()
-	d, err := h.store.Get(context.Background(), hash)
+	d, err := h.store.Get(context.Background(), pos)
 	if err != nil {
-		t.Fatalf("get %s: %v", hash, err)
+		t.Fatalf("get %d: %v", pos, err)
 	}
 	return d.Status
 }
@@ -112,26 +130,4 @@ func (h *harness) statusOf(t testing.TB, hash string) int {
 func (h *harness) metric(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
 	return testkit.Metric(t, h.reg, name, labels)
-}
-
-func newHash() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func newHashes(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = newHash()
-	}
-	return out
-}
-
-func items(account int64, hashes ...string) []events.AcceptedSMS {
-	out := make([]events.AcceptedSMS, len(hashes))
-	for i, h := range hashes {
-		out[i] = events.AcceptedSMS{AccountID: account, Hash: h, Phone: "+10000000000", Text: "hello"}
-	}
-	return out
 }

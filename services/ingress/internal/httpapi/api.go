@@ -19,6 +19,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
@@ -40,6 +41,7 @@ type API struct {
 	limiter   *ratelimit.Limiter
 	idem      *idempotency.Store
 	publisher *publish.Publisher
+	hashes    *hashid.Codec
 	set       Settings
 	log       *slog.Logger
 	m         *metrics
@@ -47,12 +49,12 @@ type API struct {
 
 // New returns the API.
 func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *idempotency.Store,
-	publisher *publish.Publisher, set Settings, reg prometheus.Registerer, log *slog.Logger) (*API, error) {
+	publisher *publish.Publisher, hashes *hashid.Codec, set Settings, reg prometheus.Registerer, log *slog.Logger) (*API, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, set: set, log: log, m: m}, nil
+	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m}, nil
 }
 
 // Routes mounts the endpoints.

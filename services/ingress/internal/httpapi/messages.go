@@ -80,7 +80,7 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 	}
 	out := make([]message, len(res.Messages))
 	for i, m := range res.Messages {
-		out[i] = message(m)
+		out[i] = message{Phone: m.Phone, Text: m.Text, Hash: a.hashes.Hash(m.Pos)}
 	}
 	a.m.claimed.Add(float64(len(out)))
 	return c.JSON(out)

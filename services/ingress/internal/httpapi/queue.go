@@ -130,16 +130,18 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Index < errs[j].Index })
 
 	out := make([]events.AcceptedSMS, len(accepted))
-	items := make([]queueItem, len(accepted))
 	for i, v := range accepted {
-		h := publish.Hash(requestID, v.Index)
-		out[i] = events.AcceptedSMS{AccountID: auth.AccountID, Hash: h, Phone: v.Phone, Text: v.Text}
-		items[i] = queueItem{Index: v.Index, Hash: h, Phone: v.Phone}
+		out[i] = events.AcceptedSMS{AccountID: auth.AccountID, Phone: v.Phone, Text: v.Text}
 	}
-	if err := a.publisher.Publish(ctx, requestID, time.Now().UTC(), out, shareable); err != nil {
+	positions, err := a.publisher.Publish(ctx, requestID, time.Now().UTC(), out, shareable)
+	if err != nil {
 		a.release(auth.AccountID, res)
 		a.log.Error("publish failed; quota released", "err", err, "count", len(out))
 		return 0, nil, apperr.ErrUnavailable
+	}
+	items := make([]queueItem, len(accepted))
+	for i, v := range accepted {
+		items[i] = queueItem{Index: v.Index, Hash: a.hashes.Hash(positions[i]), Phone: v.Phone}
 	}
 	a.m.accepted.Add(float64(len(out)))
 	if errs == nil {

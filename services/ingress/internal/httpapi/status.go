@@ -47,7 +47,7 @@ func (a *API) status(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	req, errs, err := parseStatus(raw, a.set.MaxBatch)
+	req, errs, err := parseStatus(raw, a.set.MaxBatch, a.hashes.Pos)
 	if err != nil {
 		return err
 	}
@@ -71,17 +71,21 @@ func (a *API) status(c *fiber.Ctx) error {
 
 // parseStatus checks the shape of a status body; entries that cannot be
 // applied at all get their error here.
-func parseStatus(raw []byte, maxEntries int) (events.ApplyRequest, []events.IndexError, error) {
+//
+// decode turns a hash into the message's position; a string it refuses is
+// sent on with position 0, which names no message, so the status service
+// answers it "Unknown hash" by the same rules as any unknown message.
+func parseStatus(raw []byte, maxEntries int, decode func(string) (int64, bool)) (events.ApplyRequest, []events.IndexError, error) {
 	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
-		if req, ok := parseStatusTyped(trimmed, maxEntries); ok {
+		if req, ok := parseStatusTyped(trimmed, maxEntries, decode); ok {
 			return req, nil, nil
 		}
 	}
-	return parseStatusSlow(raw, maxEntries)
+	return parseStatusSlow(raw, maxEntries, decode)
 }
 
 // parseStatusSlow is parseStatus entry by entry (encoding/json).
-func parseStatusSlow(raw []byte, maxEntries int) (events.ApplyRequest, []events.IndexError, error) {
+func parseStatusSlow(raw []byte, maxEntries int, decode func(string) (int64, bool)) (events.ApplyRequest, []events.IndexError, error) {
 	var body struct {
 		Device   json.RawMessage `json:"device"`
 		Messages json.RawMessage `json:"messages"`
@@ -124,7 +128,8 @@ func parseStatusSlow(raw []byte, maxEntries int) (events.ApplyRequest, []events.
 			errs = append(errs, events.IndexError{Index: i, Error: errInvalidStatus})
 			continue
 		}
-		req.Reports = append(req.Reports, events.ApplyReport{Index: i, Hash: hash, Status: status})
+		pos, _ := decode(hash)
+		req.Reports = append(req.Reports, events.ApplyReport{Index: i, Pos: pos, Status: status})
 	}
 	return req, errs, nil
 }
@@ -143,7 +148,7 @@ type typedStatusBody struct {
 // pass (goccy/go-json). It reports false when the body needs the
 // entry-by-entry path, which gives each odd entry its own error; both give
 // the same result for a body this one accepts.
-func parseStatusTyped(body []byte, maxEntries int) (events.ApplyRequest, bool) {
+func parseStatusTyped(body []byte, maxEntries int, decode func(string) (int64, bool)) (events.ApplyRequest, bool) {
 	if !utf8.Valid(body) || bytes.Contains(body, []byte("null")) {
 		return events.ApplyRequest{}, false
 	}
@@ -156,7 +161,8 @@ func parseStatusTyped(body []byte, maxEntries int) (events.ApplyRequest, bool) {
 		if m.Hash == nil || *m.Hash == "" || m.Status == nil {
 			return events.ApplyRequest{}, false
 		}
-		req.Reports[i] = events.ApplyReport{Index: i, Hash: *m.Hash, Status: *m.Status}
+		pos, _ := decode(*m.Hash)
+		req.Reports[i] = events.ApplyReport{Index: i, Pos: pos, Status: *m.Status}
 	}
 	return req, true
 }

@@ -9,20 +9,40 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
 )
 
+// codec is a hash codec with a fixed test key.
+var codec = func() *hashid.Codec {
+	c, err := hashid.New([]byte("test-key-test-key-test-k"))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+var testDecode = codec.Pos
+
 func TestParseStatus(t *testing.T) {
+	h0, h4 := codec.Hash(events.Position(3, 0)), codec.Hash(events.Position(3, 4))
 	req, errs, err := parseStatus([]byte(`{"device":"Pixel-8-Pro-de-Ana-ü","messages":[
-		{"hash":"a1b2c3d4e5f67890","status":2}, 5, {"status":2}, {"hash":"a1b2c3d4e5f67891","status":"2"},
-		{"hash":"a1b2c3d4e5f67892","status":3}]}`), 1000)
+		{"hash":"`+h0+`","status":2}, 5, {"status":2}, {"hash":"a1b2c3d4e5f67891","status":"2"},
+		{"hash":"`+h4+`","status":3}, {"hash":"A1B2C3D4E5F67890","status":2}]}`), 1000, testDecode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req.Device != "Pixel-8-Pro-de-" {
 		t.Fatalf("device = %q, want the first 15 characters", req.Device)
 	}
-	if len(req.Reports) != 2 || req.Reports[0].Index != 0 || req.Reports[1].Index != 4 || req.Reports[1].Status != 3 {
-		t.Fatalf("reports = %+v", req.Reports)
+	// Hashes become positions; one that is not a hash names position 0 (no
+	// message), which the status service answers "Unknown hash".
+	wantReports := []events.ApplyReport{
+		{Index: 0, Pos: events.Position(3, 0), Status: 2},
+		{Index: 4, Pos: events.Position(3, 4), Status: 3},
+		{Index: 5, Pos: 0, Status: 2},
+	}
+	if !reflect.DeepEqual(req.Reports, wantReports) {
+		t.Fatalf("reports = %+v, want %+v", req.Reports, wantReports)
 	}
 	want := []string{"1:Invalid item", "2:Unknown hash", "3:Invalid status"}
 	if len(errs) != len(want) {
@@ -34,7 +54,7 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 	// A device of the wrong type never fails the report.
-	if req, _, err := parseStatus([]byte(`{"device":42,"messages":[]}`), 10); err != nil || req.Device != "" {
+	if req, _, err := parseStatus([]byte(`{"device":42,"messages":[]}`), 10, testDecode); err != nil || req.Device != "" {
 		t.Fatalf("numeric device: %+v %v", req, err)
 	}
 	for body, code := range map[string]string{
@@ -42,7 +62,7 @@ func TestParseStatus(t *testing.T) {
 		`nope`: "invalid_json", ``: "invalid_json",
 		`{"messages":[{},{}]}`: "batch_too_large",
 	} {
-		_, _, err := parseStatus([]byte(body), 1)
+		_, _, err := parseStatus([]byte(body), 1, testDecode)
 		var e *apperr.Error
 		if !errors.As(err, &e) || e.Code != code {
 			t.Fatalf("%q: err %v, want %s", body, err, code)
@@ -75,7 +95,7 @@ func TestParseStatusTypedMatchesSlowPath(t *testing.T) {
 	}
 	taken := 0
 	for _, body := range bodies {
-		fast, ok := parseStatusTyped([]byte(body), 1000)
+		fast, ok := parseStatusTyped([]byte(body), 1000, testDecode)
 		if !ok {
 			continue
 		}
@@ -88,7 +108,7 @@ func TestParseStatusTypedMatchesSlowPath(t *testing.T) {
 	if taken < 5 {
 		t.Errorf("the fast path took %d of the bodies, want at least the 5 well-typed ones", taken)
 	}
-	if _, ok := parseStatusTyped([]byte(bodies[0]), 1); ok {
+	if _, ok := parseStatusTyped([]byte(bodies[0]), 1, testDecode); ok {
 		t.Error("fast path took a body over the entry limit")
 	}
 }
@@ -96,7 +116,7 @@ func TestParseStatusTypedMatchesSlowPath(t *testing.T) {
 // slowParse is parseStatus without its fast path.
 func slowParse(t *testing.T, body string) events.ApplyRequest {
 	t.Helper()
-	req, errs, err := parseStatusSlow([]byte(body), 1000)
+	req, errs, err := parseStatusSlow([]byte(body), 1000, testDecode)
 	if err != nil || len(errs) != 0 {
 		t.Fatalf("%s: slow path %v %v, but the fast path accepted it", body, errs, err)
 	}
@@ -118,12 +138,12 @@ func BenchmarkParseStatus(b *testing.B) {
 	raw := []byte(body.String())
 	for _, c := range []struct {
 		name  string
-		parse func([]byte, int) (events.ApplyRequest, []events.IndexError, error)
+		parse func([]byte, int, func(string) (int64, bool)) (events.ApplyRequest, []events.IndexError, error)
 	}{{"one-pass", parseStatus}, {"entry-by-entry", parseStatusSlow}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			for b.Loop() {
-				if req, _, err := c.parse(raw, 1000); err != nil || len(req.Reports) != 200 {
+				if req, _, err := c.parse(raw, 1000, codec.Pos); err != nil || len(req.Reports) != 200 {
 					b.Fatalf("parse: %d reports, %v", len(req.Reports), err)
 				}
 			}

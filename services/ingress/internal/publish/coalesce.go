@@ -21,7 +21,12 @@ const SharedMax = 64
 
 type shared struct {
 	items []events.AcceptedSMS
-	done  chan error
+	done  chan sharedResult
+}
+
+type sharedResult struct {
+	positions []int64
+	err       error
 }
 
 // Run runs n coalescing loops until ctx is done; then it publishes what is
@@ -62,23 +67,28 @@ func (p *Publisher) coalesce(ctx context.Context) {
 				break gather
 			}
 		}
-		err := p.publish(context.WithoutCancel(ctx), NewRequestID(), time.Now().UTC(), items)
+		positions, err := p.publish(context.WithoutCancel(ctx), NewRequestID(), time.Now().UTC(), items)
 		for _, g := range group {
-			g.done <- err
+			r := sharedResult{err: err}
+			if err == nil {
+				r.positions, positions = positions[:len(g.items):len(g.items)], positions[len(g.items):]
+			}
+			g.done <- r
 		}
 	}
 }
 
 // publishShared hands a small request to the coalescer and waits for its items
 // to be acknowledged.
-func (p *Publisher) publishShared(ctx context.Context, items []events.AcceptedSMS) error {
-	s := shared{items: items, done: make(chan error, 1)}
+func (p *Publisher) publishShared(ctx context.Context, items []events.AcceptedSMS) ([]int64, error) {
+	s := shared{items: items, done: make(chan sharedResult, 1)}
 	select {
 	case p.shared <- s:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	// Once handed over, the items may be published: wait for the outcome even
 	// if the caller gives up, so a 503 is never sent for stored messages.
-	return <-s.done
+	r := <-s.done
+	return r.positions, r.err
 }

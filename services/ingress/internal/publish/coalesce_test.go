@@ -12,7 +12,8 @@ import (
 )
 
 // Concurrent small requests share stream messages, every item is stored
-// once, and each request's items stay contiguous and in order.
+// once, each request's items stay contiguous and in order, and each gets
+// back the positions its items were stored at.
 func TestCoalescedPublishes(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		br := b.Broker(t)
@@ -22,17 +23,26 @@ func TestCoalescedPublishes(t *testing.T) {
 		go func() { p.Run(ctx, 2); close(done) }()
 		const requests, per = 300, 3
 		var wg sync.WaitGroup
+		var mu sync.Mutex
+		returned := map[string]int64{} // item text -> position Publish returned
 		for r := 0; r < requests; r++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				items := make([]events.AcceptedSMS, per)
 				for i := range items {
-					items[i] = events.AcceptedSMS{AccountID: 1, Hash: fmt.Sprintf("%d/%d", r, i), Phone: "+15550000000", Text: "x"}
+					items[i] = events.AcceptedSMS{AccountID: 1, Phone: "+15550000000", Text: fmt.Sprintf("%d/%d", r, i)}
 				}
-				if err := p.Publish(context.Background(), fmt.Sprint(r), time.Now(), items, true); err != nil {
-					t.Error(err)
+				positions, err := p.Publish(context.Background(), fmt.Sprint(r), time.Now(), items, true)
+				if err != nil || len(positions) != per {
+					t.Errorf("publish: %d positions, %v", len(positions), err)
+					return
 				}
+				mu.Lock()
+				for i, it := range items {
+					returned[it.Text] = positions[i]
+				}
+				mu.Unlock()
 			}()
 		}
 		wg.Wait()
@@ -58,12 +68,16 @@ func TestCoalescedPublishes(t *testing.T) {
 			}
 			for i := 0; i < len(batch.Items); i += per {
 				var r int
-				fmt.Sscanf(batch.Items[i].Hash, "%d/", &r)
+				fmt.Sscanf(batch.Items[i].Text, "%d/", &r)
 				for k := 0; k < per; k++ {
-					if want := fmt.Sprintf("%d/%d", r, k); batch.Items[i+k].Hash != want {
-						t.Fatalf("request %d split or reordered: %s", r, batch.Items[i+k].Hash)
+					text := batch.Items[i+k].Text
+					if want := fmt.Sprintf("%d/%d", r, k); text != want {
+						t.Fatalf("request %d split or reordered: %s", r, text)
 					}
-					seen[batch.Items[i+k].Hash] = true
+					seen[text] = true
+					if got, want := returned[text], events.Position(seq, i+k); got != want {
+						t.Fatalf("%s: Publish returned position %d, stored at %d", text, got, want)
+					}
 				}
 			}
 		}
@@ -85,11 +99,11 @@ func BenchmarkPublishSingles(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go p.Run(ctx, 4)
-			item := []events.AcceptedSMS{{AccountID: 1, Hash: "0123456789abcdef", Phone: "+15550000000", Text: "Your order has shipped"}}
+			item := []events.AcceptedSMS{{AccountID: 1, Phone: "+15550000000", Text: "Your order has shipped"}}
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := p.Publish(context.Background(), NewRequestID(), time.Now(), item, shared); err != nil {
+					if _, err := p.Publish(context.Background(), NewRequestID(), time.Now(), item, shared); err != nil {
 						b.Error(err)
 						return
 					}

@@ -2,13 +2,15 @@
 // accepted stream: one JetStream message (one fsync on the server) per chunk
 // of up to events.MaxItemsPerEvent items, never more than the server's max
 // payload. A chunk's Nats-Msg-Id derives from the request id, so a publish
-// retried after a lost acknowledgement is stored once.
+// retried after a lost acknowledgement is stored once (the stream answers
+// the retry with the sequence it stored the first time). Publish returns
+// each item's FIFO position, from which its public hash derives
+// (libs/hashid).
 package publish
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,60 +42,61 @@ func New(js jetstream.JetStream, subject string, maxPayload int64) *Publisher {
 }
 
 // NewRequestID returns a fresh random request id (32 hex characters): a
-// request's message hashes and publish ids derive from it.
+// request's publish ids derive from it.
 func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
 
-// Hash is the public hash of item index of the request requestID: 16
-// lower-case hex characters, unpredictable without the random request id.
-func Hash(requestID string, index int) string {
-	sum := sha256.Sum256([]byte(requestID + ":" + strconv.Itoa(index)))
-	return hex.EncodeToString(sum[:8])
-}
-
-// Publish stores items durably, in order. It returns only when every chunk
-// is acknowledged by the stream, or an error (some chunks may then be
-// stored: a retry with the same requestID stores none twice). When
-// shareable, a small request may travel in one stream message with other
-// requests' items (see coalesce.go).
-func (p *Publisher) Publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS, shareable bool) error {
+// Publish stores items durably, in order, and returns the FIFO position
+// (events.Position) of each. It returns only when every chunk is
+// acknowledged by the stream, or an error (some chunks may then be stored:
+// a retry with the same requestID stores none twice and gets the same
+// positions). When shareable, a small request may travel in one stream
+// message with other requests' items (see coalesce.go).
+func (p *Publisher) Publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS, shareable bool) ([]int64, error) {
 	if shareable && len(items) <= SharedMax {
 		return p.publishShared(ctx, items)
 	}
 	return p.publish(ctx, requestID, at, items)
 }
 
-func (p *Publisher) publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS) error {
+func (p *Publisher) publish(ctx context.Context, requestID string, at time.Time, items []events.AcceptedSMS) ([]int64, error) {
 	chunks, err := p.encode(at, items)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i, data := range chunks {
+	positions := make([]int64, 0, len(items))
+	for i, c := range chunks {
 		msg := nats.NewMsg(p.subject)
-		msg.Data = data
+		msg.Data = c.data
 		msg.Header.Set(jetstream.MsgIDHeader, requestID+"/"+strconv.Itoa(i))
-		if err := p.publishOne(ctx, msg); err != nil {
-			return err
+		seq, err := p.publishOne(ctx, msg)
+		if err != nil {
+			return nil, err
+		}
+		for j := range c.items {
+			positions = append(positions, events.Position(seq, j))
 		}
 	}
-	return nil
+	return positions, nil
 }
 
-func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg) error {
+// publishOne publishes msg and returns the stream sequence it is stored at.
+func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg) (uint64, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if _, err = p.js.PublishMsg(ctx, msg); err == nil {
-			return nil
+		var ack *jetstream.PubAck
+		if ack, err = p.js.PublishMsg(ctx, msg); err == nil {
+			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil || !retryable(err) {
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
-	return fmt.Errorf("publish accepted batch: %w", err)
+	return 0, fmt.Errorf("publish accepted batch: %w", err)
 }
 
 func retryable(err error) bool {
@@ -101,9 +104,15 @@ func retryable(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
-// encode splits items into chunks that fit both limits.
-func (p *Publisher) encode(at time.Time, items []events.AcceptedSMS) ([][]byte, error) {
-	var out [][]byte
+// chunk is one stream message's worth of items.
+type chunk struct {
+	data  []byte
+	items int
+}
+
+// encode splits items into chunks that fit both limits, in order.
+func (p *Publisher) encode(at time.Time, items []events.AcceptedSMS) ([]chunk, error) {
+	var out []chunk
 	var split func(part []events.AcceptedSMS) error
 	split = func(part []events.AcceptedSMS) error {
 		if len(part) > events.MaxItemsPerEvent {
@@ -126,7 +135,7 @@ func (p *Publisher) encode(at time.Time, items []events.AcceptedSMS) ([][]byte, 
 			}
 			return split(part[half:])
 		}
-		out = append(out, data)
+		out = append(out, chunk{data: data, items: len(part)})
 		return nil
 	}
 	if err := split(items); err != nil {

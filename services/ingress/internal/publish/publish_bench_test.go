@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func BenchmarkPublish1000(b *testing.B) {
 	p := New(br.JS, be.Names.AcceptedSubject(), br.Conn.MaxPayload())
 	items := make([]events.AcceptedSMS, 1000)
 	for i := range items {
-		items[i] = events.AcceptedSMS{AccountID: 1, Hash: Hash("r", i), Phone: fmt.Sprintf("+1555%07d", i),
+		items[i] = events.AcceptedSMS{AccountID: 1, Phone: fmt.Sprintf("+1555%07d", i),
 			Text: fmt.Sprintf("Order #%d has shipped. Track it at https://example.com/t/%d", i, i)}
 	}
 	ctx := context.Background()
@@ -26,7 +27,7 @@ func BenchmarkPublish1000(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		n++
-		if err := p.Publish(ctx, fmt.Sprintf("req-%d", n), time.Now(), items, false); err != nil {
+		if _, err := p.Publish(ctx, fmt.Sprintf("req-%d", n), time.Now(), items, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -39,15 +40,21 @@ func TestPublishSplitsByPayloadAndKeepsOrder(t *testing.T) {
 	p := New(br.JS, be.Names.AcceptedSubject(), 64<<10) // small max payload: forces splitting
 	items := make([]events.AcceptedSMS, 3000)
 	for i := range items {
-		items[i] = events.AcceptedSMS{AccountID: 7, Hash: Hash("req", i), Phone: "+15550000000", Text: fmt.Sprintf("m-%d %0100d", i, i)}
+		items[i] = events.AcceptedSMS{AccountID: 7, Phone: "+15550000000", Text: fmt.Sprintf("m-%d %0100d", i, i)}
 	}
 	ctx := context.Background()
-	if err := p.Publish(ctx, "req", time.Now(), items, false); err != nil {
+	positions, err := p.Publish(ctx, "req", time.Now(), items, false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The same request again (a retry after a lost ack) is de-duplicated.
-	if err := p.Publish(ctx, "req", time.Now(), items, false); err != nil {
+	// The same request again (a retry after a lost ack) is de-duplicated and
+	// answered with the same positions.
+	again, err := p.Publish(ctx, "req", time.Now(), items, false)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(again, positions) {
+		t.Fatal("the retried publish returned other positions")
 	}
 	s, err := br.JS.Stream(ctx, be.Names.AcceptedStream())
 	if err != nil {
@@ -61,6 +68,7 @@ func TestPublishSplitsByPayloadAndKeepsOrder(t *testing.T) {
 		t.Fatalf("stream state %+v: want several chunks, no duplicates", info.State)
 	}
 	var got []string
+	var stored []int64
 	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
@@ -76,16 +84,20 @@ func TestPublishSplitsByPayloadAndKeepsOrder(t *testing.T) {
 		if len(batch.Items) > events.MaxItemsPerEvent {
 			t.Fatalf("chunk of %d items", len(batch.Items))
 		}
-		for _, it := range batch.Items {
-			got = append(got, it.Hash)
+		for j, it := range batch.Items {
+			got = append(got, it.Text)
+			stored = append(stored, events.Position(seq, j))
 		}
 	}
 	if len(got) != len(items) {
 		t.Fatalf("stored %d items, want %d", len(got), len(items))
 	}
-	for i, h := range got {
-		if h != items[i].Hash {
+	for i, text := range got {
+		if text != items[i].Text {
 			t.Fatalf("item %d out of order", i)
 		}
+	}
+	if !slices.Equal(positions, stored) {
+		t.Fatal("Publish returned positions other than where the items are stored")
 	}
 }

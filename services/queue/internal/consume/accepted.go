@@ -44,17 +44,12 @@ func (a *Accepted) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			return fmt.Errorf("accepted message at sequence %d: %w", meta.Sequence.Stream, err)
 		}
 	}
-	res, err := a.ins.Insert(ctx, a.rows)
+	inserted, err := a.ins.Insert(ctx, a.rows)
 	clear(a.rows) // drop references to the texts
 	if err != nil {
 		return err
 	}
-	a.m.Ingested.Add(float64(res.Inserted))
-	for _, c := range res.Collisions {
-		a.m.Collisions.Inc()
-		a.log.Warn("hash collision: message stored under a replacement hash",
-			"pos", c.Pos, "hash", c.Hash, "replacement", c.Replacement)
-	}
+	a.m.Ingested.Add(float64(inserted))
 	return nil
 }
 
@@ -72,13 +67,12 @@ func (a *Accepted) decode(seq uint64, data []byte) error {
 		return fmt.Errorf("%d items, more than %d", len(a.event.Items), events.MaxItemsPerEvent)
 	}
 	for i, it := range a.event.Items {
-		if it.AccountID <= 0 || it.Hash == "" {
-			return fmt.Errorf("item %d: missing account or hash", i)
+		if it.AccountID <= 0 {
+			return fmt.Errorf("item %d: missing account", i)
 		}
 		a.rows = append(a.rows, store.NewMessage{
 			Pos:        events.Position(seq, i),
 			AccountID:  it.AccountID,
-			Hash:       it.Hash,
 			Phone:      it.Phone,
 			Text:       it.Text,
 			AcceptedAt: a.event.AcceptedAt,

@@ -42,7 +42,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			return fmt.Errorf("decode reported batch: %w", err)
 		}
 		for _, it := range ev.Items {
-			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Hash: it.Hash, Status: it.Status, Pos: it.Pos})
+			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Pos: it.Pos, Status: it.Status})
 		}
 	}
 	if len(r.reports) == 0 {

@@ -9,7 +9,6 @@ type Metrics struct {
 	Claimed    prometheus.Counter   // messages handed out
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
 	ClaimGroup prometheus.Histogram // claims sharing one transaction (SQLite)
-	Collisions prometheus.Counter   // messages stored under a replacement hash
 	Reported   prometheus.Counter   // messages set final by delivery reports
 }
 
@@ -34,16 +33,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Claims committed in one shared SQLite transaction (group commit).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32},
 		}),
-		Collisions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_hash_collisions_total",
-			Help: "Messages whose hash was taken and which were stored under a replacement hash.",
-		}),
 		Reported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_queue_reported_messages_total",
 			Help: "Queued messages set to a final status by delivery reports.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Collisions, m.Reported} {
+	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

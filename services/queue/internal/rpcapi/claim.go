@@ -78,7 +78,7 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 	}
 	out := make([]events.ClaimedSMS, len(claimed))
 	for i, m := range claimed {
-		out[i] = events.ClaimedSMS{Phone: m.Phone, Text: m.Text, Hash: m.Hash}
+		out[i] = events.ClaimedSMS{Pos: m.Pos, Phone: m.Phone, Text: m.Text}
 	}
 	c.m.Claimed.Add(float64(len(out)))
 	return events.ClaimReply{Messages: out}, nil

@@ -45,7 +45,6 @@ func benchInsert(b *testing.B, size int) {
 			base := int64(i * size)
 			for j := range batch {
 				batch[j].Pos = base + int64(j)
-				batch[j].Hash = hex16(mix(batch[j].Pos)) // random-looking, as real hashes
 			}
 			if _, err := in.Insert(ctx, batch); err != nil {
 				b.Fatal(err)
@@ -82,24 +81,6 @@ func BenchmarkClaim200(b *testing.B) {
 	})
 }
 
-// mix is splitmix64's finaliser: distinct inputs give scattered outputs.
-func mix(v int64) int64 {
-	z := uint64(v) + 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return int64(z ^ (z >> 31))
-}
-
-func hex16(v int64) string {
-	const digits = "0123456789abcdef"
-	var buf [16]byte
-	u := uint64(v)
-	for i := 15; i >= 0; i-- {
-		buf[i] = digits[u&15]
-		u >>= 4
-	}
-	return string(buf[:])
-}
 
 // BenchmarkClaimParallel claims 200 messages per operation from 16
 // goroutines at once, as many phones polling do, on one account's queue

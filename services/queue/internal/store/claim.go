@@ -15,7 +15,6 @@ type Claimed struct {
 	Pos   int64
 	Phone string
 	Text  string
-	Hash  string
 }
 
 // NoBound is the maxPos of a claim that may take any position.
@@ -76,7 +75,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	var out []Claimed
 	for rows.Next() {
 		var c Claimed
-		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &c.Hash); err != nil {
+		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text); err != nil {
 			return nil, fmt.Errorf("claim: scan: %w", err)
 		}
 		out = append(out, c)
@@ -93,7 +92,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 // run under one write lock.
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?
 WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
-RETURNING pos, phone, text, hash`
+RETURNING pos, phone, text`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
 // The pick is a CTE rather than an IN subquery so that it is evaluated
@@ -105,4 +104,4 @@ const claimPostgres = `WITH picked AS (
 )
 UPDATE messages m SET status = 1, claimed_at = $1
 FROM picked WHERE m.pos = picked.pos AND m.status = 0
-RETURNING m.pos, m.phone, m.text, m.hash`
+RETURNING m.pos, m.phone, m.text`

@@ -8,40 +8,18 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/apitosms/apitosms/services/queue/internal/domain"
 )
 
 // NewMessage is an accepted SMS to store with status new.
 type NewMessage struct {
 	Pos        int64
 	AccountID  int64
-	Hash       string
 	Phone      string
 	Text       string
 	AcceptedAt time.Time
 }
 
-// Collision is a message stored under a replacement hash because another
-// message already had its hash.
-type Collision struct {
-	Pos         int64
-	Hash        string // the hash it was accepted with
-	Replacement string // the hash it is stored and handed out under
-}
-
-// InsertResult says what an Insert changed.
-type InsertResult struct {
-	Inserted   int         // rows added (0 for a batch stored before)
-	Collisions []Collision // messages stored under a replacement hash
-}
-
-const (
-	insertColumns = 6
-	// maxReplacements bounds the replacement hashes tried for one message.
-	maxReplacements = 16
-)
-
+const insertColumns = 5
 // chunkSizes are the row counts of the prepared INSERT statements, largest
 // first; a batch is split greedily into chunks of these sizes. The largest
 // stays far below SQLite's 32766 bind variables (and PostgreSQL's 65535).
@@ -83,16 +61,14 @@ func (in *Inserter) Close() error {
 	return first
 }
 
-// Insert stores msgs in one transaction with multi-row INSERTs. It is
-// idempotent: a position already stored is left as it is, so redelivered
-// events change nothing. A message whose hash another message already holds
-// is stored under domain.ReplacementHash and listed in the result, so nothing
-// accepted is ever lost. msgs is sorted by position in place; on equal
-// hashes the earlier position keeps the hash.
-func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult, error) {
-	var res InsertResult
+// Insert stores msgs in one transaction with multi-row INSERTs and returns
+// how many rows it added. It is idempotent: a position already stored is
+// left as it is, so redelivered events change nothing. msgs is sorted by
+// position in place.
+func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (int, error) {
+	inserted := 0
 	if len(msgs) == 0 {
-		return res, nil
+		return 0, nil
 	}
 	if !slices.IsSortedFunc(msgs, byPos) {
 		slices.SortFunc(msgs, byPos)
@@ -101,11 +77,11 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult
 
 	// Prepare before the transaction: on SQLite it holds the only connection.
 	if err := in.prepare(ctx); err != nil {
-		return res, err
+		return 0, err
 	}
 	tx, err := in.s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return res, fmt.Errorf("begin insert: %w", err)
+		return 0, fmt.Errorf("begin insert: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
@@ -117,21 +93,15 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (InsertResult
 		n := chunkSizes[k]
 		affected, err := in.exec(ctx, tx, k, rest[:n])
 		if err != nil {
-			return res, err
+			return 0, err
 		}
-		res.Inserted += int(affected)
+		inserted += int(affected)
 		rest = rest[n:]
 	}
-	if res.Inserted < len(msgs) {
-		// Either stored before (redelivery) or the hash was taken.
-		if err := in.resolveCollisions(ctx, tx, msgs, &res); err != nil {
-			return res, err
-		}
-	}
 	if err := tx.Commit(); err != nil {
-		return res, fmt.Errorf("commit insert: %w", err)
+		return 0, fmt.Errorf("commit insert: %w", err)
 	}
-	return res, nil
+	return inserted, nil
 }
 
 func byPos(a, b NewMessage) int { return cmp.Compare(a.Pos, b.Pos) }
@@ -142,7 +112,7 @@ func (in *Inserter) exec(ctx context.Context, tx *sql.Tx, k int, rows []NewMessa
 	in.args = in.args[:0]
 	for i := range rows {
 		m := &rows[i]
-		in.args = append(in.args, m.Pos, m.AccountID, m.Hash, m.Phone, m.Text, in.timeArg(m.AcceptedAt))
+		in.args = append(in.args, m.Pos, m.AccountID, m.Phone, m.Text, in.timeArg(m.AcceptedAt))
 	}
 	res, err := tx.StmtContext(ctx, in.stmts[k]).ExecContext(ctx, in.args...)
 	clear(in.args) // drop references to the texts
@@ -184,7 +154,7 @@ func (in *Inserter) prepare(ctx context.Context) error {
 func (in *Inserter) insertSQL(n int) string {
 	var b strings.Builder
 	b.Grow(100 + n*(insertColumns*7+3))
-	b.WriteString("INSERT INTO messages (pos, account_id, hash, phone, text, accepted_at) VALUES ")
+	b.WriteString("INSERT INTO messages (pos, account_id, phone, text, accepted_at) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -195,76 +165,4 @@ func (in *Inserter) insertSQL(n int) string {
 	}
 	b.WriteString(" ON CONFLICT DO NOTHING")
 	return b.String()
-}
-
-// resolveCollisions finds the messages of msgs (sorted) whose position is
-// not stored: their hash belonged to another message. Each is inserted under
-// the first free replacement hash.
-func (in *Inserter) resolveCollisions(ctx context.Context, tx *sql.Tx, msgs []NewMessage, res *InsertResult) error {
-	q := "SELECT pos FROM messages WHERE pos BETWEEN " + in.s.param(1) + " AND " + in.s.param(2) + " ORDER BY pos"
-	rows, err := tx.QueryContext(ctx, q, msgs[0].Pos, msgs[len(msgs)-1].Pos)
-	if err != nil {
-		return fmt.Errorf("find stored positions: %w", err)
-	}
-	var missing []NewMessage
-	i := 0
-	for rows.Next() {
-		var pos int64
-		if err := rows.Scan(&pos); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan position: %w", err)
-		}
-		for ; i < len(msgs) && msgs[i].Pos < pos; i++ {
-			missing = append(missing, msgs[i])
-		}
-		if i < len(msgs) && msgs[i].Pos == pos {
-			i++
-		}
-	}
-	missing = append(missing, msgs[i:]...)
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("find stored positions: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find stored positions: %w", err)
-	}
-	for _, m := range missing {
-		c, err := in.insertReplaced(ctx, tx, m)
-		if err != nil {
-			return err
-		}
-		if c != nil {
-			res.Inserted++
-			res.Collisions = append(res.Collisions, *c)
-		}
-	}
-	return nil
-}
-
-// insertReplaced stores m under its first free replacement hash. It returns
-// nil when m's position turned out to be stored already (a concurrent
-// redelivery on another replica).
-func (in *Inserter) insertReplaced(ctx context.Context, tx *sql.Tx, m NewMessage) (*Collision, error) {
-	hash := m.Hash
-	exists := "SELECT COUNT(*) FROM messages WHERE pos = " + in.s.param(1)
-	for range maxReplacements {
-		hash = domain.ReplacementHash(hash, m.Pos)
-		r := m
-		r.Hash = hash
-		n, err := in.exec(ctx, tx, len(chunkSizes)-1, []NewMessage{r})
-		if err != nil {
-			return nil, err
-		}
-		if n == 1 {
-			return &Collision{Pos: m.Pos, Hash: m.Hash, Replacement: hash}, nil
-		}
-		var count int
-		if err := tx.QueryRowContext(ctx, exists, m.Pos).Scan(&count); err != nil {
-			return nil, fmt.Errorf("check position: %w", err)
-		}
-		if count > 0 {
-			return nil, nil
-		}
-	}
-	return nil, fmt.Errorf("message at position %d: no free replacement hash after %d tries", m.Pos, maxReplacements)
 }

@@ -37,7 +37,6 @@ type Message struct {
 
 	Pos        int64        `bun:"pos,pk"`
 	AccountID  int64        `bun:"account_id,notnull"`
-	Hash       string       `bun:"hash,notnull"`
 	Phone      string       `bun:"phone,notnull"`
 	Text       string       `bun:"text,notnull"`
 	Status     int16        `bun:"status,notnull"`

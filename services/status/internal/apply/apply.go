@@ -66,11 +66,11 @@ func (a *Applier) Stop() {
 }
 
 // Apply applies the reports of one request as if one by one in index order:
-// an entry asking a status other than 2 or 3 is "Invalid status"; a hash
+// an entry asking a status other than 2 or 3 is "Invalid status"; a position
 // unknown or of another account is "Unknown hash" (and never changed); a
 // message with status 0 or 1 takes the asked status; asking the status a
 // message already has counts as updated; asking the other final status is
-// "Status already final". Hashes missing at first are tried again once the
+// "Status already final". Positions missing at first are tried again once the
 // ingest consumer has caught up with the accepted stream (read-your-writes);
 // if it does not within the catch-up timeout the error is
 // apperr.ErrUnavailable (entries already applied stay applied, and a retry is
@@ -80,21 +80,21 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	reports := slices.Clone(req.Reports)
 	slices.SortStableFunc(reports, func(x, y events.ApplyReport) int { return cmp.Compare(x.Index, y.Index) })
 
-	// The first valid entry of a hash decides what is asked of the message.
-	asked := make(map[string]int, len(reports))
-	var hashes []string // in index order of first appearance
+	// The first valid entry of a message decides what is asked of it.
+	asked := make(map[int64]int, len(reports))
+	var positions []int64 // in index order of first appearance
 	for _, r := range reports {
-		if !validStatus(r.Status) {
+		if !validStatus(r.Status) || r.Pos <= 0 { // position 0: a hash ingress could not decode
 			continue
 		}
-		if _, seen := asked[r.Hash]; !seen {
-			asked[r.Hash] = r.Status
-			hashes = append(hashes, r.Hash)
+		if _, seen := asked[r.Pos]; !seen {
+			asked[r.Pos] = r.Status
+			positions = append(positions, r.Pos)
 		}
 	}
 
 	at := a.now().UTC().Truncate(time.Microsecond)
-	res, err := a.settle(ctx, req, asked, hashes, at)
+	res, err := a.settle(ctx, req, asked, positions, at)
 	if err == nil && len(res.missing) > 0 {
 		var waited time.Duration
 		waited, err = a.catchUp.Wait(ctx)
@@ -107,7 +107,7 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 		}
 	}
 	final, changed := res.final, res.changed
-	a.publish(ctx, req.AccountID, at, hashes, asked, changed)
+	a.publish(ctx, req.AccountID, at, positions, asked, changed)
 	if err != nil {
 		return events.ApplyReply{}, err
 	}
@@ -116,7 +116,7 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	counts := map[string]int{}
 	for _, r := range reports {
 		outcome, sentence := metrics.OutcomeUpdated, ""
-		st, known := final[r.Hash]
+		st, known := final[r.Pos]
 		switch {
 		case !validStatus(r.Status):
 			outcome, sentence = metrics.OutcomeInvalid, ErrInvalidStatus
@@ -138,11 +138,11 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	return reply, nil
 }
 
-// settled is what settling some hashes found.
+// settled is what settling some positions found.
 type settled struct {
-	final   map[string]int  // status of each known message after its first entry
-	changed map[string]int64 // messages this request changed: hash → FIFO position
-	missing []string        // hashes not found: unknown, another account's, or not ingested yet
+	final   map[int64]int  // status of each known message after its first entry
+	changed map[int64]bool // messages this request changed
+	missing []int64        // positions not found: unknown, another account's, or not ingested yet
 }
 
 func (r *settled) merge(o settled) {
@@ -152,69 +152,69 @@ func (r *settled) merge(o settled) {
 }
 
 // settle runs settleWith, in a shared transaction when group commit is on.
-func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[string]int, hashes []string, at time.Time) (settled, error) {
+func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[int64]int, positions []int64, at time.Time) (settled, error) {
 	if a.commit == nil {
-		return settleWith(ctx, a.store.Queries(), req, asked, hashes, at)
+		return settleWith(ctx, a.store.Queries(), req, asked, positions, at)
 	}
 	var res settled
 	err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) error {
 		var err error
-		res, err = settleWith(ctx, q, req, asked, hashes, at)
+		res, err = settleWith(ctx, q, req, asked, positions, at)
 		return err
 	})
 	return res, err
 }
 
-// settleWith sets the asked status on those of hashes not final yet (one
+// settleWith sets the asked status on those of positions not final yet (one
 // statement per asked status), then looks up the others (one statement). It
 // only reads its arguments, so it can run again after a rollback.
-func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, asked map[string]int, hashes []string, at time.Time) (settled, error) {
-	res := settled{final: make(map[string]int, len(hashes)), changed: make(map[string]int64, len(hashes))}
+func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, asked map[int64]int, positions []int64, at time.Time) (settled, error) {
+	res := settled{final: make(map[int64]int, len(positions)), changed: make(map[int64]bool, len(positions))}
 	for _, status := range []int{events.StatusSent, events.StatusFailed} {
-		var group []string
-		for _, h := range hashes {
-			if asked[h] == status {
-				group = append(group, h)
+		var group []int64
+		for _, p := range positions {
+			if asked[p] == status {
+				group = append(group, p)
 			}
 		}
 		done, err := q.MarkFinal(ctx, req.AccountID, group, status, req.Device, at)
 		if err != nil {
 			return settled{}, err
 		}
-		for _, c := range done {
-			res.final[c.Hash], res.changed[c.Hash] = status, c.Pos
+		for _, p := range done {
+			res.final[p], res.changed[p] = status, true
 		}
 	}
-	var rest []string
-	for _, h := range hashes {
-		if _, ok := res.changed[h]; !ok {
-			rest = append(rest, h)
+	var rest []int64
+	for _, p := range positions {
+		if !res.changed[p] {
+			rest = append(rest, p)
 		}
 	}
 	statuses, err := q.Statuses(ctx, req.AccountID, rest)
 	if err != nil {
 		return settled{}, err
 	}
-	for _, h := range rest {
+	for _, p := range rest {
 		// Below final only if it was ingested after MarkFinal looked: retry.
-		if st, ok := statuses[h]; ok && st >= events.StatusSent {
-			res.final[h] = st
+		if st, ok := statuses[p]; ok && st >= events.StatusSent {
+			res.final[p] = st
 		} else {
-			res.missing = append(res.missing, h)
+			res.missing = append(res.missing, p)
 		}
 	}
 	return res, nil
 }
 
 // publish announces the messages this request changed.
-func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, hashes []string, asked map[string]int, changed map[string]int64) {
+func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, positions []int64, asked map[int64]int, changed map[int64]bool) {
 	if len(changed) == 0 {
 		return
 	}
 	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Items: make([]events.Reported, 0, len(changed))}
-	for _, h := range hashes {
-		if pos, ok := changed[h]; ok {
-			ev.Items = append(ev.Items, events.Reported{Hash: h, Status: asked[h], Pos: pos})
+	for _, p := range positions {
+		if changed[p] {
+			ev.Items = append(ev.Items, events.Reported{Pos: p, Status: asked[p]})
 		}
 	}
 	data, err := events.Marshal(ev)

@@ -51,18 +51,12 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			rows = make([]store.Row, 0, len(batch)*len(ev.Items))
 		}
 		for i, it := range ev.Items {
-			rows = append(rows, store.Row{Hash: it.Hash, Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID})
+			rows = append(rows, store.Row{Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID})
 		}
 	}
-	replaced, err := in.store.Ingest(ctx, rows)
-	if err != nil {
+	if err := in.store.Ingest(ctx, rows); err != nil {
 		return err
 	}
 	in.metrics.Ingested.Add(float64(len(rows)))
-	for _, r := range replaced {
-		in.metrics.Collisions.Inc()
-		in.log.Warn("hash collision: message stored under replacement hash",
-			"hash", r.Original, "replacement", r.Hash, "pos", r.Pos)
-	}
 	return nil
 }

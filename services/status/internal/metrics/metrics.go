@@ -16,7 +16,6 @@ type Metrics struct {
 	Reports         *prometheus.CounterVec // apitosms_status_reports_total{outcome}
 	Ingested        prometheus.Counter     // apitosms_status_ingested_messages_total
 	ApplyWait       prometheus.Histogram   // apitosms_status_apply_wait_seconds
-	Collisions      prometheus.Counter     // apitosms_status_hash_collisions_total
 	PublishFailures prometheus.Counter     // apitosms_status_reported_publish_failures_total
 }
 
@@ -36,16 +35,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time a status request waited for the ingest consumer to catch up before answering unknown hashes.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
 		}),
-		Collisions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_status_hash_collisions_total",
-			Help: "Accepted SMS stored under a replacement hash because their hash was taken.",
-		}),
 		PublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_status_reported_publish_failures_total",
 			Help: "ReportedBatch events that could not be published (the outcome is stored anyway).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.Collisions, m.PublishFailures} {
+	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.PublishFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -30,34 +30,28 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 	})
 }
 
-// Changed is a message MarkFinal settled.
-type Changed struct {
-	Hash string
-	Pos  int64 // FIFO position
-}
-
 // MarkFinal sets status, device and reportedAt on those of the account's
-// messages among hashes whose status is not final yet, in one statement, and
-// returns the messages it changed. A message already final, another account's
-// message or an unknown hash is left alone and not returned. Of two
-// concurrent calls for the same message exactly one changes it.
-func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []string, status int, device string, reportedAt time.Time) ([]Changed, error) {
-	if len(hashes) == 0 {
+// messages at positions whose status is not final yet, in one statement, and
+// returns the positions it changed. A message already final, another
+// account's message or an unknown position is left alone and not returned.
+// Of two concurrent calls for the same message exactly one changes it.
+func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
+	if len(positions) == 0 {
 		return nil, nil
 	}
 	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
-		WHERE account_id = ? AND hash IN (?) AND status < ? RETURNING hash, pos`
+		WHERE account_id = ? AND pos IN (?) AND status < ? RETURNING pos`
 	if q.pg {
-		// Lock the rows in hash order first, so requests touching the same
-		// messages in different orders never deadlock.
+		// Lock the rows in position order first, so requests touching the
+		// same messages in different orders never deadlock.
 		query = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
-			WHERE hash IN (SELECT hash FROM deliveries
-				WHERE account_id = ? AND hash IN (?) AND status < ?
-				ORDER BY hash FOR UPDATE)
-			AND status < ? RETURNING hash, pos`
+			WHERE pos IN (SELECT pos FROM deliveries
+				WHERE account_id = ? AND pos IN (?) AND status < ?
+				ORDER BY pos FOR UPDATE)
+			AND status < ? RETURNING pos`
 	}
-	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(hashes), finalFrom, finalFrom}
-	var changed []Changed
+	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(positions), finalFrom, finalFrom}
+	var changed []int64
 	run := func() error {
 		changed = changed[:0]
 		rows, err := q.db.QueryContext(ctx, query, args...)
@@ -66,11 +60,11 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []strin
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c Changed
-			if err := rows.Scan(&c.Hash, &c.Pos); err != nil {
+			var pos int64
+			if err := rows.Scan(&pos); err != nil {
 				return err
 			}
-			changed = append(changed, c)
+			changed = append(changed, pos)
 		}
 		return rows.Err()
 	}
@@ -87,25 +81,25 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, hashes []strin
 }
 
 // Statuses returns the status of each of the account's messages among
-// hashes; hashes unknown or of another account are absent from the map.
-func (q *Queries) Statuses(ctx context.Context, accountID int64, hashes []string) (map[string]int, error) {
-	out := make(map[string]int, len(hashes))
-	if len(hashes) == 0 {
+// positions; positions unknown or of another account are absent from the map.
+func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int64) (map[int64]int, error) {
+	out := make(map[int64]int, len(positions))
+	if len(positions) == 0 {
 		return out, nil
 	}
 	rows, err := q.db.QueryContext(ctx,
-		`SELECT hash, status FROM deliveries WHERE account_id = ? AND hash IN (?)`, accountID, bun.In(hashes))
+		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.In(positions))
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h string
+		var pos int64
 		var st int
-		if err := rows.Scan(&h, &st); err != nil {
+		if err := rows.Scan(&pos, &st); err != nil {
 			return nil, fmt.Errorf("select statuses: %w", err)
 		}
-		out[h] = st
+		out[pos] = st
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)

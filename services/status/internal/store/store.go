@@ -1,13 +1,13 @@
 // Package store keeps the status service's deliveries table: one row per
-// accepted message (hash, FIFO position, account) with its delivery outcome.
+// accepted message (FIFO position, account) with its delivery outcome. A
+// message's public hash is its position encrypted (libs/hashid): ingress
+// decodes it before a report reaches this service.
 // Every operation works on SQLite and PostgreSQL.
 package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -29,7 +29,6 @@ type Delivery struct {
 	bun.BaseModel `bun:"table:deliveries"`
 
 	Pos        int64     `bun:"pos,pk"`
-	Hash       string    `bun:"hash"`
 	AccountID  int64     `bun:"account_id"`
 	Status     int       `bun:"status"`
 	Device     string    `bun:"device,nullzero"`
@@ -82,25 +81,16 @@ func Tune(ctx context.Context, db *bun.DB) error {
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Get returns the row of hash, or sql.ErrNoRows.
-func (s *Store) Get(ctx context.Context, hash string) (Delivery, error) {
+// Get returns the row of the message at pos, or sql.ErrNoRows.
+func (s *Store) Get(ctx context.Context, pos int64) (Delivery, error) {
 	var d Delivery
-	err := s.db.NewSelect().Model(&d).Where("hash = ?", hash).Scan(ctx)
+	err := s.db.NewSelect().Model(&d).Where("pos = ?", pos).Scan(ctx)
 	return d, err
 }
 
 // Count returns the number of rows.
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	return s.db.NewSelect().Model((*Delivery)(nil)).Count(ctx)
-}
-
-// ReplacementHash is the hash a message gets when its own hash is already
-// taken by another message: the first 16 hex characters of
-// SHA-256(hash + ":" + pos). The queue service applies the same rule, so both
-// services agree on the replacement without talking to each other.
-func ReplacementHash(hash string, pos int64) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s:%d", hash, pos))
-	return hex.EncodeToString(sum[:8])
 }
 
 // retryable reports whether a PostgreSQL statement failed only because of a

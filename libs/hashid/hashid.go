@@ -1,0 +1,124 @@
+// Package hashid maps a message's FIFO position (events.Position) to its
+// public hash and back. The hash is the position encrypted with Triple DES
+// (crypto/des, a 64-bit block cipher) under the deployment's secret key,
+// written as 16 lower-case hex characters: it looks random to anyone without
+// the key, and two messages can never share one, because encryption is a
+// permutation of the 64-bit block. A hash therefore needs no index to be
+// found: decrypting it gives the position the stores key their rows by.
+//
+// The key is created once per deployment (namespace) and kept in a
+// key-value bucket on the broker (Load), so every replica of every service
+// uses the same one.
+package hashid
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/des"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Len is the length of a hash: 16 lower-case hex characters.
+const Len = 16
+
+// KeySize is the length of a Triple DES key.
+const KeySize = 24
+
+// Codec encodes and decodes hashes; safe for concurrent use.
+type Codec struct {
+	block cipher.Block
+}
+
+// New returns the codec of key (KeySize bytes).
+func New(key []byte) (*Codec, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("hash key: %d bytes, want %d", len(key), KeySize)
+	}
+	block, err := des.NewTripleDESCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("hash key: %w", err)
+	}
+	return &Codec{block: block}, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// Hash returns the public hash of the message at pos.
+func (c *Codec) Hash(pos int64) string {
+	var plain, sealed [8]byte
+	binary.BigEndian.PutUint64(plain[:], uint64(pos))
+	c.block.Encrypt(sealed[:], plain[:])
+	var out [Len]byte
+	for i, b := range sealed {
+		out[2*i], out[2*i+1] = hexDigits[b>>4], hexDigits[b&0x0f]
+	}
+	return string(out[:])
+}
+
+// Pos returns the position hash was made from. It reports false for a
+// string that is not 16 lower-case hex characters; any other string decodes
+// to some position, which the stores then find or not.
+func (c *Codec) Pos(hash string) (int64, bool) {
+	if len(hash) != Len {
+		return 0, false
+	}
+	var sealed, plain [8]byte
+	for i := range sealed {
+		hi, ok1 := nibble(hash[2*i])
+		lo, ok2 := nibble(hash[2*i+1])
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		sealed[i] = hi<<4 | lo
+	}
+	c.block.Decrypt(plain[:], sealed[:])
+	pos := int64(binary.BigEndian.Uint64(plain[:]))
+	if pos <= 0 {
+		return 0, false // never a position: sequences start at 1
+	}
+	return pos, true
+}
+
+func nibble(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// keyName is the bucket entry holding the key.
+const keyName = "hash-key"
+
+// Load returns the codec of the deployment's key, kept in bucket (file
+// storage, replicated like the streams). The first caller ever creates the
+// key at random; every later or concurrent caller reads that one.
+func Load(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Codec, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "apitosms deployment keys; losing them changes every message hash",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys bucket: %w", err)
+	}
+	fresh := make([]byte, KeySize)
+	_, _ = rand.Read(fresh) // crypto/rand.Read never fails (Go 1.24+)
+	if _, err := kv.Create(ctx, keyName, fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("create hash key: %w", err)
+	}
+	entry, err := kv.Get(ctx, keyName)
+	if err != nil {
+		return nil, fmt.Errorf("read hash key: %w", err)
+	}
+	return New(entry.Value())
+}
