@@ -76,4 +76,3 @@ func TestIngestRedelivery(t *testing.T) {
 		}
 	})
 }
-

@@ -81,7 +81,6 @@ func BenchmarkClaim200(b *testing.B) {
 	})
 }
 
-
 // BenchmarkClaimParallel claims 200 messages per operation from 16
 // goroutines at once, as many phones polling do, on one account's queue
 // holding more than b.N*200: "group" through a ClaimGroup (group commit on

@@ -20,6 +20,7 @@ type NewMessage struct {
 }
 
 const insertColumns = 5
+
 // chunkSizes are the row counts of the prepared INSERT statements, largest
 // first; a batch is split greedily into chunks of these sizes. The largest
 // stays far below SQLite's 32766 bind variables (and PostgreSQL's 65535).
