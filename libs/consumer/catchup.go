@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -50,14 +51,25 @@ func NewCatchUp(ctx context.Context, js jetstream.JetStream, stream, durable str
 // timeout (or ctx ends first) it returns an error wrapping
 // apperr.ErrUnavailable: answering from an incomplete database is not allowed.
 func (c *CatchUp) Wait(ctx context.Context) (time.Duration, error) {
+	return c.WaitFor(ctx, math.MaxUint64)
+}
+
+// WaitFor is Wait for a reader that needs only the messages up to stream
+// sequence seq: it returns once those are processed, without waiting for
+// later ones (under continuous publishing that can be much sooner). A
+// sequence beyond the stream's last one waits for the last one.
+func (c *CatchUp) WaitFor(ctx context.Context, seq uint64) (time.Duration, error) {
 	start := time.Now()
+	if c.floor.Load() >= seq {
+		return 0, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	info, err := c.stream.Info(ctx)
 	if err != nil {
 		return time.Since(start), fmt.Errorf("stream info: %w: %w", apperr.ErrUnavailable, err)
 	}
-	target := info.State.LastSeq
+	target := min(seq, info.State.LastSeq)
 	poll := firstPoll
 	for c.floor.Load() < target {
 		ci, err := c.cons.Info(ctx)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
@@ -343,6 +344,56 @@ func TestPendingGaugeFollowsLag(t *testing.T) {
 		testkit.Eventually(t, 5*time.Second, "all acked", func() bool { return f.settled(t, seqs[len(seqs)-1]) })
 		if got := f.counter(t, name); got != 0 {
 			t.Errorf("pending after the handler caught up = %v, want 0", got)
+		}
+	})
+}
+
+// WaitFor returns as soon as the messages up to a sequence are processed,
+// while Wait, which needs all of them, times out behind a slow one.
+func TestCatchUpWaitFor(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		f.cfg.Batch = 1
+		seqs := f.publish(t, 10)
+		release := make(chan struct{})
+		f.start(t, func(ctx context.Context, batch []jetstream.Msg) error {
+			if string(batch[0].Data()) == "m5" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		ctx := context.Background()
+		cu, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cu.WaitFor(ctx, seqs[4]); err != nil {
+			t.Fatalf("WaitFor(m4's sequence) behind a stuck m5: %v", err)
+		}
+		if cu.Floor() < seqs[4] {
+			t.Fatalf("floor %d after WaitFor(%d)", cu.Floor(), seqs[4])
+		}
+		if _, err := cu.Wait(ctx); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("Wait behind a stuck message: %v, want unavailable", err)
+		}
+		if _, err := cu.WaitFor(ctx, seqs[5]); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("WaitFor(the stuck message): %v, want unavailable", err)
+		}
+		close(release)
+		cu2, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cu2.Wait(ctx); err != nil || cu2.Floor() < seqs[9] {
+			t.Fatalf("Wait after release: %v, floor %d, want %d", err, cu2.Floor(), seqs[9])
+		}
+		// Beyond the stream's last sequence waits only for the last one.
+		if _, err := cu2.WaitFor(ctx, seqs[9]+1000); err != nil {
+			t.Fatalf("WaitFor beyond the end: %v", err)
 		}
 	})
 }

@@ -32,8 +32,9 @@ func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, lo
 // Handle sets the reported messages still new to their final status, in one
 // transaction. A report can only name a message the status service had
 // accepted, so when one names a message this service has not stored yet,
-// waiting for ingestion to catch up with the accepted stream and applying
-// again guarantees the row is there to update. Idempotent.
+// waiting until ingestion has stored the accepted stream up to the newest
+// reported position and applying again guarantees the row is there to
+// update. Idempotent.
 func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.reports = r.reports[:0]
 	for _, msg := range batch {
@@ -53,7 +54,11 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		return err
 	}
 	if missing > 0 {
-		if _, err := r.wait.Wait(ctx); err != nil {
+		newest := int64(0)
+		for _, rep := range r.reports {
+			newest = max(newest, rep.Pos)
+		}
+		if _, err := r.wait.WaitFor(ctx, uint64(newest)>>events.PositionShift); err != nil {
 			return err
 		}
 		more, stillMissing, err := r.st.ApplyReports(ctx, r.reports)

@@ -71,7 +71,8 @@ func (a *Applier) Stop() {
 // message with status 0 or 1 takes the asked status; asking the status a
 // message already has counts as updated; asking the other final status is
 // "Status already final". Positions missing at first are tried again once the
-// ingest consumer has caught up with the accepted stream (read-your-writes);
+// ingest consumer has stored the accepted stream up to the newest of them
+// (read-your-writes);
 // if it does not within the catch-up timeout the error is
 // apperr.ErrUnavailable (entries already applied stay applied, and a retry is
 // safe). The messages changed are then published as one ReportedBatch; a
@@ -96,8 +97,10 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 	at := a.now().UTC().Truncate(time.Microsecond)
 	res, err := a.settle(ctx, req, asked, positions, at)
 	if err == nil && len(res.missing) > 0 {
+		// Wait only until the ingest consumer has stored the newest of
+		// them, not for everything published since.
 		var waited time.Duration
-		waited, err = a.catchUp.Wait(ctx)
+		waited, err = a.catchUp.WaitFor(ctx, uint64(slices.Max(res.missing))>>events.PositionShift)
 		a.metrics.ApplyWait.Observe(waited.Seconds())
 		if err == nil {
 			var again settled
