@@ -18,7 +18,6 @@ import (
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/consumer"
-	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/status/internal/apply"
@@ -134,7 +133,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
 		ingester:   ingest.New(st, m, deps.Log),
-		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, !database.IsPostgres(deps.DB), m, deps.Log),
+		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }

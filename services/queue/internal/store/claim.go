@@ -28,15 +28,24 @@ const NoBound = math.MaxInt64
 // writers.
 func (s *Store) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
 	if s.pg {
-		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, limit, maxPos))
+		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, maxPos, limit))
 	}
 	var out []Claimed
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = claimIn(ctx, tx, nil, accountID, limit, maxPos, now)
+		out, err = s.claimIn(ctx, tx, nil, accountID, limit, maxPos, now)
 		return err
 	})
 	return out, err
+}
+
+// claimSQL is the dialect's claim statement; its parameters are (claimed
+// at, account, max position, limit).
+func (s *Store) claimSQL() string {
+	if s.pg {
+		return claimPostgres
+	}
+	return claimSQLite
 }
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
@@ -57,13 +66,13 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// claimIn runs the SQLite claim in tx, with stmt (claimSQLite prepared on
-// the database) when not nil.
-func claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
+// claimIn runs the claim in tx, with stmt (claimSQL prepared on the
+// database) when not nil.
+func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
 	if stmt != nil {
 		return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, now.UTC(), accountID, maxPos, limit))
 	}
-	return scanClaimed(tx.QueryContext(ctx, claimSQLite, now.UTC(), accountID, maxPos, limit))
+	return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), now.UTC(), accountID, maxPos, limit))
 }
 
 // scanClaimed reads claimed rows and sorts them by position.
@@ -99,8 +108,8 @@ RETURNING pos, phone, text`
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
 // asked); a CTE with FOR UPDATE is always materialised.
 const claimPostgres = `WITH picked AS (
-    SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $4
-    ORDER BY pos LIMIT $3 FOR UPDATE SKIP LOCKED
+    SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
+    ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
 )
 UPDATE messages m SET status = 1, claimed_at = $1
 FROM picked WHERE m.pos = picked.pos AND m.status = 0

@@ -13,8 +13,10 @@ import (
 // maxClaimGroup bounds the claims sharing one transaction.
 const maxClaimGroup = 32
 
-// ClaimGroup is group commit for claims on SQLite, whose single connection
-// makes every commit (and its fsync) a turn of its own. One goroutine takes
+// ClaimGroup is group commit for claims: every commit costs an fsync (on
+// SQLite, whose single connection makes each commit a turn of its own, and
+// on PostgreSQL, where phones polling at once would each wait for their
+// own WAL flush). One goroutine takes
 // the first waiting claim plus those already queued behind it (up to
 // maxClaimGroup) and runs them one after the other in one immediate
 // transaction with one commit. Each claim sees the rows the claims before it
@@ -23,14 +25,15 @@ const maxClaimGroup = 32
 // message is handed out twice. If the shared transaction fails, each claim
 // runs again alone, so one failing claim cannot fail the others.
 //
-// On PostgreSQL, where SKIP LOCKED lets claims run concurrently, Claim is
-// Store.Claim and no goroutine runs.
+// On PostgreSQL the claims of a group run in one transaction too; SKIP
+// LOCKED keeps them apart from other replicas' groups, and a claim sees the
+// rows the claims before it in its group marked.
 //
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
 	st   *Store
-	b    *groupcommit.Batcher[*claimJob] // nil on PostgreSQL
-	stmt *sql.Stmt                       // claimSQLite, prepared; used by the batcher's goroutine only
+	b    *groupcommit.Batcher[*claimJob]
+	stmt *sql.Stmt // the dialect's claim statement, prepared; used by the batcher's goroutine only
 }
 
 type claimJob struct {
@@ -48,25 +51,19 @@ type claimJob struct {
 // shared transaction.
 func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
 	g := &ClaimGroup{st: s}
-	if !s.pg {
-		var observe func(int)
-		if size != nil {
-			observe = func(n int) { size.Observe(float64(n)) }
-		}
-		g.b = groupcommit.New(maxClaimGroup, g.commit, observe)
+	var observe func(int)
+	if size != nil {
+		observe = func(n int) { size.Observe(float64(n)) }
 	}
+	g.b = groupcommit.New(maxClaimGroup, g.commit, observe)
 	return g
 }
 
-// Claim is Store.Claim, sharing a transaction with concurrent claims on
-// SQLite. A claim whose ctx ends before its group starts is not run (Claim
-// returns ctx.Err()); once its group started it runs to the end and Claim
-// returns its result. On SQLite, after Close, Claim fails with
-// apperr.ErrUnavailable.
+// Claim is Store.Claim, sharing a transaction with concurrent claims. A
+// claim whose ctx ends before its group starts is not run (Claim returns
+// ctx.Err()); once its group started it runs to the end and Claim returns
+// its result. After Close, Claim fails with apperr.ErrUnavailable.
 func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
-	if g.b == nil {
-		return g.st.Claim(ctx, accountID, limit, maxPos, now)
-	}
 	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, maxPos: maxPos, now: now}
 	if err := g.b.Do(ctx, j); err != nil {
 		return nil, err
@@ -76,9 +73,6 @@ func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxP
 
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
-	if g.b == nil {
-		return
-	}
 	g.b.Close()
 	if g.stmt != nil {
 		g.stmt.Close()
@@ -100,7 +94,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	g.prepare(ctx)
 	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range live {
-			if j.out, j.err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
+			if j.out, j.err = g.st.claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
 				return j.err
 			}
 		}
@@ -123,7 +117,7 @@ func (g *ClaimGroup) claimAlone(ctx context.Context, j *claimJob) {
 	var out []Claimed
 	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now)
+		out, err = g.st.claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now)
 		return err
 	})
 	j.out = nil
@@ -139,7 +133,7 @@ func (g *ClaimGroup) prepare(ctx context.Context) {
 	if g.stmt != nil {
 		return
 	}
-	if st, err := g.st.sqlDB().PrepareContext(ctx, claimSQLite); err == nil {
+	if st, err := g.st.sqlDB().PrepareContext(ctx, g.st.claimSQL()); err == nil {
 		g.stmt = st
 	}
 }

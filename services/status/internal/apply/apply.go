@@ -35,35 +35,27 @@ type Applier struct {
 	js      jetstream.JetStream
 	names   events.Names
 	catchUp *consumer.CatchUp
-	commit  *committer // group commit; nil on PostgreSQL
+	commit  *committer // group commit
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New returns an applier. catchUp waits for the ingest consumer when a
-// request names hashes not recorded yet. groupCommit makes concurrent
-// requests share transactions (for SQLite's single connection); it then
-// needs Stop.
-func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp, groupCommit bool,
+// New returns an applier; Stop it when done. catchUp waits for the ingest
+// consumer when a request names messages not recorded yet. Concurrent
+// requests share transactions (group commit: one commit, one fsync, for
+// all the phones reporting at that moment).
+func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp,
 	m *metrics.Metrics, log *slog.Logger) *Applier {
-	a := &Applier{
+	return &Applier{
 		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
-		catchUp: catchUp,
+		catchUp: catchUp, commit: newCommitter(st),
 	}
-	if groupCommit {
-		a.commit = newCommitter(st)
-	}
-	return a
 }
 
 // Stop ends group commit after the group in hand; later Applys fail with
 // apperr.ErrUnavailable.
-func (a *Applier) Stop() {
-	if a.commit != nil {
-		a.commit.close()
-	}
-}
+func (a *Applier) Stop() { a.commit.close() }
 
 // Apply applies the reports of one request as if one by one in index order:
 // an entry asking a status other than 2 or 3 is "Invalid status"; a position
@@ -154,11 +146,8 @@ func (r *settled) merge(o settled) {
 	r.missing = o.missing
 }
 
-// settle runs settleWith, in a shared transaction when group commit is on.
+// settle runs settleWith in a shared transaction.
 func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[int64]int, positions []int64, at time.Time) (settled, error) {
-	if a.commit == nil {
-		return settleWith(ctx, a.store.Queries(), req, asked, positions, at)
-	}
 	var res settled
 	err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) error {
 		var err error

@@ -10,11 +10,12 @@ import (
 // maxGroup bounds the requests sharing one transaction.
 const maxGroup = 64
 
-// committer is group commit for SQLite: the work of requests waiting at the
-// same moment runs in one transaction, one after the other in it, so the
-// rules hold exactly as if each had its own. Work must be re-runnable: when
-// a shared transaction fails, each work runs again in a transaction of its
-// own, so one failure does not fail the others.
+// committer is group commit: the work of requests waiting at the same
+// moment runs in one transaction, one after the other in it, so the rules
+// hold exactly as if each had its own, and they share one commit (SQLite has
+// one writer; PostgreSQL would flush its WAL once per request). Work must be
+// re-runnable: when a shared transaction fails, each work runs again in a
+// transaction of its own, so one failure does not fail the others.
 type committer struct {
 	b *groupcommit.Batcher[*job]
 }

@@ -11,22 +11,23 @@ import (
 // finalFrom is the lowest final status: statuses below it may still change.
 const finalFrom = 2
 
-// Queries are the report operations, run either each in its own
-// transaction (Store.Queries) or together in one (Store.InTx).
+// Queries are the report operations, run together in one transaction
+// (Store.InTx).
 type Queries struct {
 	db bun.IDB
 	pg bool
-	tx bool
 }
 
-// Queries returns the operations running each statement on its own.
-func (s *Store) Queries() *Queries { return &Queries{db: s.db, pg: s.pg} }
-
 // InTx runs fn in one transaction: its statements share one commit (one
-// fsync on SQLite). An error from fn rolls everything back.
+// fsync). An error from fn rolls everything back; when it is a PostgreSQL
+// deadlock or serialization failure (two replicas touching the same rows in
+// different orders), fn runs again in a new transaction, a few times, so fn
+// must be re-runnable.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Queries) error) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return fn(ctx, &Queries{db: tx, pg: s.pg, tx: true})
+	return withRetry(ctx, func() error {
+		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return fn(ctx, &Queries{db: tx, pg: s.pg})
+		})
 	})
 }
 
@@ -68,13 +69,8 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []in
 		}
 		return rows.Err()
 	}
-	var err error
-	if q.tx {
-		err = run() // a failed statement aborts the transaction: no retry here
-	} else {
-		err = withRetry(ctx, run)
-	}
-	if err != nil {
+	// A failed statement aborts the transaction: InTx retries the whole.
+	if err := run(); err != nil {
 		return nil, fmt.Errorf("mark final: %w", err)
 	}
 	return changed, nil
