@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 )
@@ -26,23 +27,13 @@ const reportChunk = 1000
 // is idempotent and returns the rows changed and how many reported positions
 // have no row at all (not ingested yet).
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
-	type key struct {
-		account int64
-		status  int
-	}
-	groups := make(map[key][]any)
-	var order []key
+	var positions []any
 	for _, r := range reports {
-		if r.Status != StatusSent && r.Status != StatusFailed {
-			continue
+		if r.Status == StatusSent || r.Status == StatusFailed {
+			positions = append(positions, r.Pos)
 		}
-		k := key{r.AccountID, r.Status}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], r.Pos)
 	}
-	if len(order) == 0 {
+	if len(positions) == 0 {
 		return 0, 0, nil
 	}
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
@@ -50,7 +41,47 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		return 0, 0, fmt.Errorf("begin reports: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
+
+	// One read by primary key finds the rows; usually every one is already
+	// initiated, and nothing is written at all.
+	rows := make(map[int64]reportedRow, len(positions))
 	var b strings.Builder
+	for rest := positions; len(rest) > 0; {
+		n := min(len(rest), reportChunk)
+		b.Reset()
+		b.WriteString("SELECT pos, account_id, status FROM messages WHERE pos IN (")
+		s.placeholders(&b, 1, n)
+		b.WriteByte(')')
+		if err := s.scanReported(ctx, tx, b.String(), rest[:n], func(pos int64, r reportedRow) { rows[pos] = r }); err != nil {
+			return 0, 0, err
+		}
+		rest = rest[n:]
+	}
+
+	type key struct {
+		account int64
+		status  int
+	}
+	groups := make(map[key][]any)
+	var order []key
+	seen := make(map[int64]bool, len(positions))
+	for _, r := range reports {
+		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
+			continue
+		}
+		seen[r.Pos] = true
+		stored, ok := rows[r.Pos]
+		switch {
+		case !ok:
+			missing++
+		case stored.account == r.AccountID && stored.status == StatusNew:
+			k := key{r.AccountID, r.Status}
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], r.Pos)
+		}
+	}
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
 		for keys := groups[k]; len(keys) > 0; {
@@ -65,16 +96,6 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
 			changed += affected
-			// Rows of any status count as present; only absent ones are missing.
-			b.Reset()
-			b.WriteString("SELECT COUNT(*) FROM messages WHERE pos IN (")
-			s.placeholders(&b, 1, n)
-			b.WriteByte(')')
-			var present int64
-			if err := tx.QueryRowContext(ctx, b.String(), args[2:]...).Scan(&present); err != nil {
-				return 0, 0, fmt.Errorf("count reported: %w", err)
-			}
-			missing += int64(n) - present
 			keys = keys[n:]
 		}
 	}
@@ -82,6 +103,34 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		return 0, 0, fmt.Errorf("commit reports: %w", err)
 	}
 	return changed, missing, nil
+}
+
+// reportedRow is what a report needs to know of a stored message.
+type reportedRow struct {
+	account int64
+	status  int
+}
+
+// scanReported runs query (positions as its arguments) and hands each row
+// to fn.
+func (s *Store) scanReported(ctx context.Context, tx *sql.Tx, query string, positions []any, fn func(pos int64, r reportedRow)) error {
+	res, err := tx.QueryContext(ctx, query, positions...)
+	if err != nil {
+		return fmt.Errorf("find reported: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var pos int64
+		var r reportedRow
+		if err := res.Scan(&pos, &r.account, &r.status); err != nil {
+			return fmt.Errorf("find reported: %w", err)
+		}
+		fn(pos, r)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("find reported: %w", err)
+	}
+	return nil
 }
 
 // reportSQL is the UPDATE of n reported positions. The unary plus keeps the
