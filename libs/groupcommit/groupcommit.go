@@ -3,12 +3,14 @@
 // gives every commit a turn of its own. One goroutine takes the first waiting
 // job plus every job already queued behind it (up to a maximum) and hands
 // them, in arrival order, to the service's commit function, which records
-// each job's outcome in the job itself.
+// each job's outcome in the job itself. NewParallel runs several such
+// goroutines, for a database that takes concurrent transactions.
 package groupcommit
 
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 )
@@ -34,9 +36,20 @@ type entry[J any] struct {
 // context that no single caller can cancel; it must set every job's outcome.
 // observe, if not nil, learns each batch's size.
 func New[J any](size int, commit func(ctx context.Context, batch []J), observe func(size int)) *Batcher[J] {
+	return NewParallel(1, size, commit, observe)
+}
+
+// NewParallel is New with workers batches committed at once (each from its
+// own goroutine, in its own transaction): batches are then not ordered
+// relative to one another, only jobs within one.
+func NewParallel[J any](workers, size int, commit func(ctx context.Context, batch []J), observe func(size int)) *Batcher[J] {
 	b := &Batcher[J]{commit: commit, max: max(size, 1), observe: observe,
 		in: make(chan entry[J]), stop: make(chan struct{}), done: make(chan struct{})}
-	go b.run()
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(b.run)
+	}
+	go func() { wg.Wait(); close(b.done) }()
 	return b
 }
 
@@ -64,7 +77,6 @@ func (b *Batcher[J]) Close() {
 }
 
 func (b *Batcher[J]) run() {
-	defer close(b.done)
 	batch := make([]entry[J], 0, b.max)
 	jobs := make([]J, 0, b.max)
 	for {

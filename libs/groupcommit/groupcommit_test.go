@@ -90,3 +90,55 @@ func TestCommitContextOutlivesCaller(t *testing.T) {
 		t.Fatalf("a handed-over job must finish: out %d err %v", j.out, err)
 	}
 }
+
+// NewParallel commits up to workers batches at once.
+func TestParallelCommitsBatchesAtOnce(t *testing.T) {
+	const workers = 3
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	release := make(chan struct{})
+	b := groupcommit.NewParallel(workers, 1, func(_ context.Context, batch []*job) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		for _, j := range batch {
+			j.out = j.in
+		}
+	}, nil)
+	var wg sync.WaitGroup
+	jobs := make([]*job, 2*workers)
+	for i := range jobs {
+		jobs[i] = &job{in: i}
+		wg.Go(func() {
+			if err := b.Do(context.Background(), jobs[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := inFlight
+		mu.Unlock()
+		if n == workers || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	b.Close()
+	if peak != workers {
+		t.Fatalf("at most %d batches committed at once, want %d", peak, workers)
+	}
+	for i, j := range jobs {
+		if j.out != i {
+			t.Fatalf("job %d got %d", i, j.out)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"crypto/des"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -46,22 +47,19 @@ func New(key []byte) (*Codec, error) {
 	return &Codec{block: block}, nil
 }
 
-const hexDigits = "0123456789abcdef"
-
 // Hash returns the public hash of the message at pos.
 func (c *Codec) Hash(pos int64) string {
 	var plain, sealed [8]byte
 	binary.BigEndian.PutUint64(plain[:], uint64(pos))
 	c.block.Encrypt(sealed[:], plain[:])
 	var out [Len]byte
-	for i, b := range sealed {
-		out[2*i], out[2*i+1] = hexDigits[b>>4], hexDigits[b&0x0f]
-	}
+	hex.Encode(out[:], sealed[:])
 	return string(out[:])
 }
 
 // Pos returns the position hash was made from. It reports false for a
-// string that is not 16 lower-case hex characters; any other string decodes
+// string that is not 16 lower-case hex characters (hex.Decode would take
+// upper case too, giving one message two hashes); any other string decodes
 // to some position, which the stores then find or not.
 func (c *Codec) Pos(hash string) (int64, bool) {
 	if len(hash) != Len {

@@ -51,7 +51,7 @@ func TestIngestRedelivery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := ingest.New(store.New(h.db), m, testkit.Logger(t))
+		in := ingest.New(store.New(h.db), m)
 		for range 2 {
 			if err := in.Handle(ctx, msgs); err != nil {
 				t.Fatalf("redelivered batch: %v", err)

@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	st := store.New(deps.DB)
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
-		ingester:   ingest.New(st, m, deps.Log),
+		ingester:   ingest.New(st, m),
 		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,9 @@ import (
 
 // maxClaimGroup bounds the claims sharing one transaction.
 const maxClaimGroup = 32
+
+// pgClaimWorkers is how many claim transactions run at once on PostgreSQL.
+const pgClaimWorkers = 4
 
 // ClaimGroup is group commit for claims: every commit costs an fsync (on
 // SQLite, whose single connection makes each commit a turn of its own, and
@@ -33,7 +37,8 @@ const maxClaimGroup = 32
 type ClaimGroup struct {
 	st   *Store
 	b    *groupcommit.Batcher[*claimJob]
-	stmt *sql.Stmt // the dialect's claim statement, prepared; used by the batcher's goroutine only
+	mu   sync.Mutex // guards stmt's preparation
+	stmt *sql.Stmt  // the dialect's claim statement, prepared once (safe for concurrent use)
 }
 
 type claimJob struct {
@@ -55,7 +60,14 @@ func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
 	if size != nil {
 		observe = func(n int) { size.Observe(float64(n)) }
 	}
-	g.b = groupcommit.New(maxClaimGroup, g.commit, observe)
+	// SQLite has one writer; PostgreSQL takes a few groups at once, so one
+	// slow claim (a busy account's index, concurrent ingest) does not hold
+	// up every phone.
+	workers := 1
+	if s.pg {
+		workers = pgClaimWorkers
+	}
+	g.b = groupcommit.NewParallel(workers, maxClaimGroup, g.commit, observe)
 	return g
 }
 
@@ -91,10 +103,10 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	if len(live) == 0 {
 		return
 	}
-	g.prepare(ctx)
+	stmt := g.prepare(ctx)
 	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range live {
-			if j.out, j.err = g.st.claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
+			if j.out, j.err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
 				return j.err
 			}
 		}
@@ -108,16 +120,16 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 		return
 	}
 	for _, j := range live {
-		g.claimAlone(ctx, j)
+		g.claimAlone(ctx, stmt, j)
 	}
 }
 
 // claimAlone runs j's claim in a transaction of its own.
-func (g *ClaimGroup) claimAlone(ctx context.Context, j *claimJob) {
+func (g *ClaimGroup) claimAlone(ctx context.Context, stmt *sql.Stmt, j *claimJob) {
 	var out []Claimed
 	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = g.st.claimIn(ctx, tx, g.stmt, j.accountID, j.limit, j.maxPos, j.now)
+		out, err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now)
 		return err
 	})
 	j.out = nil
@@ -126,14 +138,17 @@ func (g *ClaimGroup) claimAlone(ctx context.Context, j *claimJob) {
 	}
 }
 
-// prepare prepares the claim statement once. It runs outside any
-// transaction (on SQLite a transaction holds the only connection); on
-// failure claims run unprepared and the next group tries again.
-func (g *ClaimGroup) prepare(ctx context.Context) {
-	if g.stmt != nil {
-		return
+// prepare returns the claim statement, prepared on first use. It runs
+// outside any transaction (on SQLite a transaction holds the only
+// connection); on failure it returns nil, claims run unprepared and the next
+// group tries again.
+func (g *ClaimGroup) prepare(ctx context.Context) *sql.Stmt {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stmt == nil {
+		if st, err := g.st.sqlDB().PrepareContext(ctx, g.st.claimSQL()); err == nil {
+			g.stmt = st
+		}
 	}
-	if st, err := g.st.sqlDB().PrepareContext(ctx, g.st.claimSQL()); err == nil {
-		g.stmt = st
-	}
+	return g.stmt
 }

@@ -45,14 +45,9 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	// One read by primary key finds the rows; usually every one is already
 	// initiated, and nothing is written at all.
 	rows := make(map[int64]reportedRow, len(positions))
-	var b strings.Builder
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		b.Reset()
-		b.WriteString("SELECT pos, account_id, status FROM messages WHERE pos IN (")
-		s.placeholders(&b, 1, n)
-		b.WriteByte(')')
-		if err := s.scanReported(ctx, tx, b.String(), rest[:n], func(pos int64, r reportedRow) { rows[pos] = r }); err != nil {
+		if err := s.readReported(ctx, tx, rest[:n], rows); err != nil {
 			return 0, 0, err
 		}
 		rest = rest[n:]
@@ -82,6 +77,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 			groups[k] = append(groups[k], r.Pos)
 		}
 	}
+	var b strings.Builder
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
 		for keys := groups[k]; len(keys) > 0; {
@@ -111,10 +107,13 @@ type reportedRow struct {
 	status  int
 }
 
-// scanReported runs query (positions as its arguments) and hands each row
-// to fn.
-func (s *Store) scanReported(ctx context.Context, tx *sql.Tx, query string, positions []any, fn func(pos int64, r reportedRow)) error {
-	res, err := tx.QueryContext(ctx, query, positions...)
+// readReported adds the stored rows among positions to into.
+func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
+	var b strings.Builder
+	b.WriteString("SELECT pos, account_id, status FROM messages WHERE pos IN (")
+	s.placeholders(&b, 1, len(positions))
+	b.WriteByte(')')
+	res, err := tx.QueryContext(ctx, b.String(), positions...)
 	if err != nil {
 		return fmt.Errorf("find reported: %w", err)
 	}
@@ -125,7 +124,7 @@ func (s *Store) scanReported(ctx context.Context, tx *sql.Tx, query string, posi
 		if err := res.Scan(&pos, &r.account, &r.status); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		fn(pos, r)
+		into[pos] = r
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("find reported: %w", err)

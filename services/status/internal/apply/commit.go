@@ -10,6 +10,10 @@ import (
 // maxGroup bounds the requests sharing one transaction.
 const maxGroup = 64
 
+// pgWorkers is how many group transactions run at once on PostgreSQL;
+// SQLite has one writer.
+const pgWorkers = 4
+
 // committer is group commit: the work of requests waiting at the same
 // moment runs in one transaction, one after the other in it, so the rules
 // hold exactly as if each had its own, and they share one commit (SQLite has
@@ -26,7 +30,11 @@ type job struct {
 }
 
 func newCommitter(st *store.Store) *committer {
-	return &committer{b: groupcommit.New(maxGroup, func(ctx context.Context, group []*job) {
+	workers := 1
+	if st.Postgres() {
+		workers = pgWorkers
+	}
+	return &committer{b: groupcommit.NewParallel(workers, maxGroup, func(ctx context.Context, group []*job) {
 		commitGroup(ctx, st, group)
 	}, nil)}
 }

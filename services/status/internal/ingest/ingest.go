@@ -5,7 +5,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -26,12 +25,11 @@ type accounts struct {
 type Ingester struct {
 	store   *store.Store
 	metrics *metrics.Metrics
-	log     *slog.Logger
 }
 
 // New returns an ingester writing to st.
-func New(st *store.Store, m *metrics.Metrics, log *slog.Logger) *Ingester {
-	return &Ingester{store: st, metrics: m, log: log}
+func New(st *store.Store, m *metrics.Metrics) *Ingester {
+	return &Ingester{store: st, metrics: m}
 }
 
 // Handle is a consumer.Handler: it records every item of every message in

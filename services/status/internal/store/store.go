@@ -78,6 +78,10 @@ func Tune(ctx context.Context, db *bun.DB) error {
 	return nil
 }
 
+// Postgres reports whether the store is on PostgreSQL (which takes
+// concurrent writers) rather than SQLite (one writer).
+func (s *Store) Postgres() bool { return s.pg }
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
