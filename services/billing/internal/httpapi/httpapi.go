@@ -37,7 +37,7 @@ func New(st *store.Store) *Admin { return &Admin{store: st, now: time.Now} }
 // (empty: every request is refused with 401).
 func (a *Admin) Routes(r fiber.Router, adminToken string) {
 	g := r.Group("/admin/v1/accounts", adminauth.Middleware(adminToken))
-	g.Post("/", a.createAccount)
+	g.Post("", a.createAccount) // "" is /admin/v1/accounts itself; "/" would add a slash, which strict routing keeps
 	g.Get("/:id", a.getAccount)
 	g.Put("/:id/subscription", a.putSubscription)
 	g.Delete("/:id/subscription", a.deleteSubscription)

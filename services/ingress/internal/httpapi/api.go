@@ -57,10 +57,12 @@ func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *id
 	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m}, nil
 }
 
-// Routes mounts the endpoints.
+// Routes mounts the endpoints. get_messages hands messages out, so it is
+// registered for GET and POST only: fiber's Get would also answer HEAD, and a
+// HEAD (monitors, curl -I) would mark messages initiated and drop the body.
 func (a *API) Routes(r fiber.Router) {
 	r.Post("/api/:token/queue", a.queue)
-	r.Get("/api/:token/get_messages", a.getMessages)
+	r.Add(fiber.MethodGet, "/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/status", a.status)
 }

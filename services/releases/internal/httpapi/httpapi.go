@@ -71,7 +71,9 @@ func New(cfg Config, st *store.Store, blobs *blob.Store, m *Metrics, log *slog.L
 }
 
 // Register adds the public routes and the operator routes to r. GET routes
-// answer HEAD too.
+// answer HEAD too (fiber's Get): they change nothing, and a HEAD on a download
+// is not counted (serve). Group roots are registered as "", which is the
+// group's own path (with strict routing "/" would be another path).
 func (h *Handler) Register(r fiber.Router) {
 	r.Get("/api/app-version", h.getActive)
 	r.Get("/api/app-versions", h.listPublic)
@@ -79,8 +81,8 @@ func (h *Handler) Register(r fiber.Router) {
 	r.Get("/api/download/:code", h.downloadVersion)
 
 	admin := r.Group("/admin/v1/app-versions", adminauth.Middleware(h.adminTok))
-	admin.Post("/", h.upload)
-	admin.Get("/", h.listAdmin)
+	admin.Post("", h.upload)
+	admin.Get("", h.listAdmin)
 	admin.Post("/:code/activate", h.activate)
 	admin.Delete("/:code", h.unpublish)
 }
