@@ -95,13 +95,13 @@ func (c *framedConn) requestPending() bool { return c.st != stHead }
 type readState uint8
 
 const (
-	stHead       readState = iota // a request head (or the peer's close)
-	stBody                        // remaining bytes of a Content-Length body
-	stChunkLine                   // a chunk-size line
-	stChunkData                   // remaining bytes of a chunk
-	stChunkCRLF                   // the CRLF after a chunk's data
-	stTrailer                     // the blank line ending a chunked body
-	stFault                       // rejected: poison, then nothing
+	stHead      readState = iota // a request head (or the peer's close)
+	stBody                       // remaining bytes of a Content-Length body
+	stChunkLine                  // a chunk-size line
+	stChunkData                  // remaining bytes of a chunk
+	stChunkCRLF                  // the CRLF after a chunk's data
+	stTrailer                    // the blank line ending a chunked body
+	stFault                      // rejected: poison, then nothing
 )
 
 // framingListener wraps every accepted connection in a framedConn.
