@@ -98,6 +98,20 @@ func TestFramingRefusedBodies(t *testing.T) {
 			rc.expectClosed(t)
 		})
 
+		// curl's way: Expect: 100-continue, the body after the interim
+		// answer, the whole of it before reading on.
+		t.Run("413 expect", func(t *testing.T) {
+			big := strings.Repeat(" ", 200000)
+			rc := dialRaw(t, p.base)
+			rc.write(t, "POST /api/"+tok+"/queue HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: "+fmt.Sprint(len(big))+"\r\n\r\n")
+			if resp, _ := rc.read(t, "POST"); resp.StatusCode != 100 {
+				t.Fatalf("interim answer %d, want 100", resp.StatusCode)
+			}
+			rc.write(t, big)
+			rc.expectError(t, "POST", 413, "body_too_large")
+			rc.expectClosed(t)
+		})
+
 		// An ordinary client that writes the whole body before reading
 		// gets the 413, not a connection reset.
 		t.Run("413 net/http", func(t *testing.T) {
@@ -289,8 +303,8 @@ func TestHeadChangesNothing(t *testing.T) {
 		}
 		g := p.base + "/api/" + tok + "/get_messages"
 		for i := 0; i < 3; i++ {
-			if r := do(t, "HEAD", g, nil); r.status != 405 {
-				t.Fatalf("HEAD get_messages: %d, want 405", r.status)
+			if r := do(t, "HEAD", g, nil); r.status != 405 || r.header.Get("Allow") != "GET, POST" {
+				t.Fatalf("HEAD get_messages: %d Allow %q, want 405 with GET, POST", r.status, r.header.Get("Allow"))
 			}
 		}
 		if got := do(t, "GET", g, nil).list(t); len(got) != 2 || got[0]["text"] != "head-0" || got[1]["text"] != "head-1" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ func (s *httpServer) Listener(ln net.Listener) error {
 // newHTTP builds the one HTTP server of the process: health, readiness and
 // metrics, plus the routes of every targeted service that serves HTTP.
 func newHTTP(in *infra, svcs []service) *httpServer {
+	routes := &routeTable{} // filled once every route is registered
 	web := fiber.New(fiber.Config{
 		AppName:               "apitosms",
 		DisableStartupMessage: true,
@@ -71,7 +73,7 @@ func newHTTP(in *infra, svcs []service) *httpServer {
 		BodyLimit:                    maxBufferedBody,
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  120 * time.Second,
-		ErrorHandler:                 safeErrors(apperr.Handler(in.log)),
+		ErrorHandler:                 safeErrors(apperr.Handler(in.log), routes),
 	})
 	fm := newFramingMetrics(in.reg)
 	srv := web.Server()
@@ -101,6 +103,7 @@ func newHTTP(in *infra, svcs []service) *httpServer {
 			r.Routes(web)
 		}
 	}
+	*routes = newRouteTable(web.GetRoutes(true))
 	return &httpServer{App: web, framing: fm}
 }
 
@@ -213,11 +216,15 @@ func writeError(ctx *fasthttp.RequestCtx, e *apperr.Error) {
 // reaching the client with their text, which fiber builds from the request
 // ("Cannot GET /api/<token>/..."): each becomes a fixed sentence for its
 // status. Every JSON error says its charset.
-func safeErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
+func safeErrors(next fiber.ErrorHandler, routes *routeTable) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		var fe *fiber.Error
 		if _, ok := apperr.As(err); !ok && errors.As(err, &fe) {
 			err = fiberError(fe.Code)
+			if fe.Code == http.StatusMethodNotAllowed {
+				// RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+				err = apperr.ErrMethodNotAllowed.WithHeader(fiber.HeaderAllow, routes.allow(c.Path()))
+			}
 		}
 		if herr := next(c, err); herr != nil {
 			return herr
@@ -227,6 +234,59 @@ func safeErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
 		}
 		return nil
 	}
+}
+
+// routeTable is every route template with its methods, for 405's Allow
+// header (fiber does not say which methods a path has).
+type routeTable []struct {
+	segs    []string
+	methods []string
+}
+
+func newRouteTable(rs []fiber.Route) routeTable {
+	var t routeTable
+	index := map[string]int{}
+	for _, r := range rs {
+		i, ok := index[r.Path]
+		if !ok {
+			i = len(t)
+			index[r.Path] = i
+			t = append(t, struct {
+				segs    []string
+				methods []string
+			}{segs: strings.Split(r.Path, "/")})
+		}
+		t[i].methods = append(t[i].methods, r.Method)
+	}
+	return t
+}
+
+// allow lists the methods of the routes that match path (":param" matches
+// one non-empty segment).
+func (t routeTable) allow(path string) string {
+	segs := strings.Split(path, "/")
+	var methods []string
+	for _, r := range t {
+		if len(r.segs) != len(segs) {
+			continue
+		}
+		match := true
+		for i, s := range r.segs {
+			if s != segs[i] && (!strings.HasPrefix(s, ":") || segs[i] == "") {
+				match = false
+				break
+			}
+		}
+		if match {
+			for _, m := range r.methods {
+				if !slices.Contains(methods, m) {
+					methods = append(methods, m)
+				}
+			}
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(methods, ", ")
 }
 
 // fiberError is the contract error for a status fiber produced.
