@@ -197,6 +197,18 @@ func TestFramingErrors(t *testing.T) {
 			})
 		}
 
+		// A bad request after a good one on the same connection: the good
+		// one's answer, then the 400, then the close.
+		t.Run("bad after good", func(t *testing.T) {
+			rc := dialRaw(t, p.base)
+			rc.write(t, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n")
+			if resp, data := rc.read(t, "GET"); resp.StatusCode != 200 || string(data) != `{"status":"ok"}` {
+				t.Fatalf("first answer: %d %s", resp.StatusCode, data)
+			}
+			rc.expectError(t, "GET", 400, "bad_request")
+			rc.expectClosed(t)
+		})
+
 		// Identical repeated Content-Length is one length (RFC 9110 §8.6).
 		t.Run("same Content-Length twice", func(t *testing.T) {
 			rc := dialRaw(t, p.base)
