@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
@@ -490,4 +496,59 @@ func chunked(s string) string {
 	}
 	b.WriteString("0\r\n\r\n")
 	return b.String()
+}
+
+// headSafe are the GET routes whose HEAD is harmless: they only read (a
+// download's HEAD is answered without counting it). fiber's Get registers
+// HEAD too, so a new GET route fails this test until it is either listed
+// here (it only reads) or registered with Add(fiber.MethodGet, ...) (it
+// changes state, as get_messages does).
+var headSafe = map[string]bool{
+	"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.yaml": true,
+	"/api/app-version": true, "/api/app-versions": true,
+	"/download/app.apk": true, "/api/download/:code": true,
+	"/admin/v1/accounts/:id": true, "/admin/v1/app-versions": true,
+	"/api/:token/messages": true, "/api/:token/messages/:hash": true,
+	"/api/:token/webhooks": true, "/api/:token/webhooks/:id": true, "/api/:token/webhooks/:id/deliveries": true,
+}
+
+// TestHeadOnlyOnReadOnlyRoutes: no route answers HEAD unless its GET only
+// reads (a HEAD, from monitors or curl -I, must never change state).
+func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
+	b := testkit.Embedded(t)
+	ctx := context.Background()
+	reader := config.NewReader(b.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken}))
+	in := &infra{common: config.ReadCommon(reader), reader: reader, broker: b.Broker(t), names: b.Names,
+		reg: prometheus.NewRegistry(), log: testkit.Logger(t), dbs: map[string]*bun.DB{}}
+	t.Cleanup(func() {
+		for _, db := range in.dbs {
+			db.Close()
+		}
+	})
+	var svcs []service
+	for _, n := range order {
+		if targets[n].needsDB {
+			if _, err := in.db(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := targets[n].build(ctx, in)
+		if err != nil {
+			t.Fatalf("build %s: %v", n, err)
+		}
+		svcs = append(svcs, s)
+	}
+	heads := 0
+	for _, r := range newHTTP(in, svcs).GetRoutes(true) {
+		if r.Method != fiber.MethodHead {
+			continue
+		}
+		heads++
+		if !headSafe[r.Path] {
+			t.Errorf("HEAD %s is answered: if its GET changes state register it with Add(fiber.MethodGet, ...); if it only reads, list it in headSafe", r.Path)
+		}
+	}
+	if heads == 0 {
+		t.Fatal("no HEAD route at all: downloads must answer HEAD")
+	}
 }
