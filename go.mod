@@ -12,6 +12,8 @@ require (
 	github.com/goccy/go-json v0.10.5
 )
 
+require github.com/getkin/kin-openapi v0.153.0 // indirect
+
 replace (
 	github.com/apitosms/apitosms/libs => ./libs
 	github.com/apitosms/apitosms/services/billing => ./services/billing
