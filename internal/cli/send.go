@@ -253,8 +253,9 @@ type bar struct {
 
 const barWidth = 30
 
+// draw redraws the line; ESC [K clears what a longer previous line left.
 func (b *bar) draw(done int) {
-	fmt.Fprint(b.w, "\r"+b.line(done))
+	fmt.Fprint(b.w, "\r"+b.line(done)+"\x1b[K")
 }
 
 func (b *bar) line(done int) string {
