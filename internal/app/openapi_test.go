@@ -191,6 +191,23 @@ func (o *oapi) call(t *testing.T, method, template string, params map[string]str
 	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
 		t.Fatalf("%s: %v", where, err)
 	}
+	// A request the server accepted must be one the document allows.
+	if r.status < 300 {
+		again, err := http.NewRequest(method, target, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Header = req.Header.Clone()
+		if body == nil {
+			again.Body = http.NoBody
+		}
+		if err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+			Request: again, PathParams: params, Route: input.RequestValidationInput.Route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+		}); err != nil {
+			t.Fatalf("%s: the server accepted a request openapi.yaml does not allow: %v", where, err)
+		}
+	}
 	code := ""
 	if strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
 		if ct := r.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
