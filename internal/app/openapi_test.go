@@ -431,6 +431,7 @@ func TestOpenAPIConformance(t *testing.T) {
 			o.call(t, "GET", dl.template, dl.params, "", nil, "If-None-Match", full.header.Get("ETag"))
 			o.call(t, "GET", dl.template, dl.params, "", nil, "Range", "bytes=99999-")
 			o.call(t, "HEAD", dl.template, dl.params, "", nil)
+			o.call(t, "HEAD", dl.template, dl.params, "", nil, "If-None-Match", full.header.Get("ETag"))
 		}
 		o.call(t, "GET", "/api/download/{versionCode}", none, "", nil)
 		o.call(t, "HEAD", "/api/download/{versionCode}", none, "", nil)
