@@ -287,7 +287,7 @@ func TestClientTypedErrors(t *testing.T) {
 			t.Fatalf("rate limited: retry after %v, returned after %v", e.RetryAfter, time.Since(start))
 		}
 		// Nor past the caller's deadline.
-		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		_, err = newClient(t, p.base, slow, nil).GetMessages(dctx, 1)
 		check("deadline", err, apiclient.ErrRateLimited, 429)
