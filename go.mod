@@ -9,6 +9,7 @@ require (
 	github.com/apitosms/apitosms/services/queue v0.0.0
 	github.com/apitosms/apitosms/services/releases v0.0.0
 	github.com/apitosms/apitosms/services/status v0.0.0
+	github.com/getkin/kin-openapi v0.153.0
 	github.com/goccy/go-json v0.10.5
 )
 

@@ -10,15 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apitosms/apitosms/internal/cli"
 	"github.com/apitosms/apitosms/internal/loadgen"
 	"github.com/apitosms/apitosms/internal/phonesim"
 )
 
 // The load tools ship in the server binary: `apitosms bench` and
-// `apitosms phone` (see docs/benchmarks.md).
+// `apitosms phone` (see docs/benchmarks.md); so do the merchant commands
+// `apitosms send|status|messages` (docs/api.md, "Go client and CLI").
 func init() {
 	commands["bench"] = benchCommand
 	commands["phone"] = phoneCommand
+	commands["send"] = merchantCommand(cli.Send)
+	commands["status"] = merchantCommand(cli.Status)
+	commands["messages"] = merchantCommand(cli.Messages)
 }
 
 // benchCommand: apitosms bench [flags] — drive a server and print what it

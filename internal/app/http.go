@@ -98,6 +98,7 @@ func newHTTP(in *infra, svcs []service) *httpServer {
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 	web.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(in.reg, promhttp.HandlerOpts{})))
+	mountOpenAPI(web)
 	for _, s := range svcs {
 		if r, ok := s.(router); ok {
 			r.Routes(web)
