@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -73,8 +76,11 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	res, err := rpc.Call[events.ClaimRequest, events.ClaimReply](ctx, a.nc, a.names.QueueClaim(),
-		events.ClaimRequest{AccountID: auth.AccountID, Limit: limit})
+	req := events.ClaimRequest{AccountID: auth.AccountID, Limit: limit, Confirm: true}
+	if d, ok := ctx.Deadline(); ok {
+		req.WaitMs = max(time.Until(d).Milliseconds(), 1)
+	}
+	res, err := rpc.Call[events.ClaimRequest, events.ClaimReply](ctx, a.nc, a.names.QueueClaim(), req)
 	if err != nil {
 		return err
 	}
@@ -83,5 +89,71 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 		out[i] = message{Phone: m.Phone, Text: m.Text, Hash: a.hashes.Hash(m.Pos)}
 	}
 	a.m.claimed.Add(float64(len(out)))
-	return c.JSON(out)
+	return a.answerClaimed(c, out, res.ClaimIDs)
+}
+
+// answerClaimed writes out as c.JSON does (same bytes, same headers) and,
+// once the answer has been handed to the phone's connection, confirms the
+// claims ids (ClaimAck): the body is a stream that acks when fasthttp has
+// written all of it. A process that dies before that (or a HEAD request,
+// which sends no body) never acks, and the queue hands the messages out
+// again after its confirm timeout.
+func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
+	if len(ids) == 0 {
+		return c.JSON(out)
+	}
+	body, err := c.App().Config().JSONEncoder(out)
+	if err != nil {
+		return err
+	}
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	c.Response().SetBodyStream(&ackOnWrite{body: body, head: c.Method() == fiber.MethodHead,
+		ids: ids, nc: a.nc, subject: a.names.QueueClaimAck()}, len(body))
+	return nil
+}
+
+// ackOnWrite is an answer's body that confirms its claims (ClaimAck) once
+// fasthttp has written every byte of it to the connection's buffer, right
+// before fasthttp flushes it: the window in which a crash hands a message
+// out twice is as small as it can be without a hook after the flush.
+type ackOnWrite struct {
+	body    []byte
+	head    bool
+	off     int
+	ids     []int64
+	nc      *nats.Conn
+	subject string
+}
+
+// Read is io.Reader, for a writer that does not take WriteTo.
+func (w *ackOnWrite) Read(p []byte) (int, error) {
+	if w.off >= len(w.body) {
+		return 0, io.EOF
+	}
+	n := copy(p, w.body[w.off:])
+	w.off += n
+	return n, nil
+}
+
+// WriteTo is how fasthttp copies the body: one write.
+func (w *ackOnWrite) WriteTo(dst io.Writer) (int64, error) {
+	n, err := dst.Write(w.body[w.off:])
+	w.off += n
+	return int64(n), err
+}
+
+// Close is called by fasthttp once it is done with the body, written or
+// not: the claims are confirmed only if all of it was written.
+func (w *ackOnWrite) Close() error {
+	if w.head || w.off < len(w.body) || w.ids == nil {
+		return nil
+	}
+	data, err := events.Marshal(events.ClaimAck{ClaimIDs: w.ids})
+	w.ids = nil
+	if err == nil {
+		// Core NATS, no reply: a lost ack only makes the queue hand the
+		// messages out again after its confirm timeout.
+		_ = w.nc.Publish(w.subject, data)
+	}
+	return nil
 }
