@@ -107,8 +107,7 @@ func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
 		return err
 	}
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
-	c.Response().SetBodyStream(&ackOnWrite{body: body, head: c.Method() == fiber.MethodHead,
-		ids: ids, nc: a.nc, subject: a.names.QueueClaimAck()}, len(body))
+	c.Response().SetBodyStream(&ackOnWrite{body: body, ids: ids, nc: a.nc, subject: a.names.QueueClaimAck()}, len(body))
 	return nil
 }
 
@@ -118,8 +117,7 @@ func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
 // out twice is as small as it can be without a hook after the flush.
 type ackOnWrite struct {
 	body    []byte
-	head    bool
-	off     int
+	off     int // bytes written
 	ids     []int64
 	nc      *nats.Conn
 	subject string
@@ -143,9 +141,10 @@ func (w *ackOnWrite) WriteTo(dst io.Writer) (int64, error) {
 }
 
 // Close is called by fasthttp once it is done with the body, written or
-// not: the claims are confirmed only if all of it was written.
+// not: the claims are confirmed only if all of it was written (never for
+// HEAD, whose body fasthttp skips).
 func (w *ackOnWrite) Close() error {
-	if w.head || w.off < len(w.body) || w.ids == nil {
+	if w.off < len(w.body) || w.ids == nil {
 		return nil
 	}
 	data, err := events.Marshal(events.ClaimAck{ClaimIDs: w.ids})
