@@ -93,11 +93,11 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 }
 
 // answerClaimed writes out as c.JSON does (same bytes, same headers) and,
-// once the answer has been handed to the phone's connection, confirms the
-// claims ids (ClaimAck): the body is a stream that acks when fasthttp has
-// written all of it. A process that dies before that (or a HEAD request,
-// which sends no body) never acks, and the queue hands the messages out
-// again after its confirm timeout.
+// once the answer has been flushed to the phone's connection, confirms the
+// claims ids (ClaimAck): the body is a stream that flushes itself and then
+// acks. A process that dies before that, a connection that fails the write,
+// or a HEAD request (no body is sent) never acks, and the queue hands the
+// messages out again after its confirm timeout.
 func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
 	if len(ids) == 0 {
 		return c.JSON(out)
@@ -112,18 +112,22 @@ func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
 }
 
 // ackOnWrite is an answer's body that confirms its claims (ClaimAck) once
-// fasthttp has written every byte of it to the connection's buffer, right
-// before fasthttp flushes it: the window in which a crash hands a message
-// out twice is as small as it can be without a hook after the flush.
+// all of it, headers before it, has been flushed to the connection: never
+// before the bytes left the process (an ack first could lose the messages
+// to a crash in between), and as soon as possible after (a crash before the
+// ack hands them out twice).
 type ackOnWrite struct {
 	body    []byte
-	off     int // bytes written
+	off     int  // bytes written
+	flushed bool // written and flushed without error
 	ids     []int64
 	nc      *nats.Conn
 	subject string
 }
 
-// Read is io.Reader, for a writer that does not take WriteTo.
+// Read is io.Reader, for a writer that does not take WriteTo; a body read
+// this way is never acknowledged (it cannot know the flush), which
+// TestClaimedAnswerAcksOnceWritten would catch.
 func (w *ackOnWrite) Read(p []byte) (int, error) {
 	if w.off >= len(w.body) {
 		return 0, io.EOF
@@ -133,18 +137,26 @@ func (w *ackOnWrite) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo is how fasthttp copies the body: one write.
+// WriteTo is how fasthttp copies the body (dst is the connection's
+// buffered writer): one write, then the flush fasthttp would do next
+// anyway, so Close knows the answer left.
 func (w *ackOnWrite) WriteTo(dst io.Writer) (int64, error) {
 	n, err := dst.Write(w.body[w.off:])
 	w.off += n
+	if err == nil && w.off == len(w.body) {
+		if f, ok := dst.(interface{ Flush() error }); ok {
+			err = f.Flush()
+			w.flushed = err == nil
+		}
+	}
 	return int64(n), err
 }
 
 // Close is called by fasthttp once it is done with the body, written or
-// not: the claims are confirmed only if all of it was written (never for
+// not: the claims are confirmed only if all of it was flushed (never for
 // HEAD, whose body fasthttp skips).
 func (w *ackOnWrite) Close() error {
-	if w.off < len(w.body) || w.ids == nil {
+	if !w.flushed || w.ids == nil {
 		return nil
 	}
 	data, err := events.Marshal(events.ClaimAck{ClaimIDs: w.ids})

@@ -146,3 +146,41 @@ func benchClaimParallel(b *testing.B, st *store.Store,
 	wg.Wait()
 	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkApplyReports1000 applies 1000 delivery reports per operation to
+// messages handed out under confirmed claims (the common case: a phone
+// reports long after its claim was acknowledged), so nothing is written.
+func BenchmarkApplyReports1000(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		const size = 1000
+		n := (b.N + 1) * size
+		for from := 0; from < n; from += 5000 {
+			if _, err := in.Insert(ctx, rows(1, int64(from), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for claimed := 0; claimed < n; claimed += 200 {
+			id := store.NewClaimID()
+			if _, err := st.Claim(ctx, 1, 200, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Ack(ctx, []int64{id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reports := make([]store.Report, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			for j := range reports {
+				reports[j] = store.Report{AccountID: 1, Pos: int64(i*size + j), Status: store.StatusSent}
+			}
+			if _, _, err := st.ApplyReports(ctx, reports); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
