@@ -131,7 +131,7 @@ type reportedRow struct {
 // readReported adds the stored rows among positions to into.
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
 	var b strings.Builder
-	b.WriteString("SELECT pos, account_id, status, claim_id FROM messages WHERE pos IN (")
+	b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
 	res, err := tx.QueryContext(ctx, b.String(), positions...)
@@ -142,11 +142,9 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	for res.Next() {
 		var pos int64
 		var r reportedRow
-		var claim sql.NullInt64
-		if err := res.Scan(&pos, &r.account, &r.status, &claim); err != nil {
+		if err := res.Scan(&pos, &r.account, &r.status, &r.claim); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		r.claim = claim.Int64
 		into[pos] = r
 	}
 	if err := res.Err(); err != nil {
