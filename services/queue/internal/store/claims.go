@@ -84,7 +84,17 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int) (Swept, err
 		}
 		return out, nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// Usually nothing has expired: find that out without taking SQLite's
+	// write lock, which ingestion and claims wait for.
+	var one int
+	err := s.sqlDB().QueryRowContext(ctx, `SELECT 1 FROM claims WHERE expires_ms <= ? LIMIT 1`, now.UnixMilli()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Swept{}, nil
+	}
+	if err != nil {
+		return Swept{}, fmt.Errorf("sweep claims: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, positions FROM claims WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?`,
 			now.UnixMilli(), limit)
 		if err != nil {
