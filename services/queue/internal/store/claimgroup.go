@@ -91,6 +91,9 @@ func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxP
 
 // Ack is Store.Ack, sharing a transaction with concurrent claims.
 func (g *ClaimGroup) Ack(ctx context.Context, ids []int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
 	j := &claimJob{ctx: ctx, acks: ids}
 	if err := g.b.Do(ctx, j); err != nil {
 		return 0, err
