@@ -117,3 +117,29 @@ func TestClaimNotMadeForAGoneCaller(t *testing.T) {
 		}
 	})
 }
+
+// A phone that got its answer reports a message while the claim is still
+// unconfirmed (its ingress died before the ack left): the sweep hands out
+// the claim's other messages again, never the reported one.
+func TestReportedBeforeConfirmTimeoutNotHandedOutAgain(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		q := start(t, b, fastSweep)
+		var f sms
+		items := []events.AcceptedSMS{f.next(6), f.next(6), f.next(6)}
+		publish(t, q.br, b.Names, items...)
+		lost := confirmClaim(t, q.br, b.Names, 6, 3, 5*time.Second)
+		if len(lost.Messages) != 3 {
+			t.Fatalf("claim: %v", texts(lost.Messages))
+		}
+		report(t, q.br, b.Names, 6, events.Reported{Pos: lost.Messages[1].Pos, Status: events.StatusSent})
+		testkit.Eventually(t, 10*time.Second, "report applied", func() bool {
+			return statusOf(t, q.db, items[1].Text) == events.StatusSent
+		})
+		testkit.Eventually(t, 30*time.Second, "the claim swept", func() bool {
+			return counter(t, q.reg, "apitosms_queue_claims_expired_total") == 1
+		})
+		if got, want := texts(claim(t, q.br, b.Names, 6, 10)), itemTexts(items[0], items[2]); !equal(got, want) {
+			t.Fatalf("after the sweep got %v, want %v", got, want)
+		}
+	})
+}
