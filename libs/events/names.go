@@ -107,6 +107,11 @@ func (n Names) BillingRelease() string { return n.rpc("billing.v1.release") }
 // QueueClaim: ClaimRequest -> ClaimReply.
 func (n Names) QueueClaim() string { return n.rpc("queue.v1.claim") }
 
+// QueueClaimAck carries ClaimAck messages (core NATS, no reply): ingress
+// confirms that the answer holding a claim's messages was handed to the
+// phone's connection. Queue replicas share them through GroupQueue.
+func (n Names) QueueClaimAck() string { return n.ns + ".queue.v1.claim-ack" }
+
 // StatusApply: ApplyRequest -> ApplyReply.
 func (n Names) StatusApply() string { return n.rpc("status.v1.apply") }
 

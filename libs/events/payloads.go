@@ -104,14 +104,35 @@ type ReleaseReply struct{}
 // ClaimRequest asks the queue service for up to Limit of the account's oldest
 // new messages, marking them initiated. The claim sees every message accepted
 // before it was asked (read-your-writes).
+//
+// With Confirm set the caller promises a ClaimAck once its answer is
+// written; the queue records the claim and returns its messages to new, at
+// their FIFO place, if no ack comes within its confirm timeout (so a caller
+// that dies between claim and answer loses nothing). WaitMs is how long the
+// caller waits for the reply from when it sent the request: the queue does
+// not start a claim nobody waits for any more. Zero values mean a caller
+// that never acks (the claim is final at once) and no bound.
 type ClaimRequest struct {
 	AccountID int64 `json:"accountId"`
 	Limit     int   `json:"limit"`
+	Confirm   bool  `json:"confirm,omitempty"`
+	WaitMs    int64 `json:"waitMs,omitempty"`
 }
 
-// ClaimReply lists the claimed messages, oldest first.
+// ClaimReply lists the claimed messages, oldest first. ClaimIDs, set when
+// the request asked to confirm and something was claimed, are what the
+// caller acknowledges (ClaimAck): one per part of the claim (a claim that
+// had to wait for ingestion is two).
 type ClaimReply struct {
 	Messages []ClaimedSMS `json:"messages"`
+	ClaimIDs []int64      `json:"claimIds,omitempty"`
+}
+
+// ClaimAck confirms claims whose answers were written (published on
+// Names.QueueClaimAck, no reply). Losing one only makes its messages be
+// handed out again after the confirm timeout; acking twice is harmless.
+type ClaimAck struct {
+	ClaimIDs []int64 `json:"ids"`
 }
 
 // ClaimedSMS is one message handed to a phone; ingress turns Pos into the

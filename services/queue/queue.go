@@ -23,6 +23,7 @@ import (
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
+	"github.com/apitosms/apitosms/services/queue/internal/sweep"
 )
 
 // Config holds the queue service's settings.
@@ -44,6 +45,15 @@ type Config struct {
 	// MaxDeliver is the attempts before a message is dead-lettered.
 	// APITOSMS_QUEUE_MAX_DELIVER.
 	MaxDeliver int
+	// ClaimConfirmTimeout is how long a claim whose caller promised to
+	// confirm it (ingress, once the answer is written) waits for that ack;
+	// after it, its messages still initiated go back to new at their FIFO
+	// place. Keep it well above the ingress request timeout.
+	// APITOSMS_CLAIM_CONFIRM_TIMEOUT.
+	ClaimConfirmTimeout time.Duration
+	// ClaimSweepInterval is how often expired claims are looked for.
+	// APITOSMS_CLAIM_SWEEP_INTERVAL.
+	ClaimSweepInterval time.Duration
 	// ShutdownTimeout bounds finishing in-flight work after Run's context
 	// ends. APITOSMS_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
@@ -59,6 +69,9 @@ func DefaultConfig() Config {
 		ReportedBatch:    100,
 		MaxDeliver:       10,
 		ShutdownTimeout:  20 * time.Second,
+
+		ClaimConfirmTimeout: 30 * time.Second,
+		ClaimSweepInterval:  5 * time.Second,
 	}
 }
 
@@ -76,6 +89,9 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		ReportedBatch:    r.Int("APITOSMS_QUEUE_REPORTED_BATCH", d.ReportedBatch),
 		MaxDeliver:       r.Int("APITOSMS_QUEUE_MAX_DELIVER", d.MaxDeliver),
 		ShutdownTimeout:  d.ShutdownTimeout,
+
+		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
+		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
 	}
 }
 
@@ -114,6 +130,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = d.ShutdownTimeout
 	}
+	if cfg.ClaimConfirmTimeout <= 0 {
+		cfg.ClaimConfirmTimeout = d.ClaimConfirmTimeout
+	}
+	if cfg.ClaimSweepInterval <= 0 {
+		cfg.ClaimSweepInterval = d.ClaimSweepInterval
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
@@ -138,10 +160,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, cm: cm, rm: rm}, nil
 }
 
-// Run answers claims on Names.QueueClaim() and consumes the accepted and
-// reported streams until ctx ends. It then stops taking claims, lets those in
-// flight finish, stops the consumers after the batches in hand, all within
-// ShutdownTimeout, and returns nil. It returns an error if it cannot start or
+// Run answers claims on Names.QueueClaim(), closes the claims acknowledged
+// on Names.QueueClaimAck(), sweeps claims nobody acknowledged in time back
+// to new, and consumes the accepted and reported streams until ctx ends. It
+// then stops taking claims, lets those in flight finish, closes the claims
+// already acknowledged, stops the consumers after the batches in hand, all
+// within ShutdownTimeout, and returns nil. It returns an error if it cannot start or
 // a consumer fails fatally.
 func (s *Service) Run(ctx context.Context) error {
 	js, n := s.deps.Broker.JS, s.deps.Names
@@ -152,10 +176,22 @@ func (s *Service) Run(ctx context.Context) error {
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
-	if err := rpcapi.NewClaims(claims, wait, s.m).Register(srv, n); err != nil {
+	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).Register(srv, n); err != nil {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
+	acks, err := rpcapi.StartAcks(s.deps.Broker.Conn, n, claims, s.m, s.log)
+	if err != nil {
+		srv.Close(ctx)
+		return fmt.Errorf("queue: claim acks: %w", err)
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sweep.Run(sweepCtx, s.store, s.cfg.ClaimSweepInterval, s.m, s.log)
+	}()
 
 	// Consumers outlive ctx until the claims in flight, which wait for
 	// ingestion, are answered.
@@ -193,6 +229,9 @@ func (s *Service) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Close(shutdown)
+	acks.Close(shutdown)
+	stopSweep()
+	<-swept // a sweep in hand is rolled back: it is one transaction
 	stopConsumers()
 	for ; running > 0; running-- {
 		select {

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -73,8 +76,11 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	res, err := rpc.Call[events.ClaimRequest, events.ClaimReply](ctx, a.nc, a.names.QueueClaim(),
-		events.ClaimRequest{AccountID: auth.AccountID, Limit: limit})
+	req := events.ClaimRequest{AccountID: auth.AccountID, Limit: limit, Confirm: true}
+	if d, ok := ctx.Deadline(); ok {
+		req.WaitMs = max(time.Until(d).Milliseconds(), 1)
+	}
+	res, err := rpc.Call[events.ClaimRequest, events.ClaimReply](ctx, a.nc, a.names.QueueClaim(), req)
 	if err != nil {
 		return err
 	}
@@ -83,5 +89,82 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 		out[i] = message{Phone: m.Phone, Text: m.Text, Hash: a.hashes.Hash(m.Pos)}
 	}
 	a.m.claimed.Add(float64(len(out)))
-	return c.JSON(out)
+	return a.answerClaimed(c, out, res.ClaimIDs)
+}
+
+// answerClaimed writes out as c.JSON does (same bytes, same headers) and,
+// once the answer has been flushed to the phone's connection, confirms the
+// claims ids (ClaimAck): the body is a stream that flushes itself and then
+// acks. A process that dies before that, a connection that fails the write,
+// or a HEAD request (no body is sent) never acks, and the queue hands the
+// messages out again after its confirm timeout.
+func (a *API) answerClaimed(c *fiber.Ctx, out []message, ids []int64) error {
+	if len(ids) == 0 {
+		return c.JSON(out)
+	}
+	body, err := c.App().Config().JSONEncoder(out)
+	if err != nil {
+		return err
+	}
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	c.Response().SetBodyStream(&ackOnWrite{body: body, ids: ids, nc: a.nc, subject: a.names.QueueClaimAck()}, len(body))
+	return nil
+}
+
+// ackOnWrite is an answer's body that confirms its claims (ClaimAck) once
+// all of it, headers before it, has been flushed to the connection: never
+// before the bytes left the process (an ack first could lose the messages
+// to a crash in between), and as soon as possible after (a crash before the
+// ack hands them out twice).
+type ackOnWrite struct {
+	body    []byte
+	off     int  // bytes written
+	flushed bool // written and flushed without error
+	ids     []int64
+	nc      *nats.Conn
+	subject string
+}
+
+// Read is io.Reader, for a writer that does not take WriteTo; a body read
+// this way is never acknowledged (it cannot know the flush), which
+// TestClaimedAnswerAcksOnceWritten would catch.
+func (w *ackOnWrite) Read(p []byte) (int, error) {
+	if w.off >= len(w.body) {
+		return 0, io.EOF
+	}
+	n := copy(p, w.body[w.off:])
+	w.off += n
+	return n, nil
+}
+
+// WriteTo is how fasthttp copies the body (dst is the connection's
+// buffered writer): one write, then the flush fasthttp would do next
+// anyway, so Close knows the answer left.
+func (w *ackOnWrite) WriteTo(dst io.Writer) (int64, error) {
+	n, err := dst.Write(w.body[w.off:])
+	w.off += n
+	if err == nil && w.off == len(w.body) {
+		if f, ok := dst.(interface{ Flush() error }); ok {
+			err = f.Flush()
+			w.flushed = err == nil
+		}
+	}
+	return int64(n), err
+}
+
+// Close is called by fasthttp once it is done with the body, written or
+// not: the claims are confirmed only if all of it was flushed (never for
+// HEAD, whose body fasthttp skips).
+func (w *ackOnWrite) Close() error {
+	if !w.flushed || w.ids == nil {
+		return nil
+	}
+	data, err := events.Marshal(events.ClaimAck{ClaimIDs: w.ids})
+	w.ids = nil
+	if err == nil {
+		// Core NATS, no reply: a lost ack only makes the queue hand the
+		// messages out again after its confirm timeout.
+		_ = w.nc.Publish(w.subject, data)
+	}
+	return nil
 }

@@ -10,6 +10,9 @@ type Metrics struct {
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
 	ClaimGroup prometheus.Histogram // claims sharing one transaction (SQLite)
 	Reported   prometheus.Counter   // messages set final by delivery reports
+	Acked      prometheus.Counter   // open claims closed by their ingress's ack
+	Expired    prometheus.Counter   // open claims swept after their confirm timeout
+	Requeued   prometheus.Counter   // messages of swept claims set back to new
 }
 
 // New registers the metrics on reg.
@@ -37,8 +40,20 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "apitosms_queue_reported_messages_total",
 			Help: "Queued messages set to a final status by delivery reports.",
 		}),
+		Acked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_claims_acked_total",
+			Help: "Claims confirmed by the ingress that wrote their answer.",
+		}),
+		Expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_claims_expired_total",
+			Help: "Claims not confirmed within the confirm timeout (ingress died, request timed out, ack lost), swept back.",
+		}),
+		Requeued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_requeued_messages_total",
+			Help: "Messages of expired claims set back to new at their FIFO place.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported} {
+	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package rpcapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -19,16 +21,23 @@ const MaxClaim = 200
 
 var errBadAccount = apperr.New(http.StatusBadRequest, "bad_request", "accountId must be positive")
 
+// replyMargin is kept from a caller's wait (ClaimRequest.WaitMs) for the
+// reply's way back: a claim is not started unless its answer can still
+// arrive in time.
+const replyMargin = 50 * time.Millisecond
+
 // Claims answers ClaimRequest.
 type Claims struct {
-	st   *store.ClaimGroup
-	wait *consumer.CatchUp
-	m    *metrics.Metrics
+	st      *store.ClaimGroup
+	wait    *consumer.CatchUp
+	m       *metrics.Metrics
+	confirm time.Duration // how long a confirmed claim waits for its ack
 }
 
-// NewClaims returns the claim handler, claiming through st.
-func NewClaims(st *store.ClaimGroup, wait *consumer.CatchUp, m *metrics.Metrics) *Claims {
-	return &Claims{st: st, wait: wait, m: m}
+// NewClaims returns the claim handler, claiming through st. A claim asked
+// to be confirmed is swept back if not acknowledged within confirm.
+func NewClaims(st *store.ClaimGroup, wait *consumer.CatchUp, m *metrics.Metrics, confirm time.Duration) *Claims {
+	return &Claims{st: st, wait: wait, m: m, confirm: confirm}
 }
 
 // Register serves Claim on n.QueueClaim().
@@ -48,16 +57,39 @@ func (c *Claims) Register(srv *rpc.Server, n events.Names) error {
 // stream, then takes the rest; if ingestion does not catch up in time it
 // returns apperr.ErrUnavailable (after handing out nothing, or an error after
 // the first part: see below). The reply's Messages is never nil.
+//
+// With req.Confirm, each part that claimed something is recorded as an open
+// claim whose id is in the reply's ClaimIDs: its messages go back to new if
+// no ClaimAck closes it within the confirm timeout. With req.WaitMs, work
+// not started before the caller stops waiting is not done (the group commit
+// skips a claim whose context has ended).
 func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.ClaimReply, error) {
 	if req.AccountID <= 0 {
 		return events.ClaimReply{}, errBadAccount
 	}
 	limit := min(max(req.Limit, 1), MaxClaim)
 	now := time.Now()
+	if req.WaitMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, now.Add(time.Duration(req.WaitMs)*time.Millisecond-replyMargin))
+		defer cancel()
+	}
+	var ids []int64
+	confirm := func() store.Confirm {
+		if !req.Confirm {
+			return store.Confirm{}
+		}
+		id := store.NewClaimID()
+		ids = append(ids, id)
+		return store.Confirm{ID: id, Expires: time.Now().Add(c.confirm)}
+	}
 	stored := events.Position(c.wait.Floor(), events.MaxItemsPerEvent-1)
-	claimed, err := c.st.Claim(ctx, req.AccountID, limit, stored, now)
+	claimed, err := c.st.Claim(ctx, req.AccountID, limit, stored, now, confirm())
 	if err != nil {
-		return events.ClaimReply{}, err
+		return events.ClaimReply{}, gaveUp(ctx, err)
+	}
+	if len(claimed) == 0 {
+		ids = ids[:0] // nothing recorded
 	}
 	if len(claimed) < limit {
 		waited, err := c.wait.Wait(ctx)
@@ -69,9 +101,13 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 		// rather than fail: they are the oldest, so the answer is a correct
 		// FIFO prefix, and the phone polls again for the rest.
 		if err == nil {
-			more, err := c.st.Claim(ctx, req.AccountID, limit-len(claimed), store.NoBound, now)
-			if err != nil {
-				return events.ClaimReply{}, err
+			first := len(ids)
+			more, err := c.st.Claim(ctx, req.AccountID, limit-len(claimed), store.NoBound, now, confirm())
+			if err != nil && len(claimed) == 0 {
+				return events.ClaimReply{}, gaveUp(ctx, err)
+			}
+			if err != nil || len(more) == 0 {
+				ids = ids[:first] // nothing recorded: answer with the first part
 			}
 			claimed = append(claimed, more...)
 		}
@@ -81,5 +117,15 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 		out[i] = events.ClaimedSMS{Pos: m.Pos, Phone: m.Phone, Text: m.Text}
 	}
 	c.m.Claimed.Add(float64(len(out)))
-	return events.ClaimReply{Messages: out}, nil
+	return events.ClaimReply{Messages: out, ClaimIDs: ids}, nil
+}
+
+// gaveUp turns the error of a claim the caller stopped waiting for (its
+// context ended: nothing was claimed) into apperr.ErrUnavailable, which
+// needs no log line.
+func gaveUp(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", apperr.ErrUnavailable, err)
+	}
+	return err
 }

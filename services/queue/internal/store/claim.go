@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -20,32 +21,57 @@ type Claimed struct {
 // NoBound is the maxPos of a claim that may take any position.
 const NoBound = math.MaxInt64
 
+// Confirm asks that a claim be recorded until acknowledged (see Ack and
+// Sweep). The zero value makes a claim final at once (Part 1 without a
+// caller that confirms).
+type Confirm struct {
+	ID      int64     // the claim's id, from NewClaimID; 0: do not record
+	Expires time.Time // when the claim is swept unless acknowledged
+}
+
+// NewClaimID returns a random positive claim id. Ids need only be unique
+// among open claims (a few thousand at most): a collision, about one in
+// 2^63 per pair, fails that claim's transaction rather than mixing claims.
+func NewClaimID() int64 { return rand.Int64N(math.MaxInt64-1) + 1 }
+
 // Claim marks up to limit of the account's oldest new messages at positions
 // up to maxPos initiated and returns them oldest first, in one statement
 // backed by the partial claim index. Concurrent claims, from this process or
 // another replica on the same PostgreSQL database, never return the same
 // message: PostgreSQL skips rows another claim has locked; SQLite serialises
-// writers.
-func (s *Store) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
+// writers. With confirm.ID set and something claimed, the claim is recorded
+// in the same transaction (one claims row) and its messages carry its id.
+func (s *Store) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
 	if s.pg {
-		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, now.UTC(), accountID, maxPos, limit))
+		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, s.claimArgs(accountID, limit, maxPos, now, confirm)...))
 	}
 	var out []Claimed
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = s.claimIn(ctx, tx, nil, accountID, limit, maxPos, now)
+		out, err = s.claimIn(ctx, tx, nil, accountID, limit, maxPos, now, confirm)
 		return err
 	})
 	return out, err
 }
 
-// claimSQL is the dialect's claim statement; its parameters are (claimed
-// at, account, max position, limit).
+// claimSQL is the dialect's claim statement; its parameters are claimArgs.
 func (s *Store) claimSQL() string {
 	if s.pg {
 		return claimPostgres
 	}
 	return claimSQLite
+}
+
+// claimArgs are the parameters of claimSQL.
+func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) []any {
+	var id any // NULL: not recorded
+	if confirm.ID != 0 {
+		id = confirm.ID
+	}
+	if s.pg {
+		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli()}
+	}
+	return []any{now.UTC(), id, accountID, maxPos, limit}
 }
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
@@ -67,12 +93,28 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // claimIn runs the claim in tx, with stmt (claimSQL prepared on the
-// database) when not nil.
-func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
+// database) when not nil. On SQLite a recorded claim's row is a second
+// statement in tx; PostgreSQL's statement writes it itself.
+func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
+	args := s.claimArgs(accountID, limit, maxPos, now, confirm)
+	var out []Claimed
+	var err error
 	if stmt != nil {
-		return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, now.UTC(), accountID, maxPos, limit))
+		out, err = scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, args...))
+	} else {
+		out, err = scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
 	}
-	return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), now.UTC(), accountID, maxPos, limit))
+	if err != nil || s.pg || confirm.ID == 0 || len(out) == 0 {
+		return out, err
+	}
+	positions := make([]int64, len(out))
+	for i, m := range out {
+		positions[i] = m.Pos
+	}
+	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
+		return nil, fmt.Errorf("claim: record: %w", err)
+	}
+	return out, nil
 }
 
 // scanClaimed reads claimed rows and sorts them by position.
@@ -98,19 +140,32 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 }
 
 // claimSQLite relies on SQLite's single writer: the subquery and the update
-// run under one write lock.
-const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?
+// run under one write lock. Parameters: claimed at, claim id, account, max
+// position, limit.
+const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?
 WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
 RETURNING pos, phone, text`
+
+// recordClaimSQLite records a claim to be confirmed.
+const recordClaimSQLite = `INSERT INTO claims (id, account_id, expires_ms, positions) VALUES (?, ?, ?, ?)`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
 // The pick is a CTE rather than an IN subquery so that it is evaluated
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
-// asked); a CTE with FOR UPDATE is always materialised.
+// asked); a CTE with FOR UPDATE is always materialised. The same statement
+// records the claim when it has an id ($5) and took something: one round
+// trip either way. Parameters: claimed at, account, max position, limit,
+// claim id (NULL: not recorded), expiry (Unix ms).
 const claimPostgres = `WITH picked AS (
     SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
     ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5
+    FROM picked WHERE m.pos = picked.pos AND m.status = 0
+    RETURNING m.pos, m.phone, m.text
+), recorded AS (
+    INSERT INTO claims (id, account_id, expires_ms, positions)
+    SELECT $5, $2, $6, array_agg(pos ORDER BY pos) FROM claimed
+    HAVING count(*) > 0 AND $5::bigint IS NOT NULL
 )
-UPDATE messages m SET status = 1, claimed_at = $1
-FROM picked WHERE m.pos = picked.pos AND m.status = 0
-RETURNING m.pos, m.phone, m.text`
+SELECT pos, phone, text FROM claimed`

@@ -33,6 +33,9 @@ const pgClaimWorkers = 4
 // LOCKED keeps them apart from other replicas' groups, and a claim sees the
 // rows the claims before it in its group marked.
 //
+// Acks (Ack) join the same groups: on SQLite an ack then costs no commit of
+// its own.
+//
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
 	st   *Store
@@ -47,6 +50,9 @@ type claimJob struct {
 	limit     int
 	maxPos    int64
 	now       time.Time
+	confirm   Confirm
+	acks      []int64 // an ack job: close these claims instead of claiming
+	acked     int64
 	out       []Claimed
 	err       error
 }
@@ -75,12 +81,24 @@ func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
 // claim whose ctx ends before its group starts is not run (Claim returns
 // ctx.Err()); once its group started it runs to the end and Claim returns
 // its result. After Close, Claim fails with apperr.ErrUnavailable.
-func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time) ([]Claimed, error) {
-	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, maxPos: maxPos, now: now}
+func (g *ClaimGroup) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
+	j := &claimJob{ctx: ctx, accountID: accountID, limit: limit, maxPos: maxPos, now: now, confirm: confirm}
 	if err := g.b.Do(ctx, j); err != nil {
 		return nil, err
 	}
 	return j.out, j.err
+}
+
+// Ack is Store.Ack, sharing a transaction with concurrent claims.
+func (g *ClaimGroup) Ack(ctx context.Context, ids []int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	j := &claimJob{ctx: ctx, acks: ids}
+	if err := g.b.Do(ctx, j); err != nil {
+		return 0, err
+	}
+	return j.acked, j.err
 }
 
 // Close stops taking claims after the group in hand is committed.
@@ -106,7 +124,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	stmt := g.prepare(ctx)
 	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range live {
-			if j.out, j.err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now); j.err != nil {
+			if j.err = g.run(ctx, tx, stmt, j); j.err != nil {
 				return j.err
 			}
 		}
@@ -116,7 +134,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 		return
 	}
 	if len(live) == 1 {
-		live[0].out, live[0].err = nil, err
+		live[0].out, live[0].acked, live[0].err = nil, 0, err
 		return
 	}
 	for _, j := range live {
@@ -124,17 +142,22 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	}
 }
 
-// claimAlone runs j's claim in a transaction of its own.
+// run runs j (a claim or an ack) in tx, setting its result.
+func (g *ClaimGroup) run(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, j *claimJob) error {
+	var err error
+	if j.acks != nil {
+		j.acked, err = g.st.ackIn(ctx, tx, j.acks)
+	} else {
+		j.out, err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
+	}
+	return err
+}
+
+// claimAlone runs j in a transaction of its own.
 func (g *ClaimGroup) claimAlone(ctx context.Context, stmt *sql.Stmt, j *claimJob) {
-	var out []Claimed
-	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now)
-		return err
-	})
-	j.out = nil
-	if j.err == nil {
-		j.out = out
+	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error { return g.run(ctx, tx, stmt, j) })
+	if j.err != nil {
+		j.out, j.acked = nil, 0
 	}
 }
 

@@ -40,7 +40,7 @@ func TestClaimGroupConcurrent(t *testing.T) {
 			wg.Go(func() {
 				limit := 1 + c*3
 				for {
-					batch, err := g.Claim(ctx, 1, limit, store.NoBound, time.Now())
+					batch, err := g.Claim(ctx, 1, limit, store.NoBound, time.Now(), store.Confirm{})
 					if err != nil {
 						t.Errorf("claimer %d: %v", c, err)
 						return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,9 +21,11 @@ const reportChunk = 1000
 
 // ApplyReports sets each reported message of its account that is still new
 // to its final status, in one transaction, so it is never handed out.
-// Initiated messages are left alone (they are never handed out again, and
-// skipping them spares a random page write per report: the common case);
-// so are messages already final, unknown positions and other accounts'
+// Initiated messages whose claim is confirmed are left alone (they are
+// never handed out again, and skipping them spares a random page write per
+// report: the common case); an initiated message whose claim is still open
+// is set final too, so the claim's sweep does not hand it out again. So are
+// left alone messages already final, unknown positions and other accounts'
 // messages; reports with a status other than sent or failed are ignored. It
 // is idempotent and returns the rows changed and how many reported positions
 // have no row at all (not ingested yet).
@@ -53,6 +56,22 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		rest = rest[n:]
 	}
 
+	// Initiated rows of claims not confirmed yet are few (a report usually
+	// comes long after its claim's ack): look their claims up.
+	var claimIDs []int64
+	for _, row := range rows {
+		if row.status == StatusInitiated && row.claim != 0 {
+			claimIDs = append(claimIDs, row.claim)
+		}
+	}
+	var open map[int64]bool
+	if len(claimIDs) > 0 {
+		slices.Sort(claimIDs)
+		if open, err = s.openClaims(ctx, tx, slices.Compact(claimIDs)); err != nil {
+			return 0, 0, err
+		}
+	}
+
 	type key struct {
 		account int64
 		status  int
@@ -69,7 +88,8 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		switch {
 		case !ok:
 			missing++
-		case stored.account == r.AccountID && stored.status == StatusNew:
+		case stored.account == r.AccountID && (stored.status == StatusNew ||
+			stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim]):
 			k := key{r.AccountID, r.Status}
 			if _, ok := groups[k]; !ok {
 				order = append(order, k)
@@ -105,12 +125,13 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 type reportedRow struct {
 	account int64
 	status  int
+	claim   int64 // 0: none
 }
 
 // readReported adds the stored rows among positions to into.
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
 	var b strings.Builder
-	b.WriteString("SELECT pos, account_id, status FROM messages WHERE pos IN (")
+	b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
 	res, err := tx.QueryContext(ctx, b.String(), positions...)
@@ -121,7 +142,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	for res.Next() {
 		var pos int64
 		var r reportedRow
-		if err := res.Scan(&pos, &r.account, &r.status); err != nil {
+		if err := res.Scan(&pos, &r.account, &r.status, &r.claim); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
 		into[pos] = r
@@ -132,14 +153,16 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
-// reportSQL is the UPDATE of n reported positions. The unary plus keeps the
+// reportSQL is the UPDATE of n reported positions (new, or initiated under
+// an open claim; a row a claim or sweep changed meanwhile is still set, as
+// long as it is not final). The unary plus keeps the
 // planner off the claim index (account_id, pos) WHERE status = 0, which
 // would scan every pending message of the account: the primary key finds
 // the n rows.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
 	b.WriteString("UPDATE messages SET status = " + s.param(1) +
-		" WHERE +account_id = " + s.param(2) + " AND +status = 0 AND pos IN (")
+		" WHERE +account_id = " + s.param(2) + " AND +status < 2 AND pos IN (")
 	s.placeholders(b, 3, n)
 	b.WriteByte(')')
 	return b.String()

@@ -42,6 +42,7 @@ type Message struct {
 	Status     int16        `bun:"status,notnull"`
 	AcceptedAt time.Time    `bun:"accepted_at,notnull"`
 	ClaimedAt  bun.NullTime `bun:"claimed_at"`
+	ClaimID    int64        `bun:"claim_id,nullzero"` // the claim it was last handed out under
 }
 
 // Store is the queue's storage. It is safe for concurrent use.

@@ -48,7 +48,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 		if err != nil || inserted != 0 {
 			t.Fatalf("re-insert = %d, %v; want nothing inserted", inserted, err)
 		}
-		got, err := st.Claim(ctx, 1, 200, store.NoBound, time.Now())
+		got, err := st.Claim(ctx, 1, 200, store.NoBound, time.Now(), store.Confirm{})
 		if err != nil || len(got) != 200 || got[0].Pos != 1 || got[199].Pos != 200 {
 			t.Fatalf("claim after insert: %d rows, err %v; want positions 1..200", len(got), err)
 		}
@@ -60,7 +60,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 func TestClaimUsesIndexSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
 	var plan []string
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 1, store.NoBound, 10)
+	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 7, 1, store.NoBound, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
