@@ -5,27 +5,31 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Report is a final status (StatusSent or StatusFailed) the status service
-// applied to the account's message at FIFO position Pos.
+// applied to the account's message at FIFO position Pos, reported by Device
+// (may be empty) at At.
 type Report struct {
 	AccountID int64
 	Pos       int64
 	Status    int
+	Device    string
+	At        time.Time
 }
 
 // reportChunk bounds the hashes of one UPDATE statement.
 const reportChunk = 1000
 
-// ApplyReports sets each reported message of its account that is still new
-// to its final status, in one transaction, so it is never handed out.
-// Initiated messages are left alone (they are never handed out again, and
-// skipping them spares a random page write per report: the common case);
-// so are messages already final, unknown positions and other accounts'
-// messages; reports with a status other than sent or failed are ignored. It
-// is idempotent and returns the rows changed and how many reported positions
-// have no row at all (not ingested yet).
+// ApplyReports records each reported message of its account that is not
+// final yet (new or initiated) as final: its status, the reporting device
+// and when (the tracking read model, contract §9), in one transaction. A new
+// message so reported is never handed out. Messages already final, unknown
+// positions and other accounts' messages are left alone; reports with a
+// status other than sent or failed are ignored. It is idempotent and returns
+// the rows changed and how many reported positions have no row at all (not
+// ingested yet).
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
 	var positions []any
 	for _, r := range reports {
@@ -42,8 +46,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
-	// One read by primary key finds the rows; usually every one is already
-	// initiated, and nothing is written at all.
+	// One read by primary key finds the rows.
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
@@ -53,9 +56,13 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		rest = rest[n:]
 	}
 
+	// Reports of one event share account, status, device and time: one
+	// statement per such group.
 	type key struct {
 		account int64
 		status  int
+		device  string
+		at      time.Time
 	}
 	groups := make(map[key][]any)
 	var order []key
@@ -69,8 +76,8 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		switch {
 		case !ok:
 			missing++
-		case stored.account == r.AccountID && stored.status == StatusNew:
-			k := key{r.AccountID, r.Status}
+		case stored.account == r.AccountID && stored.status < StatusSent:
+			k := key{r.AccountID, r.Status, r.Device, r.At.UTC()}
 			if _, ok := groups[k]; !ok {
 				order = append(order, k)
 			}
@@ -78,11 +85,15 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		}
 	}
 	var b strings.Builder
-	args := make([]any, 0, reportChunk+2)
+	args := make([]any, 0, reportChunk+4)
 	for _, k := range order {
+		var device any
+		if k.device != "" {
+			device = k.device
+		}
 		for keys := groups[k]; len(keys) > 0; {
 			n := min(len(keys), reportChunk)
-			args = append(append(args[:0], k.status, k.account), keys[:n]...)
+			args = append(append(args[:0], k.status, device, s.timeParam(k.at), k.account), keys[:n]...)
 			res, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...)
 			if err != nil {
 				return 0, 0, fmt.Errorf("apply reports: %w", err)
@@ -132,15 +143,19 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
-// reportSQL is the UPDATE of n reported positions. The unary plus keeps the
-// planner off the claim index (account_id, pos) WHERE status = 0, which
-// would scan every pending message of the account: the primary key finds
-// the n rows.
+// reportSQL is the UPDATE of n reported positions; its parameters are
+// (status, device, finished at, account, positions...). The unary plus keeps
+// the planner off the claim index (account_id, pos) WHERE status = 0, which
+// would scan every pending message of the account, and off the account
+// index: the primary key finds the n rows.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
-	b.WriteString("UPDATE messages SET status = " + s.param(1) +
-		" WHERE +account_id = " + s.param(2) + " AND +status = 0 AND pos IN (")
-	s.placeholders(b, 3, n)
+	b.WriteString("UPDATE messages SET status = " + s.param(1) + ", device = " + s.param(2) + ", finished_at = " + s.param(3))
+	if s.blankText {
+		b.WriteString(", text = ''")
+	}
+	b.WriteString(" WHERE +account_id = " + s.param(4) + " AND +status < 2 AND pos IN (")
+	s.placeholders(b, 5, n)
 	b.WriteByte(')')
 	return b.String()
 }

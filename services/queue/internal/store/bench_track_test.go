@@ -1,0 +1,46 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// BenchmarkReports1000 applies 1000 delivery reports per operation to
+// messages already handed out (status initiated), as the queue-reported
+// consumer does during a drain.
+func BenchmarkReports1000(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		const size = 1000
+		in := st.NewInserter()
+		defer in.Close()
+		total := (b.N + 1) * size
+		for from := 0; from < total; from += 5000 {
+			if _, err := in.Insert(ctx, rows(1, int64(from+1), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for claimed := 0; claimed < total; {
+			got, err := st.Claim(ctx, 1, 5000, store.NoBound, time.Now())
+			if err != nil || len(got) == 0 {
+				b.Fatalf("claim: %d rows, %v", len(got), err)
+			}
+			claimed += len(got)
+		}
+		reports := make([]store.Report, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			for j := range reports {
+				reports[j] = benchReport(int64(i*size + j + 1))
+			}
+			if _, _, err := st.ApplyReports(ctx, reports); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "reports/s")
+	})
+}
