@@ -52,7 +52,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		p := allInOne(t, b, nil)
 		base := p.base
-		_, tok := account(t, base, 1000, 100000)
+		id, tok := account(t, base, 1000, 100000)
 		_, other := account(t, base, 1000, 100000)
 
 		hashes := queueN(t, base, tok, []map[string]string{
@@ -148,6 +148,10 @@ func TestTrackingEndToEnd(t *testing.T) {
 		}
 		if r.header.Get("X-RateLimit-Limit") != "100000" {
 			t.Fatalf("cancel counted in the send window: limit header %q", r.header.Get("X-RateLimit-Limit"))
+		}
+		// Its quota is given back: 4 queued, 1 cancelled.
+		if used := admin(t, "GET", fmt.Sprintf("%s/admin/v1/accounts/%d", base, id), nil).json(t)["used"]; used != 3.0 {
+			t.Fatalf("used after cancel = %v, want 3", used)
 		}
 		for _, h := range []string{hashes[3], hashes[2], hashes[0]} {
 			r := do(t, "DELETE", base+"/api/"+tok+"/messages/"+h, nil)

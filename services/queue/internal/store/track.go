@@ -74,16 +74,11 @@ func (s *Store) Lookup(ctx context.Context, accountID int64, positions []int64) 
 	args := make([]any, 0, lookupChunk+1)
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), lookupChunk)
-		b.Reset()
-		// +account_id: the primary key finds the rows, not an account index.
-		b.WriteString("SELECT " + trackColumns + " FROM messages WHERE +account_id = " + s.param(1) + " AND pos IN (")
-		s.placeholders(&b, 2, n)
-		b.WriteByte(')')
 		args = append(args[:0], accountID)
 		for _, p := range rest[:n] {
 			args = append(args, p)
 		}
-		rows, err := s.readDB().QueryContext(ctx, b.String(), args...)
+		rows, err := s.readDB().QueryContext(ctx, s.lookupSQL(&b, n), args...)
 		if out, err = scanTracked(rows, err, out); err != nil {
 			return nil, fmt.Errorf("lookup: %w", err)
 		}
@@ -93,6 +88,16 @@ func (s *Store) Lookup(ctx context.Context, accountID int64, positions []int64) 
 }
 
 const lookupChunk = 1000
+
+// lookupSQL is the SELECT of n positions of one account; +account_id keeps
+// the planner on the primary key rather than an account index.
+func (s *Store) lookupSQL(b *strings.Builder, n int) string {
+	b.Reset()
+	b.WriteString("SELECT " + trackColumns + " FROM messages WHERE +account_id = " + s.param(1) + " AND pos IN (")
+	s.placeholders(b, 2, n)
+	b.WriteByte(')')
+	return b.String()
+}
 
 // HistoryQuery selects messages of one account for History.
 type HistoryQuery struct {
@@ -110,6 +115,17 @@ type HistoryQuery struct {
 // stored later has a higher position than every message already shown,
 // as long as Before starts at or below what ingestion has stored.
 func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Tracked, error) {
+	query, args := s.historySQL(q)
+	rows, err := s.readDB().QueryContext(ctx, query, args...)
+	out, err := scanTracked(rows, err, nil)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return out, nil
+}
+
+// historySQL is the statement and arguments of History.
+func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{q.AccountID, q.Before}
 	b.WriteString("SELECT " + trackColumns + " FROM messages WHERE account_id = " + s.param(1) + " AND pos < " + s.param(2))
@@ -137,12 +153,7 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Tracked, error) 
 	}
 	args = append(args, q.Limit)
 	b.WriteString(" ORDER BY pos DESC LIMIT " + s.param(len(args)))
-	rows, err := s.readDB().QueryContext(ctx, b.String(), args...)
-	out, err := scanTracked(rows, err, nil)
-	if err != nil {
-		return nil, fmt.Errorf("history: %w", err)
-	}
-	return out, nil
+	return b.String(), args
 }
 
 // timeParam is t as stored: SQLite compares the driver's text layout.
