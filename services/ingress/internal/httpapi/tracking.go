@@ -178,12 +178,16 @@ func (a *API) lookup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	asked := make([]int64, len(hashes)) // 0: malformed
 	positions := make([]int64, 0, len(hashes))
 	seen := make(map[int64]bool, len(hashes))
-	for _, h := range hashes {
-		if p, ok := a.hashes.Pos(h); ok && !seen[p] {
-			seen[p] = true
-			positions = append(positions, p)
+	for i, h := range hashes {
+		if p, ok := a.hashes.Pos(h); ok {
+			asked[i] = p
+			if !seen[p] {
+				seen[p] = true
+				positions = append(positions, p)
+			}
 		}
 	}
 	found, err := a.lookupPositions(ctx, auth.AccountID, positions)
@@ -191,9 +195,8 @@ func (a *API) lookup(c *fiber.Ctx) error {
 		return err
 	}
 	out := lookupResponse{Messages: make([]trackedMessage, 0, len(found)), NotFound: []string{}}
-	for _, h := range hashes {
-		p, ok := a.hashes.Pos(h)
-		if m, known := found[p]; ok && known {
+	for i, h := range hashes {
+		if m, known := found[asked[i]]; known && asked[i] != 0 {
 			out.Messages = append(out.Messages, a.trackedMessage(m))
 		} else {
 			out.NotFound = append(out.NotFound, h)

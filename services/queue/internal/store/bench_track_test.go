@@ -44,3 +44,31 @@ func BenchmarkReports1000(b *testing.B) {
 		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "reports/s")
 	})
 }
+
+// BenchmarkLookup1000 looks up 1000 messages by position per operation
+// (one bulk lookup), among 100,000 of two accounts.
+func BenchmarkLookup1000(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		const total, size = 100000, 1000
+		for from := 0; from < total; from += 5000 {
+			if _, err := in.Insert(ctx, rows(int64(1+from/5000%2), int64(from+1), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		positions := make([]int64, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			for j := range positions {
+				positions[j] = int64((i*7919+j*104729)%total + 1)
+			}
+			if _, err := st.Lookup(ctx, 1, positions); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "lookups/s")
+	})
+}
