@@ -323,6 +323,31 @@ const sweepSlack = time.Hour
 // deletes re-check their condition, so sweeps running at once on several
 // replicas remove each message once and never one that changed meanwhile.
 func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (int64, error) {
+	if s.pg {
+		// One replica sweeps at a time (the others skip their turn): the
+		// deletes would be safe together, the duplicated reads are waste.
+		// The lock belongs to a transaction held open meanwhile (it holds
+		// nothing else), so it is released whatever happens.
+		lock, err := s.sqlDB().BeginTx(ctx, nil)
+		if err != nil {
+			return 0, fmt.Errorf("sweep: %w", err)
+		}
+		defer lock.Rollback() //nolint:errcheck // releases the lock
+		var locked bool
+		if err := lock.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock($1)", sweepLockKey).Scan(&locked); err != nil {
+			return 0, fmt.Errorf("sweep lock: %w", err)
+		}
+		if !locked {
+			return 0, nil
+		}
+	}
+	return s.sweep(ctx, cutoff)
+}
+
+// sweepLockKey is the PostgreSQL advisory lock of the retention sweep.
+const sweepLockKey int64 = 0x61706974_7377ee01
+
+func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 	var removed int64
 	after := int64(0)
 	stop := cutoff.Add(sweepSlack)
