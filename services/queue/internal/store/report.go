@@ -22,14 +22,20 @@ type Report struct {
 // reportChunk bounds the hashes of one UPDATE statement.
 const reportChunk = 1000
 
-// ApplyReports records each reported message of its account that is not
-// final yet (new or initiated) as final: its status, the reporting device
-// and when (the tracking read model, contract §9), in one transaction. A new
-// message so reported is never handed out. Messages already final, unknown
-// positions and other accounts' messages are left alone; reports with a
-// status other than sent or failed are ignored. It is idempotent and returns
-// the rows changed and how many reported positions have no row at all (not
-// ingested yet).
+// ApplyReports records how each reported message of its account that is
+// not final yet (new or initiated) ended, in one transaction: an outcomes row
+// (status, device, time: the tracking read model, contract §9) and, for a
+// message still new, its final status so it is never handed out. Messages
+// already final, unknown positions and other accounts' messages are left
+// alone; reports with a status other than sent or failed are ignored. It is
+// idempotent (the first outcome stays) and returns the messages that got an
+// outcome and how many reported positions have no row at all (not ingested
+// yet).
+//
+// The message rows themselves are written only for messages still new (the
+// rare case) or when texts are blanked (SetKeepText(false)): a report of a
+// message handed out appends a narrow outcomes row instead of rewriting the
+// message's.
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
 	var positions []any
 	for _, r := range reports {
@@ -56,16 +62,14 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		rest = rest[n:]
 	}
 
-	// Reports of one event share account, status, device and time: one
-	// statement per such group.
+	var ended []Report // in report order, one per position
 	type key struct {
 		account int64
 		status  int
-		device  string
-		at      time.Time
 	}
-	groups := make(map[key][]any)
+	pending := make(map[key][]any) // still new: set final
 	var order []key
+	var blank []any
 	seen := make(map[int64]bool, len(positions))
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
@@ -77,39 +81,87 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		case !ok:
 			missing++
 		case stored.account == r.AccountID && stored.status < StatusSent:
-			k := key{r.AccountID, r.Status, r.Device, r.At.UTC()}
-			if _, ok := groups[k]; !ok {
-				order = append(order, k)
+			ended = append(ended, r)
+			if s.blankText {
+				blank = append(blank, r.Pos)
 			}
-			groups[k] = append(groups[k], r.Pos)
+			if stored.status == StatusNew {
+				k := key{r.AccountID, r.Status}
+				if _, ok := pending[k]; !ok {
+					order = append(order, k)
+				}
+				pending[k] = append(pending[k], r.Pos)
+			}
 		}
 	}
 	var b strings.Builder
-	args := make([]any, 0, reportChunk+4)
-	for _, k := range order {
-		var device any
-		if k.device != "" {
-			device = k.device
+	for rest := ended; len(rest) > 0; {
+		n := min(len(rest), reportChunk)
+		added, err := s.insertOutcomes(ctx, tx, &b, rest[:n])
+		if err != nil {
+			return 0, 0, err
 		}
-		for keys := groups[k]; len(keys) > 0; {
+		changed += added
+		rest = rest[n:]
+	}
+	args := make([]any, 0, reportChunk+2)
+	for _, k := range order {
+		for keys := pending[k]; len(keys) > 0; {
 			n := min(len(keys), reportChunk)
-			args = append(append(args[:0], k.status, device, s.timeParam(k.at), k.account), keys[:n]...)
-			res, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...)
-			if err != nil {
+			args = append(append(args[:0], k.status, k.account), keys[:n]...)
+			if _, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...); err != nil {
 				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
-			affected, err := res.RowsAffected()
-			if err != nil {
-				return 0, 0, fmt.Errorf("apply reports: %w", err)
-			}
-			changed += affected
 			keys = keys[n:]
 		}
+	}
+	for rest := blank; len(rest) > 0; {
+		n := min(len(rest), reportChunk)
+		b.Reset()
+		b.WriteString("UPDATE messages SET text = '' WHERE pos IN (")
+		s.placeholders(&b, 1, n)
+		b.WriteByte(')')
+		if _, err := tx.ExecContext(ctx, b.String(), rest[:n]...); err != nil {
+			return 0, 0, fmt.Errorf("blank texts: %w", err)
+		}
+		rest = rest[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("commit reports: %w", err)
 	}
 	return changed, missing, nil
+}
+
+// insertOutcomes appends the outcomes of reports (at most reportChunk) and
+// returns how many were new.
+func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report) (int64, error) {
+	b.Reset()
+	b.WriteString("INSERT INTO outcomes (pos, status, device, finished_at) VALUES ")
+	args := make([]any, 0, 4*len(reports))
+	var lastAt time.Time
+	var lastArg any
+	for i, r := range reports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		s.placeholders(b, 4*i+1, 4)
+		b.WriteByte(')')
+		var device any
+		if r.Device != "" {
+			device = r.Device
+		}
+		if lastArg == nil || !r.At.Equal(lastAt) {
+			lastAt, lastArg = r.At, s.timeParam(r.At)
+		}
+		args = append(args, r.Pos, r.Status, device, lastArg)
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING")
+	res, err := tx.ExecContext(ctx, b.String(), args...)
+	if err != nil {
+		return 0, fmt.Errorf("record outcomes: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // reportedRow is what a report needs to know of a stored message.
@@ -143,19 +195,16 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
-// reportSQL is the UPDATE of n reported positions; its parameters are
-// (status, device, finished at, account, positions...). The unary plus keeps
-// the planner off the claim index (account_id, pos) WHERE status = 0, which
+// reportSQL is the UPDATE setting n reported messages still new final; its
+// parameters are (status, account, positions...). The unary plus keeps the
+// planner off the claim index (account_id, pos) WHERE status = 0, which
 // would scan every pending message of the account, and off the account
 // index: the primary key finds the n rows.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
-	b.WriteString("UPDATE messages SET status = " + s.param(1) + ", device = " + s.param(2) + ", finished_at = " + s.param(3))
-	if s.blankText {
-		b.WriteString(", text = ''")
-	}
-	b.WriteString(" WHERE +account_id = " + s.param(4) + " AND +status < 2 AND pos IN (")
-	s.placeholders(b, 5, n)
+	b.WriteString("UPDATE messages SET status = " + s.param(1) +
+		" WHERE +account_id = " + s.param(2) + " AND +status = 0 AND pos IN (")
+	s.placeholders(b, 3, n)
 	b.WriteByte(')')
 	return b.String()
 }

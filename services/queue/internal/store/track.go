@@ -38,11 +38,14 @@ type Tracked struct {
 	Attempts   int
 }
 
-// trackColumns are the columns scanTracked reads. A message handed out
-// before hand-outs were counted (or by a claim that does not count them)
-// has been handed out at least once.
-const trackColumns = `pos, account_id, phone, text, status, accepted_at, claimed_at, finished_at,
-COALESCE(device, ''), CASE WHEN attempts = 0 AND claimed_at IS NOT NULL THEN 1 ELSE attempts END`
+// trackColumns are the columns scanTracked reads, from trackFrom. How a
+// message ended (status, device, time) is in outcomes when it has ended
+// there; a message handed out before hand-outs were counted (or by a claim
+// that does not count them) has been handed out at least once.
+const trackColumns = `m.pos, m.account_id, m.phone, m.text, COALESCE(o.status, m.status), m.accepted_at, m.claimed_at,
+o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END`
+
+const trackFrom = " FROM messages m LEFT JOIN outcomes o ON o.pos = m.pos"
 
 // UseReader makes the tracking reads (Lookup, History) use db, a read-only
 // pool on the same database (database.OpenReader): on SQLite the writer's
@@ -93,7 +96,7 @@ const lookupChunk = 1000
 // the planner on the primary key rather than an account index.
 func (s *Store) lookupSQL(b *strings.Builder, n int) string {
 	b.Reset()
-	b.WriteString("SELECT " + trackColumns + " FROM messages WHERE +account_id = " + s.param(1) + " AND pos IN (")
+	b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE +m.account_id = " + s.param(1) + " AND m.pos IN (")
 	s.placeholders(b, 2, n)
 	b.WriteByte(')')
 	return b.String()
@@ -128,11 +131,9 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Tracked, error) 
 func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{q.AccountID, q.Before}
-	b.WriteString("SELECT " + trackColumns + " FROM messages WHERE account_id = " + s.param(1) + " AND pos < " + s.param(2))
+	b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE m.account_id = " + s.param(1) + " AND m.pos < " + s.param(2))
 	if len(q.Statuses) > 0 {
-		// Unary plus: the status is a filter, not a reason to use the
-		// partial claim index (which holds only new messages).
-		b.WriteString(" AND +status IN (")
+		b.WriteString(" AND COALESCE(o.status, m.status) IN (")
 		s.placeholders(&b, len(args)+1, len(q.Statuses))
 		b.WriteByte(')')
 		for _, st := range q.Statuses {
@@ -141,18 +142,18 @@ func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	}
 	if q.Phone != "" {
 		args = append(args, q.Phone)
-		b.WriteString(" AND phone = " + s.param(len(args)))
+		b.WriteString(" AND m.phone = " + s.param(len(args)))
 	}
 	if q.From != nil {
 		args = append(args, s.timeParam(*q.From))
-		b.WriteString(" AND accepted_at >= " + s.param(len(args)))
+		b.WriteString(" AND m.accepted_at >= " + s.param(len(args)))
 	}
 	if q.To != nil {
 		args = append(args, s.timeParam(*q.To))
-		b.WriteString(" AND accepted_at < " + s.param(len(args)))
+		b.WriteString(" AND m.accepted_at < " + s.param(len(args)))
 	}
 	args = append(args, q.Limit)
-	b.WriteString(" ORDER BY pos DESC LIMIT " + s.param(len(args)))
+	b.WriteString(" ORDER BY m.pos DESC LIMIT " + s.param(len(args)))
 	return b.String(), args
 }
 
@@ -177,29 +178,37 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 	if s.blankText {
 		text = ", text = ''"
 	}
-	update := "UPDATE messages SET status = " + s.param(1) + ", finished_at = " + s.param(2) + ", refund = 1" + text +
-		" WHERE pos = " + s.param(3) + " AND +account_id = " + s.param(4) + " AND +status = 0 RETURNING " + trackColumns
+	update := "UPDATE messages SET status = " + s.param(1) + ", refund = 1" + text +
+		" WHERE pos = " + s.param(2) + " AND +account_id = " + s.param(3) + " AND +status = 0"
+	outcome := "INSERT INTO outcomes (pos, status, finished_at) VALUES (" + s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ") ON CONFLICT DO NOTHING"
+	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)
 	var out Tracked
 	err := s.trackTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, update, StatusCancelled, s.timeParam(now), pos, accountID)
+		res, err := tx.ExecContext(ctx, update, StatusCancelled, pos, accountID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			if _, err := tx.ExecContext(ctx, outcome, pos, StatusCancelled, s.timeParam(now)); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, read, pos, accountID)
 		got, err := scanTracked(rows, err, nil)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if len(got) == 1 {
-			out = got[0]
-			return nil
-		}
-		rows, err = tx.QueryContext(ctx, "SELECT "+trackColumns+" FROM messages WHERE pos = "+s.param(1)+
-			" AND +account_id = "+s.param(2), pos, accountID)
-		got, err = scanTracked(rows, err, nil)
-		if err != nil {
-			return err
-		}
-		if len(got) == 0 {
+		case len(got) == 0:
 			return ErrNotFound
+		case n == 0:
+			return ErrNotCancellable
 		}
-		return ErrNotCancellable
+		out = got[0]
+		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNotCancellable) {
 		return Tracked{}, fmt.Errorf("cancel: %w", err)
@@ -315,8 +324,9 @@ const sweepChunk = 1000
 // past the cutoff before it stops.
 const sweepSlack = time.Hour
 
-// Sweep removes the final messages (sent, failed, expired, cancelled with
-// their quota given back) that became final before cutoff, oldest first, a
+// Sweep removes the final messages (those with an outcome: sent, failed,
+// cancelled with their quota given back, expired) that became final before
+// cutoff, with their outcomes, oldest first, a
 // chunk per transaction, and returns how many it removed. It reads from the
 // oldest position up to the first message accepted after cutoff (plus
 // sweepSlack): a message final before cutoff was accepted before it. The
@@ -351,10 +361,9 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 	var removed int64
 	after := int64(0)
 	stop := cutoff.Add(sweepSlack)
-	cut := s.timeParam(cutoff)
 	for {
-		rows, err := s.readDB().QueryContext(ctx, "SELECT pos, status, refund, accepted_at, finished_at FROM messages WHERE pos > "+
-			s.param(1)+" ORDER BY pos LIMIT "+s.param(2), after, sweepChunk)
+		rows, err := s.readDB().QueryContext(ctx, "SELECT m.pos, m.refund, m.accepted_at, o.finished_at"+trackFrom+
+			" WHERE m.pos > "+s.param(1)+" ORDER BY m.pos LIMIT "+s.param(2), after, sweepChunk)
 		if err != nil {
 			return removed, fmt.Errorf("sweep: %w", err)
 		}
@@ -362,9 +371,9 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 		n, done := 0, false
 		for rows.Next() {
 			var pos int64
-			var status, refund int
+			var refund int
 			var accepted, finished any
-			if err := rows.Scan(&pos, &status, &refund, &accepted, &finished); err != nil {
+			if err := rows.Scan(&pos, &refund, &accepted, &finished); err != nil {
 				rows.Close()
 				return removed, fmt.Errorf("sweep: %w", err)
 			}
@@ -379,7 +388,7 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 				done = true
 				break
 			}
-			if status >= StatusSent && refund == 0 && finished != nil {
+			if refund == 0 && finished != nil {
 				if ft, err := asTime(finished); err == nil && ft.Before(cutoff) {
 					doomed = append(doomed, pos)
 				}
@@ -391,21 +400,44 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 			return removed, fmt.Errorf("sweep: %w", err)
 		}
 		if len(doomed) > 0 {
-			var b strings.Builder
-			b.WriteString("DELETE FROM messages WHERE status >= 2 AND refund = 0 AND finished_at < " + s.param(1) + " AND pos IN (")
-			s.placeholders(&b, 2, len(doomed))
-			b.WriteByte(')')
-			res, err := s.sqlDB().ExecContext(ctx, b.String(), append([]any{cut}, doomed...)...)
+			k, err := s.remove(ctx, doomed)
 			if err != nil {
 				return removed, fmt.Errorf("sweep: %w", err)
 			}
-			k, _ := res.RowsAffected()
 			removed += k
 		}
 		if done || n < sweepChunk {
 			return removed, nil
 		}
 	}
+}
+
+// remove deletes the final messages at positions (and their outcomes) in
+// one transaction, except those whose quota is still to be given back. An
+// outcome is never changed nor removed while its message stays, so the
+// sweep's reading of it still holds.
+func (s *Store) remove(ctx context.Context, positions []any) (int64, error) {
+	var b strings.Builder
+	b.WriteString("DELETE FROM messages WHERE refund = 0 AND pos IN (")
+	s.placeholders(&b, 1, len(positions))
+	b.WriteString(") AND EXISTS (SELECT 1 FROM outcomes o WHERE o.pos = messages.pos)")
+	var removed int64
+	err := s.trackTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, b.String(), positions...)
+		if err != nil {
+			return err
+		}
+		if removed, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		b.Reset()
+		b.WriteString("DELETE FROM outcomes WHERE pos IN (")
+		s.placeholders(&b, 1, len(positions))
+		b.WriteString(") AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.pos = outcomes.pos)")
+		_, err = tx.ExecContext(ctx, b.String(), positions...)
+		return err
+	})
+	return removed, err
 }
 
 // trackTx runs fn in a transaction (immediate on SQLite) and commits it.
