@@ -1,7 +1,8 @@
 // Package queue is the queue service: it owns the messages table (pending and
 // handed-out SMS), ingests accepted batches from the accepted stream, hands
 // messages to phones oldest first over the QueueClaim RPC, and retires
-// messages the status service reported final.
+// messages the status service reported final. It is also the read model of
+// message tracking (contract §9): lookups, history and cancels.
 package queue
 
 import (
@@ -184,8 +185,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm}, nil
 }
 
-// Run answers claims on Names.QueueClaim() and consumes the accepted and
-// reported streams until ctx ends. It then stops taking claims, lets those in
+// Run answers claims on Names.QueueClaim() and tracking requests (lookup,
+// history, cancel), consumes the accepted and reported streams and sweeps
+// (retention, quota refunds of cancelled messages) until ctx ends. It then stops taking claims, lets those in
 // flight finish, stops the consumers after the batches in hand, all within
 // ShutdownTimeout, and returns nil. It returns an error if it cannot start or
 // a consumer fails fatally.
@@ -211,8 +213,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
 	tracking := rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload())
-	if err := tracking.Register(srv, n); err != nil {
+	// Tracking has workers of its own: lookups waiting for the consumers
+	// never hold up claims.
+	trackSrv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, max(s.cfg.RPCConcurrency/4, 4), s.rm, s.log)
+	if err := tracking.Register(trackSrv, n); err != nil {
 		srv.Close(ctx)
+		trackSrv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
@@ -256,6 +262,7 @@ func (s *Service) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Close(shutdown)
+	trackSrv.Close(shutdown)
 	stopConsumers()
 	for ; running > 0; running-- {
 		select {
