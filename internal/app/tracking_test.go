@@ -427,3 +427,45 @@ func TestTrackingInvalidSettings(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// Answers bigger than one NATS message (long texts; an external server
+// allows 1 MiB per message) come back whole: the queue stops a reply early
+// and ingress asks for the rest.
+func TestTrackingLargeReplies(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := allInOne(t, b, nil)
+		base := p.base
+		_, tok := account(t, base, 10000, 100000)
+		long := strings.Repeat("<&>\"", 250) // 1000 characters, each escaped in JSON
+		var hashes []string
+		for k := range 4 {
+			its := items(fmt.Sprintf("L%d", k), 100)
+			for i := range its {
+				its[i]["message"] = long
+			}
+			hashes = append(hashes, queueN(t, base, tok, its)...)
+		}
+		r := do(t, "POST", base+"/api/"+tok+"/messages/lookup", map[string]any{"hashes": hashes})
+		if r.status != 200 {
+			t.Fatalf("lookup: %d", r.status)
+		}
+		msgs := r.json(t)["messages"].([]any)
+		if len(msgs) != len(hashes) {
+			t.Fatalf("lookup answered %d of %d", len(msgs), len(hashes))
+		}
+		for i, m := range msgs {
+			if m.(map[string]any)["hash"] != hashes[i] || m.(map[string]any)["text"] != long {
+				t.Fatalf("message %d out of order or cut", i)
+			}
+		}
+		h := do(t, "GET", base+"/api/"+tok+"/messages?limit=500", nil).json(t)
+		if len(h["messages"].([]any)) != len(hashes) || h["nextCursor"] != nil {
+			t.Fatalf("history page: %d messages, next %v", len(h["messages"].([]any)), h["nextCursor"])
+		}
+		r = do(t, "GET", base+"/api/"+tok+"/messages", nil, "Accept", "text/csv")
+		recs, err := csv.NewReader(strings.NewReader(string(r.body))).ReadAll()
+		if err != nil || len(recs) != len(hashes)+1 || recs[len(recs)-1][0] != hashes[0] {
+			t.Fatalf("csv: %d records, %v", len(recs), err)
+		}
+	})
+}
