@@ -8,6 +8,13 @@ import (
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
+var benchAt = time.Now()
+
+// benchReport is a report of the message at pos, sent, from one phone.
+func benchReport(pos int64) store.Report {
+	return store.Report{AccountID: 1, Pos: pos, Status: store.StatusSent, Device: "MyPhone", At: benchAt}
+}
+
 // BenchmarkReports1000 applies 1000 delivery reports per operation to
 // messages already handed out (status initiated), as the queue-reported
 // consumer does during a drain.
