@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/services/billing"
 	"github.com/apitosms/apitosms/services/ingress"
 	"github.com/apitosms/apitosms/services/queue"
@@ -17,10 +20,24 @@ func buildBilling(ctx context.Context, in *infra) (service, error) {
 }
 
 func buildQueue(ctx context.Context, in *infra) (service, error) {
+	// On SQLite, tracking reads take a read-only pool of their own so they
+	// never wait for (nor hold up) the writer's one connection.
+	var reader *bun.DB
+	if in.common.DatabaseURL == "" {
+		var err error
+		reader, err = database.OpenReader(ctx, database.Config{DataDir: in.common.DataDir, Service: "queue"}, queueReaders)
+		if err != nil {
+			return nil, err
+		}
+		in.dbs["queue-reader"] = reader
+	}
 	return queue.New(ctx, queue.LoadConfig(in.reader, in.common), queue.Deps{
-		Broker: in.broker, DB: in.dbs["queue"], Names: in.names, Registerer: in.reg, Log: in.log,
+		Broker: in.broker, DB: in.dbs["queue"], Reader: reader, Names: in.names, Registerer: in.reg, Log: in.log,
 	})
 }
+
+// queueReaders is the size of the queue's read-only SQLite pool.
+const queueReaders = 4
 
 func buildStatus(ctx context.Context, in *infra) (service, error) {
 	return status.New(ctx, status.LoadConfig(in.reader, in.common), status.Deps{

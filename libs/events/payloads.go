@@ -47,6 +47,7 @@ const (
 type ReportedBatch struct {
 	AccountID  int64      `json:"a"`
 	ReportedAt time.Time  `json:"at"`
+	Device     string     `json:"d,omitempty"` // the reporting phone's name (§4), kept for tracking (§9)
 	Items      []Reported `json:"items"`
 }
 

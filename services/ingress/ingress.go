@@ -6,6 +6,7 @@ package ingress
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,6 +30,7 @@ type Config struct {
 	RequestTimeout   time.Duration // APITOSMS_INGRESS_REQUEST_TIMEOUT
 	IdempotencyLease time.Duration // APITOSMS_INGRESS_IDEMPOTENCY_LEASE: how long a crashed request blocks its key
 	Replicas         int           // bucket replicas (from APITOSMS_STREAM_REPLICAS)
+	ReadRateLimit    int           // APITOSMS_READ_RATE_LIMIT: requests per rolling minute in a token's read window (tracking)
 }
 
 // DefaultConfig returns the contract's limits.
@@ -39,6 +41,7 @@ func DefaultConfig() Config {
 		RequestTimeout:   15 * time.Second,
 		IdempotencyLease: 30 * time.Second,
 		Replicas:         1,
+		ReadRateLimit:    600,
 	}
 }
 
@@ -51,6 +54,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		RequestTimeout:   r.Duration("APITOSMS_INGRESS_REQUEST_TIMEOUT", d.RequestTimeout),
 		IdempotencyLease: r.Duration("APITOSMS_INGRESS_IDEMPOTENCY_LEASE", d.IdempotencyLease),
 		Replicas:         c.Replicas,
+		ReadRateLimit:    r.Int("APITOSMS_READ_RATE_LIMIT", d.ReadRateLimit),
 	}
 }
 
@@ -71,6 +75,9 @@ type Service struct {
 
 // New opens the rate-limit, idempotency and keys buckets.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if cfg.ReadRateLimit < 1 {
+		return nil, fmt.Errorf("ingress: APITOSMS_READ_RATE_LIMIT must be at least 1, got %d", cfg.ReadRateLimit)
+	}
 	limiter, err := ratelimit.Open(ctx, deps.Broker.JS, deps.Names.RateLimitBucket(), cfg.Replicas)
 	if err != nil {
 		return nil, err
@@ -88,6 +95,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		MaxBatch:       cfg.MaxBatch,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
+		ReadRateLimit:  cfg.ReadRateLimit,
 	}, deps.Registerer, deps.Log.With("service", "ingress"))
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package queue is the queue service: it owns the messages table (pending and
 // handed-out SMS), ingests accepted batches from the accepted stream, hands
 // messages to phones oldest first over the QueueClaim RPC, and retires
-// messages the status service reported final.
+// messages the status service reported final. It is also the read model of
+// message tracking (contract §9): lookups, history and cancels.
 package queue
 
 import (
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +60,18 @@ type Config struct {
 	// ShutdownTimeout bounds finishing in-flight work after Run's context
 	// ends. APITOSMS_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
+	// Retention is how long a final message (sent, failed, expired,
+	// cancelled) is kept for tracking before it is removed.
+	// APITOSMS_RETENTION: a Go duration ("720h") or whole days ("30d").
+	Retention time.Duration
+	// KeepText keeps a message's text once final; false blanks it.
+	// APITOSMS_KEEP_TEXT (true or false).
+	KeepText bool
+	// SweepInterval is how often retention and pending quota refunds are
+	// swept. APITOSMS_QUEUE_SWEEP_INTERVAL.
+	SweepInterval time.Duration
+
+	invalid error // a malformed setting LoadConfig found; New returns it
 }
 
 // DefaultConfig returns the defaults.
@@ -69,6 +84,9 @@ func DefaultConfig() Config {
 		ReportedBatch:    100,
 		MaxDeliver:       10,
 		ShutdownTimeout:  20 * time.Second,
+		Retention:        30 * 24 * time.Hour,
+		KeepText:         true,
+		SweepInterval:    time.Minute,
 
 		ClaimConfirmTimeout: 30 * time.Second,
 		ClaimSweepInterval:  5 * time.Second,
@@ -81,7 +99,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 	if c.ShutdownTimeout > 0 {
 		d.ShutdownTimeout = c.ShutdownTimeout
 	}
-	return Config{
+	cfg := Config{
 		ClaimWaitTimeout: r.Duration("APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT", d.ClaimWaitTimeout),
 		RPCConcurrency:   r.Int("APITOSMS_QUEUE_RPC_CONCURRENCY", d.RPCConcurrency),
 		IngestBatch:      r.Int("APITOSMS_QUEUE_INGEST_BATCH", d.IngestBatch),
@@ -89,16 +107,28 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		ReportedBatch:    r.Int("APITOSMS_QUEUE_REPORTED_BATCH", d.ReportedBatch),
 		MaxDeliver:       r.Int("APITOSMS_QUEUE_MAX_DELIVER", d.MaxDeliver),
 		ShutdownTimeout:  d.ShutdownTimeout,
+		SweepInterval:    r.Duration("APITOSMS_QUEUE_SWEEP_INTERVAL", d.SweepInterval),
 
 		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
 		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
 	}
+	var errs []error
+	var err error
+	if cfg.Retention, err = parseRetention(r.String("APITOSMS_RETENTION", "")); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.KeepText, err = parseKeepText(r.String("APITOSMS_KEEP_TEXT", "")); err != nil {
+		errs = append(errs, err)
+	}
+	cfg.invalid = errors.Join(errs...)
+	return cfg
 }
 
 // Deps are what the queue service needs from the process.
 type Deps struct {
 	Broker     *broker.Broker
 	DB         *bun.DB // the queue's own database
+	Reader     *bun.DB // optional read-only pool on DB for tracking reads (database.OpenReader)
 	Names      events.Names
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -111,6 +141,7 @@ type Service struct {
 	log   *slog.Logger
 	store *store.Store
 	m     *metrics.Metrics
+	tm    *metrics.Tracking
 	cm    *consumer.Metrics
 	rm    *rpc.Metrics
 }
@@ -136,6 +167,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ClaimSweepInterval <= 0 {
 		cfg.ClaimSweepInterval = d.ClaimSweepInterval
 	}
+	if cfg.invalid != nil {
+		return nil, fmt.Errorf("queue: %w", cfg.invalid)
+	}
+	if cfg.Retention <= 0 {
+		return nil, errors.New("queue: APITOSMS_RETENTION must be positive")
+	}
+	if cfg.SweepInterval <= 0 {
+		return nil, errors.New("queue: APITOSMS_QUEUE_SWEEP_INTERVAL must be positive")
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
@@ -145,6 +185,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := st.Migrate(ctx); err != nil {
 		return nil, err
 	}
+	st.UseReader(deps.Reader)
+	st.SetKeepText(cfg.KeepText)
 	m, err := metrics.New(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("queue metrics: %w", err)
@@ -157,15 +199,21 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue rpc metrics: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, cm: cm, rm: rm}, nil
+	tm, err := metrics.NewTracking(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("queue tracking metrics: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm}, nil
 }
 
-// Run answers claims on Names.QueueClaim(), closes the claims acknowledged
-// on Names.QueueClaimAck(), sweeps claims nobody acknowledged in time back
-// to new, and consumes the accepted and reported streams until ctx ends. It
-// then stops taking claims, lets those in flight finish, closes the claims
-// already acknowledged, stops the consumers after the batches in hand, all
-// within ShutdownTimeout, and returns nil. It returns an error if it cannot start or
+// Run answers claims on Names.QueueClaim() and tracking requests (lookup,
+// history, cancel), closes the claims acknowledged on Names.QueueClaimAck(),
+// sweeps claims nobody acknowledged in time back to new, consumes the
+// accepted and reported streams and sweeps (retention, quota refunds of
+// cancelled messages) until ctx ends. It then stops taking claims, lets
+// those in flight finish, closes the claims already acknowledged, stops the
+// consumers after the batches in hand, all within ShutdownTimeout, and
+// returns nil. It returns an error if it cannot start or
 // a consumer fails fatally.
 func (s *Service) Run(ctx context.Context) error {
 	js, n := s.deps.Broker.JS, s.deps.Names
@@ -185,13 +233,36 @@ func (s *Service) Run(ctx context.Context) error {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: claim acks: %w", err)
 	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
+	claimSweepCtx, stopClaimSweep := context.WithCancel(ctx)
+	defer stopClaimSweep()
 	swept := make(chan struct{})
 	go func() {
 		defer close(swept)
-		sweep.Run(sweepCtx, s.store, s.cfg.ClaimSweepInterval, s.m, s.log)
+		sweep.RunClaims(claimSweepCtx, s.store, s.cfg.ClaimSweepInterval, s.m, s.log)
 	}()
+	// Tracking (contract §9) reads the messages table once the reports
+	// published before the request are applied too.
+	reportsIn, err := consumer.NewCatchUp(ctx, js, n.ReportedStream(), events.DurableQueueReported, s.cfg.ClaimWaitTimeout)
+	if err != nil {
+		srv.Close(ctx)
+		acks.Close(ctx)
+		return fmt.Errorf("queue: %w", err)
+	}
+	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
+	tracking := rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload())
+	// Tracking has workers of its own: lookups waiting for the consumers
+	// never hold up claims.
+	trackSrv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, max(s.cfg.RPCConcurrency/4, 4), s.rm, s.log)
+	if err := tracking.Register(trackSrv, n); err != nil {
+		srv.Close(ctx)
+		acks.Close(ctx)
+		trackSrv.Close(ctx)
+		return fmt.Errorf("queue: %w", err)
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	// Consumers outlive ctx until the claims in flight, which wait for
 	// ingestion, are answered.
@@ -229,8 +300,9 @@ func (s *Service) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Close(shutdown)
+	trackSrv.Close(shutdown)
 	acks.Close(shutdown)
-	stopSweep()
+	stopClaimSweep()
 	<-swept // a sweep in hand is rolled back: it is one transaction
 	stopConsumers()
 	for ; running > 0; running-- {
@@ -263,3 +335,36 @@ func (s *Service) consumerConfig(stream, durable string, batch int, linger time.
 
 // Ready reports whether the queue's database answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// parseRetention reads APITOSMS_RETENTION: a Go duration ("720h") or whole
+// days ("30d"); empty means the default.
+func parseRetention(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultConfig().Retention, nil
+	}
+	bad := fmt.Errorf("APITOSMS_RETENTION: %q is not a positive duration (e.g. 30d or 720h)", v)
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 36500 {
+			return 0, bad
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// parseKeepText reads APITOSMS_KEEP_TEXT; empty means true.
+func parseKeepText(v string) (bool, error) {
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return true, fmt.Errorf("APITOSMS_KEEP_TEXT: %q is not true or false", v)
+	}
+	return b, nil
+}

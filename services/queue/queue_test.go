@@ -195,9 +195,9 @@ func TestConcurrentClaimsTwoReplicas(t *testing.T) {
 }
 
 // A message reported final is never handed out; reports only move new (0)
-// messages to a final status (an initiated one is never handed out again
-// anyway, so the queue does not spend a write on it), only for the reporting
-// account.
+// messages to a final status in the messages table (an initiated one is
+// never handed out again anyway: its outcome goes to the outcomes table,
+// without rewriting its row), only for the reporting account.
 func TestReportedNotHandedOut(t *testing.T) {
 	testkit.Each(t, reportedNotHandedOut)
 }

@@ -32,6 +32,7 @@ type Settings struct {
 	MaxBatch       int           // most items in one queue or status request
 	MaxBodyBytes   int           // largest body
 	RequestTimeout time.Duration // bound on the work behind one request
+	ReadRateLimit  int           // requests per rolling minute in a token's read window (Part 2)
 }
 
 // API holds what the handlers need.
@@ -65,6 +66,11 @@ func (a *API) Routes(r fiber.Router) {
 	r.Add(fiber.MethodGet, "/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/status", a.status)
+	// Message tracking (contract §9): tracking.go.
+	r.Get("/api/:token/messages", a.history)
+	r.Post("/api/:token/messages/lookup", a.lookup)
+	r.Get("/api/:token/messages/:hash", a.message)
+	r.Delete("/api/:token/messages/:hash", a.cancelMessage)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

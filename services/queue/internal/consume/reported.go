@@ -29,8 +29,8 @@ func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, lo
 	return &Reported{st: st, wait: wait, m: m, log: log}
 }
 
-// Handle sets the reported messages still new to their final status, in one
-// transaction. A report can only name a message the status service had
+// Handle records the reported messages not final yet as final (status,
+// device, time), in one transaction. A report can only name a message the status service had
 // accepted, so when one names a message this service has not stored yet,
 // waiting until ingestion has stored the accepted stream up to the newest
 // reported position and applying again guarantees the row is there to
@@ -43,7 +43,8 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			return fmt.Errorf("decode reported batch: %w", err)
 		}
 		for _, it := range ev.Items {
-			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Pos: it.Pos, Status: it.Status})
+			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Pos: it.Pos, Status: it.Status,
+				Device: ev.Device, At: ev.ReportedAt})
 		}
 	}
 	if len(r.reports) == 0 {

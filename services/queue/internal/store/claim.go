@@ -142,7 +142,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 // claimSQLite relies on SQLite's single writer: the subquery and the update
 // run under one write lock. Parameters: claimed at, claim id, account, max
 // position, limit.
-const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?
+const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?, attempts = attempts + 1
 WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
 RETURNING pos, phone, text`
 
@@ -160,7 +160,7 @@ const claimPostgres = `WITH picked AS (
     SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
     ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5
+    UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5, attempts = m.attempts + 1
     FROM picked WHERE m.pos = picked.pos AND m.status = 0
     RETURNING m.pos, m.phone, m.text
 ), recorded AS (

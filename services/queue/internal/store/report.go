@@ -6,29 +6,38 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Report is a final status (StatusSent or StatusFailed) the status service
-// applied to the account's message at FIFO position Pos.
+// applied to the account's message at FIFO position Pos, reported by Device
+// (may be empty) at At.
 type Report struct {
 	AccountID int64
 	Pos       int64
 	Status    int
+	Device    string
+	At        time.Time
 }
 
 // reportChunk bounds the hashes of one UPDATE statement.
 const reportChunk = 1000
 
-// ApplyReports sets each reported message of its account that is still new
-// to its final status, in one transaction, so it is never handed out.
-// Initiated messages whose claim is confirmed are left alone (they are
-// never handed out again, and skipping them spares a random page write per
-// report: the common case); an initiated message whose claim is still open
-// is set final too, so the claim's sweep does not hand it out again. So are
-// left alone messages already final, unknown positions and other accounts'
-// messages; reports with a status other than sent or failed are ignored. It
-// is idempotent and returns the rows changed and how many reported positions
-// have no row at all (not ingested yet).
+// ApplyReports records how each reported message of its account that is
+// not final yet (new or initiated) ended, in one transaction: an outcomes row
+// (status, device, time: the tracking read model, contract §9) and, for a
+// message still new, its final status so it is never handed out. Messages
+// already final, unknown positions and other accounts' messages are left
+// alone; reports with a status other than sent or failed are ignored. It is
+// idempotent (the first outcome stays) and returns the messages that got an
+// outcome and how many reported positions have no row at all (not ingested
+// yet).
+//
+// The message rows themselves are written only for messages still new (the
+// rare case), for messages initiated under a claim not confirmed yet (so the
+// claim's sweep does not hand them out again), or when texts are blanked
+// (SetKeepText(false)): a report of a message handed out under a confirmed
+// claim appends a narrow outcomes row instead of rewriting the message's.
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
 	var positions []any
 	for _, r := range reports {
@@ -45,8 +54,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
-	// One read by primary key finds the rows; usually every one is already
-	// initiated, and nothing is written at all.
+	// One read by primary key finds the rows.
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
@@ -72,12 +80,14 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		}
 	}
 
+	var ended []Report // in report order, one per position
 	type key struct {
 		account int64
 		status  int
 	}
-	groups := make(map[key][]any)
+	pending := make(map[key][]any) // still new, or under an open claim: set final
 	var order []key
+	var blank []any
 	seen := make(map[int64]bool, len(positions))
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
@@ -88,37 +98,88 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		switch {
 		case !ok:
 			missing++
-		case stored.account == r.AccountID && (stored.status == StatusNew ||
-			stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim]):
-			k := key{r.AccountID, r.Status}
-			if _, ok := groups[k]; !ok {
-				order = append(order, k)
+		case stored.account == r.AccountID && stored.status < StatusSent:
+			ended = append(ended, r)
+			if s.blankText {
+				blank = append(blank, r.Pos)
 			}
-			groups[k] = append(groups[k], r.Pos)
+			if stored.status == StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
+				k := key{r.AccountID, r.Status}
+				if _, ok := pending[k]; !ok {
+					order = append(order, k)
+				}
+				pending[k] = append(pending[k], r.Pos)
+			}
 		}
 	}
 	var b strings.Builder
+	for rest := ended; len(rest) > 0; {
+		n := min(len(rest), reportChunk)
+		added, err := s.insertOutcomes(ctx, tx, &b, rest[:n])
+		if err != nil {
+			return 0, 0, err
+		}
+		changed += added
+		rest = rest[n:]
+	}
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
-		for keys := groups[k]; len(keys) > 0; {
+		for keys := pending[k]; len(keys) > 0; {
 			n := min(len(keys), reportChunk)
 			args = append(append(args[:0], k.status, k.account), keys[:n]...)
-			res, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...)
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...); err != nil {
 				return 0, 0, fmt.Errorf("apply reports: %w", err)
 			}
-			affected, err := res.RowsAffected()
-			if err != nil {
-				return 0, 0, fmt.Errorf("apply reports: %w", err)
-			}
-			changed += affected
 			keys = keys[n:]
 		}
+	}
+	for rest := blank; len(rest) > 0; {
+		n := min(len(rest), reportChunk)
+		b.Reset()
+		b.WriteString("UPDATE messages SET text = '' WHERE pos IN (")
+		s.placeholders(&b, 1, n)
+		b.WriteByte(')')
+		if _, err := tx.ExecContext(ctx, b.String(), rest[:n]...); err != nil {
+			return 0, 0, fmt.Errorf("blank texts: %w", err)
+		}
+		rest = rest[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("commit reports: %w", err)
 	}
 	return changed, missing, nil
+}
+
+// insertOutcomes appends the outcomes of reports (at most reportChunk) and
+// returns how many were new.
+func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report) (int64, error) {
+	b.Reset()
+	b.WriteString("INSERT INTO outcomes (pos, status, device, finished_at) VALUES ")
+	args := make([]any, 0, 4*len(reports))
+	var lastAt time.Time
+	var lastArg any
+	for i, r := range reports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		s.placeholders(b, 4*i+1, 4)
+		b.WriteByte(')')
+		var device any
+		if r.Device != "" {
+			device = r.Device
+		}
+		if lastArg == nil || !r.At.Equal(lastAt) {
+			lastAt, lastArg = r.At, s.timeParam(r.At)
+		}
+		args = append(args, r.Pos, r.Status, device, lastArg)
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING")
+	res, err := tx.ExecContext(ctx, b.String(), args...)
+	if err != nil {
+		return 0, fmt.Errorf("record outcomes: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // reportedRow is what a report needs to know of a stored message.
@@ -153,12 +214,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
-// reportSQL is the UPDATE of n reported positions (new, or initiated under
-// an open claim; a row a claim or sweep changed meanwhile is still set, as
-// long as it is not final). The unary plus keeps the
+// reportSQL is the UPDATE setting n reported messages final (new, or
+// initiated under an open claim; a row a claim or sweep changed meanwhile is
+// still set, as long as it is not final); its parameters are (status,
+// account, positions...). The unary plus keeps the
 // planner off the claim index (account_id, pos) WHERE status = 0, which
-// would scan every pending message of the account: the primary key finds
-// the n rows.
+// would scan every pending message of the account, and off the account
+// index: the primary key finds the n rows.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
 	b.WriteString("UPDATE messages SET status = " + s.param(1) +

@@ -47,8 +47,10 @@ type Message struct {
 
 // Store is the queue's storage. It is safe for concurrent use.
 type Store struct {
-	db *bun.DB
-	pg bool
+	db        *bun.DB
+	pg        bool
+	reader    *sql.DB // tracking reads (UseReader); nil: db
+	blankText bool    // blank a message's text once final (SetKeepText)
 }
 
 // New returns the store on db (not migrated: see Migrate).

@@ -1,6 +1,8 @@
-// Package sweep returns the messages of claims nobody confirmed to new: the
-// ingress that asked for them died, or gave up, before its answer reached a
-// phone.
+// Package sweep does the queue's background upkeep: claims nobody
+// confirmed go back to new (claims.go), and for message tracking
+// (contract §9) it gives the quota of cancelled messages back to billing
+// and removes final messages once the retention period is over. Every
+// replica runs it; the store's operations make concurrent sweeps safe.
 package sweep
 
 import (
@@ -8,21 +10,42 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
-// batch is the most claims closed in one transaction.
-const batch = 100
+// refundBatch is the most pending refunds taken per sweep round.
+const refundBatch = 500
 
-// Run sweeps expired claims at once and then every interval until ctx ends.
-// Every queue replica runs it; store.Sweep keeps them apart. A failed sweep
-// is logged and tried again at the next tick.
-func Run(ctx context.Context, st *store.Store, interval time.Duration, m *metrics.Metrics, log *slog.Logger) {
-	t := time.NewTicker(interval)
+// Sweeper gives refunds back and applies retention.
+type Sweeper struct {
+	st        *store.Store
+	nc        *nats.Conn
+	names     events.Names
+	retention time.Duration
+	interval  time.Duration
+	m         *metrics.Tracking
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// New returns a sweeper removing final messages retention after they became
+// final, every interval.
+func New(st *store.Store, nc *nats.Conn, names events.Names, retention, interval time.Duration, m *metrics.Tracking, log *slog.Logger) *Sweeper {
+	return &Sweeper{st: st, nc: nc, names: names, retention: retention, interval: interval, m: m, log: log, now: time.Now}
+}
+
+// Run sweeps every interval until ctx ends. Failures are logged, counted and
+// retried at the next round.
+func (s *Sweeper) Run(ctx context.Context) {
+	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		Once(ctx, st, m, log)
+		s.Once(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -31,24 +54,66 @@ func Run(ctx context.Context, st *store.Store, interval time.Duration, m *metric
 	}
 }
 
-// Once sweeps until no expired claim is left.
-func Once(ctx context.Context, st *store.Store, m *metrics.Metrics, log *slog.Logger) {
-	for ctx.Err() == nil {
-		sw, err := st.Sweep(ctx, time.Now(), batch)
+// Once runs one round: pending refunds, then retention.
+func (s *Sweeper) Once(ctx context.Context) {
+	for {
+		pending, err := s.st.PendingRefunds(ctx, refundBatch)
 		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("sweeping expired claims failed", "err", err)
-			}
-			return
+			s.fail(ctx, "pending refunds", err)
+			break
 		}
-		if sw.Claims > 0 {
-			m.Expired.Add(float64(sw.Claims))
-			m.Requeued.Add(float64(sw.Requeued))
-			log.Info("expired claims swept: their messages are handed out again",
-				"claims", sw.Claims, "messages", sw.Requeued)
+		if len(pending) == 0 {
+			break
 		}
-		if sw.Claims < batch {
-			return
+		if s.Refund(ctx, pending) == 0 || len(pending) < refundBatch {
+			break
 		}
 	}
+	removed, err := s.st.SweepRetention(ctx, s.now().Add(-s.retention))
+	s.m.Removed.Add(float64(removed))
+	if err != nil {
+		s.fail(ctx, "retention sweep", err)
+	} else if removed > 0 {
+		s.log.Info("retention removed final messages", "count", removed)
+	}
+}
+
+// Refund gives back the quota of the cancelled messages at positions whose
+// refund is still pending, one billing release per account and month, and
+// returns how many it gave back. Each pending refund is taken by one caller
+// only (replicas and concurrent cancels never both give it back). A release
+// billing refused or did not answer is marked pending again for the next
+// sweep. Two windows of one round trip remain: a release applied whose
+// answer was lost is given back again; a process dying between taking a
+// refund and sending the release loses it.
+func (s *Sweeper) Refund(ctx context.Context, positions []int64) int {
+	refunds, err := s.st.TakeRefunds(ctx, positions)
+	if err != nil {
+		s.fail(ctx, "take refunds", err)
+		return 0
+	}
+	given := 0
+	for _, r := range refunds {
+		_, err := rpc.Call[events.ReleaseRequest, events.ReleaseReply](ctx, s.nc, s.names.BillingRelease(),
+			events.ReleaseRequest{AccountID: r.AccountID, Count: len(r.Positions), Month: r.Month})
+		if err != nil {
+			s.m.RefundFailures.Inc()
+			s.log.Warn("give back quota of cancelled messages failed; retried later", "count", len(r.Positions), "err", err)
+			if err := s.st.ReturnRefunds(context.WithoutCancel(ctx), r.Positions); err != nil {
+				s.log.Error("refunds lost: cannot mark them pending again", "count", len(r.Positions), "err", err)
+			}
+			continue
+		}
+		given += len(r.Positions)
+	}
+	s.m.Refunded.Add(float64(given))
+	return given
+}
+
+func (s *Sweeper) fail(ctx context.Context, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.m.SweepErrors.Inc()
+	s.log.Warn(what+" failed", "err", err)
 }

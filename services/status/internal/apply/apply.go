@@ -102,7 +102,7 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 		}
 	}
 	final, changed := res.final, res.changed
-	a.publish(ctx, req.AccountID, at, positions, asked, changed)
+	a.publish(ctx, req.AccountID, req.Device, at, positions, asked, changed)
 	if err != nil {
 		return events.ApplyReply{}, err
 	}
@@ -198,12 +198,13 @@ func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, 
 	return res, nil
 }
 
-// publish announces the messages this request changed.
-func (a *Applier) publish(ctx context.Context, accountID int64, at time.Time, positions []int64, asked map[int64]int, changed map[int64]bool) {
+// publish announces the messages this request changed, with the reporting
+// device (tracking shows it).
+func (a *Applier) publish(ctx context.Context, accountID int64, device string, at time.Time, positions []int64, asked map[int64]int, changed map[int64]bool) {
 	if len(changed) == 0 {
 		return
 	}
-	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Items: make([]events.Reported, 0, len(changed))}
+	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Device: device, Items: make([]events.Reported, 0, len(changed))}
 	for _, p := range positions {
 		if changed[p] {
 			ev.Items = append(ev.Items, events.Reported{Pos: p, Status: asked[p]})

@@ -1,0 +1,81 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+var benchAt = time.Now()
+
+// benchReport is a report of the message at pos, sent, from one phone.
+func benchReport(pos int64) store.Report {
+	return store.Report{AccountID: 1, Pos: pos, Status: store.StatusSent, Device: "MyPhone", At: benchAt}
+}
+
+// BenchmarkReports1000 applies 1000 delivery reports per operation to
+// messages already handed out (status initiated), as the queue-reported
+// consumer does during a drain.
+func BenchmarkReports1000(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		const size = 1000
+		in := st.NewInserter()
+		defer in.Close()
+		total := (b.N + 1) * size
+		for from := 0; from < total; from += 5000 {
+			if _, err := in.Insert(ctx, rows(1, int64(from+1), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for claimed := 0; claimed < total; {
+			got, err := st.Claim(ctx, 1, 5000, store.NoBound, time.Now(), store.Confirm{})
+			if err != nil || len(got) == 0 {
+				b.Fatalf("claim: %d rows, %v", len(got), err)
+			}
+			claimed += len(got)
+		}
+		reports := make([]store.Report, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			for j := range reports {
+				reports[j] = benchReport(int64(i*size + j + 1))
+			}
+			if _, _, err := st.ApplyReports(ctx, reports); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "reports/s")
+	})
+}
+
+// BenchmarkLookup1000 looks up 1000 messages by position per operation
+// (one bulk lookup), among 100,000 of two accounts.
+func BenchmarkLookup1000(b *testing.B) {
+	eachBackend(b, func(b *testing.B, st *store.Store) {
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		const total, size = 100000, 1000
+		for from := 0; from < total; from += 5000 {
+			if _, err := in.Insert(ctx, rows(int64(1+from/5000%2), int64(from+1), 5000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		positions := make([]int64, size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			for j := range positions {
+				positions[j] = int64((i*7919+j*104729)%total + 1)
+			}
+			if _, err := st.Lookup(ctx, 1, positions); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "lookups/s")
+	})
+}
