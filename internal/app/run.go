@@ -32,7 +32,8 @@ type Runtime struct {
 	Getenv func(string) string
 	Stdout io.Writer
 	Stderr io.Writer
-	// OnReady, if set, is called with the HTTP address once the server listens.
+	// OnReady, if set, is called with the HTTP address once the server
+	// listens and every service is ready (what /readyz answers).
 	OnReady func(addr string)
 }
 
@@ -186,6 +187,7 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		defer lock.release() // after everything below closed (deferred earlier runs later)
 	}
 
+	started := time.Now()
 	in := &infra{common: common, reader: reader, names: events.NewNames(common.Namespace), reg: prometheus.NewRegistry(), log: log, dbs: map[string]*bun.DB{}}
 	defer in.close()
 	in.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -238,9 +240,14 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		}()
 	}
 	go func() { exited <- web.Listener(ln) }()
-	if rt.OnReady != nil {
-		rt.OnReady(ln.Addr().String())
-	}
+	go func() {
+		if waitReady(svcCtx, svcs) {
+			log.Info("apitosms ready", "after", time.Since(started).Round(time.Millisecond).String())
+			if rt.OnReady != nil {
+				rt.OnReady(ln.Addr().String())
+			}
+		}
+	}()
 
 	var failure error
 	running := len(svcs) + 1
@@ -274,6 +281,33 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		}
 	}
 	return failure
+}
+
+// waitReady polls every service's Ready (what /readyz answers) until all
+// are ready, and reports whether they became so before ctx ended.
+func waitReady(ctx context.Context, svcs []service) bool {
+	poll := 10 * time.Millisecond
+	for {
+		ready := true
+		for _, s := range svcs {
+			c, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := s.Ready(c)
+			cancel()
+			if err != nil {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(poll):
+		}
+		poll = min(2*poll, 500*time.Millisecond)
+	}
 }
 
 func contains(list []string, s string) bool {

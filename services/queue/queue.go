@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +98,11 @@ type Service struct {
 	m     *metrics.Metrics
 	cm    *consumer.Metrics
 	rm    *rpc.Metrics
+	// startup and serving make Ready wait until claims are answered at once:
+	// the consumers have processed what the streams held at start, and Run
+	// answers claims.
+	startup *consumer.Startup
+	serving atomic.Bool
 }
 
 // New migrates the messages table and registers metrics; it starts nothing.
@@ -135,7 +141,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue rpc metrics: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, cm: cm, rm: rm}, nil
+	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
+		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
+		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, cm: cm, rm: rm, startup: startup}, nil
 }
 
 // Run answers claims on Names.QueueClaim() and consumes the accepted and
@@ -180,6 +192,8 @@ func (s *Service) Run(ctx context.Context) error {
 			done <- err
 		}()
 	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	s.log.Info("queue started", "claim_subject", n.QueueClaim())
 
 	var fatal error
@@ -222,5 +236,17 @@ func (s *Service) consumerConfig(stream, durable string, batch int, linger time.
 	}
 }
 
-// Ready reports whether the queue's database answers.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ready reports whether the queue answers claims at once: Run is serving,
+// its database answers, and its consumers have processed what the streams
+// held when the service started (after a crash, a batch the dead process
+// held is redelivered only after the consumer's AckWait; until then every
+// claim would wait and answer unavailable).
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("queue: not serving yet")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.startup.Ready(ctx)
+}
