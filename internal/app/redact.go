@@ -10,12 +10,12 @@ import (
 
 // redactError returns err with every secret in its message replaced by
 // xxxxx; errors.Is and errors.As still see the original chain.
-func redactError(err error, secrets []string) error {
+func redactError(err error, rd *config.Redactor) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	if clean := config.Redact(msg, secrets); clean != msg {
+	if clean := rd.Redact(msg); clean != msg {
 		return &redactedError{msg: clean, err: err}
 	}
 	return err
@@ -33,8 +33,8 @@ func (e *redactedError) Unwrap() error { return e.err }
 // record before the inner handler writes it: a library error that quotes a
 // URL with its password, say, never reaches the log as written.
 type redactHandler struct {
-	inner   slog.Handler
-	secrets []string
+	inner slog.Handler
+	rd    *config.Redactor
 }
 
 func (h redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -42,7 +42,7 @@ func (h redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, config.Redact(r.Message, h.secrets), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, h.rd.Redact(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
@@ -55,18 +55,18 @@ func (h redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for i, a := range attrs {
 		clean[i] = h.attr(a)
 	}
-	return redactHandler{inner: h.inner.WithAttrs(clean), secrets: h.secrets}
+	return redactHandler{inner: h.inner.WithAttrs(clean), rd: h.rd}
 }
 
 func (h redactHandler) WithGroup(name string) slog.Handler {
-	return redactHandler{inner: h.inner.WithGroup(name), secrets: h.secrets}
+	return redactHandler{inner: h.inner.WithGroup(name), rd: h.rd}
 }
 
 func (h redactHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, config.Redact(v.String(), h.secrets))
+		return slog.String(a.Key, h.rd.Redact(v.String()))
 	case slog.KindGroup:
 		group := v.Group()
 		clean := make([]any, len(group))
@@ -81,7 +81,7 @@ func (h redactHandler) attr(a slog.Attr) slog.Attr {
 		} else {
 			s = fmt.Sprint(v.Any())
 		}
-		if clean := config.Redact(s, h.secrets); clean != s {
+		if clean := h.rd.Redact(s); clean != s {
 			return slog.String(a.Key, clean)
 		}
 	}

@@ -173,9 +173,9 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 	}
 	common, names := p.common, p.names
 	// No secret reaches a log line or the error this returns.
-	secrets := common.Secrets()
-	defer func() { err = redactError(err, secrets) }()
-	log := newLogger(rt.Stderr, common.LogLevel, secrets)
+	rd := common.Redactor()
+	defer func() { err = redactError(err, rd) }()
+	log := newLogger(rt.Stderr, common.LogLevel, rd)
 	log.Info("apitosms starting", "version", buildinfo.Version(), "commit", buildinfo.Commit())
 	log.Info("go memory limit", "bytes", applyMemoryLimit(rt.Getenv))
 
@@ -321,14 +321,14 @@ func contains(list []string, s string) bool {
 
 // newLogger logs JSON lines at level (one of config.LogLevels) to w, with
 // every secret replaced by xxxxx.
-func newLogger(w io.Writer, level string, secrets []string) *slog.Logger {
+func newLogger(w io.Writer, level string, rd *config.Redactor) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo // not reached: the configuration refuses other levels
 	}
 	var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})
-	if len(secrets) > 0 {
-		h = redactHandler{inner: h, secrets: secrets}
+	if !rd.Empty() {
+		h = redactHandler{inner: h, rd: rd}
 	}
 	return slog.New(h)
 }

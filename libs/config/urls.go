@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -9,8 +10,7 @@ import (
 // Broker and database URLs may carry credentials (a password, a NATS token
 // as the user name, a password query parameter). They are read as secrets:
 // an error about one shows at most its redacted form (RedactURL), never the
-// value as given, and Common.Secrets lists the credentials so logs and
-// errors can be scrubbed.
+// value as given, and Common.Redactor scrubs them from logs and errors.
 
 const redacted = "xxxxx"
 
@@ -38,9 +38,10 @@ func (r *Reader) NATSURL(key string) string {
 			r.fail(key, "entry %d (%s): scheme must be nats, tls, ws or wss", i+1, RedactURL(entry))
 			continue
 		}
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				r.fail(key, "entry %d (%s): port out of range", i+1, RedactURL(entry))
+		if strings.Contains(strings.TrimPrefix(u.Host, "["+u.Hostname()+"]"), ":") {
+			_, p, err := net.SplitHostPort(u.Host)
+			if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 1 || n > 65535 {
+				r.fail(key, "entry %d (%s): bad port", i+1, RedactURL(entry))
 			}
 		}
 	}
@@ -103,18 +104,31 @@ func RedactURL(s string) string {
 	return u.String()
 }
 
-// Secrets lists every secret in c: the admin token, and the credentials
-// inside the broker and database URLs (as given and as URL-decoded), each at
-// least 4 bytes long (shorter ones would scrub innocent text and cannot be
-// told apart anyway).
-func (c Common) Secrets() []string {
-	var out []string
-	add := func(s string) {
-		if len(s) >= 4 && !contains(out, s) {
-			out = append(out, s)
+// Redactor replaces the credentials of a configuration with xxxxx in any
+// text: the admin token wherever it appears, and the credentials of the
+// broker and database URLs in the places a URL holds them (":password@",
+// a NATS token as "token@", "password=..."), so a library error quoting a
+// URL is scrubbed while ordinary words that happen to equal a weak password
+// are left alone. A URL that does not parse is replaced whole.
+type Redactor struct {
+	r     *strings.Replacer
+	pairs int
+}
+
+// Redactor returns the redactor of c's secrets.
+func (c Common) Redactor() *Redactor {
+	var pairs []string
+	add := func(old, new string) {
+		for i := 0; i < len(pairs); i += 2 {
+			if pairs[i] == old {
+				return
+			}
 		}
+		pairs = append(pairs, old, new)
 	}
-	add(c.AdminToken)
+	if c.AdminToken != "" {
+		add(c.AdminToken, redacted)
+	}
 	urls := []string{c.DatabaseURL}
 	if c.NATSURL != "" {
 		urls = append(urls, strings.Split(c.NATSURL, ",")...)
@@ -125,54 +139,50 @@ func (c Common) Secrets() []string {
 			continue
 		}
 		postgres := strings.HasPrefix(raw, "postgres")
-		// The raw userinfo, whether or not the rest parses; a lone user
-		// name is a secret in NATS (a token), not in PostgreSQL.
+		// The userinfo as written, whether or not the rest parses; a lone
+		// user name is a secret in NATS (a token), not in PostgreSQL.
 		if at := strings.LastIndex(raw, "@"); at >= 0 {
 			info := raw[:at]
 			if i := strings.Index(info, "://"); i >= 0 {
 				info = info[i+3:]
 			}
 			if i := strings.IndexByte(info, ':'); i >= 0 {
-				add(info[i+1:])
-			} else if !postgres {
-				add(info)
+				add(":"+info[i+1:]+"@", ":"+redacted+"@")
+			} else if !postgres && info != "" {
+				add(info+"@", redacted+"@")
 			}
 		}
-		if !strings.Contains(raw, "://") {
-			raw = "nats://" + raw
+		full := raw
+		if !strings.Contains(full, "://") {
+			full = "nats://" + full
 		}
-		u, err := url.Parse(raw)
+		u, err := url.Parse(full)
 		if err != nil {
-			add(raw) // unparseable: the whole value
+			add(raw, redacted) // unparseable: the whole value
 			continue
 		}
 		if u.User != nil {
-			if p, ok := u.User.Password(); ok {
-				add(p)
-			} else if !postgres {
-				add(u.User.Username())
+			if p, ok := u.User.Password(); ok && p != "" {
+				add(":"+p+"@", ":"+redacted+"@")
+			} else if !ok && !postgres && u.User.Username() != "" {
+				add(u.User.Username()+"@", redacted+"@")
 			}
 		}
-		add(u.Query().Get("password"))
-	}
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+		if q := u.Query(); q.Get("password") != "" {
+			add("password="+q.Get("password"), "password="+redacted)
+			add("password="+url.QueryEscape(q.Get("password")), "password="+redacted)
 		}
 	}
-	return false
+	return &Redactor{r: strings.NewReplacer(pairs...), pairs: len(pairs) / 2}
 }
 
-// Redact replaces every secret in s with xxxxx.
-func Redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, redacted)
-		}
+// Empty reports whether there is nothing to redact.
+func (r *Redactor) Empty() bool { return r == nil || r.pairs == 0 }
+
+// Redact returns s with every credential replaced by xxxxx.
+func (r *Redactor) Redact(s string) string {
+	if r.Empty() {
+		return s
 	}
-	return s
+	return r.r.Replace(s)
 }
