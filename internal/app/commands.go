@@ -168,7 +168,8 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs := flag.NewFlagSet("apitosms bench", flag.ContinueOnError)
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "", "base URL of a running server (or use -spawn)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", rt.Getenv("APITOSMS_ADMIN_TOKEN"), "operator token of that server (env APITOSMS_ADMIN_TOKEN)")
+	// The token's default is not the flag's: -h would print it.
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator token of that server (default: env APITOSMS_ADMIN_TOKEN)")
 	fs.IntVar(&cfg.PID, "pid", 0, "pid of that server, to report its CPU and peak RSS")
 	spawn := fs.Bool("spawn", false, "start the server for this run (free port, fresh data dir, namespace and database), stop it afterwards")
 	bin := fs.String("bin", "", "server binary for -spawn (default: this executable)")
@@ -200,6 +201,9 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = rt.Getenv("APITOSMS_ADMIN_TOKEN")
 	}
 	if !*quiet {
 		cfg.Log = rt.Stderr
