@@ -117,7 +117,6 @@ func serveFlags(envTarget string) (*flag.FlagSet, *string, *bool) {
 type plan struct {
 	names    []string
 	common   config.Common
-	reader   *config.Reader
 	builders []builder
 }
 
@@ -128,7 +127,7 @@ func readPlan(target string, reader *config.Reader) (plan, error) {
 	if err != nil {
 		return plan{}, &UsageError{Err: err}
 	}
-	p := plan{names: names, reader: reader, common: config.ReadCommon(reader)}
+	p := plan{names: names, common: config.ReadCommon(reader)}
 	for _, n := range names {
 		p.builders = append(p.builders, targets[n].prepare(reader, p.common))
 	}
