@@ -62,11 +62,11 @@ func lockDataDir(dir string, exclusive bool) (*dataDirLock, error) {
 		}
 		return nil, fmt.Errorf("data dir %s: lock %s: %w", abs, path, err)
 	}
-	if exclusive {
-		// The owner's pid, for the message of a process refused later.
-		if err := f.Truncate(0); err == nil {
-			_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-		}
+	// The owner's pid, for the message of a process refused later. A
+	// shared holder clears it: no owner runs, so any pid there is stale
+	// (an owner that was killed).
+	if err := f.Truncate(0); err == nil && exclusive {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &dataDirLock{f: f, exclusive: exclusive}, nil
 }
