@@ -200,6 +200,13 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 	if err := events.EnsureStreams(startCtx, in.broker.JS, in.names, events.Topology{Replicas: common.Replicas}); err != nil {
 		return err
 	}
+	if in.broker.Embedded() {
+		if err := redeliverOrphans(startCtx, in.broker.JS, log); err != nil {
+			// Not fatal: they come back after the ack wait anyway, and
+			// /readyz waits for them.
+			log.Warn("could not redeliver what the previous run held at once", "err", err)
+		}
+	}
 	svcs := make([]service, 0, len(names))
 	for i, n := range names {
 		if targets[n].needsDB {
