@@ -1,10 +1,11 @@
 // Command apitosms runs the SMS gateway: every service in one process by
 // default (-target=all), or any subset against an external NATS cluster and
-// PostgreSQL. See README.md.
+// PostgreSQL. See README.md and `apitosms help`.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,6 +19,10 @@ func main() {
 	defer stop()
 	if err := app.Run(ctx, app.Runtime{Args: os.Args[1:], Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr}); err != nil {
 		fmt.Fprintln(os.Stderr, "apitosms:", err)
+		var usage *app.UsageError
+		if errors.As(err, &usage) {
+			os.Exit(2) // bad command line or configuration
+		}
 		os.Exit(1)
 	}
 }

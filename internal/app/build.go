@@ -5,6 +5,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/services/billing"
 	"github.com/apitosms/apitosms/services/ingress"
@@ -13,46 +14,61 @@ import (
 	"github.com/apitosms/apitosms/services/status"
 )
 
-func buildBilling(ctx context.Context, in *infra) (service, error) {
-	return billing.New(ctx, billing.LoadConfig(in.reader, in.common), billing.Deps{
-		Broker: in.broker, DB: in.dbs["billing"], Names: in.names, Registerer: in.reg, Log: in.log,
-	})
+func prepareBilling(r *config.Reader, c config.Common) builder {
+	cfg := billing.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return billing.New(ctx, cfg, billing.Deps{
+			Broker: in.broker, DB: in.dbs["billing"], Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
 }
 
-func buildQueue(ctx context.Context, in *infra) (service, error) {
-	// On SQLite, tracking reads take a read-only pool of their own so they
-	// never wait for (nor hold up) the writer's one connection.
-	var reader *bun.DB
-	if in.common.DatabaseURL == "" {
-		var err error
-		reader, err = database.OpenReader(ctx, database.Config{DataDir: in.common.DataDir, Service: "queue"}, queueReaders)
-		if err != nil {
-			return nil, err
+func prepareQueue(r *config.Reader, c config.Common) builder {
+	cfg := queue.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		// On SQLite, tracking reads take a read-only pool of their own so they
+		// never wait for (nor hold up) the writer's one connection.
+		var reader *bun.DB
+		if in.common.DatabaseURL == "" {
+			var err error
+			reader, err = database.OpenReader(ctx, database.Config{DataDir: in.common.DataDir, Service: "queue"}, queueReaders)
+			if err != nil {
+				return nil, err
+			}
+			in.dbs["queue-reader"] = reader
 		}
-		in.dbs["queue-reader"] = reader
+		return queue.New(ctx, cfg, queue.Deps{
+			Broker: in.broker, DB: in.dbs["queue"], Reader: reader, Names: in.names, Registerer: in.reg, Log: in.log,
+		})
 	}
-	return queue.New(ctx, queue.LoadConfig(in.reader, in.common), queue.Deps{
-		Broker: in.broker, DB: in.dbs["queue"], Reader: reader, Names: in.names, Registerer: in.reg, Log: in.log,
-	})
 }
 
 // queueReaders is the size of the queue's read-only SQLite pool.
 const queueReaders = 4
 
-func buildStatus(ctx context.Context, in *infra) (service, error) {
-	return status.New(ctx, status.LoadConfig(in.reader, in.common), status.Deps{
-		Broker: in.broker, DB: in.dbs["status"], Names: in.names, Registerer: in.reg, Log: in.log,
-	})
+func prepareStatus(r *config.Reader, c config.Common) builder {
+	cfg := status.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return status.New(ctx, cfg, status.Deps{
+			Broker: in.broker, DB: in.dbs["status"], Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
 }
 
-func buildReleases(ctx context.Context, in *infra) (service, error) {
-	return releases.New(ctx, releases.LoadConfig(in.reader, in.common), releases.Deps{
-		Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
-	})
+func prepareReleases(r *config.Reader, c config.Common) builder {
+	cfg := releases.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return releases.New(ctx, cfg, releases.Deps{
+			Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
 }
 
-func buildIngress(ctx context.Context, in *infra) (service, error) {
-	return ingress.New(ctx, ingress.LoadConfig(in.reader, in.common), ingress.Deps{
-		Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log,
-	})
+func prepareIngress(r *config.Reader, c config.Common) builder {
+	cfg := ingress.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return ingress.New(ctx, cfg, ingress.Deps{
+			Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
 }

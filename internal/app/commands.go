@@ -5,35 +5,176 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/apitosms/apitosms/internal/cli"
 	"github.com/apitosms/apitosms/internal/loadgen"
 	"github.com/apitosms/apitosms/internal/phonesim"
+	"github.com/apitosms/apitosms/libs/buildinfo"
+	"github.com/apitosms/apitosms/libs/config"
 )
 
-// The load tools ship in the server binary: `apitosms bench` and
-// `apitosms phone` (see docs/benchmarks.md); so do the merchant commands
-// `apitosms send|status|messages` (docs/api.md, "Go client and CLI").
+// command is one subcommand: apitosms <name> [args].
+type command struct {
+	args    string // synopsis of its arguments, e.g. "[flags]"
+	summary string // one line for `apitosms help`
+	run     func(ctx context.Context, rt Runtime, args []string) error
+}
+
+// commands are the subcommands. To add one, add it in init below; help
+// lists it. A first argument that is neither a command nor a flag is refused.
+var commands = map[string]command{}
+
+// primary commands come first in the help, the rest alphabetically.
+var primary = []string{"serve", "version", "help"}
+
 func init() {
-	commands["bench"] = benchCommand
-	commands["phone"] = phoneCommand
-	commands["send"] = merchantCommand(cli.Send)
-	commands["status"] = merchantCommand(cli.Status)
-	commands["messages"] = merchantCommand(cli.Messages)
+	commands["serve"] = command{"[-target=all|<services>]", "run the server (the default when no command is given)", serveCommand}
+	commands["version"] = command{"", "print the version, commit and Go version", versionCommand}
+	commands["help"] = command{"[command]", "print this help, or a command's flags", helpCommand}
+	// The load tools ship in the server binary (see docs/benchmarks.md).
+	commands["bench"] = command{"[flags]", "drive a server with load and report what it measured", benchCommand}
+	commands["phone"] = command{"-token T [flags]", "simulate phones pulling, sending and reporting", phoneCommand}
+	// The merchant commands (docs/api.md, "Go client and CLI").
+	commands["send"] = command{"[-phone P -text T | file.csv]", "queue SMS through the API (a CSV of phone,message for bulk sends)", merchantCommand(cli.Send)}
+	commands["status"] = command{"HASH[:sent|:failed]...", "report statuses for hashes as a phone would", merchantCommand(cli.Status)}
+	commands["messages"] = command{"[-json]", "pull waiting messages as a phone would (get_messages)", merchantCommand(cli.Messages)}
+}
+
+// commandNames lists the commands in help order.
+func commandNames() []string {
+	names := slices.Clone(primary)
+	var rest []string
+	for n := range commands {
+		if !slices.Contains(primary, n) {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
+}
+
+// parseFlags parses args into fs. -h or --help prints help (full help for
+// the server, fs's flags for other commands) to stdout and returns
+// flag.ErrHelp, which Run turns into success; a bad flag is a *UsageError.
+func parseFlags(rt Runtime, fs *flag.FlagSet, args []string, help func(w io.Writer, fs *flag.FlagSet)) error {
+	fs.SetOutput(io.Discard) // errors are returned, help printed below
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		help(rt.Stdout, fs)
+		return flag.ErrHelp
+	case err != nil:
+		return usageErrorf("%v (see %s -h)", err, fs.Name())
+	}
+	return nil
+}
+
+// flagHelp prints a command's flags.
+func flagHelp(w io.Writer, fs *flag.FlagSet) {
+	name := strings.TrimPrefix(fs.Name(), "apitosms ")
+	if c, ok := commands[name]; ok {
+		fmt.Fprintf(w, "Usage: %s %s\n\n%s.\n\nFlags:\n", fs.Name(), c.args, upperFirst(c.summary))
+	}
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// serveCommand: apitosms serve [flags] is apitosms [flags].
+func serveCommand(ctx context.Context, rt Runtime, args []string) error {
+	return serve(ctx, rt, args)
+}
+
+// versionCommand: apitosms version.
+func versionCommand(_ context.Context, rt Runtime, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("version takes no arguments, got %q", args[0])
+	}
+	_, err := fmt.Fprintln(rt.Stdout, buildinfo.String())
+	return err
+}
+
+// helpCommand: apitosms help [command].
+func helpCommand(ctx context.Context, rt Runtime, args []string) error {
+	switch {
+	case len(args) == 0 || args[0] == "serve":
+		printHelp(rt.Stdout, nil)
+		return nil
+	case len(args) > 1:
+		return usageErrorf("help takes at most one command, got %q", args)
+	}
+	if _, ok := commands[args[0]]; !ok {
+		return usageErrorf("unknown command %q (commands: %s)", args[0], strings.Join(commandNames(), ", "))
+	}
+	// A command's own -h prints its flags.
+	return commands[args[0]].run(ctx, Runtime{Stdout: rt.Stdout, Stderr: rt.Stderr, Getenv: func(string) string { return "" }}, []string{"-h"})
+}
+
+// printHelp prints the whole help: commands, the server's flags and every
+// environment variable the services read, with its default.
+func printHelp(w io.Writer, _ *flag.FlagSet) {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "apitosms %s: a self-hostable SMS gateway, wire-compatible with API to SMS.\n\n", buildinfo.Version())
+	b.WriteString("Usage:\n  apitosms [command] [flags]\n\nCommands:\n")
+	for _, n := range commandNames() {
+		c := commands[n]
+		fmt.Fprintf(b, "  %-8s %-26s %s\n", n, c.args, c.summary)
+	}
+	b.WriteString("\nFlags of serve (also accepted without the word serve):\n")
+	fs, _, _ := serveFlags("all")
+	fs.SetOutput(b)
+	fs.PrintDefaults()
+	b.WriteString("  -h, --help\n    \tprint this help\n")
+	b.WriteString("\nEnvironment (a malformed value is refused at start, naming the variable):\n")
+	for _, v := range envVars() {
+		def := "unset by default"
+		if v.Default != "" {
+			def = "default " + v.Default
+		}
+		fmt.Fprintf(b, "  %s (%s)\n      %s\n", v.Key, def, config.Meaning(v.Key))
+	}
+	fmt.Fprintf(b, "  GOMEMLIMIT (default %dMiB)\n      Go runtime soft memory limit (e.g. 1GiB, or off)\n", defaultMemoryLimit>>20)
+	b.WriteString("\nWith neither APITOSMS_NATS_URL nor APITOSMS_DATABASE_URL, everything runs in one process\n" +
+		"on an embedded NATS server and SQLite under APITOSMS_DATA_DIR. See docs/operations.md.\n" +
+		"\nExit status: 0 success (and after SIGTERM), 1 runtime failure, 2 bad command line or configuration.\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// envVars lists every variable the server reads, with its default: it reads
+// the configuration of every service from an empty environment.
+func envVars() []config.Var {
+	r := config.NewReader(func(string) string { return "" })
+	r.String("APITOSMS_TARGET", "all")
+	c := config.ReadCommon(r)
+	for _, n := range order {
+		targets[n].prepare(r, c)
+	}
+	return r.Vars()
 }
 
 // benchCommand: apitosms bench [flags] — drive a server and print what it
 // measured (a summary, or JSON with -json; -table appends a Markdown row).
 func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs := flag.NewFlagSet("apitosms bench", flag.ContinueOnError)
-	fs.SetOutput(rt.Stderr)
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "", "base URL of a running server (or use -spawn)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", rt.Getenv("APITOSMS_ADMIN_TOKEN"), "operator token of that server (env APITOSMS_ADMIN_TOKEN)")
+	// The token's default is not the flag's: -h would print it.
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator token of that server (default: env APITOSMS_ADMIN_TOKEN)")
 	fs.IntVar(&cfg.PID, "pid", 0, "pid of that server, to report its CPU and peak RSS")
 	spawn := fs.Bool("spawn", false, "start the server for this run (free port, fresh data dir, namespace and database), stop it afterwards")
 	bin := fs.String("bin", "", "server binary for -spawn (default: this executable)")
@@ -60,11 +201,14 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	quiet := fs.Bool("q", false, "no progress lines")
 	watch := fs.String("watch", "", "comma list of process names whose CPU to report as infrastructure (default with -spawn -nats-url: nats-server,postgres)")
 	cpuProfile := fs.String("cpuprofile", "", "write this tool's own CPU profile to the file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(rt, fs, args, flagHelp); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+		return usageErrorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = rt.Getenv("APITOSMS_ADMIN_TOKEN")
 	}
 	if !*quiet {
 		cfg.Log = rt.Stderr
@@ -102,7 +246,7 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 		}
 		cfg.Spawn = sc
 	} else if *natsURL != "" || *dbURL != "" || len(env) > 0 {
-		return errors.New("bench: -nats-url, -database-url and -env need -spawn")
+		return usageErrorf("bench: -nats-url, -database-url and -env need -spawn")
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if res == nil {
@@ -153,7 +297,6 @@ func appendRow(path, row string) error {
 // sending and reporting until -duration, -count or an interrupt.
 func phoneCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs := flag.NewFlagSet("apitosms phone", flag.ContinueOnError)
-	fs.SetOutput(rt.Stderr)
 	var cfg phonesim.Config
 	var opts phonesim.RunOptions
 	fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "server base URL")
@@ -167,14 +310,17 @@ func phoneCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs.Int64Var(&opts.Count, "count", 0, "stop after this many messages (0: no limit)")
 	fs.BoolVar(&opts.StopWhenEmpty, "drain", false, "stop at the first empty poll")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(rt, fs, args, flagHelp); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageErrorf("phone: unexpected arguments %q", fs.Args())
+	}
 	if cfg.Token == "" {
-		return errors.New("phone: -token is required")
+		return usageErrorf("phone: -token is required")
 	}
 	if cfg.Success < 0 || cfg.Success > 1 {
-		return errors.New("phone: -success must be within 0..1")
+		return usageErrorf("phone: -success must be within 0..1")
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc

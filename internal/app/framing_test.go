@@ -515,6 +515,25 @@ var headSafe = map[string]bool{
 // TestHeadOnlyOnReadOnlyRoutes: no route answers HEAD unless its GET only
 // reads (a HEAD, from monitors or curl -I, must never change state).
 func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
+	heads := 0
+	for _, r := range allRoutes(t) {
+		if r.Method != fiber.MethodHead {
+			continue
+		}
+		heads++
+		if !headSafe[r.Path] {
+			t.Errorf("HEAD %s is answered: if its GET changes state register it with Add(fiber.MethodGet, ...); if it only reads, list it in headSafe", r.Path)
+		}
+	}
+	if heads == 0 {
+		t.Fatal("no HEAD route at all: downloads must answer HEAD")
+	}
+}
+
+// allRoutes builds every service (nothing runs) and returns the routes the
+// process's HTTP server would serve.
+func allRoutes(t *testing.T) []fiber.Route {
+	t.Helper()
 	b := testkit.Embedded(t)
 	ctx := context.Background()
 	reader := config.NewReader(b.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken}))
@@ -532,23 +551,11 @@ func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s, err := targets[n].build(ctx, in)
+		s, err := targets[n].prepare(reader, in.common)(ctx, in)
 		if err != nil {
 			t.Fatalf("build %s: %v", n, err)
 		}
 		svcs = append(svcs, s)
 	}
-	heads := 0
-	for _, r := range newHTTP(in, svcs).GetRoutes(true) {
-		if r.Method != fiber.MethodHead {
-			continue
-		}
-		heads++
-		if !headSafe[r.Path] {
-			t.Errorf("HEAD %s is answered: if its GET changes state register it with Add(fiber.MethodGet, ...); if it only reads, list it in headSafe", r.Path)
-		}
-	}
-	if heads == 0 {
-		t.Fatal("no HEAD route at all: downloads must answer HEAD")
-	}
+	return newHTTP(in, svcs).GetRoutes(true)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apitosms/apitosms/libs/broker"
+	"github.com/apitosms/apitosms/libs/buildinfo"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/libs/events"
@@ -31,22 +32,45 @@ type Runtime struct {
 	Getenv func(string) string
 	Stdout io.Writer
 	Stderr io.Writer
-	// OnReady, if set, is called with the HTTP address once the server listens.
+	// OnReady, if set, is called with the HTTP address once the server
+	// listens and every service is ready (what /readyz answers).
 	OnReady func(addr string)
 }
 
-// Run runs the command line in rt until ctx is cancelled.
-func Run(ctx context.Context, rt Runtime) error {
-	if len(rt.Args) > 0 {
-		if cmd, ok := commands[rt.Args[0]]; ok {
-			return cmd(ctx, rt, rt.Args[1:])
-		}
-	}
-	return serve(ctx, rt, rt.Args)
+// UsageError is a command line or configuration the process cannot run
+// with: an unknown command, flag or argument, or a malformed setting.
+// Retrying will not help; main exits 2 (runtime failures exit 1).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// commands are the subcommands besides serving.
-var commands = map[string]func(ctx context.Context, rt Runtime, args []string) error{}
+// Run runs the command line in rt until ctx is cancelled: a command
+// (apitosms version, help, bench, ...) or, by default, the server. Asking
+// for help (-h) prints it and returns nil.
+func Run(ctx context.Context, rt Runtime) error {
+	err := dispatch(ctx, rt)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, rt Runtime) error {
+	args := rt.Args
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return serve(ctx, rt, args) // flags only: the default command
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		return usageErrorf("unknown command %q (commands: %s; see apitosms help)", args[0], strings.Join(commandNames(), ", "))
+	}
+	return cmd.run(ctx, rt, args[1:])
+}
 
 // infra is the shared infrastructure of one process.
 type infra struct {
@@ -81,22 +105,88 @@ func (in *infra) close() {
 	}
 }
 
-func serve(ctx context.Context, rt Runtime, args []string) error {
+// serveFlags are the flags of the server (apitosms [serve] [flags]).
+func serveFlags(envTarget string) (*flag.FlagSet, *string, *bool) {
 	fs := flag.NewFlagSet("apitosms", flag.ContinueOnError)
-	fs.SetOutput(rt.Stderr)
-	target := fs.String("target", rt.Getenv("APITOSMS_TARGET"), "services to run: all, or a comma list of billing, queue, status, releases, ingress (env APITOSMS_TARGET)")
-	if err := fs.Parse(args); err != nil {
+	target := fs.String("target", envTarget, "services to run: all, or a comma list of billing, queue, status, releases, ingress (env APITOSMS_TARGET)")
+	version := fs.Bool("version", false, "print the version and exit")
+	return fs, target, version
+}
+
+// plan is what the configuration says this process runs.
+type plan struct {
+	names    []string
+	common   config.Common
+	builders []builder
+}
+
+// readPlan reads the targets and every configuration they need, and refuses
+// (UsageError) anything malformed before the process starts anything.
+func readPlan(target string, reader *config.Reader) (plan, error) {
+	names, err := parseTargets(target)
+	if err != nil {
+		return plan{}, &UsageError{Err: err}
+	}
+	p := plan{names: names, common: config.ReadCommon(reader)}
+	for _, n := range names {
+		p.builders = append(p.builders, targets[n].prepare(reader, p.common))
+	}
+	if err := reader.Err(); err != nil {
+		return plan{}, &UsageError{Err: err}
+	}
+	return p, nil
+}
+
+// dataDirUse says how the process uses the data dir: not at all (external
+// NATS and PostgreSQL), shared (SQLite files only) or owned (embedded NATS).
+func (p plan) dataDirUse() (uses, exclusive bool) {
+	if p.common.NATSURL == "" {
+		return true, true
+	}
+	if p.common.DatabaseURL == "" {
+		for _, n := range p.names {
+			if targets[n].needsDB {
+				return true, false
+			}
+		}
+	}
+	return false, false
+}
+
+func serve(ctx context.Context, rt Runtime, args []string) (err error) {
+	reader := config.NewReader(rt.Getenv)
+	fs, target, version := serveFlags(reader.String("APITOSMS_TARGET", "all"))
+	if err := parseFlags(rt, fs, args, printHelp); err != nil {
 		return err
 	}
-	names, err := parseTargets(*target)
+	if *version {
+		fmt.Fprintln(rt.Stdout, buildinfo.String())
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q (commands go first: apitosms <command>; see apitosms help)", fs.Arg(0))
+	}
+	p, err := readPlan(*target, reader)
 	if err != nil {
 		return err
 	}
-	reader := config.NewReader(rt.Getenv)
-	common := config.ReadCommon(reader)
-	log := newLogger(rt.Stderr, common.LogLevel)
+	common, names := p.common, p.names
+	// No secret reaches a log line or the error this returns.
+	rd := common.Redactor()
+	defer func() { err = redactError(err, rd) }()
+	log := newLogger(rt.Stderr, common.LogLevel, rd)
+	log.Info("apitosms starting", "version", buildinfo.Version(), "commit", buildinfo.Commit())
 	log.Info("go memory limit", "bytes", applyMemoryLimit(rt.Getenv))
 
+	if uses, exclusive := p.dataDirUse(); uses {
+		lock, err := lockDataDir(common.DataDir, exclusive)
+		if err != nil {
+			return err
+		}
+		defer lock.release() // after everything below closed (deferred earlier runs later)
+	}
+
+	started := time.Now()
 	in := &infra{common: common, reader: reader, names: events.NewNames(common.Namespace), reg: prometheus.NewRegistry(), log: log, dbs: map[string]*bun.DB{}}
 	defer in.close()
 	in.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -110,22 +200,25 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 	if err := events.EnsureStreams(startCtx, in.broker.JS, in.names, events.Topology{Replicas: common.Replicas}); err != nil {
 		return err
 	}
+	if in.broker.Embedded() {
+		if err := redeliverOrphans(startCtx, in.broker.JS, log); err != nil {
+			// Not fatal: they come back after the ack wait anyway, and
+			// /readyz waits for them.
+			log.Warn("could not redeliver what the previous run held at once", "err", err)
+		}
+	}
 	svcs := make([]service, 0, len(names))
-	for _, n := range names {
-		m := targets[n]
-		if m.needsDB {
+	for i, n := range names {
+		if targets[n].needsDB {
 			if _, err := in.db(startCtx, n); err != nil {
 				return err
 			}
 		}
-		s, err := m.build(startCtx, in)
+		s, err := p.builders[i](startCtx, in)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", n, err)
 		}
 		svcs = append(svcs, s)
-	}
-	if err := reader.Err(); err != nil {
-		return err
 	}
 	if common.AdminToken == "" && (contains(names, "billing") || contains(names, "releases")) {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
@@ -153,9 +246,14 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 		}()
 	}
 	go func() { exited <- web.Listener(ln) }()
-	if rt.OnReady != nil {
-		rt.OnReady(ln.Addr().String())
-	}
+	go func() {
+		if waitReady(svcCtx, svcs) {
+			log.Info("apitosms ready", "after", time.Since(started).Round(time.Millisecond).String())
+			if rt.OnReady != nil {
+				rt.OnReady(ln.Addr().String())
+			}
+		}
+	}()
 
 	var failure error
 	running := len(svcs) + 1
@@ -191,6 +289,33 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 	return failure
 }
 
+// waitReady polls every service's Ready (what /readyz answers) until all
+// are ready, and reports whether they became so before ctx ended.
+func waitReady(ctx context.Context, svcs []service) bool {
+	poll := 10 * time.Millisecond
+	for {
+		ready := true
+		for _, s := range svcs {
+			c, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := s.Ready(c)
+			cancel()
+			if err != nil {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(poll):
+		}
+		poll = min(2*poll, 500*time.Millisecond)
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -200,10 +325,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger logs JSON lines at level (one of config.LogLevels) to w, with
+// every secret replaced by xxxxx.
+func newLogger(w io.Writer, level string, rd *config.Redactor) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+		l = slog.LevelInfo // not reached: the configuration refuses other levels
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})
+	if !rd.Empty() {
+		h = redactHandler{inner: h, rd: rd}
+	}
+	return slog.New(h)
 }

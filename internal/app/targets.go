@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/apitosms/apitosms/libs/config"
 )
 
 // service is what every service's face offers to the process.
@@ -21,19 +23,26 @@ type router interface {
 	Routes(r fiber.Router)
 }
 
-// module builds one service from the shared infrastructure.
+// module is one service the process can run.
 type module struct {
 	needsDB bool
-	build   func(ctx context.Context, in *infra) (service, error)
+	// prepare reads the service's configuration (nothing starts) and
+	// returns what builds the service from the shared infrastructure. Every
+	// configuration is read before anything starts, so a bad setting is
+	// refused at once; `apitosms -h` reads them all to list the variables.
+	prepare func(r *config.Reader, c config.Common) builder
 }
+
+// builder builds a service from the shared infrastructure.
+type builder func(ctx context.Context, in *infra) (service, error)
 
 // targets maps target names to modules; "all" means every one of them.
 var targets = map[string]module{
-	"billing":  {needsDB: true, build: buildBilling},
-	"queue":    {needsDB: true, build: buildQueue},
-	"status":   {needsDB: true, build: buildStatus},
-	"releases": {needsDB: true, build: buildReleases},
-	"ingress":  {build: buildIngress},
+	"billing":  {needsDB: true, prepare: prepareBilling},
+	"queue":    {needsDB: true, prepare: prepareQueue},
+	"status":   {needsDB: true, prepare: prepareStatus},
+	"releases": {needsDB: true, prepare: prepareReleases},
+	"ingress":  {prepare: prepareIngress},
 }
 
 // order is the start order; services stop in reverse.

@@ -46,9 +46,6 @@ func start(t *testing.T, b testkit.Backend, tune ...func(*queue.Config)) *instan
 	if err != nil {
 		t.Fatalf("new queue: %v", err)
 	}
-	if err := svc.Ready(context.Background()); err != nil {
-		t.Fatalf("ready: %v", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- svc.Run(ctx) }()
@@ -74,6 +71,7 @@ func start(t *testing.T, b testkit.Backend, tune ...func(*queue.Config)) *instan
 		e, ok := apperr.As(err)
 		return ok && e.Code == "bad_request"
 	})
+	testkit.Eventually(t, 10*time.Second, "queue ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return in
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,6 +145,11 @@ type Service struct {
 	tm    *metrics.Tracking
 	cm    *consumer.Metrics
 	rm    *rpc.Metrics
+	// startup and serving make Ready wait until claims are answered at once:
+	// the consumers have processed what the streams held at start, and Run
+	// answers claims.
+	startup *consumer.Startup
+	serving atomic.Bool
 }
 
 // New migrates the messages table and registers metrics; it starts nothing.
@@ -203,7 +209,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue tracking metrics: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm}, nil
+	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
+		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
+		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup}, nil
 }
 
 // Run answers claims on Names.QueueClaim() and tracking requests (lookup,
@@ -287,6 +299,8 @@ func (s *Service) Run(ctx context.Context) error {
 			done <- err
 		}()
 	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	s.log.Info("queue started", "claim_subject", n.QueueClaim())
 
 	var fatal error
@@ -333,8 +347,20 @@ func (s *Service) consumerConfig(stream, durable string, batch int, linger time.
 	}
 }
 
-// Ready reports whether the queue's database answers.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ready reports whether the queue answers claims at once: Run is serving,
+// its database answers, and its consumers have processed what the streams
+// held when the service started (after a crash, a batch the dead process
+// held is redelivered only after the consumer's AckWait; until then every
+// claim would wait and answer unavailable).
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("queue: not serving yet")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.startup.Ready(ctx)
+}
 
 // parseRetention reads APITOSMS_RETENTION: a Go duration ("720h") or whole
 // days ("30d"); empty means the default.

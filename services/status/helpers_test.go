@@ -43,9 +43,7 @@ func startWith(t testing.TB, b testkit.Backend, cfg status.Config) *harness {
 	}
 	h.store = store.New(h.db)
 	testkit.Run(t, svc.Run)
-	if err := svc.Ready(context.Background()); err != nil {
-		t.Fatalf("ready: %v", err)
-	}
+	testkit.Eventually(t, 10*time.Second, "status ready", func() bool { return svc.Ready(context.Background()) == nil })
 	testkit.Eventually(t, 10*time.Second, "status RPC answering", func() bool {
 		_, err := h.apply(events.ApplyRequest{AccountID: 1})
 		return err == nil

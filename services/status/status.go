@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,10 @@ type Service struct {
 	applier     *apply.Applier
 	rpcMetrics  *rpc.Metrics
 	consMetrics *consumer.Metrics
+	// startup and serving make Ready wait until reports are answered at
+	// once (see Ready).
+	startup *consumer.Startup
+	serving atomic.Bool
 }
 
 // New migrates the deliveries table and registers the metrics; it starts
@@ -129,9 +134,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
+		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableStatusIngest})
+	if err != nil {
+		return nil, err
+	}
 	st := store.New(deps.DB)
 	return &Service{
-		cfg: cfg, deps: deps, store: st,
+		cfg: cfg, deps: deps, store: st, startup: startup,
 		ingester:   ingest.New(st, m),
 		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
@@ -148,6 +158,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := rpc.Handle(srv, s.deps.Names.StatusApply(), "apply", s.applier.Apply); err != nil {
 		return err
 	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	consCtx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
 	consumed := make(chan error, 1)
@@ -187,5 +199,17 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the service's database answers.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ready reports whether reports are answered at once: Run is serving, the
+// database answers, and the ingest consumer has processed what the accepted
+// stream held when the service started (after a crash, a batch the dead
+// process held is redelivered only after the consumer's AckWait; until then
+// a report naming those messages would wait and answer unavailable).
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("status: not serving yet")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.startup.Ready(ctx)
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -41,9 +42,19 @@ func (o object) text(key string, max int) (string, error) {
 	if !o.has(key) {
 		return "", invalid(key + " is required")
 	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD: check the
+	// bytes as sent.
+	if !utf8.Valid(o[key]) {
+		return "", invalid(key + " must be valid UTF-8")
+	}
 	var s string
 	if err := json.Unmarshal(o[key], &s); err != nil {
 		return "", invalid(key + " must be a string")
+	}
+	// No control characters: NUL cannot be stored in PostgreSQL text, and
+	// line breaks or escapes in a name or email only make trouble later.
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", invalid(key + " must not contain control characters")
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {

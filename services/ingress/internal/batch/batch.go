@@ -21,6 +21,7 @@ const (
 	ErrMessageRequired = "Message is required"
 	ErrMessageTooLong  = "Message too long (max 1000 characters)"
 	ErrInvalidUTF8     = "Message must be valid UTF-8"
+	ErrMessageNUL      = "Message must not contain NUL characters"
 	ErrInvalidItem     = "Invalid item"
 	ErrQuotaExceeded   = "SMS limit exceeded for this month"
 )
@@ -150,6 +151,9 @@ func check(raw json.RawMessage) (Valid, string) {
 	}
 	if utf8.RuneCountInString(text) > MaxMessageRunes {
 		return Valid{}, ErrMessageTooLong
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return Valid{}, ErrMessageNUL
 	}
 	return Valid{Phone: phone, Text: text}, ""
 }

@@ -34,6 +34,9 @@ func TestParseItems(t *testing.T) {
 		{"1000 code points", `{"phone":"1234567890","message":"` + long + `"}`, "1234567890", ""},
 		{"1001 code points", `{"phone":"1234567890","message":"` + long + `x"}`, "", ErrMessageTooLong},
 		{"invalid utf8", "{\"phone\":\"1234567890\",\"message\":\"a\xff\"}", "", ErrInvalidUTF8},
+		{"NUL in message", `{"phone":"1234567890","message":"a\u0000b"}`, "", ErrMessageNUL},
+		{"NUL in text, slow path", `{"phone":"1234567890","text":"\u0000","x":null}`, "", ErrMessageNUL},
+		{"other control characters kept", `{"phone":"1234567890","message":"a\tb\nc\u0007"}`, "1234567890", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,5 +58,8 @@ func checkTyped(it typedItem) (Valid, string) {
 	if utf8.RuneCountInString(*text) > MaxMessageRunes {
 		return Valid{}, ErrMessageTooLong
 	}
+	if strings.IndexByte(*text, 0) >= 0 {
+		return Valid{}, ErrMessageNUL
+	}
 	return Valid{Phone: phone, Text: *text}, ""
 }

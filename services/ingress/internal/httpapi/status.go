@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	fastjson "github.com/goccy/go-json"
@@ -167,13 +169,25 @@ func parseStatusTyped(body []byte, maxEntries int, decode func(string) (int64, b
 	return req, true
 }
 
-// device is the phone's name cut to 15 characters; a name of the wrong type
-// is dropped rather than failing the report.
+// device is the phone's name, made storable and cut to 15 characters: a
+// phone never loses a report over its name (contract §4). A name of the
+// wrong type is dropped; control characters (NUL cannot be stored in
+// PostgreSQL text) are removed and invalid UTF-8 becomes U+FFFD, then
+// surrounding spaces are trimmed.
 func device(raw json.RawMessage) string {
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return ""
 	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return -1
+			}
+			return r
+		}, s)
+	}
+	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
 	if utf8.RuneCountInString(s) > MaxDeviceRunes {
 		r := []rune(s)
 		s = string(r[:MaxDeviceRunes])

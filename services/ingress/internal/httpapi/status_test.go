@@ -53,6 +53,20 @@ func TestParseStatus(t *testing.T) {
 			t.Fatalf("error %d = %s, want %s", i, got, want[i])
 		}
 	}
+	// A device is made storable, never refused: control characters
+	// (NUL first) dropped, invalid UTF-8 replaced, then cut to 15.
+	for body, want := range map[string]string{
+		`{"device":"Pix\u0000el\n\t","messages":[]}`:                    "Pixel",
+		"{\"device\":\"Pi\xffxel\",\"messages\":[]}":                    "Pi\uFFFDxel",
+		`{"device":"\u0000\u0001","messages":[]}`:                       "",
+		`{"device":"a\u0000bcdefghijklmnopqrstu","messages":[]}`:        "abcdefghijklmno",
+		`{"device":"Pix\u0000el","messages":[{"hash":"x","status":2}]}`: "Pixel",
+	} {
+		req, _, err := parseStatus([]byte(body), 10, testDecode)
+		if err != nil || req.Device != want {
+			t.Errorf("%q: device %q (err %v), want %q", body, req.Device, err, want)
+		}
+	}
 	// A device of the wrong type never fails the report.
 	if req, _, err := parseStatus([]byte(`{"device":42,"messages":[]}`), 10, testDecode); err != nil || req.Device != "" {
 		t.Fatalf("numeric device: %+v %v", req, err)

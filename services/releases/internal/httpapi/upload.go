@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -182,6 +183,14 @@ func validate(f uploadFields) (store.Version, error) {
 	if version == "" || utf8.RuneCountInString(version) > maxVersionRunes {
 		return store.Version{}, errInvalidBody("version is required (at most 50 characters)")
 	}
+	// No control characters: NUL cannot be stored in PostgreSQL text, and
+	// the version is part of the download's Content-Disposition header.
+	if strings.IndexFunc(version, unicode.IsControl) >= 0 {
+		return store.Version{}, errInvalidBody("version must not contain control characters")
+	}
+	if strings.IndexFunc(f.releaseNotes, notesControl) >= 0 {
+		return store.Version{}, errInvalidBody("releaseNotes must not contain control characters other than tabs and line breaks")
+	}
 	if !f.hasCode {
 		return store.Version{}, errInvalidBody("versionCode must be a positive integer")
 	}
@@ -190,6 +199,12 @@ func validate(f uploadFields) (store.Version, error) {
 		return store.Version{}, err
 	}
 	return store.Version{Version: version, VersionCode: code, ReleaseNotes: f.releaseNotes}, nil
+}
+
+// notesControl reports a control character release notes may not hold
+// (they are multi-line text: tabs and line breaks are fine).
+func notesControl(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
 func parseVersionCode(s string) (int64, error) {

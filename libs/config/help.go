@@ -1,0 +1,56 @@
+package config
+
+// meanings says what each variable is for, as `apitosms -h` prints it. A
+// test loads every service's configuration and fails when a variable read
+// has no line here, or a line here names a variable nothing reads.
+var meanings = map[string]string{
+	"APITOSMS_TARGET":           "services in this process: all, or a comma list of billing, queue, status, releases, ingress (also -target)",
+	"APITOSMS_HTTP_ADDR":        "public HTTP listen address (API, /healthz, /readyz, /metrics)",
+	"APITOSMS_PUBLIC_URL":       "base of downloadUrl in app-version answers",
+	"APITOSMS_DATA_DIR":         "embedded NATS store and SQLite files; locked by one process at a time",
+	"APITOSMS_ADMIN_TOKEN":      "bearer token of the operator API (/admin/v1); unset: it answers 401 (secret)",
+	"APITOSMS_NATS_URL":         "external NATS servers, comma-separated; unset: embedded server in the data dir (secret)",
+	"APITOSMS_DATABASE_URL":     "postgres:// URL; unset: SQLite in the data dir (secret)",
+	"APITOSMS_NAMESPACE":        "prefix of every stream, subject and bucket (several deployments on one NATS)",
+	"APITOSMS_STREAM_REPLICAS":  "replicas of streams and buckets in a NATS cluster (1-5)",
+	"APITOSMS_LOG_LEVEL":        "debug, info, warn or error (JSON logs on stderr)",
+	"APITOSMS_SHUTDOWN_TIMEOUT": "bound on the SIGTERM drain",
+	"APITOSMS_DEBUG_ADDR":       "net/http/pprof listener (bind it to loopback); unset: off",
+
+	"APITOSMS_INGRESS_MAX_BATCH":         "items per queue request and entries per status request",
+	"APITOSMS_INGRESS_MAX_BODY_BYTES":    "largest request body",
+	"APITOSMS_INGRESS_REQUEST_TIMEOUT":   "bound on one request's work",
+	"APITOSMS_INGRESS_IDEMPOTENCY_LEASE": "how long a crashed request blocks its Idempotency-Key",
+
+	"APITOSMS_BILLING_RPC_CONCURRENCY":  "billing requests handled at once",
+	"APITOSMS_BILLING_GROUP_COMMIT_MAX": "quota reservations per transaction",
+	"APITOSMS_BILLING_COMMIT_TIMEOUT":   "bound on one group commit of reservations",
+
+	"APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT": "read-your-writes wait of get_messages before 503",
+	"APITOSMS_QUEUE_RPC_CONCURRENCY":    "claims answered at once",
+	"APITOSMS_QUEUE_INGEST_BATCH":       "accepted stream messages per insert transaction",
+	"APITOSMS_QUEUE_INGEST_LINGER":      "wait for an ingest batch to fill",
+	"APITOSMS_QUEUE_REPORTED_BATCH":     "status reports applied per transaction",
+	"APITOSMS_QUEUE_MAX_DELIVER":        "attempts before a stream message is dead-lettered",
+
+	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
+	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",
+	"APITOSMS_STATUS_INGEST_MAX_DELIVER": "attempts before a stream message is dead-lettered",
+	"APITOSMS_STATUS_RPC_CONCURRENCY":    "status reports handled at once",
+	"APITOSMS_STATUS_CATCHUP_TIMEOUT":    "read-your-writes wait of status reports before 503",
+
+	"APITOSMS_RELEASES_MAX_APK_BYTES":    "largest APK upload",
+	"APITOSMS_RELEASES_DOWNLOAD_TIMEOUT": "bound on one APK download (slower clients resume with Range)",
+}
+
+// Meaning is the help line of variable key, or "" if it has none.
+func Meaning(key string) string { return meanings[key] }
+
+// Described lists the variables that have a help line.
+func Described() []string {
+	out := make([]string, 0, len(meanings))
+	for k := range meanings {
+		out = append(out, k)
+	}
+	return out
+}
