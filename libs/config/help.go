@@ -32,6 +32,12 @@ var meanings = map[string]string{
 	"APITOSMS_QUEUE_INGEST_LINGER":      "wait for an ingest batch to fill",
 	"APITOSMS_QUEUE_REPORTED_BATCH":     "status reports applied per transaction",
 	"APITOSMS_QUEUE_MAX_DELIVER":        "attempts before a stream message is dead-lettered",
+	"APITOSMS_QUEUE_SWEEP_INTERVAL":     "how often retention and quota refunds of cancelled messages run",
+	"APITOSMS_CLAIM_CONFIRM_TIMEOUT":    "a get_messages claim the ingress never confirmed goes back to new after this",
+	"APITOSMS_CLAIM_SWEEP_INTERVAL":     "how often unconfirmed claims are looked for",
+	"APITOSMS_RETENTION":                "how long final messages are kept (30d, 720h)",
+	"APITOSMS_KEEP_TEXT":                "false blanks a message's text once it is final",
+	"APITOSMS_READ_RATE_LIMIT":          "tracking and webhook requests per token per rolling minute (the read window)",
 
 	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
 	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",
