@@ -9,7 +9,9 @@ require (
 	github.com/apitosms/apitosms/services/queue v0.0.0
 	github.com/apitosms/apitosms/services/releases v0.0.0
 	github.com/apitosms/apitosms/services/status v0.0.0
+	github.com/apitosms/apitosms/services/webhooks v0.0.0
 	github.com/goccy/go-json v0.10.5
+	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
 )
 
 replace (
@@ -19,4 +21,5 @@ replace (
 	github.com/apitosms/apitosms/services/queue => ./services/queue
 	github.com/apitosms/apitosms/services/releases => ./services/releases
 	github.com/apitosms/apitosms/services/status => ./services/status
+	github.com/apitosms/apitosms/services/webhooks => ./services/webhooks
 )

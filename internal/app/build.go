@@ -8,6 +8,7 @@ import (
 	"github.com/apitosms/apitosms/services/queue"
 	"github.com/apitosms/apitosms/services/releases"
 	"github.com/apitosms/apitosms/services/status"
+	"github.com/apitosms/apitosms/services/webhooks"
 )
 
 func buildBilling(ctx context.Context, in *infra) (service, error) {
@@ -31,6 +32,13 @@ func buildStatus(ctx context.Context, in *infra) (service, error) {
 func buildReleases(ctx context.Context, in *infra) (service, error) {
 	return releases.New(ctx, releases.LoadConfig(in.reader, in.common), releases.Deps{
 		Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
+	})
+}
+
+func buildWebhooks(ctx context.Context, in *infra) (service, error) {
+	return webhooks.New(ctx, webhooks.LoadConfig(in.reader, in.common), webhooks.Deps{
+		Broker: in.broker, DB: in.dbs["webhooks"], Names: in.names, Replicas: in.common.Replicas,
+		Registerer: in.reg, Log: in.log,
 	})
 }
 

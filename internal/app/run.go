@@ -84,7 +84,7 @@ func (in *infra) close() {
 func serve(ctx context.Context, rt Runtime, args []string) error {
 	fs := flag.NewFlagSet("apitosms", flag.ContinueOnError)
 	fs.SetOutput(rt.Stderr)
-	target := fs.String("target", rt.Getenv("APITOSMS_TARGET"), "services to run: all, or a comma list of billing, queue, status, releases, ingress (env APITOSMS_TARGET)")
+	target := fs.String("target", rt.Getenv("APITOSMS_TARGET"), "services to run: all, or a comma list of billing, queue, status, releases, webhooks, ingress (env APITOSMS_TARGET)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

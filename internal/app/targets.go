@@ -33,11 +33,12 @@ var targets = map[string]module{
 	"queue":    {needsDB: true, build: buildQueue},
 	"status":   {needsDB: true, build: buildStatus},
 	"releases": {needsDB: true, build: buildReleases},
+	"webhooks": {needsDB: true, build: buildWebhooks},
 	"ingress":  {build: buildIngress},
 }
 
 // order is the start order; services stop in reverse.
-var order = []string{"billing", "queue", "status", "releases", "ingress"}
+var order = []string{"billing", "queue", "status", "releases", "webhooks", "ingress"}
 
 // parseTargets turns "all" or "ingress,queue" into start order.
 func parseTargets(s string) ([]string, error) {

@@ -29,6 +29,7 @@ type Config struct {
 	RequestTimeout   time.Duration // APITOSMS_INGRESS_REQUEST_TIMEOUT
 	IdempotencyLease time.Duration // APITOSMS_INGRESS_IDEMPOTENCY_LEASE: how long a crashed request blocks its key
 	Replicas         int           // bucket replicas (from APITOSMS_STREAM_REPLICAS)
+	ReadRateLimit    int           // APITOSMS_READ_RATE_LIMIT: Part 2 read window per token and rolling minute
 }
 
 // DefaultConfig returns the contract's limits.
@@ -39,6 +40,7 @@ func DefaultConfig() Config {
 		RequestTimeout:   15 * time.Second,
 		IdempotencyLease: 30 * time.Second,
 		Replicas:         1,
+		ReadRateLimit:    httpapi.DefaultReadRateLimit,
 	}
 }
 
@@ -51,6 +53,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		RequestTimeout:   r.Duration("APITOSMS_INGRESS_REQUEST_TIMEOUT", d.RequestTimeout),
 		IdempotencyLease: r.Duration("APITOSMS_INGRESS_IDEMPOTENCY_LEASE", d.IdempotencyLease),
 		Replicas:         c.Replicas,
+		ReadRateLimit:    r.Int("APITOSMS_READ_RATE_LIMIT", d.ReadRateLimit),
 	}
 }
 
@@ -88,6 +91,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		MaxBatch:       cfg.MaxBatch,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
+		ReadRateLimit:  cfg.ReadRateLimit,
 	}, deps.Registerer, deps.Log.With("service", "ingress"))
 	if err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ type Settings struct {
 	MaxBatch       int           // most items in one queue or status request
 	MaxBodyBytes   int           // largest body
 	RequestTimeout time.Duration // bound on the work behind one request
+	ReadRateLimit  int           // read window (Part 2) per rolling minute; 0 = DefaultReadRateLimit
 }
 
 // API holds what the handlers need.
@@ -63,6 +64,7 @@ func (a *API) Routes(r fiber.Router) {
 	r.Get("/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/get_messages", a.getMessages)
 	r.Post("/api/:token/status", a.status)
+	a.webhookRoutes(r)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

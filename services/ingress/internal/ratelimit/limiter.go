@@ -16,8 +16,8 @@ import (
 type Limiter struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
-	// last holds the window and revision this replica last wrote per account
-	// (int64 -> seen), so the usual request needs one round trip (the
+	// last holds the window and revision this replica last wrote per key
+	// (string -> seen), so the usual request needs one round trip (the
 	// compare-and-set) instead of two. A stale entry only ever lacks other
 	// replicas' requests: a refusal read from it is right, an admission is
 	// confirmed by the compare-and-set.
@@ -49,11 +49,21 @@ const maxAttempts = 50
 
 // Allow takes one request from account's window if it fits under limit.
 func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision, error) {
+	return l.AllowScope(ctx, "", account, limit)
+}
+
+// AllowScope is Allow on a separate window of the account named by scope
+// ("" is the send window of contract §1; "read" the read window of Part 2).
+// Each scope is its own key in the bucket, so one never spends the other.
+func (l *Limiter) AllowScope(ctx context.Context, scope string, account int64, limit int) (Decision, error) {
 	if limit < 1 {
 		limit = 1
 	}
 	key := strconv.FormatInt(account, 10)
-	cached, haveCache := l.last.Load(account)
+	if scope != "" {
+		key = scope + "." + key
+	}
+	cached, haveCache := l.last.Load(key)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		var value []byte
 		var rev uint64
@@ -86,7 +96,7 @@ func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision
 			newRev, err = l.kv.Update(ctx, key, next, rev)
 		}
 		if err == nil {
-			l.last.Store(account, seen{value: next, rev: newRev})
+			l.last.Store(key, seen{value: next, rev: newRev})
 			return d, nil
 		}
 		if !isConflict(err) {
