@@ -302,6 +302,13 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 			}
 			return len(seen) >= total
 		})
+		// Wait for the backlog to empty too: the POSTs in flight at the kill
+		// were received but not recorded, so they are sent again once their
+		// lease runs out (duplicates, same webhook-id).
+		testkit.Eventually(t, 60*time.Second, "backlog empty", func() bool {
+			r, err := send("GET", "http://"+addr+"/metrics", nil)
+			return err == nil && strings.Contains(string(r.body), "\napitosms_webhooks_backlog_events 0\n")
+		})
 		dups := 0
 		for _, r := range rc.requests() {
 			id := r.header.Get("webhook-id")
