@@ -67,6 +67,17 @@ type Notification struct {
 	Endpoint string `json:"endpoint,omitempty"`
 }
 
+// NotificationBatch carries several notifications in one stream message
+// (one fsync), for producers that learn of many facts at once (a status
+// report of 200 messages). On the stream a message holds either one
+// Notification or a NotificationBatch; the consumer accepts both.
+type NotificationBatch struct {
+	Batch []Notification `json:"batch"`
+}
+
+// MaxNotificationsPerMessage bounds one NotificationBatch message.
+const MaxNotificationsPerMessage = 1000
+
 // NewNotificationID returns a random event id ("evt_" + 32 hex characters).
 func NewNotificationID() string {
 	var b [16]byte
@@ -109,6 +120,42 @@ func PublishNotification(ctx context.Context, js jetstream.JetStream, names Name
 	}
 	return nil
 }
+
+// PublishNotifications stores ns on the notify stream in messages of up to
+// MaxNotificationsPerMessage, with Nats-Msg-Id batchID/<chunk>: a producer
+// that retries with the same batchID (and the same ns) is stored once.
+// Each notification keeps its own ID (the webhook-id). It fills At when zero.
+func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Names, batchID string, ns []Notification) error {
+	if batchID == "" {
+		return errors.New("notifications: batch id required")
+	}
+	for i := range ns {
+		n := &ns[i]
+		if n.ID == "" || n.Type == "" || n.AccountID == 0 {
+			return errors.New("notification: id, type and account required")
+		}
+		if n.At.IsZero() {
+			n.At = time.Now()
+		}
+		n.At = n.At.UTC()
+		if len(n.Data) == 0 {
+			n.Data = json.RawMessage("{}")
+		}
+	}
+	for chunk, i := 0, 0; i < len(ns); chunk, i = chunk+1, i+MaxNotificationsPerMessage {
+		body, err := Marshal(NotificationBatch{Batch: ns[i:min(i+MaxNotificationsPerMessage, len(ns))]})
+		if err != nil {
+			return fmt.Errorf("encode notifications: %w", err)
+		}
+		if _, err := js.Publish(ctx, names.NotifyBatchSubject(), body, jetstream.WithMsgID(fmt.Sprintf("%s/%d", batchID, chunk))); err != nil {
+			return fmt.Errorf("publish notifications: %w", err)
+		}
+	}
+	return nil
+}
+
+// NotifyBatchSubject is the subject of NotificationBatch messages.
+func (n Names) NotifyBatchSubject() string { return n.ns + ".notify.v1.batch" }
 
 // Webhooks RPC subjects, answered by the webhooks service (group webhooks).
 // Every request carries the account ingress authenticated.

@@ -350,3 +350,31 @@ func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
 		}
 	})
 }
+
+// A producer's batch (events.PublishNotifications) is fanned out event by
+// event; publishing it again under the same batch id stores nothing new.
+func TestNotificationBatchFannedOut(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		h := start(t, b, testConfig())
+		one, two := newReceiver(t, nil), newReceiver(t, nil)
+		h.create(t, 1, one.srv.URL, false)
+		h.create(t, 2, two.srv.URL, false, events.TypeQuotaWarning)
+		ns := []events.Notification{
+			{ID: "evt_a", AccountID: 1, Type: events.TypeMessageSent, Data: json.RawMessage(data(1))},
+			{ID: "evt_b", AccountID: 2, Type: events.TypeMessageSent, Data: json.RawMessage(data(2))}, // not subscribed
+			{ID: "evt_c", AccountID: 2, Type: events.TypeQuotaWarning, Data: json.RawMessage(`{"used":80,"limit":100,"month":"2026-12"}`)},
+		}
+		for i := 0; i < 2; i++ {
+			if err := events.PublishNotifications(context.Background(), h.br.JS, b.Names, "report-1", ns); err != nil {
+				t.Fatal(err)
+			}
+		}
+		testkit.Eventually(t, 10*time.Second, "both accounts served", func() bool { return one.count() == 1 && two.count() == 1 })
+		if one.requests()[0].id() != "evt_a" || two.requests()[0].id() != "evt_c" {
+			t.Fatalf("got %s and %s", one.requests()[0].id(), two.requests()[0].id())
+		}
+		if n := h.metric(t, "apitosms_webhooks_enqueued_total", nil); n != 2 {
+			t.Fatalf("enqueued %v, want 2 (the repeated batch is deduplicated by the stream)", n)
+		}
+	})
+}

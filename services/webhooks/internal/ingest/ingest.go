@@ -57,16 +57,26 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	notes := make([]events.Notification, 0, len(batch))
 	var accounts []int64
 	for _, msg := range batch {
-		var n events.Notification
-		if err := events.Unmarshal(msg.Data(), &n); err != nil {
+		// One Notification, or a NotificationBatch of them.
+		var w struct {
+			events.Notification
+			Batch []events.Notification `json:"batch"`
+		}
+		if err := events.Unmarshal(msg.Data(), &w); err != nil {
 			return fmt.Errorf("decode notification on %s: %w", msg.Subject(), err)
 		}
-		if n.ID == "" || n.Type == "" || !json.Valid(n.Data) {
-			return fmt.Errorf("notification on %s lacks an id, a type or valid data", msg.Subject())
+		list := w.Batch
+		if len(list) == 0 {
+			list = []events.Notification{w.Notification}
 		}
-		notes = append(notes, n)
-		if !slices.Contains(accounts, n.AccountID) {
-			accounts = append(accounts, n.AccountID)
+		for _, n := range list {
+			if n.ID == "" || n.Type == "" || !json.Valid(n.Data) {
+				return fmt.Errorf("notification on %s lacks an id, a type or valid data", msg.Subject())
+			}
+			notes = append(notes, n)
+			if !slices.Contains(accounts, n.AccountID) {
+				accounts = append(accounts, n.AccountID)
+			}
 		}
 	}
 	endpoints, err := in.store.EnabledEndpoints(ctx, accounts)

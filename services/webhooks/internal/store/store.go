@@ -231,17 +231,28 @@ func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 }
 
 // DueEndpoints returns up to limit enabled endpoints with at least one event
-// due at nowMs, the longest-waiting first.
+// due at nowMs, the longest-waiting first. Each endpoint costs one probe of
+// the (endpoint_id, next_attempt_ms) index, whatever the backlog (claimed
+// events are leased into the future, so the earliest time is due only if an
+// unclaimed event is).
 func (s *Store) DueEndpoints(ctx context.Context, nowMs int64, limit int) ([]string, error) {
 	var ids []string
-	err := s.db.NewSelect().TableExpr("webhook_deliveries AS d").
-		Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id AND e.enabled").
-		ColumnExpr("d.endpoint_id").
-		Where("d.next_attempt_ms <= ?", nowMs).
-		GroupExpr("d.endpoint_id").
-		OrderExpr("MIN(d.next_attempt_ms)").
-		Limit(int64(limit)).Scan(ctx, &ids)
-	return ids, err
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM (
+    SELECT e.id AS id, (SELECT MIN(d.next_attempt_ms) FROM webhook_deliveries d WHERE d.endpoint_id = e.id) AS due
+    FROM webhook_endpoints e WHERE e.enabled) AS x
+WHERE due <= ? ORDER BY due LIMIT ?`, nowMs, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // Claim takes up to n due events of an endpoint, oldest first: it counts the

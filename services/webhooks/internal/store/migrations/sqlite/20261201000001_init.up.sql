@@ -26,7 +26,8 @@ CREATE INDEX IF NOT EXISTS webhook_endpoints_account ON webhook_endpoints (accou
 -- Undelivered events, one row per (endpoint, event); a row is deleted once
 -- delivered. next_attempt_ms is also the lease of a claimed row: a claim
 -- pushes it past the attempt's timeout, so a crashed worker's rows come due
--- again by themselves.
+-- again by themselves. Only two indexes: the unique key (idempotent fan-out)
+-- and the per-endpoint due order (claims, and which endpoints have work).
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     id              INTEGER   PRIMARY KEY,
     endpoint_id     text      NOT NULL,
@@ -38,10 +39,6 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     next_attempt_ms bigint    NOT NULL,
     UNIQUE (endpoint_id, event_id)
 );
-
---bun:split
-
-CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_attempt_ms, endpoint_id);
 
 --bun:split
 
