@@ -18,6 +18,9 @@ import (
 	"github.com/apitosms/apitosms/services/webhooks/internal/store"
 )
 
+// txRows bounds the rows of one fan-out transaction.
+const txRows = 5000
+
 // Ingester is the consumer handler of the notify stream.
 type Ingester struct {
 	store   *store.Store
@@ -108,10 +111,21 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			})
 		}
 	}
-	if err := in.store.Enqueue(ctx, rows); err != nil {
-		return err
+	// Large batches commit in parts (each idempotent), telling the server
+	// between parts that the messages are still being worked on, so their
+	// ack wait never runs out under a slow database.
+	for i := 0; i < len(rows); i += txRows {
+		if i > 0 {
+			for _, msg := range batch {
+				_ = msg.InProgress()
+			}
+		}
+		part := rows[i:min(i+txRows, len(rows))]
+		if err := in.store.Enqueue(ctx, part); err != nil {
+			return err
+		}
+		in.metrics.Enqueued.Add(float64(len(part)))
 	}
-	in.metrics.Enqueued.Add(float64(len(rows)))
 	if len(rows) > 0 && in.wake != nil {
 		in.wake()
 	}
