@@ -69,6 +69,7 @@ type Dispatcher struct {
 	log     *slog.Logger
 
 	wake     chan struct{}
+	results  chan result // outcomes waiting to be recorded (group commit)
 	mu       sync.Mutex
 	inflight map[string]int // POSTs in flight by endpoint
 	total    int
@@ -89,6 +90,7 @@ func New(cfg Config, st *store.Store, sealer *secret.Sealer, g *guard.Guard, m *
 	return &Dispatcher{
 		cfg: cfg, store: st, sealer: sealer, client: g.Client(cfg.Timeout, cfg.PerEndpoint),
 		metrics: m, log: log, wake: make(chan struct{}, 1), inflight: map[string]int{},
+		results: make(chan result, cfg.Workers),
 	}
 }
 
@@ -103,7 +105,13 @@ func (d *Dispatcher) Wake() {
 // Run dispatches until ctx is done, then waits for the POSTs in flight
 // (each bounded by the timeout) and returns.
 func (d *Dispatcher) Run(ctx context.Context) {
-	defer d.wg.Wait()
+	recorded := make(chan struct{})
+	go func() { d.record(); close(recorded) }()
+	defer func() {
+		d.wg.Wait() // every POST has handed in its outcome
+		close(d.results)
+		<-recorded
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -310,43 +318,76 @@ func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) 
 	}
 	d.metrics.Deliveries.WithLabelValues(outcome).Inc()
 
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	o := store.Outcome{Attempt: a}
 	if outcome == metrics.OutcomeDelivered {
-		a.Delivered = true
-		ids := make([]int64, len(rows))
+		a.Delivered, o.Delivered = true, true
+		o.IDs = make([]int64, len(rows))
 		for i, r := range rows {
-			ids[i] = r.ID
+			o.IDs[i] = r.ID
 		}
-		if err := d.store.Delivered(rctx, ids, a); err != nil {
-			// The lease runs out and the events are sent again: a duplicate
-			// with the same webhook-id, never a loss.
-			d.log.Error("record webhook delivery", "endpoint", t.id, "err", err)
-			return
+	} else {
+		o.Gone = outcome == metrics.OutcomeGone
+		o.Retries = make([]store.Retry, len(rows))
+		for i, r := range rows {
+			next := time.Now()
+			if !o.Gone {
+				next = next.Add(d.Backoff(r.Attempts))
+			}
+			o.Retries[i] = store.Retry{ID: r.ID, NextAttemptMs: store.Ms(next)}
 		}
+	}
+	done := make(chan error, 1)
+	d.results <- result{out: o, done: done}
+	if err := <-done; err != nil {
+		// The lease runs out and the events are sent again: a duplicate
+		// with the same webhook-id, never a loss.
+		d.log.Error("record webhook attempt", "endpoint", t.id, "err", err)
+		return
+	}
+	if o.Delivered {
 		d.metrics.Events.Add(float64(len(rows)))
-		return
 	}
-	retries := make([]store.Retry, len(rows))
-	for i, r := range rows {
-		next := time.Now()
-		if outcome != metrics.OutcomeGone {
-			next = next.Add(d.Backoff(r.Attempts))
+}
+
+// result is one POST's outcome on its way to the database.
+type result struct {
+	out  store.Outcome
+	done chan error
+}
+
+// maxGroup bounds the outcomes recorded in one transaction.
+const maxGroup = 64
+
+// record writes outcomes as they come, all those waiting in one
+// transaction (on SQLite each commit is an fsync on the one connection), until
+// results is closed.
+func (d *Dispatcher) record() {
+	group := make([]result, 0, maxGroup)
+	outs := make([]store.Outcome, 0, maxGroup)
+	for first := range d.results {
+		group, outs = append(group[:0], first), append(outs[:0], first.out)
+	more:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-d.results:
+				if !ok {
+					break more
+				}
+				group, outs = append(group, r), append(outs, r.out)
+			default:
+				break more
+			}
 		}
-		retries[i] = store.Retry{ID: r.ID, NextAttemptMs: store.Ms(next)}
-	}
-	disabled, err := d.store.Failed(rctx, retries, a, outcome == metrics.OutcomeGone, d.cfg.DisableAfter)
-	if err != nil {
-		d.log.Error("record webhook failure", "endpoint", t.id, "err", err)
-		return
-	}
-	if disabled {
-		reason := "failing"
-		if outcome == metrics.OutcomeGone {
-			reason = "gone"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		disabled, err := d.store.Record(ctx, outs, d.cfg.DisableAfter)
+		cancel()
+		for _, r := range group {
+			r.done <- err
 		}
-		d.metrics.Disabled.WithLabelValues(reason).Inc()
-		d.log.Warn("webhook endpoint disabled", "endpoint", t.id, "reason", reason)
+		for id, reason := range disabled {
+			d.metrics.Disabled.WithLabelValues(reason).Inc()
+			d.log.Warn("webhook endpoint disabled", "endpoint", id, "reason", reason)
+		}
 	}
 }
 

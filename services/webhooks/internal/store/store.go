@@ -289,20 +289,13 @@ RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_att
 	return out, err
 }
 
-// Delivered removes delivered events, logs the attempt and marks the
-// endpoint healthy, in one transaction.
-func (s *Store) Delivered(ctx context.Context, ids []int64, a *Attempt) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
-			return err
-		}
-		if _, err := tx.NewInsert().Model(a).ExcludeColumn("id").Exec(ctx); err != nil {
-			return err
-		}
-		_, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = 0").
-			Where("id = ? AND failing_since_ms <> 0", a.EndpointID).Exec(ctx)
-		return err
-	})
+// Outcome is the result of one POST to record.
+type Outcome struct {
+	Attempt   *Attempt
+	Delivered bool    // 2xx: the events are removed
+	IDs       []int64 // the events (delivered)
+	Retries   []Retry // when each is tried next (not delivered)
+	Gone      bool    // 410: the endpoint is disabled at once
 }
 
 // Retry is when each failed event is tried next.
@@ -311,52 +304,69 @@ type Retry struct {
 	NextAttemptMs int64
 }
 
-// Failed reschedules failed events, logs the attempt, and records the
-// endpoint as failing since nowMs unless it already was. With gone (a 410)
-// the endpoint is disabled at once; otherwise it is disabled when it has been
-// failing for disableAfter. It reports whether the endpoint was disabled.
-func (s *Store) Failed(ctx context.Context, retries []Retry, a *Attempt, gone bool, disableAfter time.Duration) (disabled bool, err error) {
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		disabled = false
-		for _, r := range retries {
-			if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", r.NextAttemptMs).
-				Where("id = ?", r.ID).Exec(ctx); err != nil {
+// Record stores the outcomes of several POSTs in one transaction (one
+// commit, one fsync): delivered events are removed and the endpoint marked
+// healthy; failed events are rescheduled and the endpoint recorded as
+// failing since the first failure, and disabled on a 410 or once failing for
+// disableAfter. Every POST is logged. It returns the endpoints disabled, with
+// the reason.
+func (s *Store) Record(ctx context.Context, outs []Outcome, disableAfter time.Duration) (map[string]string, error) {
+	var disabled map[string]string
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		disabled = map[string]string{}
+		for _, o := range outs {
+			reason, err := record(ctx, tx, o, disableAfter)
+			if err != nil {
 				return err
 			}
+			if reason != "" {
+				disabled[o.Attempt.EndpointID] = reason
+			}
 		}
-		if _, err := tx.NewInsert().Model(a).ExcludeColumn("id").Exec(ctx); err != nil {
-			return err
-		}
-		now := a.AtMs
-		if _, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = ?", now).
-			Where("id = ? AND failing_since_ms = 0", a.EndpointID).Exec(ctx); err != nil {
-			return err
-		}
-		q := tx.NewUpdate().Model((*Endpoint)(nil)).Set("enabled = ?", false).
-			Where("id = ? AND enabled", a.EndpointID)
-		if gone {
-			q = q.Set("disabled_reason = 'gone'")
-		} else {
-			q = q.Set("disabled_reason = 'failing'").Where("failing_since_ms <= ?", now-disableAfter.Milliseconds())
-		}
-		res, err := q.Exec(ctx)
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		disabled = n > 0
 		return nil
 	})
 	return disabled, err
 }
 
-// Release makes claimed events due again at once without counting the
-// attempt (shutdown before the request was sent).
-func (s *Store) Release(ctx context.Context, ids []int64, nowMs int64) error {
-	_, err := s.db.NewUpdate().Model((*Delivery)(nil)).
-		Set("next_attempt_ms = ?", nowMs).Set("attempts = attempts - 1").
-		Where("id IN (?)", bun.In(ids)).Exec(ctx)
-	return err
+func record(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duration) (disabled string, err error) {
+	a := o.Attempt
+	if _, err := tx.NewInsert().Model(a).ExcludeColumn("id").Exec(ctx); err != nil {
+		return "", err
+	}
+	if o.Delivered {
+		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+			return "", err
+		}
+		_, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = 0").
+			Where("id = ? AND failing_since_ms <> 0", a.EndpointID).Exec(ctx)
+		return "", err
+	}
+	for _, r := range o.Retries {
+		if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", r.NextAttemptMs).
+			Where("id = ?", r.ID).Exec(ctx); err != nil {
+			return "", err
+		}
+	}
+	now := a.AtMs
+	if _, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = ?", now).
+		Where("id = ? AND failing_since_ms = 0", a.EndpointID).Exec(ctx); err != nil {
+		return "", err
+	}
+	reason := "failing"
+	q := tx.NewUpdate().Model((*Endpoint)(nil)).Set("enabled = ?", false).Where("id = ? AND enabled", a.EndpointID)
+	if o.Gone {
+		reason = "gone"
+	} else {
+		q = q.Where("failing_since_ms <= ?", now-disableAfter.Milliseconds())
+	}
+	res, err := q.Set("disabled_reason = ?", reason).Exec(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return reason, nil
+	}
+	return "", nil
 }
 
 // Attempts returns up to limit log rows of an endpoint with id below
