@@ -395,7 +395,8 @@ func (s *Store) Backlog(ctx context.Context) (count int64, oldestMs int64, err e
 }
 
 // Sweep removes log rows older than beforeMs, and undelivered events older
-// than beforeMs of disabled endpoints (an enabled endpoint's events are kept
+// than beforeMs of disabled endpoints, or of endpoints deleted while a
+// fan-out was storing events for them (an enabled endpoint's events are kept
 // until delivered).
 func (s *Store) Sweep(ctx context.Context, beforeMs int64) (int64, error) {
 	res, err := s.db.NewDelete().Model((*Attempt)(nil)).Where("at_ms < ?", beforeMs).Exec(ctx)
@@ -404,7 +405,7 @@ func (s *Store) Sweep(ctx context.Context, beforeMs int64) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	res, err = s.db.NewDelete().Model((*Delivery)(nil)).Where("event_ms < ?", beforeMs).
-		Where("endpoint_id IN (SELECT id FROM webhook_endpoints WHERE NOT enabled)").Exec(ctx)
+		Where("endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE enabled)").Exec(ctx)
 	if err != nil {
 		return n, err
 	}
