@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
+	if err := store.Tune(ctx, deps.DB); err != nil {
+		return nil, err
+	}
 	sealer, err := secret.Load(ctx, deps.Broker.JS, deps.Names.KeysBucket(), deps.Replicas)
 	if err != nil {
 		return nil, err
