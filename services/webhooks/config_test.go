@@ -57,8 +57,8 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := h.store.Record(ctx, []store.Outcome{
-			{Attempt: &store.Attempt{EndpointID: on.ID, WebhookID: "evt_x", Type: "message.sent", Events: 1, Attempt: 1, AtMs: old}, Retries: []store.Retry{}},
-			{Attempt: &store.Attempt{EndpointID: on.ID, WebhookID: "evt_y", Type: "message.sent", Events: 1, Attempt: 1, AtMs: recent}, Retries: []store.Retry{}},
+			{Attempt: &store.Attempt{EndpointID: on.ID, WebhookID: "evt_x", Type: "message.sent", Events: 1, Attempt: 1, AtMs: old}, IDs: []int64{0}, NextAttemptMs: far},
+			{Attempt: &store.Attempt{EndpointID: on.ID, WebhookID: "evt_y", Type: "message.sent", Events: 1, Attempt: 1, AtMs: recent}, IDs: []int64{0}, NextAttemptMs: far},
 		}, time.Hour*1000); err != nil {
 			t.Fatal(err)
 		}

@@ -318,23 +318,19 @@ func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) 
 	}
 	d.metrics.Deliveries.WithLabelValues(outcome).Inc()
 
-	o := store.Outcome{Attempt: a}
-	if outcome == metrics.OutcomeDelivered {
+	o := store.Outcome{Attempt: a, IDs: make([]int64, len(rows))}
+	for i, r := range rows {
+		o.IDs[i] = r.ID
+	}
+	switch outcome {
+	case metrics.OutcomeDelivered:
 		a.Delivered, o.Delivered = true, true
-		o.IDs = make([]int64, len(rows))
-		for i, r := range rows {
-			o.IDs[i] = r.ID
-		}
-	} else {
-		o.Gone = outcome == metrics.OutcomeGone
-		o.Retries = make([]store.Retry, len(rows))
-		for i, r := range rows {
-			next := time.Now()
-			if !o.Gone {
-				next = next.Add(d.Backoff(r.Attempts))
-			}
-			o.Retries[i] = store.Retry{ID: r.ID, NextAttemptMs: store.Ms(next)}
-		}
+	case metrics.OutcomeGone:
+		o.Gone, o.NextAttemptMs = true, store.Ms(time.Now()) // due again if re-enabled
+	default:
+		// The events of one POST are retried together, by the schedule of
+		// the most-tried one.
+		o.NextAttemptMs = store.Ms(time.Now().Add(d.Backoff(attempt)))
 	}
 	done := make(chan error, 1)
 	d.results <- result{out: o, done: done}

@@ -291,17 +291,11 @@ RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_att
 
 // Outcome is the result of one POST to record.
 type Outcome struct {
-	Attempt   *Attempt
-	Delivered bool    // 2xx: the events are removed
-	IDs       []int64 // the events (delivered)
-	Retries   []Retry // when each is tried next (not delivered)
-	Gone      bool    // 410: the endpoint is disabled at once
-}
-
-// Retry is when each failed event is tried next.
-type Retry struct {
-	ID            int64
-	NextAttemptMs int64
+	Attempt       *Attempt
+	IDs           []int64 // the events the POST carried
+	Delivered     bool    // 2xx: the events are removed
+	NextAttemptMs int64   // otherwise: when they are tried next
+	Gone          bool    // 410: the endpoint is disabled at once
 }
 
 // Record stores the outcomes of several POSTs in one transaction (one
@@ -341,11 +335,9 @@ func record(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duratio
 			Where("id = ? AND failing_since_ms <> 0", a.EndpointID).Exec(ctx)
 		return "", err
 	}
-	for _, r := range o.Retries {
-		if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", r.NextAttemptMs).
-			Where("id = ?", r.ID).Exec(ctx); err != nil {
-			return "", err
-		}
+	if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", o.NextAttemptMs).
+		Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+		return "", err
 	}
 	now := a.AtMs
 	if _, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = ?", now).
