@@ -118,3 +118,41 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 		}
 	})
 }
+
+// DNS rebinding: an endpoint whose address is private by the time of
+// delivery (stored here directly, as a name that resolved publicly at
+// creation would be) is never connected to; the attempt is logged as
+// blocked and retried.
+func TestDeliveryRefusedAtConnectTime(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		cfg := testConfig()
+		cfg.AllowPrivate = false
+		h := start(t, b, cfg)
+		rc := newReceiver(t, nil)
+		wh := h.create(t, 1, "https://hooks.example.invalid/x", false)
+		e, err := h.store.GetEndpoint(context.Background(), 1, wh.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.URL = rc.srv.URL // now "resolves" to 127.0.0.1
+		if err := h.store.UpdateEndpoint(context.Background(), &e); err != nil {
+			t.Fatal(err)
+		}
+		h.notify(t, 1, events.TypeMessageSent, data(1))
+		testkit.Eventually(t, 10*time.Second, "blocked attempts", func() bool {
+			return h.metric(t, "apitosms_webhooks_deliveries_total", map[string]string{"outcome": "blocked"}) >= 2
+		})
+		if rc.count() != 0 {
+			t.Fatalf("the private receiver was reached %d times", rc.count())
+		}
+		log := mustCall[events.WebhookDeliveriesRequest, events.WebhookDeliveries](t, h, b.Names.WebhooksDeliveries(),
+			events.WebhookDeliveriesRequest{AccountID: 1, ID: wh.ID})
+		d := log.Deliveries[len(log.Deliveries)-1]
+		if d.Status != "failed" || d.ResponseStatus != nil || d.Error == nil || *d.Error != "destination address is not public" {
+			t.Fatalf("log %+v", d)
+		}
+		if n, _ := h.store.Pending(context.Background(), wh.ID); n != 1 {
+			t.Fatalf("%d pending, want the event kept for retry", n)
+		}
+	})
+}
