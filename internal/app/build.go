@@ -12,6 +12,7 @@ import (
 	"github.com/apitosms/apitosms/services/queue"
 	"github.com/apitosms/apitosms/services/releases"
 	"github.com/apitosms/apitosms/services/status"
+	"github.com/apitosms/apitosms/services/webhooks"
 )
 
 func prepareBilling(r *config.Reader, c config.Common) builder {
@@ -60,6 +61,16 @@ func prepareReleases(r *config.Reader, c config.Common) builder {
 	return func(ctx context.Context, in *infra) (service, error) {
 		return releases.New(ctx, cfg, releases.Deps{
 			Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
+}
+
+func prepareWebhooks(r *config.Reader, c config.Common) builder {
+	cfg := webhooks.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return webhooks.New(ctx, cfg, webhooks.Deps{
+			Broker: in.broker, DB: in.dbs["webhooks"], Names: in.names, Replicas: in.common.Replicas,
+			Registerer: in.reg, Log: in.log,
 		})
 	}
 }

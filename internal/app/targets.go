@@ -42,11 +42,12 @@ var targets = map[string]module{
 	"queue":    {needsDB: true, prepare: prepareQueue},
 	"status":   {needsDB: true, prepare: prepareStatus},
 	"releases": {needsDB: true, prepare: prepareReleases},
+	"webhooks": {needsDB: true, prepare: prepareWebhooks},
 	"ingress":  {prepare: prepareIngress},
 }
 
 // order is the start order; services stop in reverse.
-var order = []string{"billing", "queue", "status", "releases", "ingress"}
+var order = []string{"billing", "queue", "status", "releases", "webhooks", "ingress"}
 
 // parseTargets turns "all" or "ingress,queue" into start order.
 func parseTargets(s string) ([]string, error) {

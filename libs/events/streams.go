@@ -68,6 +68,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 			durables: []string{DurableQueueReported},
 		},
 		{
+			// Webhook events: limits retention, so an event waits for the
+			// webhooks service (durable webhooks-fanout) up to NotifyRetention.
+			cfg: jetstream.StreamConfig{
+				Name:       n.NotifyStream(),
+				Subjects:   []string{n.NotifySubjects()},
+				Storage:    jetstream.FileStorage,
+				Retention:  jetstream.LimitsPolicy,
+				MaxAge:     NotifyRetention,
+				Replicas:   replicas,
+				Duplicates: 2 * time.Minute,
+			},
+			durables: []string{DurableWebhooksFanout},
+		},
+		{
 			cfg: jetstream.StreamConfig{
 				Name:     n.DeadLetterStream(),
 				Subjects: []string{n.DeadLetterSubjects()},

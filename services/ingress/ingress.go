@@ -41,7 +41,7 @@ func DefaultConfig() Config {
 		RequestTimeout:   15 * time.Second,
 		IdempotencyLease: 30 * time.Second,
 		Replicas:         1,
-		ReadRateLimit:    600,
+		ReadRateLimit:    httpapi.DefaultReadRateLimit,
 	}
 }
 

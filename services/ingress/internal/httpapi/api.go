@@ -35,6 +35,10 @@ type Settings struct {
 	ReadRateLimit  int           // requests per rolling minute in a token's read window (Part 2)
 }
 
+// DefaultReadRateLimit is the read window's size (requests per rolling
+// minute, contract Part 2).
+const DefaultReadRateLimit = 600
+
 // API holds what the handlers need.
 type API struct {
 	nc        *nats.Conn
@@ -71,13 +75,27 @@ func (a *API) Routes(r fiber.Router) {
 	r.Post("/api/:token/messages/lookup", a.lookup)
 	r.Get("/api/:token/messages/:hash", a.message)
 	r.Delete("/api/:token/messages/:hash", a.cancelMessage)
+	// Webhooks (contract §10): webhooks.go.
+	a.webhookRoutes(r)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")
 
 // authenticate resolves the token to an account and takes one request from
-// its rate-limit window, setting the rate-limit headers.
+// its send window (contract §1), setting the rate-limit headers.
 func (a *API) authenticate(ctx context.Context, c *fiber.Ctx) (events.AuthReply, error) {
+	return a.authenticateIn(ctx, c, false)
+}
+
+// authenticateRead is authenticate for the read window of Part 2 (tracking,
+// webhooks): its own per-token window (Settings.ReadRateLimit per rolling
+// minute, shared by every replica), with §1's headers and 429, so reads
+// never spend the sending budget.
+func (a *API) authenticateRead(ctx context.Context, c *fiber.Ctx) (events.AuthReply, error) {
+	return a.authenticateIn(ctx, c, true)
+}
+
+func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (events.AuthReply, error) {
 	tok := c.Params("token")
 	if !token.WellFormed(tok) {
 		return events.AuthReply{}, apperr.ErrInvalidToken
@@ -87,7 +105,12 @@ func (a *API) authenticate(ctx context.Context, c *fiber.Ctx) (events.AuthReply,
 	if err != nil {
 		return auth, err
 	}
-	d, err := a.limiter.Allow(ctx, auth.AccountID, auth.RateLimitPerMinute)
+	var d ratelimit.Decision
+	if read {
+		d, err = a.limiter.AllowRead(ctx, auth.AccountID, a.set.ReadRateLimit)
+	} else {
+		d, err = a.limiter.Allow(ctx, auth.AccountID, auth.RateLimitPerMinute)
+	}
 	if err != nil {
 		return auth, err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/timestamp"
-	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/ingress/internal/batch"
 )
 
@@ -80,34 +79,6 @@ func (a *API) trackedMessage(m events.TrackedSMS) trackedMessage {
 		out.Device = &d
 	}
 	return out
-}
-
-// authenticateRead is authenticate for the read window: its own per-token
-// window (Settings.ReadRateLimit per rolling minute, shared by every
-// replica), with §1's headers and 429.
-func (a *API) authenticateRead(ctx context.Context, c *fiber.Ctx) (events.AuthReply, error) {
-	tok := c.Params("token")
-	if !token.WellFormed(tok) {
-		return events.AuthReply{}, apperr.ErrInvalidToken
-	}
-	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
-		events.AuthRequest{TokenDigest: token.Digest(tok)})
-	if err != nil {
-		return auth, err
-	}
-	d, err := a.limiter.AllowRead(ctx, auth.AccountID, a.set.ReadRateLimit)
-	if err != nil {
-		return auth, err
-	}
-	c.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	c.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	c.Set("X-RateLimit-Reset", strconv.Itoa(seconds(d.Reset)))
-	if !d.Allowed {
-		a.m.rateLimited.Inc()
-		retry := max(seconds(d.Reset), 1)
-		return auth, errRateLimited.With("retryAfter", retry).WithHeader("Retry-After", strconv.Itoa(retry))
-	}
-	return auth, nil
 }
 
 // lookupPositions asks the queue for the account's messages at positions

@@ -55,3 +55,26 @@ func TestLimiterSharedAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// The read window is its own key: spending it leaves the send window whole,
+// and the other way round.
+func TestScopesAreSeparateWindows(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		l, err := Open(ctx, b.Broker(t).JS, b.Names.RateLimitBucket(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if d, err := l.AllowRead(ctx, 7, 3); err != nil || !d.Allowed {
+				t.Fatalf("read %d: %+v %v", i, d, err)
+			}
+		}
+		if d, err := l.AllowRead(ctx, 7, 3); err != nil || d.Allowed {
+			t.Fatalf("read window over its limit: %+v %v", d, err)
+		}
+		if d, err := l.Allow(ctx, 7, 3); err != nil || !d.Allowed || d.Remaining != 2 {
+			t.Fatalf("send window touched by reads: %+v %v", d, err)
+		}
+	})
+}

@@ -1,0 +1,278 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The notify stream carries the events merchants can receive as webhooks
+// (contract §10). Producers publish a Notification with PublishNotification;
+// the webhooks service fans each one out to the matching endpoints.
+
+// DurableWebhooksFanout is the webhooks service's consumer of the notify
+// stream. Never rename it.
+const DurableWebhooksFanout = "webhooks-fanout"
+
+// GroupWebhooks is the queue group of the webhooks service's handlers.
+const GroupWebhooks = "webhooks"
+
+// NotifyRetention is how long the notify stream keeps an event: the webhooks
+// service normally stores it within milliseconds; this is the slack for a
+// webhooks service that is down.
+const NotifyRetention = 7 * 24 * time.Hour
+
+// Notification event types (contract §10).
+const (
+	TypeMessageSent      = "message.sent"
+	TypeMessageFailed    = "message.failed"
+	TypeMessageExpired   = "message.expired"
+	TypeMessageCancelled = "message.cancelled"
+	TypeMessageInitiated = "message.initiated"
+	TypeQuotaWarning     = "quota.warning"
+	TypeQuotaExhausted   = "quota.exhausted"
+	TypePhoneOffline     = "phone.offline"
+	TypePhoneOnline      = "phone.online"
+	TypeWebhookTest      = "webhook.test"
+)
+
+// NotificationTypes lists every event type an endpoint may subscribe to.
+var NotificationTypes = []string{
+	TypeMessageSent, TypeMessageFailed, TypeMessageExpired, TypeMessageCancelled, TypeMessageInitiated,
+	TypeQuotaWarning, TypeQuotaExhausted, TypePhoneOffline, TypePhoneOnline, TypeWebhookTest,
+}
+
+// Notification is one event for an account's webhooks.
+type Notification struct {
+	// ID identifies the event: it is the stream's Nats-Msg-Id (a publish
+	// retried within the duplicate window is stored once) and the
+	// webhook-id merchants see. A producer derives it from what happened
+	// (e.g. "msg_<hash>_sent"), so that re-publishing the same fact after a
+	// crash names the same event; NewNotificationID is for one-off events.
+	ID        string          `json:"id"`
+	AccountID int64           `json:"a"`
+	Type      string          `json:"type"`
+	At        time.Time       `json:"at"`
+	Data      json.RawMessage `json:"data"` // the contract's data object for Type
+	// Endpoint, when set, restricts delivery to that one endpoint of the
+	// account (webhook.test); otherwise every enabled endpoint subscribed
+	// to Type receives it.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// NotificationBatch carries several notifications in one stream message
+// (one fsync), for producers that learn of many facts at once (a status
+// report of 200 messages). On the stream a message holds either one
+// Notification or a NotificationBatch; the consumer accepts both.
+type NotificationBatch struct {
+	Batch []Notification `json:"batch"`
+}
+
+// MaxNotificationsPerMessage bounds one NotificationBatch message.
+const MaxNotificationsPerMessage = 1000
+
+// NewNotificationID returns a random event id ("evt_" + 32 hex characters).
+func NewNotificationID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + hex.EncodeToString(b[:])
+}
+
+// NotifyStream holds Notifications (file storage, limits retention,
+// NotifyRetention).
+func (n Names) NotifyStream() string { return n.stream + "_NOTIFY" }
+
+// NotifySubject is the subject of a Notification of type typ: the type's
+// dots become underscores ("<ns>.notify.v1.message_sent").
+func (n Names) NotifySubject(typ string) string {
+	return n.ns + ".notify.v1." + strings.ReplaceAll(typ, ".", "_")
+}
+
+// NotifySubjects is the wildcard of every notification subject.
+func (n Names) NotifySubjects() string { return n.ns + ".notify.v1.*" }
+
+// PublishNotification stores n on the notify stream and returns once the
+// stream acknowledged it (on disk). It fills At when zero.
+func PublishNotification(ctx context.Context, js jetstream.JetStream, names Names, n Notification) error {
+	if n.ID == "" || n.Type == "" || n.AccountID == 0 {
+		return errors.New("notification: id, type and account required")
+	}
+	if n.At.IsZero() {
+		n.At = time.Now()
+	}
+	n.At = n.At.UTC()
+	if len(n.Data) == 0 {
+		n.Data = json.RawMessage("{}")
+	}
+	body, err := Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encode notification: %w", err)
+	}
+	if _, err := js.Publish(ctx, names.NotifySubject(n.Type), body, jetstream.WithMsgID(n.ID)); err != nil {
+		return fmt.Errorf("publish notification: %w", err)
+	}
+	return nil
+}
+
+// PublishNotifications stores ns on the notify stream in messages of up to
+// MaxNotificationsPerMessage, with Nats-Msg-Id batchID/<chunk>: a producer
+// that retries with the same batchID (and the same ns) is stored once.
+// Each notification keeps its own ID (the webhook-id). It fills At when zero.
+func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Names, batchID string, ns []Notification) error {
+	if batchID == "" {
+		return errors.New("notifications: batch id required")
+	}
+	for i := range ns {
+		n := &ns[i]
+		if n.ID == "" || n.Type == "" || n.AccountID == 0 {
+			return errors.New("notification: id, type and account required")
+		}
+		if n.At.IsZero() {
+			n.At = time.Now()
+		}
+		n.At = n.At.UTC()
+		if len(n.Data) == 0 {
+			n.Data = json.RawMessage("{}")
+		}
+	}
+	for chunk, i := 0, 0; i < len(ns); chunk, i = chunk+1, i+MaxNotificationsPerMessage {
+		body, err := Marshal(NotificationBatch{Batch: ns[i:min(i+MaxNotificationsPerMessage, len(ns))]})
+		if err != nil {
+			return fmt.Errorf("encode notifications: %w", err)
+		}
+		if _, err := js.Publish(ctx, names.NotifyBatchSubject(), body, jetstream.WithMsgID(fmt.Sprintf("%s/%d", batchID, chunk))); err != nil {
+			return fmt.Errorf("publish notifications: %w", err)
+		}
+	}
+	return nil
+}
+
+// NotifyBatchSubject is the subject of NotificationBatch messages.
+func (n Names) NotifyBatchSubject() string { return n.ns + ".notify.v1.batch" }
+
+// Webhooks RPC subjects, answered by the webhooks service (group webhooks).
+// Every request carries the account ingress authenticated.
+
+// WebhooksCreate: WebhookCreateRequest -> Webhook (with its secret).
+func (n Names) WebhooksCreate() string { return n.rpc("webhooks.v1.create") }
+
+// WebhooksList: WebhookListRequest -> WebhookList.
+func (n Names) WebhooksList() string { return n.rpc("webhooks.v1.list") }
+
+// WebhooksGet: WebhookRef -> Webhook.
+func (n Names) WebhooksGet() string { return n.rpc("webhooks.v1.get") }
+
+// WebhooksUpdate: WebhookUpdateRequest -> Webhook.
+func (n Names) WebhooksUpdate() string { return n.rpc("webhooks.v1.update") }
+
+// WebhooksDelete: WebhookRef -> WebhookDeleted.
+func (n Names) WebhooksDelete() string { return n.rpc("webhooks.v1.delete") }
+
+// WebhooksRotate: WebhookRef -> WebhookSecret.
+func (n Names) WebhooksRotate() string { return n.rpc("webhooks.v1.rotate") }
+
+// WebhooksTest: WebhookRef -> WebhookTestReply.
+func (n Names) WebhooksTest() string { return n.rpc("webhooks.v1.test") }
+
+// WebhooksDeliveries: WebhookDeliveriesRequest -> WebhookDeliveries.
+func (n Names) WebhooksDeliveries() string { return n.rpc("webhooks.v1.deliveries") }
+
+// Webhook is an endpoint as the contract shows it. Secret is set only in the
+// answer to a creation.
+type Webhook struct {
+	ID             string   `json:"id"`
+	URL            string   `json:"url"`
+	Events         []string `json:"events"`
+	Batch          bool     `json:"batch"`
+	Enabled        bool     `json:"enabled"`
+	Description    string   `json:"description"`
+	Secret         string   `json:"secret,omitempty"`
+	CreatedAt      string   `json:"createdAt"`
+	DisabledReason string   `json:"disabledReason,omitempty"` // "gone" (410) or "failing" (3 days)
+}
+
+// WebhookCreateRequest creates an endpoint.
+type WebhookCreateRequest struct {
+	AccountID   int64    `json:"accountId"`
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	Batch       bool     `json:"batch"`
+	Description string   `json:"description"`
+}
+
+// WebhookListRequest lists an account's endpoints.
+type WebhookListRequest struct {
+	AccountID int64 `json:"accountId"`
+}
+
+// WebhookList is every endpoint of an account, oldest first.
+type WebhookList struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// WebhookRef names one endpoint of an account.
+type WebhookRef struct {
+	AccountID int64  `json:"accountId"`
+	ID        string `json:"id"`
+}
+
+// WebhookUpdateRequest changes the fields that are set.
+type WebhookUpdateRequest struct {
+	AccountID   int64     `json:"accountId"`
+	ID          string    `json:"id"`
+	URL         *string   `json:"url,omitempty"`
+	Events      *[]string `json:"events,omitempty"`
+	Batch       *bool     `json:"batch,omitempty"`
+	Enabled     *bool     `json:"enabled,omitempty"`
+	Description *string   `json:"description,omitempty"`
+}
+
+// WebhookDeleted answers a deletion.
+type WebhookDeleted struct {
+	Deleted bool `json:"deleted"`
+}
+
+// WebhookSecret is a freshly rotated secret.
+type WebhookSecret struct {
+	Secret string `json:"secret"`
+}
+
+// WebhookTestReply names the webhook.test event sent.
+type WebhookTestReply struct {
+	EventID string `json:"eventId"`
+}
+
+// WebhookDeliveriesRequest pages through an endpoint's delivery log.
+type WebhookDeliveriesRequest struct {
+	AccountID int64  `json:"accountId"`
+	ID        string `json:"id"`
+	Limit     int    `json:"limit"`
+	Cursor    string `json:"cursor"`
+}
+
+// WebhookDeliveries is one page of the log, newest first.
+type WebhookDeliveries struct {
+	Deliveries []WebhookAttempt `json:"deliveries"`
+	NextCursor *string          `json:"nextCursor"`
+}
+
+// WebhookAttempt is one POST to an endpoint.
+type WebhookAttempt struct {
+	ID             string  `json:"id"`
+	EventID        string  `json:"eventId"` // the webhook-id sent: an event's id, or a batch's
+	Type           string  `json:"type"`    // the event type, or "batch"
+	Events         int     `json:"events"`  // events carried (1, or a batch's size)
+	Attempt        int     `json:"attempt"`
+	Status         string  `json:"status"` // "delivered" or "failed"
+	ResponseStatus *int    `json:"responseStatus"`
+	DurationMs     int64   `json:"durationMs"`
+	Error          *string `json:"error"`
+	At             string  `json:"at"`
+}

@@ -1,0 +1,116 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// Fan-out and delivery end to end: b.N events published to the notify
+// stream, stored for one batch endpoint, and POSTed to a local receiver in
+// batches of up to 500. Reports delivered events per second (issue target:
+// 20,000/s). Run with e.g. -benchtime=100000x; set the test backend
+// variables to measure PostgreSQL.
+func BenchmarkFanoutAndBatchDelivery(b *testing.B) { benchmarkDelivery(b, false) }
+
+// The same with the receiver held until every event is stored, so the two
+// phases are measured apart: stored/s is fan-out alone, delivered/s the
+// batch POSTs alone.
+func BenchmarkFanoutThenBatchDelivery(b *testing.B) { benchmarkDelivery(b, true) }
+
+func benchmarkDelivery(b *testing.B, phased bool) {
+	var backend testkit.Backend
+	if nu, du := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nu != "" && du != "" {
+		backend = testkit.External(b, nu, du)
+	} else {
+		backend = testkit.Embedded(b)
+	}
+	cfg := testConfig()
+	cfg.IngestBatch = 1000
+	h := start(b, backend, cfg)
+	var delivered atomic.Int64
+	done := make(chan struct{})
+	target := int64(b.N)
+	marker := []byte(`{"id":"`)
+	gate := make(chan struct{})
+	if !phased {
+		close(gate)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-gate
+		body, _ := io.ReadAll(r.Body)
+		if delivered.Add(int64(bytes.Count(body, marker))) >= target {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	}))
+	defer srv.Close()
+	h.create(b, 1, srv.URL, true)
+	data := []byte(`{"hash":"0123456789abcdef","phone":"+15550000000","text":"Your order #1042 has shipped","status":2,"statusName":"sent"}`)
+
+	b.ResetTimer()
+	start := time.Now()
+	// Producers publish what they learn together in one stream message
+	// (events.PublishNotifications): one fsync per 1000 events, not per event.
+	for i := 0; i < b.N; i += events.MaxNotificationsPerMessage {
+		ns := make([]events.Notification, min(events.MaxNotificationsPerMessage, b.N-i))
+		for k := range ns {
+			ns[k] = events.Notification{ID: events.NewNotificationID(), AccountID: 1, Type: events.TypeMessageSent, At: time.Now(), Data: data}
+		}
+		body, err := events.Marshal(events.NotificationBatch{Batch: ns})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.br.JS.PublishAsync(backend.Names.NotifyBatchSubject(), body, jetstream.WithMsgID(ns[0].ID)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-h.br.JS.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("publish did not complete")
+	}
+	published := time.Since(start)
+	var stored time.Duration
+	storedDone := make(chan struct{})
+	go func() {
+		defer close(storedDone)
+		for h.metric(b, "apitosms_webhooks_enqueued_total", nil) < float64(b.N) {
+			time.Sleep(50 * time.Millisecond) // a gather also reads the backlog from the database
+		}
+		stored = time.Since(start)
+	}()
+	deliverStart := start
+	if phased {
+		<-storedDone
+		deliverStart = time.Now()
+		close(gate)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("delivered %d of %d", delivered.Load(), b.N)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	<-storedDone
+	b.ReportMetric(float64(b.N)/stored.Seconds(), "stored/s")
+	if phased {
+		b.ReportMetric(float64(b.N)/time.Since(deliverStart).Seconds(), "delivered/s")
+	}
+	b.ReportMetric(float64(b.N)/took.Seconds(), "events/s")
+	b.ReportMetric(float64(b.N)/published.Seconds(), "published/s")
+}

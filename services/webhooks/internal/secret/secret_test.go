@@ -1,0 +1,54 @@
+package secret
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+// The test vector published with the Standard Webhooks specification (and
+// Svix's documentation of the same scheme).
+func TestSignMatchesPublishedVector(t *testing.T) {
+	key, err := Key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("signature %s, want %s", got, want)
+	}
+}
+
+func TestGenerate(t *testing.T) {
+	a, b := Generate(), Generate()
+	if a == b || !strings.HasPrefix(a, Prefix) {
+		t.Fatalf("%q %q", a, b)
+	}
+	k, err := Key(a)
+	if err != nil || len(k) != Size {
+		t.Fatalf("key of %q: %d bytes, %v", a, len(k), err)
+	}
+}
+
+func TestSealRoundTripAndWrongKey(t *testing.T) {
+	s, err := NewSealer(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := Generate()
+	sealed := s.Seal(sec)
+	if strings.Contains(sealed, strings.TrimPrefix(sec, Prefix)) || sealed == s.Seal(sec) {
+		t.Fatal("sealing must hide the secret and use a fresh nonce")
+	}
+	if got, err := s.Open(sealed); err != nil || got != sec {
+		t.Fatalf("open: %q %v", got, err)
+	}
+	other, _ := NewSealer(bytes.Repeat([]byte{2}, 32))
+	if _, err := other.Open(sealed); err == nil {
+		t.Fatal("opened under another key")
+	}
+	if _, err := s.Open(base64.StdEncoding.EncodeToString([]byte("short"))); err == nil {
+		t.Fatal("opened garbage")
+	}
+}

@@ -1,0 +1,449 @@
+// Package store keeps the webhooks service's tables: endpoints, the
+// undelivered events of each endpoint (the delivery queue, driven from the
+// database so nothing lives only in memory) and the deliveries log. Every
+// operation works on SQLite and PostgreSQL; times are Unix milliseconds, which
+// compare the same way in both.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/database"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Service names the migration table and the SQLite file.
+const Service = "webhooks"
+
+// ErrNotFound: no such endpoint for this account.
+var ErrNotFound = errors.New("webhook not found")
+
+// ErrTooMany: the account already has the most endpoints allowed.
+var ErrTooMany = errors.New("too many webhooks")
+
+// Endpoint is the bun model of one row of webhook_endpoints.
+type Endpoint struct {
+	bun.BaseModel `bun:"table:webhook_endpoints"`
+
+	ID               string `bun:"id,pk"`
+	AccountID        int64  `bun:"account_id"`
+	URL              string `bun:"url"`
+	Events           string `bun:"events"` // comma list; "" = the default set
+	Batch            bool   `bun:"batch"`
+	Enabled          bool   `bun:"enabled"`
+	Description      string `bun:"description"`
+	Secret           string `bun:"secret"`     // sealed
+	OldSecret        string `bun:"old_secret"` // sealed; "" when none
+	OldSecretUntilMs int64  `bun:"old_secret_until_ms"`
+	FailingSinceMs   int64  `bun:"failing_since_ms"` // first failure since the last success; 0 when healthy
+	DisabledReason   string `bun:"disabled_reason"`
+	CreatedMs        int64  `bun:"created_ms"`
+	UpdatedMs        int64  `bun:"updated_ms"`
+}
+
+// EventList returns the subscribed types ("" = nil).
+func (e Endpoint) EventList() []string {
+	if e.Events == "" {
+		return nil
+	}
+	return strings.Split(e.Events, ",")
+}
+
+// Delivery is one undelivered event of one endpoint.
+type Delivery struct {
+	bun.BaseModel `bun:"table:webhook_deliveries"`
+
+	ID            int64  `bun:"id,pk,autoincrement"`
+	EndpointID    string `bun:"endpoint_id"`
+	EventID       string `bun:"event_id"`
+	Type          string `bun:"type"`
+	EventMs       int64  `bun:"event_ms"`
+	Payload       string `bun:"payload"` // the body of a single delivery, as signed
+	Attempts      int    `bun:"attempts"`
+	NextAttemptMs int64  `bun:"next_attempt_ms"`
+}
+
+// Attempt is one row of the deliveries log.
+type Attempt struct {
+	bun.BaseModel `bun:"table:webhook_attempts"`
+
+	ID             int64   `bun:"id,pk,autoincrement"`
+	EndpointID     string  `bun:"endpoint_id"`
+	WebhookID      string  `bun:"webhook_id"`
+	Type           string  `bun:"type"`
+	Events         int     `bun:"events"`
+	Attempt        int     `bun:"attempt"`
+	Delivered      bool    `bun:"delivered"`
+	ResponseStatus *int    `bun:"response_status"`
+	DurationMs     int64   `bun:"duration_ms"`
+	Error          *string `bun:"error"`
+	AtMs           int64   `bun:"at_ms"`
+}
+
+// Store is the webhooks repository.
+type Store struct {
+	db *bun.DB
+	pg bool
+}
+
+// New returns the store on db (migrated with Migrate).
+func New(db *bun.DB) *Store { return &Store{db: db, pg: database.IsPostgres(db)} }
+
+// Migrate creates or updates the service's tables.
+func Migrate(ctx context.Context, db *bun.DB) error {
+	return database.Migrate(ctx, db, migrations, Service)
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Ms is t in Unix milliseconds.
+func Ms(t time.Time) int64 { return t.UnixMilli() }
+
+// CreateEndpoint inserts e unless its account already has max endpoints
+// (ErrTooMany). Concurrent creations for one account are serialised, so the
+// limit holds.
+func (s *Store) CreateEndpoint(ctx context.Context, e *Endpoint, max int) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if s.pg {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?, ?)", int32(0x7768), int32(e.AccountID)); err != nil {
+				return err
+			}
+		}
+		n, err := tx.NewSelect().Model((*Endpoint)(nil)).Where("account_id = ?", e.AccountID).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n >= int64(max) {
+			return ErrTooMany
+		}
+		_, err = tx.NewInsert().Model(e).Exec(ctx)
+		return err
+	})
+}
+
+// ListEndpoints returns an account's endpoints, oldest first.
+func (s *Store) ListEndpoints(ctx context.Context, account int64) ([]Endpoint, error) {
+	var out []Endpoint
+	err := s.db.NewSelect().Model(&out).Where("account_id = ?", account).Order("created_ms", "id").Scan(ctx)
+	return out, err
+}
+
+// GetEndpoint returns an account's endpoint, or ErrNotFound (also for
+// another account's endpoint).
+func (s *Store) GetEndpoint(ctx context.Context, account int64, id string) (Endpoint, error) {
+	var e Endpoint
+	err := s.db.NewSelect().Model(&e).Where("id = ? AND account_id = ?", id, account).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	return e, err
+}
+
+// UpdateEndpoint writes every field of e (matched by id and account).
+func (s *Store) UpdateEndpoint(ctx context.Context, e *Endpoint) error {
+	res, err := s.db.NewUpdate().Model(e).WherePK().Where("account_id = ?", e.AccountID).
+		ExcludeColumn("id", "account_id", "created_ms").Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint with its undelivered events and its log.
+func (s *Store) DeleteEndpoint(ctx context.Context, account int64, id string) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*Endpoint)(nil)).Where("id = ? AND account_id = ?", id, account).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("endpoint_id = ?", id).Exec(ctx); err != nil {
+			return err
+		}
+		_, err = tx.NewDelete().Model((*Attempt)(nil)).Where("endpoint_id = ?", id).Exec(ctx)
+		return err
+	})
+}
+
+// EnabledEndpoints returns the enabled endpoints of the given accounts.
+func (s *Store) EnabledEndpoints(ctx context.Context, accounts []int64) ([]Endpoint, error) {
+	var out []Endpoint
+	if len(accounts) == 0 {
+		return out, nil
+	}
+	err := s.db.NewSelect().Model(&out).Where("account_id IN (?) AND enabled", bun.In(accounts)).Scan(ctx)
+	return out, err
+}
+
+// Endpoints returns the endpoints with the given ids, by id.
+func (s *Store) Endpoints(ctx context.Context, ids []string) (map[string]Endpoint, error) {
+	var rows []Endpoint
+	out := make(map[string]Endpoint, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if err := s.db.NewSelect().Model(&rows).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, err
+	}
+	for _, e := range rows {
+		out[e.ID] = e
+	}
+	return out, nil
+}
+
+// insertChunk bounds the rows of one INSERT (SQLite allows 32766 variables).
+const insertChunk = 1000
+
+// Enqueue stores undelivered events in one transaction. A row that already
+// exists (same endpoint and event: a redelivered stream message) is left
+// alone, so fan-out is idempotent.
+func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i := 0; i < len(rows); i += insertChunk {
+			chunk := rows[i:min(i+insertChunk, len(rows))]
+			if _, err := tx.NewInsert().Model(&chunk).ExcludeColumn("id").
+				On("CONFLICT (endpoint_id, event_id) DO NOTHING").Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DueEndpoints returns up to limit enabled endpoints with at least one event
+// due at nowMs, the longest-waiting first. Each endpoint costs one probe of
+// the (endpoint_id, next_attempt_ms) index, whatever the backlog (claimed
+// events are leased into the future, so the earliest time is due only if an
+// unclaimed event is).
+func (s *Store) DueEndpoints(ctx context.Context, nowMs int64, limit int) ([]string, error) {
+	var ids []string
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM (
+    SELECT e.id AS id, (SELECT MIN(d.next_attempt_ms) FROM webhook_deliveries d WHERE d.endpoint_id = e.id) AS due
+    FROM webhook_endpoints e WHERE e.enabled) AS x
+WHERE due <= ? ORDER BY due LIMIT ?`, nowMs, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Claim takes up to n due events of an endpoint, oldest first: it counts the
+// attempt and moves next_attempt_ms to leaseUntilMs, so no other worker takes
+// them and, should this one die, they come due again then. On PostgreSQL rows
+// another replica is claiming are skipped (SKIP LOCKED); SQLite has one
+// writer.
+func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs int64, n int) ([]Delivery, error) {
+	lock := ""
+	if s.pg {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []Delivery
+	err := withRetry(ctx, func() error {
+		out = out[:0]
+		rows, err := s.db.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_ms = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ? AND next_attempt_ms <= ?
+             ORDER BY next_attempt_ms, id LIMIT ?`+lock+`)
+RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms`,
+			leaseUntilMs, endpoint, nowMs, n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d Delivery
+			if err := rows.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.Type, &d.EventMs, &d.Payload, &d.Attempts, &d.NextAttemptMs); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Outcome is the result of one POST to record.
+type Outcome struct {
+	Attempt       *Attempt
+	IDs           []int64 // the events the POST carried
+	Delivered     bool    // 2xx: the events are removed
+	NextAttemptMs int64   // otherwise: when they are tried next
+	Gone          bool    // 410: the endpoint is disabled at once
+}
+
+// Record stores the outcomes of several POSTs in one transaction (one
+// commit, one fsync): delivered events are removed and the endpoint marked
+// healthy; failed events are rescheduled and the endpoint recorded as
+// failing since the first failure, and disabled on a 410 or once failing for
+// disableAfter. Every POST is logged. It returns the endpoints disabled, with
+// the reason.
+func (s *Store) Record(ctx context.Context, outs []Outcome, disableAfter time.Duration) (map[string]string, error) {
+	var disabled map[string]string
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		disabled = map[string]string{}
+		for _, o := range outs {
+			reason, err := record(ctx, tx, o, disableAfter)
+			if err != nil {
+				return err
+			}
+			if reason != "" {
+				disabled[o.Attempt.EndpointID] = reason
+			}
+		}
+		return nil
+	})
+	return disabled, err
+}
+
+func record(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duration) (disabled string, err error) {
+	a := o.Attempt
+	if _, err := tx.NewInsert().Model(a).ExcludeColumn("id").Exec(ctx); err != nil {
+		return "", err
+	}
+	if o.Delivered {
+		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+			return "", err
+		}
+		_, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = 0").
+			Where("id = ? AND failing_since_ms <> 0", a.EndpointID).Exec(ctx)
+		return "", err
+	}
+	if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", o.NextAttemptMs).
+		Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+		return "", err
+	}
+	now := a.AtMs
+	if _, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = ?", now).
+		Where("id = ? AND failing_since_ms = 0", a.EndpointID).Exec(ctx); err != nil {
+		return "", err
+	}
+	reason := "failing"
+	q := tx.NewUpdate().Model((*Endpoint)(nil)).Set("enabled = ?", false).Where("id = ? AND enabled", a.EndpointID)
+	if o.Gone {
+		reason = "gone"
+	} else {
+		q = q.Where("failing_since_ms <= ?", now-disableAfter.Milliseconds())
+	}
+	res, err := q.Set("disabled_reason = ?", reason).Exec(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return reason, nil
+	}
+	return "", nil
+}
+
+// Attempts returns up to limit log rows of an endpoint with id below
+// before (0: from the newest), newest first.
+func (s *Store) Attempts(ctx context.Context, endpoint string, before int64, limit int) ([]Attempt, error) {
+	var out []Attempt
+	q := s.db.NewSelect().Model(&out).Where("endpoint_id = ?", endpoint)
+	if before > 0 {
+		q = q.Where("id < ?", before)
+	}
+	err := q.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx)
+	return out, err
+}
+
+// Backlog returns how many events wait for enabled endpoints, and the
+// event time of the oldest (0 when none).
+func (s *Store) Backlog(ctx context.Context) (count int64, oldestMs int64, err error) {
+	var row struct {
+		N      int64         `bun:"n"`
+		Oldest sql.NullInt64 `bun:"oldest"`
+	}
+	err = s.db.NewSelect().TableExpr("webhook_deliveries AS d").
+		Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id AND e.enabled").
+		ColumnExpr("COUNT(*) AS n, MIN(d.event_ms) AS oldest").Scan(ctx, &row)
+	return row.N, row.Oldest.Int64, err
+}
+
+// Sweep removes log rows older than beforeMs, and undelivered events older
+// than beforeMs of disabled endpoints, or of endpoints deleted while a
+// fan-out was storing events for them (an enabled endpoint's events are kept
+// until delivered).
+func (s *Store) Sweep(ctx context.Context, beforeMs int64) (int64, error) {
+	res, err := s.db.NewDelete().Model((*Attempt)(nil)).Where("at_ms < ?", beforeMs).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	res, err = s.db.NewDelete().Model((*Delivery)(nil)).Where("event_ms < ?", beforeMs).
+		Where("endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE enabled)").Exec(ctx)
+	if err != nil {
+		return n, err
+	}
+	m, _ := res.RowsAffected()
+	return n + m, nil
+}
+
+// Pending returns the number of undelivered events of an endpoint (tests).
+func (s *Store) Pending(ctx context.Context, endpoint string) (int64, error) {
+	return s.db.NewSelect().Model((*Delivery)(nil)).Where("endpoint_id = ?", endpoint).Count(ctx)
+}
+
+// withRetry runs fn again a few times after a PostgreSQL deadlock or
+// serialization failure.
+func withRetry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = fn(); err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("after retries: %w", err)
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// Tune sets SQLite connection settings that only affect speed (the service
+// has one long-lived SQLite connection, libs/database): a page cache of
+// 8 MiB, four times the default, holds a burst of undelivered events so
+// claims and deletes find their pages without reading them back.
+func Tune(ctx context.Context, db *bun.DB) error {
+	if database.IsPostgres(db) {
+		return nil
+	}
+	for _, pragma := range []string{"PRAGMA cache_size = -8192", "PRAGMA temp_store = MEMORY"} {
+		if _, err := db.ExecContext(ctx, pragma); err != nil {
+			return fmt.Errorf("tune sqlite: %w", err)
+		}
+	}
+	return nil
+}
