@@ -19,6 +19,7 @@ import (
 func init() {
 	commands["bench"] = benchCommand
 	commands["phone"] = phoneCommand
+	commands["health"] = healthCommand
 }
 
 // benchCommand: apitosms bench [flags] — drive a server and print what it

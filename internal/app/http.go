@@ -2,14 +2,11 @@ package app
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -39,7 +36,7 @@ func newHTTP(in *infra, svcs []service) *fiber.App {
 		IdleTimeout:                  120 * time.Second,
 		ErrorHandler:                 apperr.Handler(in.log),
 	})
-	web.Use(httpMetrics(in.reg), jsonCharset)
+	web.Use(observe(in.reg, in.log), jsonCharset)
 	web.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	web.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
@@ -63,45 +60,6 @@ func newHTTP(in *infra, svcs []service) *fiber.App {
 	return web
 }
 
-// httpMetrics counts requests by route template (never the raw path, which
-// holds the token) and status class.
-func httpMetrics(reg prometheus.Registerer) fiber.Handler {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "apitosms_http_requests_total",
-		Help: "HTTP requests by route template, method and status class.",
-	}, []string{"route", "method", "code"})
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "apitosms_http_request_duration_seconds",
-		Help:    "HTTP request latency by route template.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
-	}, []string{"route", "method"})
-	reg.MustRegister(requests, duration)
-	return func(c *fiber.Ctx) error {
-		start := time.Now()
-		err := c.Next()
-		status := c.Response().StatusCode()
-		if err != nil {
-			if e, ok := apperr.As(err); ok {
-				status = e.Status
-			} else if fe, ok := err.(*fiber.Error); ok {
-				status = fe.Code
-			} else {
-				status = fiber.StatusInternalServerError
-			}
-		}
-		route := c.Route().Path
-		if status == fiber.StatusNotFound && route == "/" {
-			route = "unmatched"
-		}
-		// fiber's strings point into reused buffers: copy before keeping them.
-		method := knownMethod(c.Method())
-		route = strings.Clone(route)
-		requests.WithLabelValues(route, method, strconv.Itoa(status/100)+"xx").Inc()
-		duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		return err
-	}
-}
-
 // jsonCharset makes every JSON response say its charset, as the contract
 // requires, whichever handler (or the error handler) wrote it.
 func jsonCharset(c *fiber.Ctx) error {
@@ -115,14 +73,4 @@ func jsonCharset(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	}
 	return nil
-}
-
-// knownMethod bounds the method label.
-func knownMethod(m string) string {
-	switch m {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
-		fiber.MethodPatch, fiber.MethodOptions:
-		return strings.Clone(m)
-	}
-	return "other"
 }
