@@ -48,6 +48,30 @@ func registerProcessMetrics(in *infra, targets []string) {
 		in.reg.MustRegister(collectors.NewDBStatsCollector(db.DB, name))
 	}
 	in.reg.MustRegister(&streamCollector{js: in.broker.JS, prefix: streamPrefix(in.names.AcceptedStream())})
+	in.reg.MustRegister(dataDirCollector(in.common.DataDir))
+}
+
+var (
+	descDiskFree = prometheus.NewDesc("apitosms_data_dir_free_bytes",
+		"Bytes available to this process on the filesystem of APITOSMS_DATA_DIR (the embedded NATS store and SQLite files).", nil, nil)
+	descDiskSize = prometheus.NewDesc("apitosms_data_dir_size_bytes",
+		"Size of the filesystem of APITOSMS_DATA_DIR.", nil, nil)
+)
+
+// dataDirCollector reports the free and total space of the data dir's
+// filesystem (of its nearest existing parent until it exists), so an
+// operator sees the embedded store filling up before writes fail.
+type dataDirCollector string
+
+func (d dataDirCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descDiskFree; ch <- descDiskSize }
+
+func (d dataDirCollector) Collect(ch chan<- prometheus.Metric) {
+	free, size, ok := diskSpace(string(d))
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, free)
+	ch <- prometheus.MustNewConstMetric(descDiskSize, prometheus.GaugeValue, size)
 }
 
 // buildVersion reads the module version and VCS revision the Go toolchain

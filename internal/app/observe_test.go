@@ -117,6 +117,7 @@ func TestObservability(t *testing.T) {
 			`apitosms_jetstream_stream_bytes{stream="` + ns.AcceptedStream() + `"}`,
 			`apitosms_jetstream_stream_replicas_current{stream="` + ns.AcceptedStream() + `"} 1`,
 			`apitosms_http_requests_in_flight`,
+			`apitosms_data_dir_free_bytes`,
 		} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %s", want)
