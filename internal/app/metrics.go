@@ -63,7 +63,10 @@ var (
 // operator sees the embedded store filling up before writes fail.
 type dataDirCollector string
 
-func (d dataDirCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descDiskFree; ch <- descDiskSize }
+func (d dataDirCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDiskFree
+	ch <- descDiskSize
+}
 
 func (d dataDirCollector) Collect(ch chan<- prometheus.Metric) {
 	free, size, ok := diskSpace(string(d))
