@@ -16,7 +16,7 @@ import (
 // services' own metrics: build info, the NATS connection, the database
 // pools it opened, and the namespace's JetStream streams. Call it once the
 // databases are open.
-func registerProcessMetrics(in *infra, targets []string) {
+func registerProcessMetrics(in *infra, targets []string, svcs []service) {
 	version, commit := buildVersion()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "apitosms_build_info",
@@ -43,6 +43,22 @@ func registerProcessMetrics(in *infra, targets []string) {
 			Help: "Times the NATS connection was re-established.",
 		}, func() float64 { return float64(conn.Stats().Reconnects) }),
 	)
+	in.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "apitosms_ready",
+		Help: "1 when this process would answer /readyz with 200 (its broker and databases reachable), checked at scrape time.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := in.broker.Ready(ctx); err != nil {
+			return 0
+		}
+		for _, s := range svcs {
+			if s.Ready(ctx) != nil {
+				return 0
+			}
+		}
+		return 1
+	}))
 	// One sql.DBStats collector per service database (db_name = service).
 	for name, db := range in.dbs {
 		in.reg.MustRegister(collectors.NewDBStatsCollector(db.DB, name))

@@ -109,6 +109,7 @@ func TestObservability(t *testing.T) {
 			`apitosms_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
 			`apitosms_build_info{commit=`,
 			`apitosms_nats_connected 1`,
+			`apitosms_ready 1`,
 			`apitosms_nats_reconnects_total 0`,
 			`go_sql_open_connections{db_name="queue"}`,
 			`go_sql_open_connections{db_name="billing"}`,

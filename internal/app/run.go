@@ -146,7 +146,7 @@ func serve(ctx context.Context, rt Runtime, args []string) error {
 	if err := reader.Err(); err != nil {
 		return err
 	}
-	registerProcessMetrics(in, names)
+	registerProcessMetrics(in, names, svcs)
 	if common.AdminToken == "" && (contains(names, "billing") || contains(names, "releases")) {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
 	}
