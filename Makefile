@@ -7,7 +7,7 @@ BENCHTIME ?= 100x
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test test-short vet fmt bench bench-go clean
+.PHONY: all build run test test-short vet fmt bench bench-go clean cluster cluster-down cluster-test cluster-status bin/nats-server
 
 all: build
 
@@ -44,6 +44,27 @@ bench-go:
 # writes bench-results/table.md. About 4 minutes; see docs/benchmarks.md.
 bench: build
 	./scripts/bench.sh
+
+# A distributed apitosms on this machine without Docker (docs/operations.md):
+# three NATS nodes, PostgreSQL, every service in its own process (2 ingress,
+# 2 queue), Caddy and Prometheus, under .cluster/. cluster-test drives load
+# through Caddy while it kills and restarts a NATS node, an ingress and a
+# queue replica, and checks the dashboard and alert queries
+# (CLUSTER_TEST_ARGS=-short: the CI version).
+bin/nats-server:
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
+
+cluster: build bin/nats-server
+	./scripts/cluster.sh up
+
+cluster-down:
+	./scripts/cluster.sh down
+
+cluster-status:
+	./scripts/cluster.sh status
+
+cluster-test:
+	./scripts/cluster.sh test $(CLUSTER_TEST_ARGS)
 
 clean:
 	rm -rf bin
