@@ -265,6 +265,9 @@ APITOSMS_URL=http://127.0.0.1:$PROXY_PORT
 APITOSMS_ADMIN_TOKEN=$(cat "$DIR/admin-token")
 PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
 CLUSTER_NATS_URL=$(nats_urls)
+CLUSTER_DATABASE_URL=$(db_url)
+CLUSTER_NATS_MONITORS="$(for n in "${NODES[@]}"; do printf 'nats-%s=http://127.0.0.1:%s ' "$n" "$(nats_http_port "$n")"; done)"
+CLUSTER_PROCESS_URLS="$(for p in "${SERVICES[@]}"; do printf '%s=http://127.0.0.1:%s ' "$p" "${PORT[$p]}"; done)"
 CLUSTER_DIR=$DIR
 CLUSTER_SCRIPT=$ROOT/scripts/cluster.sh
 CLUSTER_SERVICES="${SERVICES[*]}"
