@@ -7,7 +7,7 @@ BENCHTIME ?= 100x
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test test-short vet fmt bench bench-go clean cluster cluster-down cluster-test cluster-status bin/nats-server
+.PHONY: all build run test test-short vet fmt bench bench-go clean cluster cluster-down cluster-test cluster-status bin/nats-server test-deploy
 
 all: build
 
@@ -44,6 +44,13 @@ bench-go:
 # writes bench-results/table.md. About 4 minutes; see docs/benchmarks.md.
 bench: build
 	./scripts/bench.sh
+
+# The deployment files against the code: the Helm chart rendered and linted
+# with Helm's Go library, the compose file, Dockerfile, Caddyfile, dashboard,
+# and the alerts' promtool unit tests (promtool and caddy checks skip, saying
+# so, when those tools are missing). A module outside the workspace.
+test-deploy:
+	cd deployments && GOWORK=off $(GO) test -count=1 ./...
 
 # A distributed apitosms on this machine without Docker (docs/operations.md):
 # three NATS nodes, PostgreSQL, every service in its own process (2 ingress,
