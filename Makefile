@@ -25,6 +25,7 @@ test:
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test -race -shuffle=on -count=1 -timeout 15m ./...); \
 	done
+	@$(MAKE) --no-print-directory test-deploy
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
@@ -50,6 +51,9 @@ bench: build
 # and the alerts' promtool unit tests (promtool and caddy checks skip, saying
 # so, when those tools are missing). A module outside the workspace.
 test-deploy:
+	@echo "== go test deployments (GOWORK=off)"
+	@command -v promtool >/dev/null || echo "test-deploy: promtool missing: the alert rules' promtool checks and unit tests are SKIPPED (apt-get install prometheus)"
+	@command -v caddy >/dev/null || echo "test-deploy: caddy missing: the Caddyfile check is SKIPPED (apt-get install caddy)"
 	cd deployments && GOWORK=off $(GO) test -count=1 ./...
 
 # A distributed apitosms on this machine without Docker (docs/operations.md):

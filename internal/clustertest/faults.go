@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -129,6 +130,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // window is what one fault cost the clients.
 type window struct {
 	failures      int
+	codes         map[int]int // failures by status (0: no answer)
 	first, last   time.Time     // first and last failed request in the phase
 	recovery      time.Duration // kill -> first success after the last failure
 	unavailable   time.Duration // last - first
@@ -136,7 +138,7 @@ type window struct {
 }
 
 func (f *fault) window(evs []event) window {
-	var w window
+	w := window{codes: map[int]int{}}
 	for _, e := range evs {
 		if e.at.Before(f.killed) || !e.at.Before(f.until) {
 			continue
@@ -144,6 +146,7 @@ func (f *fault) window(evs []event) window {
 		w.requestsTotal++
 		if e.failed() {
 			w.failures++
+			w.codes[e.code]++
 			if w.first.IsZero() {
 				w.first = e.at
 			}
@@ -174,7 +177,28 @@ func report(faults []*fault, l *load) {
 			win = w.unavailable.Round(10 * time.Millisecond).String()
 			rec = w.recovery.Round(10 * time.Millisecond).String()
 		}
-		fmt.Printf("| %s | %d | %d | %s | %s | %s |\n", f.what, w.requestsTotal, w.failures, win, rec, f.started.Sub(f.killed).Round(100*time.Millisecond))
+		fmt.Printf("| %s | %d | %d%s | %s | %s | %s |\n", f.what, w.requestsTotal, w.failures, codeList(w.codes), win, rec, f.started.Sub(f.killed).Round(100*time.Millisecond))
 	}
 	fmt.Println()
+}
+
+// codeList writes failures by status: " (503: 4, no answer: 1)".
+func codeList(codes map[int]int) string {
+	if len(codes) == 0 {
+		return ""
+	}
+	keys := make([]int, 0, len(codes))
+	for c := range codes {
+		keys = append(keys, c)
+	}
+	sort.Ints(keys)
+	parts := make([]string, len(keys))
+	for i, c := range keys {
+		name := fmt.Sprint(c)
+		if c == 0 {
+			name = "no answer"
+		}
+		parts[i] = fmt.Sprintf("%s: %d", name, codes[c])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
