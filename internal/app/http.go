@@ -42,10 +42,12 @@ func newHTTP(in *infra, svcs []service) *fiber.App {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 		defer cancel()
 		if err := in.broker.Ready(ctx); err != nil {
+			in.log.Debug("not ready: broker", "err", err)
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "error": "broker unreachable"})
 		}
 		for _, s := range svcs {
 			if err := s.Ready(ctx); err != nil {
+				in.log.Debug("not ready: database", "err", err)
 				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "error": "database unreachable"})
 			}
 		}
