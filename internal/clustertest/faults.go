@@ -130,7 +130,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // window is what one fault cost the clients.
 type window struct {
 	failures      int
-	codes         map[int]int // failures by status (0: no answer)
+	codes         map[int]int   // failures by status (0: no answer)
 	first, last   time.Time     // first and last failed request in the phase
 	recovery      time.Duration // kill -> first success after the last failure
 	unavailable   time.Duration // last - first
