@@ -14,7 +14,7 @@ PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build dist run test test-short vet fmt bench bench-go clean
+.PHONY: all build dist run test test-short vet fmt bench bench-go clean cluster cluster-down cluster-test cluster-status bin/nats-server test-deploy
 
 all: build
 
@@ -43,6 +43,7 @@ test:
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test -race -shuffle=on -count=1 -timeout 15m ./...); \
 	done
+	@$(MAKE) --no-print-directory test-deploy
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
@@ -62,6 +63,37 @@ bench-go:
 # writes bench-results/table.md. About 4 minutes; see docs/benchmarks.md.
 bench: build
 	./scripts/bench.sh
+
+# The deployment files against the code: the Helm chart rendered and linted
+# with Helm's Go library, the compose file, Dockerfile, Caddyfile, dashboard,
+# and the alerts' promtool unit tests (promtool and caddy checks skip, saying
+# so, when those tools are missing). A module outside the workspace.
+test-deploy:
+	@echo "== go test deployments (GOWORK=off)"
+	@command -v promtool >/dev/null || echo "test-deploy: promtool missing: the alert rules' promtool checks and unit tests are SKIPPED (apt-get install prometheus)"
+	@command -v caddy >/dev/null || echo "test-deploy: caddy missing: the Caddyfile check is SKIPPED (apt-get install caddy)"
+	cd deployments && GOWORK=off $(GO) test -count=1 ./...
+
+# A distributed apitosms on this machine without Docker (docs/operations.md):
+# three NATS nodes, PostgreSQL, every service in its own process (2 ingress,
+# 2 queue), Caddy and Prometheus, under .cluster/. cluster-test drives load
+# through Caddy while it kills and restarts a NATS node, an ingress and a
+# queue replica, and checks the dashboard and alert queries
+# (CLUSTER_TEST_ARGS=-short: the CI version).
+bin/nats-server:
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
+
+cluster: build bin/nats-server
+	./scripts/cluster.sh up
+
+cluster-down:
+	./scripts/cluster.sh down
+
+cluster-status:
+	./scripts/cluster.sh status
+
+cluster-test:
+	./scripts/cluster.sh test $(CLUSTER_TEST_ARGS)
 
 clean:
 	rm -rf bin dist

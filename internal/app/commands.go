@@ -41,6 +41,8 @@ func init() {
 	// The load tools ship in the server binary (see docs/benchmarks.md).
 	commands["bench"] = command{"[flags]", "drive a server with load and report what it measured", benchCommand}
 	commands["phone"] = command{"-token T [flags]", "simulate phones pulling, sending and reporting", phoneCommand}
+	// The image's HEALTHCHECK (deployments/Dockerfile).
+	commands["health"] = command{"[-addr host:port]", "exit 0 when the local server answers /readyz, 1 otherwise", healthCommand}
 	// The merchant commands (docs/api.md, "Go client and CLI").
 	commands["send"] = command{"[-phone P -text T | file.csv]", "queue SMS through the API (a CSV of phone,message for bulk sends)", merchantCommand(cli.Send)}
 	commands["status"] = command{"HASH[:sent|:failed]...", "report statuses for hashes as a phone would", merchantCommand(cli.Status)}

@@ -6,15 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
@@ -82,16 +78,18 @@ func newHTTP(in *infra, svcs []service) *httpServer {
 	srv.SecureErrorLogMessage = true
 	srv.ErrorHandler = serverError
 	srv.Handler = finishRequest(srv.Handler, fm)
-	web.Use(httpMetrics(in.reg), jsonCharset)
+	web.Use(observe(in.reg, in.log, routes), jsonCharset)
 	web.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	web.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 		defer cancel()
 		if err := in.broker.Ready(ctx); err != nil {
+			in.log.Debug("not ready: broker", "err", err)
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "error": "broker unreachable"})
 		}
 		for _, s := range svcs {
 			if err := s.Ready(ctx); err != nil {
+				in.log.Debug("not ready: database", "err", err)
 				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "error": "database unreachable"})
 			}
 		}
@@ -237,59 +235,6 @@ func safeErrors(next fiber.ErrorHandler, routes *routeTable) fiber.ErrorHandler 
 	}
 }
 
-// routeTable is every route template with its methods, for 405's Allow
-// header (fiber does not say which methods a path has).
-type routeTable []struct {
-	segs    []string
-	methods []string
-}
-
-func newRouteTable(rs []fiber.Route) routeTable {
-	var t routeTable
-	index := map[string]int{}
-	for _, r := range rs {
-		i, ok := index[r.Path]
-		if !ok {
-			i = len(t)
-			index[r.Path] = i
-			t = append(t, struct {
-				segs    []string
-				methods []string
-			}{segs: strings.Split(r.Path, "/")})
-		}
-		t[i].methods = append(t[i].methods, r.Method)
-	}
-	return t
-}
-
-// allow lists the methods of the routes that match path (":param" matches
-// one non-empty segment).
-func (t routeTable) allow(path string) string {
-	segs := strings.Split(path, "/")
-	var methods []string
-	for _, r := range t {
-		if len(r.segs) != len(segs) {
-			continue
-		}
-		match := true
-		for i, s := range r.segs {
-			if s != segs[i] && (!strings.HasPrefix(s, ":") || segs[i] == "") {
-				match = false
-				break
-			}
-		}
-		if match {
-			for _, m := range r.methods {
-				if !slices.Contains(methods, m) {
-					methods = append(methods, m)
-				}
-			}
-		}
-	}
-	slices.Sort(methods)
-	return strings.Join(methods, ", ")
-}
-
 // fiberError is the contract error for a status fiber produced.
 func fiberError(status int) *apperr.Error {
 	switch status {
@@ -322,45 +267,6 @@ func methodKnown(m []byte) bool {
 	return false
 }
 
-// httpMetrics counts requests by route template (never the raw path, which
-// holds the token) and status class.
-func httpMetrics(reg prometheus.Registerer) fiber.Handler {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "apitosms_http_requests_total",
-		Help: "HTTP requests by route template, method and status class.",
-	}, []string{"route", "method", "code"})
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "apitosms_http_request_duration_seconds",
-		Help:    "HTTP request latency by route template.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
-	}, []string{"route", "method"})
-	reg.MustRegister(requests, duration)
-	return func(c *fiber.Ctx) error {
-		start := time.Now()
-		err := c.Next()
-		status := c.Response().StatusCode()
-		if err != nil {
-			if e, ok := apperr.As(err); ok {
-				status = e.Status
-			} else if fe, ok := err.(*fiber.Error); ok {
-				status = fe.Code
-			} else {
-				status = fiber.StatusInternalServerError
-			}
-		}
-		route := c.Route().Path
-		if status == fiber.StatusNotFound && route == "/" {
-			route = "unmatched"
-		}
-		// fiber's strings point into reused buffers: copy before keeping them.
-		method := knownMethod(c.Method())
-		route = strings.Clone(route)
-		requests.WithLabelValues(route, method, strconv.Itoa(status/100)+"xx").Inc()
-		duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		return err
-	}
-}
-
 // jsonCharset makes every JSON response say its charset, as the contract
 // requires, whichever handler (or the error handler) wrote it.
 func jsonCharset(c *fiber.Ctx) error {
@@ -374,14 +280,4 @@ func jsonCharset(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	}
 	return nil
-}
-
-// knownMethod bounds the method label.
-func knownMethod(m string) string {
-	switch m {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
-		fiber.MethodPatch, fiber.MethodOptions:
-		return strings.Clone(m)
-	}
-	return "other"
 }

@@ -81,6 +81,8 @@ type infra struct {
 	reg    *prometheus.Registry
 	log    *slog.Logger
 	dbs    map[string]*bun.DB
+	// closeBy bounds close once shutdown has begun.
+	closeBy time.Time
 }
 
 // db opens (once) the database of service.
@@ -96,12 +98,29 @@ func (in *infra) db(ctx context.Context, service string) (*bun.DB, error) {
 	return db, nil
 }
 
+// close drains NATS, stops the embedded server and closes the databases,
+// giving up at in.closeBy (if set): everything acknowledged is already on
+// disk, so a drain cut short loses nothing, and the process must exit
+// within its shutdown budget.
 func (in *infra) close() {
-	if in.broker != nil {
-		in.broker.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if in.broker != nil {
+			in.broker.Close()
+		}
+		for _, db := range in.dbs {
+			_ = db.Close()
+		}
+	}()
+	if in.closeBy.IsZero() {
+		<-done
+		return
 	}
-	for _, db := range in.dbs {
-		_ = db.Close()
+	select {
+	case <-done:
+	case <-time.After(time.Until(in.closeBy)):
+		in.log.Warn("shutdown budget spent while closing NATS and databases; exiting anyway")
 	}
 }
 
@@ -220,6 +239,7 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		}
 		svcs = append(svcs, s)
 	}
+	registerProcessMetrics(in, names, svcs)
 	if common.AdminToken == "" && (contains(names, "billing") || contains(names, "releases")) {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
 	}
@@ -267,25 +287,33 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		}
 		log.Error("a component failed; stopping", "err", failure)
 	}
-	// Ordered, bounded shutdown: stop HTTP intake and let in-flight requests
-	// finish, then let services drain their consumers and handlers, then
-	// (deferred) drain NATS, stop the embedded server, close the databases.
-	if err := web.ShutdownWithTimeout(common.ShutdownTimeout); err != nil {
-		log.Warn("http shutdown", "err", err)
+	// Ordered shutdown under one deadline for all of it (orchestrators kill
+	// after a fixed grace period: Kubernetes' default is 30 s): stop HTTP
+	// intake and let in-flight requests finish (at most half the budget),
+	// then let services drain their consumers and handlers, then (deferred)
+	// drain NATS, stop the embedded server, close the databases with what
+	// is left. A stage that overruns is cut off; nothing acknowledged
+	// depends on it.
+	budget := shutdownBudget(common.ShutdownTimeout)
+	in.closeBy = time.Now().Add(budget.total)
+	if err := web.ShutdownWithTimeout(budget.http); err != nil {
+		log.Warn("http shutdown: in-flight requests cut off", "err", err)
 	}
 	stopServices()
-	deadline := time.After(common.ShutdownTimeout)
+	deadline := time.NewTimer(time.Until(in.closeBy.Add(-budget.close)))
+	defer deadline.Stop()
 	for ; running > 0; running-- {
 		select {
 		case err := <-exited:
 			if err != nil && failure == nil && !errors.Is(err, net.ErrClosed) {
 				log.Warn("component stopped with error", "err", err)
 			}
-		case <-deadline:
+		case <-deadline.C:
 			log.Warn("shutdown timed out", "still_running", running)
 			return errors.Join(failure, errors.New("shutdown timed out"))
 		}
 	}
+	log.Debug("services stopped; closing NATS and databases", "left", time.Until(in.closeBy).Round(time.Millisecond).String())
 	return failure
 }
 
@@ -314,6 +342,18 @@ func waitReady(ctx context.Context, svcs []service) bool {
 		}
 		poll = min(2*poll, 500*time.Millisecond)
 	}
+}
+
+// stages is how a shutdown budget is shared: HTTP gets at most half, the
+// final close (NATS drain, embedded server, databases) keeps a fifth for
+// itself, and the services get what HTTP left before that.
+type stages struct{ total, http, close time.Duration }
+
+func shutdownBudget(total time.Duration) stages {
+	if total <= 0 {
+		total = time.Second
+	}
+	return stages{total: total, http: total / 2, close: total / 5}
 }
 
 func contains(list []string, s string) bool {

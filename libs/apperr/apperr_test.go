@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/testkit"
@@ -46,6 +47,7 @@ func TestHandler(t *testing.T) {
 	})
 	app.Get("/plain", func(*fiber.Ctx) error { return errors.New("secret connection string") })
 	app.Get("/timeout", func(*fiber.Ctx) error { return fmt.Errorf("rpc: %w", context.DeadlineExceeded) })
+	app.Get("/nostream", func(*fiber.Ctx) error { return fmt.Errorf("rate limit write: %w", jetstream.ErrNoStreamResponse) })
 	app.Get("/fiber400", func(*fiber.Ctx) error { return fiber.NewError(400, "bad header") })
 	app.Post("/body", func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	base := serve(t, app)
@@ -62,6 +64,8 @@ func TestHandler(t *testing.T) {
 		{"plain error", "GET", "/plain", "", 500,
 			map[string]any{"error": "Internal server error", "code": "internal"}, [2]string{}},
 		{"deadline", "GET", "/timeout", "", 503,
+			map[string]any{"error": apperr.ErrUnavailable.Message, "code": "unavailable"}, [2]string{}},
+		{"stream leader away", "GET", "/nostream", "", 503,
 			map[string]any{"error": apperr.ErrUnavailable.Message, "code": "unavailable"}, [2]string{}},
 		{"fiber 4xx", "GET", "/fiber400", "", 400,
 			map[string]any{"error": "bad header", "code": "bad_request"}, [2]string{}},

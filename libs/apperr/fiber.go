@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Handler is the fiber ErrorHandler of every HTTP service: an *Error becomes
@@ -30,6 +32,11 @@ func Handler(log *slog.Logger) fiber.ErrorHandler {
 			case errors.Is(err, context.DeadlineExceeded):
 				log.Warn("request timed out", "route", c.Route().Path, "err", err)
 				e = ErrUnavailable
+			case brokerUnavailable(err):
+				// NATS or a stream leader is away (a node restarting, an
+				// election): the client should retry, as for a timeout.
+				log.Warn("broker unavailable", "route", c.Route().Path, "err", err)
+				e = ErrUnavailable
 			default:
 				log.Error("internal error", "route", c.Route().Path, "method", c.Method(), "err", err)
 				e = ErrInternal
@@ -40,4 +47,12 @@ func Handler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		return c.Status(e.Status).JSON(e.Body())
 	}
+}
+
+// brokerUnavailable reports whether err means NATS or JetStream did not
+// answer (a transient state, not a bug).
+func brokerUnavailable(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected)
 }

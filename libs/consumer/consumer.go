@@ -99,6 +99,11 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
 	m.pending.add(cfg.Durable, cons)
+	// Series exist from the start (at 0), so rates and alerts on failures
+	// and dead letters see them before the first one happens.
+	m.processed.WithLabelValues(cfg.Durable)
+	m.failures.WithLabelValues(cfg.Durable)
+	m.dead.WithLabelValues(cfg.Durable)
 	defer m.pending.remove(cfg.Durable)
 	// On cancel, stop at once: messages fetched but not handed to the handler
 	// yet stay unacknowledged and are redelivered (to another replica, or

@@ -101,8 +101,14 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 		// rather than fail: they are the oldest, so the answer is a correct
 		// FIFO prefix, and the phone polls again for the rest.
 		if err == nil {
+			// Bounded by the ack floor again, not unbounded: rows past it
+			// may be stored out of order (another replica committed a later
+			// batch while this one's is still in flight), and taking them
+			// would hand a merchant's messages out of FIFO order. The floor
+			// now covers every message accepted before this call.
+			bound := events.Position(c.wait.Floor(), events.MaxItemsPerEvent-1)
 			first := len(ids)
-			more, err := c.st.Claim(ctx, req.AccountID, limit-len(claimed), store.NoBound, now, confirm())
+			more, err := c.st.Claim(ctx, req.AccountID, limit-len(claimed), bound, now, confirm())
 			if err != nil && len(claimed) == 0 {
 				return events.ClaimReply{}, gaveUp(ctx, err)
 			}
