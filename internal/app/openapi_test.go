@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -241,6 +243,9 @@ func TestOpenAPIConformance(t *testing.T) {
 			"APITOSMS_INGRESS_MAX_BATCH":      "10",
 			"APITOSMS_INGRESS_MAX_BODY_BYTES": "4096",
 			"APITOSMS_RELEASES_MAX_APK_BYTES": "4096",
+			"APITOSMS_READ_RATE_LIMIT":        strconv.Itoa(readWindow),
+			"APITOSMS_WEBHOOK_ALLOW_PRIVATE":  "true",
+			"APITOSMS_WEBHOOK_MAX_ENDPOINTS":  "2",
 		})
 		o := &oapi{doc: loadStrictSpec(t), base: p.base, seen: map[string]bool{}}
 		bearer := []string{"Authorization", "Bearer " + adminToken}
@@ -277,13 +282,13 @@ func TestOpenAPIConformance(t *testing.T) {
 			}
 		}
 		// Every token operation refuses an unknown token.
-		for _, op := range [][2]string{{"POST", "/api/{token}/queue"}, {"GET", "/api/{token}/get_messages"},
-			{"POST", "/api/{token}/get_messages"}, {"POST", "/api/{token}/status"}} {
+		unknown := map[string]string{"token": strings.Repeat("a", 64), "hash": "0123456789abcdef", "id": "wh_" + strings.Repeat("0", 32)}
+		for _, op := range tokenOps(o.doc) {
 			var body []byte
-			if op[0] == "POST" {
+			if op[0] == "POST" || op[0] == "PATCH" {
 				body = []byte(`[]`)
 			}
-			if r := o.call(t, op[0], op[1], map[string]string{"token": strings.Repeat("a", 64)}, "", body); r.status != 401 {
+			if r := o.call(t, op[0], op[1], unknown, "", body); r.status != 401 {
 				t.Fatalf("%s %s with an unknown token: %d", op[0], op[1], r.status)
 			}
 		}
@@ -383,6 +388,15 @@ func TestOpenAPIConformance(t *testing.T) {
 				t.Fatalf("%s %s over the limit: %d %v %s", op[0], op[1], r.status, r.header, r.body)
 			}
 		}
+		// Cancel counts in the send window too.
+		if r := o.call(t, "DELETE", "/api/{token}/messages/{hash}", map[string]string{"token": sp["token"], "hash": "0123456789abcdef"}, "", nil); r.status != 429 || r.header.Get("X-RateLimit-Limit") != "1" {
+			t.Fatalf("cancel over the send window: %d %v %s", r.status, r.header, r.body)
+		}
+
+		// Message tracking (§9) and webhooks (§10).
+		trackingConformance(t, o, js)
+		webhooksConformance(t, o, js)
+		readWindowConformance(t, o, js)
 
 		// App versions.
 		versions := "/admin/v1/app-versions"
@@ -488,5 +502,275 @@ func TestEveryRouteIsInOpenAPI(t *testing.T) {
 	}
 	if routes < len(inSpec) {
 		t.Fatalf("%d routes for %d documented operations", routes, len(inSpec))
+	}
+}
+
+// readWindow is the read window of TestOpenAPIConformance's server: small
+// enough that readWindowConformance can spend it, large enough for the
+// reads of one account in the other parts.
+const readWindow = 300
+
+// tokenOps lists the document's token operations (path under /api/{token}/).
+func tokenOps(doc *openapi3.T) [][2]string {
+	var ops [][2]string
+	for template, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(template, "/api/{token}/") {
+			continue
+		}
+		for method := range item.Operations() {
+			ops = append(ops, [2]string{method, template})
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i][1]+ops[i][0] < ops[j][1]+ops[j][0] })
+	return ops
+}
+
+// newAccount creates an account with a subscription through the operator
+// API (checked against the document) and returns its token.
+func newAccount(t *testing.T, o *oapi, js func(any) []byte, monthlyLimit, ratePerMinute int) string {
+	t.Helper()
+	bearer := []string{"Authorization", "Bearer " + adminToken}
+	r := o.call(t, "POST", "/admin/v1/accounts", nil, "", js(map[string]string{"name": "Shop", "email": "shop@example.com"}), bearer...)
+	acc := r.json(t)
+	id := map[string]string{"id": strconv.FormatInt(int64(acc["id"].(float64)), 10)}
+	o.call(t, "PUT", "/admin/v1/accounts/{id}/subscription", id, "",
+		js(map[string]any{"plan": "test", "monthlyLimit": monthlyLimit, "rateLimitPerMinute": ratePerMinute}), bearer...)
+	return acc["apiToken"].(string)
+}
+
+// trackingConformance drives every tracking operation (§9) through its
+// declared answers.
+func trackingConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	tok := newAccount(t, o, js, 100, 1000)
+	tp := map[string]string{"token": tok}
+	r := o.call(t, "POST", "/api/{token}/queue", tp, "", []byte(`[{"phone":"+15550000001","message":"first"},{"phone":"+15550000002","message":"=2+2, \"quoted\""},{"phone":"+15550000003","message":"third"}]`))
+	var hashes []string
+	for _, it := range r.json(t)["items"].([]any) {
+		hashes = append(hashes, it.(map[string]any)["hash"].(string))
+	}
+	if len(hashes) != 3 {
+		t.Fatalf("queue: %s", r.body)
+	}
+	// The first one handed out and reported sent: every field of the
+	// message object is set.
+	if got := o.call(t, "GET", "/api/{token}/get_messages", tp, "limit=1", nil).list(t); len(got) != 1 || got[0]["hash"] != hashes[0] {
+		t.Fatalf("get_messages: %v", got)
+	}
+	o.call(t, "POST", "/api/{token}/status", tp, "", js(map[string]any{"device": "Pixel-7", "messages": []any{map[string]any{"hash": hashes[0], "status": 2}}}))
+
+	one := "/api/{token}/messages/{hash}"
+	m := o.call(t, "GET", one, map[string]string{"token": tok, "hash": hashes[0]}, "", nil).json(t)
+	if m["statusName"] != "sent" || m["device"] != "Pixel-7" || m["finishedAt"] == nil || m["attempts"] != 1.0 {
+		t.Fatalf("sent message: %v", m)
+	}
+	if m := o.call(t, "GET", one, map[string]string{"token": tok, "hash": hashes[1]}, "", nil).json(t); m["statusName"] != "new" || m["device"] != nil {
+		t.Fatalf("new message: %v", m)
+	}
+	for _, h := range []string{"0123456789abcdef", "XYZ"} {
+		if r := o.call(t, "GET", one, map[string]string{"token": tok, "hash": h}, "", nil); r.status != 404 {
+			t.Fatalf("GET message %s: %d", h, r.status)
+		}
+	}
+
+	lookup := "/api/{token}/messages/lookup"
+	r = o.call(t, "POST", lookup, tp, "", js(map[string]any{"hashes": []string{hashes[1], "nope", hashes[0]}}))
+	if l := r.json(t); r.status != 200 || len(l["messages"].([]any)) != 2 || fmt.Sprint(l["notFound"]) != "[nope]" {
+		t.Fatalf("lookup: %d %s", r.status, r.body)
+	}
+	o.call(t, "POST", lookup, tp, "", []byte(`{nope`))
+	o.call(t, "POST", lookup, tp, "", []byte(`{"hashes":"x"}`))
+	o.call(t, "POST", lookup, tp, "", []byte(`{"hashes":[]}`))
+	// 1001 hashes in less than the test's 4096-byte body limit.
+	o.call(t, "POST", lookup, tp, "", js(map[string]any{"hashes": make([]string, 1001)}))
+	o.call(t, "POST", lookup, tp, "", js(map[string]any{"hashes": []string{strings.Repeat("a", 5000)}}))
+
+	history := "/api/{token}/messages"
+	p1 := o.call(t, "GET", history, tp, "limit=2", nil).json(t)
+	if len(p1["messages"].([]any)) != 2 || p1["nextCursor"] == nil {
+		t.Fatalf("history page 1: %v", p1)
+	}
+	if p2 := o.call(t, "GET", history, tp, "limit=2&cursor="+p1["nextCursor"].(string), nil).json(t); len(p2["messages"].([]any)) != 1 || p2["nextCursor"] != nil {
+		t.Fatalf("history page 2: %v", p2)
+	}
+	from := url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05-07:00"))
+	to := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05-07:00"))
+	if h := o.call(t, "GET", history, tp, "status=sent&status=0&phone=%2B1+555+000+0001&from="+from+"&to="+to, nil).json(t); len(h["messages"].([]any)) != 1 {
+		t.Fatalf("history filtered: %v", h)
+	}
+	r = o.call(t, "GET", history, tp, "", nil, "Accept", "text/csv")
+	if lines := strings.Split(strings.TrimSpace(string(r.body)), "\n"); r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") ||
+		r.header.Get("Content-Disposition") == "" || len(lines) != 4 || !strings.Contains(string(r.body), `"'=2+2, ""quoted"""`) {
+		t.Fatalf("csv: %d %v %s", r.status, r.header, r.body)
+	}
+	for _, q := range []string{"limit=0", "cursor=nothex", "status=gone", "phone=12", "from=yesterday", "to=2026-13-01T00:00:00Z"} {
+		if r := o.call(t, "GET", history, tp, q, nil); r.status != 400 {
+			t.Fatalf("history ?%s: %d", q, r.status)
+		}
+	}
+
+	// Cancel: the third is still new; the first was handed out.
+	if m := o.call(t, "DELETE", one, map[string]string{"token": tok, "hash": hashes[2]}, "", nil).json(t); m["statusName"] != "cancelled" {
+		t.Fatalf("cancel: %v", m)
+	}
+	for _, h := range []string{hashes[2], hashes[0]} {
+		if r := o.call(t, "DELETE", one, map[string]string{"token": tok, "hash": h}, "", nil); r.status != 409 {
+			t.Fatalf("cancel again: %d", r.status)
+		}
+	}
+	if r := o.call(t, "DELETE", one, map[string]string{"token": tok, "hash": "0123456789abcdef"}, "", nil); r.status != 404 {
+		t.Fatalf("cancel unknown: %d", r.status)
+	}
+}
+
+// webhooksConformance drives every webhook operation (§10) through its
+// declared answers, with a real receiver: one path answers 204, another 500.
+func webhooksConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	posts := make(chan string, 100)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+		} else {
+			w.WriteHeader(http.StatusNoContent)
+		}
+		posts <- r.URL.Path
+	}))
+	t.Cleanup(rc.Close)
+	tok := newAccount(t, o, js, 100, 60)
+	tp := map[string]string{"token": tok}
+	list, one := "/api/{token}/webhooks", "/api/{token}/webhooks/{id}"
+	ref := func(id string) map[string]string { return map[string]string{"token": tok, "id": id} }
+	missing := ref("wh_" + strings.Repeat("0", 32))
+
+	// Bad bodies, on create and on PATCH.
+	bad := [][]byte{[]byte(`{nope`), js(map[string]any{"url": "ftp://example.com/"}), js(map[string]any{"url": rc.URL, "events": []string{"sms.exploded"}}),
+		js(map[string]any{"url": rc.URL, "batch": "yes"}), js(map[string]any{"url": rc.URL, "description": strings.Repeat("d", 5000)})}
+	for _, body := range bad {
+		if r := o.call(t, "POST", list, tp, "", body); r.status < 400 {
+			t.Fatalf("create with %.40s: %d", body, r.status)
+		}
+	}
+	r := o.call(t, "POST", list, tp, "", js(map[string]any{"url": rc.URL + "/ok", "events": []string{"webhook.test"}, "description": "shop"}))
+	okHook := r.json(t)
+	okID, secret := okHook["id"].(string), okHook["secret"].(string)
+	if r.status != 201 || !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	failID := o.call(t, "POST", list, tp, "", js(map[string]any{"url": rc.URL + "/fail", "batch": true})).json(t)["id"].(string)
+	if r := o.call(t, "POST", list, tp, "", js(map[string]any{"url": rc.URL + "/third"})); r.status != 409 {
+		t.Fatalf("third webhook with a maximum of 2: %d %s", r.status, r.body)
+	}
+	for _, body := range bad {
+		if r := o.call(t, "PATCH", one, ref(okID), "", body); r.status < 400 {
+			t.Fatalf("PATCH with %.40s: %d", body, r.status)
+		}
+	}
+	if r := o.call(t, "GET", list, tp, "", nil); r.status != 200 || strings.Contains(string(r.body), "whsec_") || len(r.json(t)["webhooks"].([]any)) != 2 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	if r := o.call(t, "PATCH", one, ref(okID), "", js(map[string]any{"description": "shop 2", "events": []string{"webhook.test", "message.sent"}})); r.json(t)["description"] != "shop 2" {
+		t.Fatalf("PATCH: %s", r.body)
+	}
+
+	// Deliveries: two delivered to /ok, one failed to /fail.
+	for range 2 {
+		o.call(t, "POST", one+"/test", ref(okID), "", nil)
+	}
+	o.call(t, "POST", one+"/test", ref(failID), "", nil)
+	got := map[string]int{}
+	deadline := time.After(30 * time.Second)
+	for got["/ok"] < 2 || got["/fail"] < 1 {
+		select {
+		case path := <-posts:
+			got[path]++
+		case <-deadline:
+			t.Fatalf("deliveries received: %v", got)
+		}
+	}
+	deliveries := one + "/deliveries"
+	logOf := func(id string, query string, want int) map[string]any {
+		t.Helper()
+		end := time.Now().Add(10 * time.Second)
+		for {
+			// The log is written just after the receiver answers: poll it
+			// gently, since every poll counts in the read window.
+			page := o.call(t, "GET", deliveries, ref(id), query, nil).json(t)
+			if len(page["deliveries"].([]any)) >= want || time.Now().After(end) {
+				return page
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	p1 := logOf(okID, "limit=1", 1)
+	if p1["nextCursor"] == nil {
+		t.Fatalf("deliveries page 1: %v", p1)
+	}
+	if p2 := logOf(okID, "limit=1&cursor="+p1["nextCursor"].(string), 1); p2["deliveries"].([]any)[0].(map[string]any)["status"] != "delivered" {
+		t.Fatalf("deliveries page 2: %v", p2)
+	}
+	if d := logOf(failID, "", 1)["deliveries"].([]any)[0].(map[string]any); d["status"] != "failed" || d["responseStatus"] != 500.0 || d["error"] == nil {
+		t.Fatalf("failed delivery: %v", d)
+	}
+	for _, q := range []string{"limit=0", "cursor=%21%21"} {
+		if r := o.call(t, "GET", deliveries, ref(okID), q, nil); r.status != 400 {
+			t.Fatalf("deliveries ?%s: %d", q, r.status)
+		}
+	}
+
+	// A disabled endpoint cannot be tested.
+	if r := o.call(t, "PATCH", one, ref(failID), "", js(map[string]any{"enabled": false})); r.json(t)["enabled"] != false {
+		t.Fatalf("disable: %s", r.body)
+	}
+	if r := o.call(t, "POST", one+"/test", ref(failID), "", nil); r.status != 409 {
+		t.Fatalf("test a disabled webhook: %d", r.status)
+	}
+	if r := o.call(t, "POST", one+"/rotate-secret", ref(okID), "", nil); r.json(t)["secret"] == secret {
+		t.Fatal("rotate-secret answered the old secret")
+	}
+	o.call(t, "GET", one, ref(okID), "", nil)
+	o.call(t, "DELETE", one, ref(failID), "", nil)
+
+	// An unknown endpoint, on every operation that names one.
+	for _, op := range [][2]string{{"GET", one}, {"PATCH", one}, {"DELETE", one}, {"POST", one + "/rotate-secret"},
+		{"POST", one + "/test"}, {"GET", deliveries}} {
+		var body []byte
+		if op[0] == "PATCH" {
+			body = js(map[string]any{"description": "x"})
+		}
+		for _, p := range []map[string]string{missing, ref(failID)} {
+			if r := o.call(t, op[0], op[1], p, "", body); r.status != 404 {
+				t.Fatalf("%s %s unknown: %d", op[0], op[1], r.status)
+			}
+		}
+	}
+}
+
+// readWindowConformance spends a token's read window, then every operation
+// counted in it answers 429 with the window's headers.
+func readWindowConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	tok := newAccount(t, o, js, 10, 60)
+	for i := 0; i < readWindow; i++ {
+		if r := do(t, "GET", o.base+"/api/"+tok+"/webhooks", nil); r.status != 200 {
+			t.Fatalf("read %d: %d %s", i, r.status, r.body)
+		}
+	}
+	params := map[string]string{"token": tok, "hash": "0123456789abcdef", "id": "wh_" + strings.Repeat("0", 32)}
+	for _, op := range tokenOps(o.doc) {
+		if op == [2]string{"DELETE", "/api/{token}/messages/{hash}"} || slices.Contains([]string{"queue", "get_messages", "status"}, op[1][len("/api/{token}/"):]) {
+			continue // the send window
+		}
+		var body []byte
+		if op[0] == "POST" || op[0] == "PATCH" {
+			body = []byte(`{}`)
+		}
+		r := o.call(t, op[0], op[1], params, "", body)
+		if r.status != 429 || r.header.Get("X-RateLimit-Limit") != strconv.Itoa(readWindow) || r.header.Get("X-RateLimit-Remaining") != "0" ||
+			r.header.Get("Retry-After") != fmt.Sprint(r.json(t)["retryAfter"]) {
+			t.Fatalf("%s %s over the read window: %d %v %s", op[0], op[1], r.status, r.header, r.body)
+		}
+	}
+	// The send window is untouched.
+	if r := o.call(t, "POST", "/api/{token}/queue", map[string]string{"token": tok}, "", js(items("r", 1))); r.status != 200 || r.header.Get("X-RateLimit-Limit") != "60" {
+		t.Fatalf("queue after the read window is spent: %d %v %s", r.status, r.header, r.body)
 	}
 }
