@@ -75,7 +75,7 @@ func (a *API) authenticate(ctx context.Context, c *fiber.Ctx) (events.AuthReply,
 		return events.AuthReply{}, apperr.ErrInvalidToken
 	}
 	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
-		events.AuthRequest{TokenDigest: token.Digest(tok)})
+		events.AuthRequest{TokenDigest: token.Digest(tok)}, rpc.Idempotent())
 	if err != nil {
 		return auth, err
 	}
