@@ -75,6 +75,7 @@ var transient = []error{
 	nats.ErrStaleConnection,
 	nats.ErrNoServers,
 	jetstream.ErrNoStreamResponse,
+	jetstream.ErrAsyncPublishTimeout, // an object store chunk not acknowledged in time
 	driver.ErrBadConn,
 	sql.ErrConnDone,
 	io.ErrUnexpectedEOF,

@@ -76,9 +76,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("connect nats: %w", err)
 	}
 	b.Conn = nc
-	// The default bounds calls made without a deadline; calls with one are
-	// bounded by Bound, Retry and Ensure.
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(CallTimeout()))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
