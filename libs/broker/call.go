@@ -82,10 +82,19 @@ func attempt(ctx context.Context, op func(ctx context.Context) error) error {
 // for its whole start timeout. A concurrent creator's "already in use" or
 // "already exists" is retried too: the next attempt updates (or finds) what
 // the winner created.
+//
+// The first attempts are bounded more tightly (250 ms, doubling up to the
+// call timeout): such a request normally takes milliseconds, and one left
+// unanswered would otherwise cost every process a full call timeout per
+// stream and bucket.
 func Ensure(ctx context.Context, what string, op func(ctx context.Context) error) error {
 	pause := 20 * time.Millisecond
+	bound := 250 * time.Millisecond
 	for {
-		err := attempt(ctx, op)
+		actx, cancel := context.WithTimeout(ctx, min(bound, CallTimeout()))
+		err := op(actx)
+		cancel()
+		bound *= 2
 		if err == nil {
 			return nil
 		}
