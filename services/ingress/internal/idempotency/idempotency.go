@@ -135,6 +135,9 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 			if err == nil {
 				return nil, &Lease{key: k, rev: rev, RequestID: next.RequestID}, nil
 			}
+			if apperr.Unavailable(err) {
+				return nil, nil, fmt.Errorf("idempotency takeover: %w", err)
+			}
 			continue // someone else took it over first
 		}
 		if time.Now().After(deadline) {
