@@ -91,6 +91,18 @@ func (c *Cluster) StreamLeader(stream string) int {
 	return -1
 }
 
+// Healthy reports whether every running server is healthy: JetStream up
+// and every stream and consumer replica it holds caught up (what a rolling
+// restart waits for before taking the next node down).
+func (c *Cluster) Healthy() bool {
+	for _, s := range c.Servers {
+		if s != nil && s.Healthz(&server.HealthzOptions{}).Status != "ok" {
+			return false
+		}
+	}
+	return true
+}
+
 // Shutdown stops server i (as a crash of its node would, minus the lost
 // page cache: its store stays for a restart).
 func (c *Cluster) Shutdown(i int) {

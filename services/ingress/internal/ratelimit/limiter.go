@@ -49,7 +49,11 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	return &Limiter{kv: kv, now: time.Now}, nil
 }
 
-const maxAttempts = 50
+// Compare-and-set conflicts are retried for up to the broker call timeout
+// (never fewer than minAttempts times), with a growing random pause: other
+// replicas taking the same window, or, during a rolling restart of the
+// cluster, a replica that serves reads while it catches up.
+const minAttempts = 50
 
 // Allow takes one request from account's window if it fits under limit.
 // Every bucket operation is bounded by the broker call timeout; a read is
@@ -62,7 +66,8 @@ func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision
 	}
 	key := strconv.FormatInt(account, 10)
 	cached, haveCache := l.last.Load(account)
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	giveUp := time.Now().Add(broker.CallTimeout())
+	for attempt := 0; attempt < minAttempts || time.Now().Before(giveUp); attempt++ {
 		var value []byte
 		var rev uint64
 		if haveCache {
@@ -97,10 +102,12 @@ func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision
 		}
 		// Another replica (or an expired key) moved the window: read it again.
 		if attempt > 0 {
-			time.Sleep(time.Duration(rand.IntN(200*attempt)) * time.Microsecond)
+			time.Sleep(time.Duration(rand.IntN(min(200*attempt, 50_000))) * time.Microsecond)
 		}
 	}
-	return Decision{}, errors.New("rate limit: too much contention")
+	// Not a bug: the window could not be changed in time. The request is
+	// not counted; the client retries after Retry-After.
+	return Decision{}, fmt.Errorf("rate limit: too much contention: %w", apperr.ErrUnavailable)
 }
 
 func (l *Limiter) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
