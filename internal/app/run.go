@@ -212,7 +212,7 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	in.broker, err = broker.Open(startCtx, broker.Config{URL: common.NATSURL, DataDir: common.DataDir, Name: "apitosms-" + strings.Join(names, "+")}, log)
+	in.broker, err = broker.Open(startCtx, broker.Config{URL: common.NATSURL, DataDir: common.DataDir, Name: "apitosms-" + strings.Join(names, "+"), CallTimeout: common.BrokerTimeout}, log)
 	if err != nil {
 		return err
 	}

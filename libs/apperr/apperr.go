@@ -84,10 +84,14 @@ func (e *Error) Body() map[string]any {
 
 // The contract's errors shared by more than one service.
 var (
-	ErrInvalidToken     = New(http.StatusUnauthorized, "invalid_token", "Invalid API token")
-	ErrUnauthorized     = New(http.StatusUnauthorized, "unauthorized", "Missing or invalid admin token")
-	ErrInternal         = New(http.StatusInternalServerError, "internal", "Internal server error")
-	ErrUnavailable      = New(http.StatusServiceUnavailable, "unavailable", "Service temporarily unavailable, retry later")
+	ErrInvalidToken = New(http.StatusUnauthorized, "invalid_token", "Invalid API token")
+	ErrUnauthorized = New(http.StatusUnauthorized, "unauthorized", "Missing or invalid admin token")
+	ErrInternal     = New(http.StatusInternalServerError, "internal", "Internal server error")
+	// ErrUnavailable answers whenever a dependency (broker, database, another
+	// service) does not answer in time or is not there: the client should
+	// retry after Retry-After seconds. Unavailable says which errors mean it.
+	ErrUnavailable = New(http.StatusServiceUnavailable, "unavailable", "Service temporarily unavailable").
+			WithHeader("Retry-After", RetryAfterSeconds)
 	ErrNotFound         = New(http.StatusNotFound, "not_found", "Not found")
 	ErrInvalidJSON      = New(http.StatusBadRequest, "invalid_json", "Invalid JSON body")
 	ErrBodyTooLarge     = New(http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large")

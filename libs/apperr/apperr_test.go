@@ -2,6 +2,7 @@ package apperr_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -47,7 +51,10 @@ func TestHandler(t *testing.T) {
 	})
 	app.Get("/plain", func(*fiber.Ctx) error { return errors.New("secret connection string") })
 	app.Get("/timeout", func(*fiber.Ctx) error { return fmt.Errorf("rpc: %w", context.DeadlineExceeded) })
-	app.Get("/nostream", func(*fiber.Ctx) error { return fmt.Errorf("rate limit write: %w", jetstream.ErrNoStreamResponse) })
+	app.Get("/kv", func(*fiber.Ctx) error { return fmt.Errorf("rate limit write: %w", jetstream.ErrNoStreamResponse) })
+	app.Get("/rpc503", func(*fiber.Ctx) error {
+		return fmt.Errorf("claim: %w", apperr.New(503, "unavailable", "Service temporarily unavailable"))
+	})
 	app.Get("/fiber400", func(*fiber.Ctx) error { return fiber.NewError(400, "bad header") })
 	app.Post("/body", func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	base := serve(t, app)
@@ -64,9 +71,11 @@ func TestHandler(t *testing.T) {
 		{"plain error", "GET", "/plain", "", 500,
 			map[string]any{"error": "Internal server error", "code": "internal"}, [2]string{}},
 		{"deadline", "GET", "/timeout", "", 503,
-			map[string]any{"error": apperr.ErrUnavailable.Message, "code": "unavailable"}, [2]string{}},
-		{"stream leader away", "GET", "/nostream", "", 503,
-			map[string]any{"error": apperr.ErrUnavailable.Message, "code": "unavailable"}, [2]string{}},
+			map[string]any{"error": "Service temporarily unavailable", "code": "unavailable"}, [2]string{"Retry-After", "1"}},
+		{"broker gone", "GET", "/kv", "", 503,
+			map[string]any{"error": "Service temporarily unavailable", "code": "unavailable"}, [2]string{"Retry-After", "1"}},
+		{"503 from elsewhere", "GET", "/rpc503", "", 503,
+			map[string]any{"error": "Service temporarily unavailable", "code": "unavailable"}, [2]string{"Retry-After", "1"}},
 		{"fiber 4xx", "GET", "/fiber400", "", 400,
 			map[string]any{"error": "bad header", "code": "bad_request"}, [2]string{}},
 		{"no route", "GET", "/nowhere", "", 404,
@@ -148,3 +157,45 @@ func TestIsMatchesByStatusAndCode(t *testing.T) {
 		t.Fatal("different code matched")
 	}
 }
+
+func TestUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"bug", errors.New("nil map"), false},
+		{"deadline", fmt.Errorf("kv get: %w", context.DeadlineExceeded), true},
+		{"canceled by the client", context.Canceled, false},
+		{"nats timeout", nats.ErrTimeout, true},
+		{"no responders", fmt.Errorf("x: %w", nats.ErrNoResponders), true},
+		{"no response from stream", fmt.Errorf("rate limit write: %w", jetstream.ErrNoStreamResponse), true},
+		{"connection closed", nats.ErrConnectionClosed, true},
+		{"reconnecting", nats.ErrConnectionReconnecting, true},
+		{"cluster not available", &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{"not leader", &jetstream.APIError{Code: 500, ErrorCode: 10009}, true},
+		{"stream offline", &jetstream.APIError{Code: 500, ErrorCode: 10118}, true},
+		{"wrong last sequence", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false},
+		{"stream not found", jetstream.ErrStreamNotFound, false},
+		{"key exists", jetstream.ErrKeyExists, false},
+		{"503 app error", fmt.Errorf("claim: %w", apperr.ErrUnavailable), true},
+		{"429 app error", apperr.New(429, "rate_limited", "x"), false},
+		{"postgres restarting", &pgconn.PgError{Code: "57P03"}, true},
+		{"postgres connection lost", &pgconn.PgError{Code: "08006"}, true},
+		{"postgres unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"bad conn", fmt.Errorf("query: %w", driver.ErrBadConn), true},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{"sqlite busy", sqliteErr(5), true},
+		{"sqlite constraint", sqliteErr(19), false},
+	} {
+		if got := apperr.Unavailable(c.err); got != c.want {
+			t.Errorf("%s: Unavailable(%v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
+}
+
+type sqliteErr int
+
+func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
+func (e sqliteErr) Code() int     { return int(e) }

@@ -1,7 +1,6 @@
 package apperr
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -13,8 +12,9 @@ import (
 
 // Handler is the fiber ErrorHandler of every HTTP service: an *Error becomes
 // its contract body; fiber's own errors (404 route, 413 body) are mapped to
-// the same shape; anything else is logged and answered as a plain 500,
-// without its text.
+// the same shape; a dependency that did not answer (Unavailable) is a 503
+// with Retry-After; anything else is a bug, logged and answered as a plain
+// 500, without its text.
 func Handler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		e, ok := As(err)
@@ -29,8 +29,8 @@ func Handler(log *slog.Logger) fiber.ErrorHandler {
 				e = ErrMethodNotAllowed
 			case errors.As(err, &fe) && fe.Code < 500:
 				e = New(fe.Code, "bad_request", fe.Message)
-			case errors.Is(err, context.DeadlineExceeded):
-				log.Warn("request timed out", "route", c.Route().Path, "err", err)
+			case Unavailable(err):
+				log.Warn("dependency unavailable", "route", c.Route().Path, "err", err)
 				e = ErrUnavailable
 			case brokerUnavailable(err):
 				// NATS or a stream leader is away (a node restarting, an
@@ -44,6 +44,9 @@ func Handler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		for k, v := range e.Headers {
 			c.Set(k, v)
+		}
+		if e.Status == http.StatusServiceUnavailable && e.Headers["Retry-After"] == "" {
+			c.Set("Retry-After", RetryAfterSeconds) // every 503 tells when to come back
 		}
 		return c.Status(e.Status).JSON(e.Body())
 	}

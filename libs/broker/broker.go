@@ -26,6 +26,9 @@ type Config struct {
 	Listen     bool
 	ListenHost string
 	ListenPort int
+	// CallTimeout bounds one attempt of every broker call of the process
+	// (see call.go); zero keeps DefaultCallTimeout.
+	CallTimeout time.Duration
 }
 
 // Broker is a live connection, and the embedded server behind it if any.
@@ -48,6 +51,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	}
+	if cfg.CallTimeout > 0 {
+		SetCallTimeout(cfg.CallTimeout)
 	}
 	b := &Broker{}
 	url := cfg.URL
@@ -76,9 +82,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.JS = js
-	if _, err := js.AccountInfo(ctx); err != nil {
+	// A cluster that is starting too answers "temporarily unavailable"
+	// until it has elected a meta leader: wait for it (up to ctx).
+	if err := Ensure(ctx, "jetstream not available", func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	}); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("jetstream not available: %w", err)
+		return nil, err
 	}
 	return b, nil
 }
@@ -127,6 +138,8 @@ func (b *Broker) Ready(ctx context.Context) error {
 	if b.Conn == nil || !b.Conn.IsConnected() {
 		return errors.New("nats not connected")
 	}
+	ctx, cancel := Bound(ctx)
+	defer cancel()
 	_, err := b.JS.AccountInfo(ctx)
 	return err
 }

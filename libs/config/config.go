@@ -30,6 +30,7 @@ type Common struct {
 	DatabaseURL     string        // APITOSMS_DATABASE_URL; empty = SQLite (a secret: never logged)
 	Namespace       string        // APITOSMS_NAMESPACE: prefix of streams, subjects and buckets
 	Replicas        int           // APITOSMS_STREAM_REPLICAS
+	BrokerTimeout   time.Duration // APITOSMS_BROKER_TIMEOUT: one attempt of a broker call (KV op, publish ack, rpc)
 	LogLevel        string        // APITOSMS_LOG_LEVEL: debug, info, warn or error (lower case)
 	ShutdownTimeout time.Duration // APITOSMS_SHUTDOWN_TIMEOUT
 	DebugAddr       string        // APITOSMS_DEBUG_ADDR: net/http/pprof listener; empty = off
@@ -238,6 +239,7 @@ func ReadCommon(r *Reader) Common {
 		DatabaseURL:     r.DatabaseURL("APITOSMS_DATABASE_URL"),
 		Namespace:       r.String("APITOSMS_NAMESPACE", "apitosms"),
 		Replicas:        r.IntRange("APITOSMS_STREAM_REPLICAS", 1, 1, 5),
+		BrokerTimeout:   r.Duration("APITOSMS_BROKER_TIMEOUT", 2*time.Second),
 		LogLevel:        r.OneOf("APITOSMS_LOG_LEVEL", "info", LogLevels...),
 		ShutdownTimeout: r.Duration("APITOSMS_SHUTDOWN_TIMEOUT", 20*time.Second),
 		DebugAddr:       r.Addr("APITOSMS_DEBUG_ADDR", ""),

@@ -26,6 +26,8 @@ var meanings = map[string]string{
 	"APITOSMS_BILLING_GROUP_COMMIT_MAX": "quota reservations per transaction",
 	"APITOSMS_BILLING_COMMIT_TIMEOUT":   "bound on one group commit of reservations",
 
+	"APITOSMS_BROKER_TIMEOUT": "bound on one attempt of a broker call (KV operation, publish ack, request/reply)",
+
 	"APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT":     "read-your-writes wait of get_messages before 503",
 	"APITOSMS_QUEUE_RPC_CONCURRENCY":        "claims answered at once",
 	"APITOSMS_QUEUE_INGEST_BATCH":           "accepted stream messages per insert transaction",

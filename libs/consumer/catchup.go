@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Polling back-off while a consumer catches up: small first, for the usual
@@ -33,13 +34,16 @@ type CatchUp struct {
 
 // NewCatchUp watches durable on stream (both must exist), giving up after timeout.
 func NewCatchUp(ctx context.Context, js jetstream.JetStream, stream, durable string, timeout time.Duration) (*CatchUp, error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	cons, err := s.Consumer(ctx, durable)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", durable, err)
+	var s jetstream.Stream
+	var cons jetstream.Consumer
+	if err := broker.Ensure(ctx, "stream "+stream+", consumer "+durable, func(ctx context.Context) (err error) {
+		if s, err = js.Stream(ctx, stream); err != nil {
+			return err
+		}
+		cons, err = s.Consumer(ctx, durable)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	c := &CatchUp{stream: s, cons: cons, timeout: timeout}
 	c.raise(cons.CachedInfo().AckFloor.Stream)

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Handler processes a batch as a whole: it returns nil only when every
@@ -90,9 +92,12 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = 10
 	}
-	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Durable)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	var cons jetstream.Consumer
+	if err := broker.Ensure(ctx, "consumer "+cfg.Durable, func(ctx context.Context) (err error) {
+		cons, err = js.Consumer(ctx, cfg.Stream, cfg.Durable)
+		return err
+	}); err != nil {
+		return err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch * 2))
 	if err != nil {

@@ -114,7 +114,8 @@ func IsPostgres(db *bun.DB) bool { return db.Dialect().Name() == dialect.PG }
 
 // Migrate applies the SQL migrations found in migrations/<dialect> of fsys
 // ("sqlite" or "postgres"), recording them in <service>_migrations. On
-// PostgreSQL an advisory lock serialises replicas starting together.
+// PostgreSQL an advisory lock serialises replicas starting together, on
+// SQLite a file lock next to the database.
 func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS, service string) error {
 	dir := "migrations/sqlite"
 	if IsPostgres(db) {
@@ -139,6 +140,12 @@ func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS, service string) error 
 			return fmt.Errorf("migration lock: %w", err)
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", key) //nolint:errcheck
+	} else {
+		unlock, err := lockSQLiteMigrations(ctx, db, service)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	m := migrate.NewMigrator(db, migrations,
 		migrate.WithTableName(service+"_migrations"),

@@ -99,11 +99,10 @@ func TestMigrateOnceAndIdempotent(t *testing.T) {
 	})
 }
 
-func TestMigrateConcurrentPostgres(t *testing.T) {
+// Replicas starting together migrate once: PostgreSQL's advisory lock, and
+// on SQLite (replicas sharing a data dir) the file lock next to the database.
+func TestMigrateConcurrent(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		if b.DatabaseURL == "" {
-			t.Skip("PostgreSQL only (advisory lock)")
-		}
 		ctx := context.Background()
 		const replicas = 4
 		errs := make([]error, replicas)

@@ -2,10 +2,11 @@ package events
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Topology says how streams are stored.
@@ -33,7 +34,11 @@ func consumerConfig(durable string) jetstream.ConsumerConfig {
 // the durable consumers that read it. Streams use interest retention: a
 // message stays until each durable declared here acked it, and since the
 // durables are created with the stream, nothing published is ever dropped for
-// lack of a reader. It is safe to call from every process at start.
+// lack of a reader. It is safe to call from any number of processes at the
+// same moment: each step is a create-or-update that retries, with every
+// attempt bounded, until it succeeds or ctx ends (broker.Ensure), so
+// processes racing on a fresh cluster or namespace all end up with the same
+// streams instead of waiting on requests the cluster left unanswered.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topology) error {
 	replicas := t.Replicas
 	if replicas < 1 {
@@ -92,13 +97,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 		},
 	}
 	for _, s := range streams {
-		stream, err := js.CreateOrUpdateStream(ctx, s.cfg)
-		if err != nil {
-			return fmt.Errorf("ensure stream %s: %w", s.cfg.Name, err)
+		if _, err := broker.EnsureStream(ctx, js, s.cfg); err != nil {
+			return err
 		}
 		for _, d := range s.durables {
-			if _, err := stream.CreateOrUpdateConsumer(ctx, consumerConfig(d)); err != nil {
-				return fmt.Errorf("ensure consumer %s on %s: %w", d, s.cfg.Name, err)
+			if _, err := broker.EnsureConsumer(ctx, js, s.cfg.Name, consumerConfig(d)); err != nil {
+				return err
 			}
 		}
 	}

@@ -22,6 +22,9 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Len is the length of a hash: 16 lower-case hex characters.
@@ -97,9 +100,13 @@ const keyName = "hash-key"
 
 // Load returns the codec of the deployment's key, kept in bucket (file
 // storage, replicated like the streams). The first caller ever creates the
-// key at random; every later or concurrent caller reads that one.
+// key at random; every later or concurrent caller reads that one: the key is
+// written with a create that fails if the key exists (one writer wins, in a
+// cluster too), and everyone then reads what is stored. A read served by a
+// replica that has not seen the winner's create yet finds nothing: it is
+// read again until the key shows up or ctx ends.
 func Load(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Codec, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "apitosms deployment keys; losing them changes every message hash",
 		History:     1,
@@ -111,12 +118,34 @@ func Load(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	}
 	fresh := make([]byte, KeySize)
 	_, _ = rand.Read(fresh) // crypto/rand.Read never fails (Go 1.24+)
-	if _, err := kv.Create(ctx, keyName, fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, fmt.Errorf("create hash key: %w", err)
-	}
-	entry, err := kv.Get(ctx, keyName)
+	var key []byte
+	err = broker.Ensure(ctx, "hash key", func(ctx context.Context) error {
+		entry, err := kv.Get(ctx, keyName)
+		if err == nil {
+			key = entry.Value()
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		// Create fails with ErrKeyExists when another process won (or when
+		// an earlier attempt of ours did and its answer was lost): the next
+		// attempt reads the winner's key.
+		_, err = kv.Create(ctx, keyName, fresh)
+		if err == nil {
+			key = fresh
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return errKeyNotVisible
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read hash key: %w", err)
+		return nil, err
 	}
-	return New(entry.Value())
+	return New(key)
 }
+
+// errKeyNotVisible makes Ensure read the key again after a create.
+var errKeyNotVisible = fmt.Errorf("hash key not readable yet: %w", apperr.ErrUnavailable)

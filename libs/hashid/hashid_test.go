@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/testkit"
@@ -81,32 +84,65 @@ func TestNewChecksKeySize(t *testing.T) {
 func TestLoadSharesOneKey(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		br := b.Broker(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		bucket := b.Names.KeysBucket()
-		const n = 8
-		codecs := make([]*hashid.Codec, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() { defer wg.Done(); codecs[i], errs[i] = hashid.Load(ctx, br.JS, bucket, 1) }()
+		js := make([]jetstream.JetStream, 8)
+		for i := range js {
+			js[i] = br.JS
 		}
-		wg.Wait()
-		pos := events.Position(42, 7)
-		for i := range n {
-			if errs[i] != nil {
-				t.Fatalf("Load #%d: %v", i, errs[i])
-			}
-			if codecs[i].Hash(pos) != codecs[0].Hash(pos) {
-				t.Fatalf("Load #%d got another key", i)
-			}
-		}
-		again, err := hashid.Load(ctx, br.JS, bucket, 1)
-		if err != nil || again.Hash(pos) != codecs[0].Hash(pos) {
-			t.Fatalf("Load after the first: %v, same key %v", err, err == nil && again.Hash(pos) == codecs[0].Hash(pos))
-		}
+		loadConcurrently(t, js, b.Names.KeysBucket(), 1)
 	})
+}
+
+// The same on a three-node cluster, the key replicated on all three and each
+// process on its own connection: one key wins, and a read from a replica
+// that has not seen it yet is read again rather than failing or creating
+// another.
+func TestLoadSharesOneKeyInACluster(t *testing.T) {
+	c := testkit.StartCluster(t, 3)
+	js := make([]jetstream.JetStream, 6)
+	for i := range js {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		br, err := broker.Open(ctx, broker.Config{URL: c.URLs()[i%3], Name: "hashid"}, testkit.Logger(t))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(br.Close)
+		js[i] = br.JS
+	}
+	loadConcurrently(t, js, events.NewNames(testkit.Namespace()).KeysBucket(), 3)
+}
+
+func loadConcurrently(t *testing.T, js []jetstream.JetStream, bucket string, replicas int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := len(js)
+	codecs := make([]*hashid.Codec, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			codecs[i], errs[i] = hashid.Load(ctx, js[i], bucket, replicas)
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	pos := events.Position(42, 7)
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Load #%d: %v", i, errs[i])
+		}
+		if codecs[i].Hash(pos) != codecs[0].Hash(pos) {
+			t.Fatalf("Load #%d got another key", i)
+		}
+	}
+	again, err := hashid.Load(ctx, js[n-1], bucket, replicas)
+	if err != nil || again.Hash(pos) != codecs[0].Hash(pos) {
+		t.Fatalf("Load after the first: %v, same key %v", err, err == nil && again.Hash(pos) == codecs[0].Hash(pos))
+	}
 }
 
 func BenchmarkHash(b *testing.B) {

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
 )
 
@@ -26,14 +29,45 @@ type envelope struct {
 	Err  *apperr.Error   `json:"err,omitempty"`
 }
 
-// DefaultTimeout bounds a call when the context has no deadline.
+// DefaultTimeout bounds a handler when the request carries no deadline
+// (a caller from before deadlines were sent), and a call whose context has
+// none.
 const DefaultTimeout = 10 * time.Second
+
+// TimeoutHeader carries how long the caller waits for this attempt (in
+// milliseconds, relative: no clock skew between hosts). The handler gives up
+// a little before that and answers 503, so a caller that stopped waiting
+// never leaves behind work it does not know about: a claim whose reply
+// nobody reads would hand messages out to no phone.
+const TimeoutHeader = "Apitosms-Timeout-Ms"
+
+// CallOption adjusts one call.
+type CallOption func(*callOptions)
+
+type callOptions struct{ idempotent bool }
+
+// Idempotent marks a call whose handler may run twice with the effect of
+// once (a lookup; a report, where a status already applied is counted and
+// not changed again). When its first attempt gets no answer in time, or
+// answers 503, it is sent once more. Other calls are sent again only when no
+// handler received them (no responders).
+func Idempotent() CallOption { return func(o *callOptions) { o.idempotent = true } }
 
 // Call sends req to subject and decodes the reply into Resp. An *apperr.Error
 // returned by the handler comes back as the same *apperr.Error; no responder
 // or a timeout is apperr.ErrUnavailable wrapped with the cause.
-func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req) (Resp, error) {
+//
+// Each attempt is bounded well below an HTTP request's timeout: an
+// idempotent call's by broker.CallTimeout, another call's (a single attempt,
+// which may do more work) by twice that. A request lost with a NATS node
+// that died therefore fails after seconds, not after the whole request
+// timeout.
+func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req Req, opts ...CallOption) (Resp, error) {
 	var zero Resp
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	body, err := events.Marshal(req)
 	if err != nil {
 		return zero, fmt.Errorf("encode %s request: %w", subject, err)
@@ -43,24 +77,77 @@ func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, body)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-			return zero, fmt.Errorf("%s: %w: %w", subject, apperr.ErrUnavailable, err)
+	bound := broker.CallTimeout()
+	if !o.idempotent {
+		bound *= 2
+	}
+	for attempt := 1; ; attempt++ {
+		env, err := request(ctx, nc, subject, body, bound)
+		var retry bool
+		switch {
+		case err == nil && env.Err == nil:
+			if err := events.Unmarshal(env.Data, &zero); err != nil {
+				return zero, fmt.Errorf("decode %s reply data: %w", subject, err)
+			}
+			return zero, nil
+		case err == nil:
+			retry = o.idempotent && env.Err.Status == http.StatusServiceUnavailable
+			err = env.Err
+		case errors.Is(err, nats.ErrNoResponders):
+			retry = true // no handler got it: safe to send again, whatever it does
+			err = fmt.Errorf("%s: %w: %w", subject, apperr.ErrUnavailable, err)
+		case apperr.Unavailable(err):
+			retry = o.idempotent
+			err = fmt.Errorf("%s: %w: %w", subject, apperr.ErrUnavailable, err)
+		default:
+			err = fmt.Errorf("%s: %w", subject, err)
 		}
-		return zero, fmt.Errorf("%s: %w", subject, err)
+		if !retry || attempt == 2 || ctx.Err() != nil {
+			return zero, err
+		}
+		t := time.NewTimer(retryPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return zero, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryPause is the wait before a second attempt: a reconnection to another
+// NATS node (ReconnectWait 250 ms) or a responder's takes about that.
+const retryPause = 200 * time.Millisecond
+
+// request makes one attempt, bounded by bound, and decodes the envelope.
+func request(ctx context.Context, nc *nats.Conn, subject string, body []byte, bound time.Duration) (envelope, error) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(TimeoutHeader, strconv.FormatInt(time.Until(deadline).Milliseconds(), 10))
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return envelope{}, err
 	}
 	var env envelope
-	if err := events.Unmarshal(msg.Data, &env); err != nil {
-		return zero, fmt.Errorf("decode %s reply: %w", subject, err)
+	if err := events.Unmarshal(reply.Data, &env); err != nil {
+		return envelope{}, fmt.Errorf("decode %s reply: %w", subject, err)
 	}
-	if env.Err != nil {
-		return zero, env.Err
+	return env, nil
+}
+
+// handlerBudget is how long a handler may work on m: a little less than its
+// caller waits (a tenth, at least 50 ms, is left for the reply to travel),
+// never more than DefaultTimeout.
+func handlerBudget(m *nats.Msg) time.Duration {
+	ms, err := strconv.ParseInt(m.Header.Get(TimeoutHeader), 10, 64)
+	if err != nil || ms <= 0 {
+		return DefaultTimeout
 	}
-	if err := events.Unmarshal(env.Data, &zero); err != nil {
-		return zero, fmt.Errorf("decode %s reply data: %w", subject, err)
-	}
-	return zero, nil
+	wait := time.Duration(ms) * time.Millisecond
+	return min(wait-max(wait/10, 50*time.Millisecond), DefaultTimeout)
 }
 
 // Server answers requests on subjects for one service.
@@ -141,9 +228,11 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		// The caller's clock starts now, not when a worker is free.
+		deadline := time.Now().Add(handlerBudget(m))
 		s.work <- func() {
 			defer s.wg.Done()
-			s.serve(m, method, func(ctx context.Context, data []byte) (any, error) {
+			s.serve(m, method, deadline, func(ctx context.Context, data []byte) (any, error) {
 				var req Req
 				if err := events.Unmarshal(data, &req); err != nil {
 					return nil, apperr.New(400, "bad_request", "malformed request")
@@ -159,7 +248,7 @@ func Handle[Req, Resp any](s *Server, subject, method string, fn func(context.Co
 	return nil
 }
 
-func (s *Server) serve(m *nats.Msg, method string, fn func(context.Context, []byte) (any, error)) {
+func (s *Server) serve(m *nats.Msg, method string, deadline time.Time, fn func(context.Context, []byte) (any, error)) {
 	start := time.Now()
 	var env envelope
 	outcome := "ok"
@@ -170,7 +259,13 @@ func (s *Server) serve(m *nats.Msg, method string, fn func(context.Context, []by
 				env.Err, outcome = apperr.ErrInternal, "error"
 			}
 		}()
-		ctx, cancel := context.WithTimeout(s.ctx, DefaultTimeout)
+		if time.Until(deadline) <= 0 {
+			// The caller has given up (or is about to): doing the work
+			// now would leave an effect nobody is told about.
+			env.Err, outcome = apperr.ErrUnavailable, "error"
+			return
+		}
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		defer cancel()
 		resp, err := fn(ctx, m.Data)
 		if err != nil {
@@ -180,6 +275,13 @@ func (s *Server) serve(m *nats.Msg, method string, fn func(context.Context, []by
 				if e.Status >= 500 {
 					outcome = "error"
 				}
+				return
+			}
+			if apperr.Unavailable(err) {
+				// A dependency of the handler (its database, the
+				// broker) did not answer: the caller may retry.
+				s.log.Warn("rpc handler: dependency unavailable", "method", method, "err", err)
+				env.Err, outcome = apperr.ErrUnavailable, "error"
 				return
 			}
 			s.log.Error("rpc handler failed", "method", method, "err", err)

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
@@ -226,6 +228,100 @@ func TestCloseDrainsInFlight(t *testing.T) {
 		// After Close nobody answers.
 		if _, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{}); !errors.Is(err, apperr.ErrUnavailable) {
 			t.Errorf("call after Close: %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+// shortCalls makes one broker call attempt 400 ms for the test.
+func shortCalls(t *testing.T) time.Duration {
+	const d = 400 * time.Millisecond
+	broker.SetCallTimeout(d)
+	t.Cleanup(func() { broker.SetCallTimeout(0) })
+	return d
+}
+
+// A reply lost on the way (a NATS node died with it) costs an idempotent
+// call one bounded attempt and a retry, not the caller's whole deadline;
+// another call gets 503 after its single bounded attempt and is not sent
+// twice.
+func TestLostReplyIsBounded(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		bound := shortCalls(t)
+		nc := b.Broker(t).Conn
+		subj := subject(b, "lossy")
+		var got atomic.Int64
+		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			if got.Add(1)%2 == 1 {
+				return // every other request is lost
+			}
+			_ = m.Respond([]byte(`{"data":{"n":1,"who":"second"}}`))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+
+		start := time.Now()
+		r, err := rpc.Call[echoReq, echoResp](ctx, nc, subj, echoReq{}, rpc.Idempotent())
+		if err != nil || r.Who != "second" {
+			t.Fatalf("idempotent call: %+v, %v", r, err)
+		}
+		if took := time.Since(start); took > 2*bound+time.Second {
+			t.Errorf("idempotent call took %v with a %v attempt bound", took, bound)
+		}
+		if got.Load() != 2 {
+			t.Errorf("idempotent call sent %d times, want 2", got.Load())
+		}
+
+		got.Store(0)
+		start = time.Now()
+		_, err = rpc.Call[echoReq, echoResp](ctx, nc, subj, echoReq{})
+		if !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("lost reply: %v, want ErrUnavailable", err)
+		}
+		if took := time.Since(start); took > 2*bound+time.Second {
+			t.Errorf("call took %v with a %v bound", took, 2*bound)
+		}
+		if got.Load() != 1 {
+			t.Errorf("non-idempotent call sent %d times, want 1", got.Load())
+		}
+	})
+}
+
+// The handler's context ends before its caller stops waiting, so the caller
+// always learns the outcome: a slow handler answers 503 (which the caller
+// reads), and a non-idempotent call is not sent again.
+func TestHandlerGivesUpBeforeCaller(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		bound := shortCalls(t)
+		nc := b.Broker(t).Conn
+		s := newServer(t, nc, "g")
+		subj := subject(b, "stuck")
+		var calls atomic.Int64
+		if err := rpc.Handle(s, subj, "stuck", func(ctx context.Context, _ echoReq) (echoResp, error) {
+			calls.Add(1)
+			<-ctx.Done() // a dependency that never answers
+			return echoResp{}, fmt.Errorf("claim: %w", ctx.Err())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{})
+		took := time.Since(start)
+		e, ok := apperr.As(err)
+		if !ok || e.Status != 503 || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v; want the handler's 503 reply, not the caller's own timeout", err)
+		}
+		if e.Headers["Retry-After"] == "" {
+			t.Errorf("503 without Retry-After: %+v", e)
+		}
+		if took >= 2*bound {
+			t.Errorf("answered after %v: the handler should stop before the caller's %v", took, 2*bound)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("handler ran %d times, want 1", calls.Load())
 		}
 	})
 }

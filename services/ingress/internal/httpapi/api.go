@@ -101,7 +101,7 @@ func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (even
 		return events.AuthReply{}, apperr.ErrInvalidToken
 	}
 	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
-		events.AuthRequest{TokenDigest: token.Digest(tok)})
+		events.AuthRequest{TokenDigest: token.Digest(tok)}, rpc.Idempotent())
 	if err != nil {
 		return auth, err
 	}

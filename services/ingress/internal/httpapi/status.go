@@ -57,7 +57,8 @@ func (a *API) status(c *fiber.Ctx) error {
 	a.m.reports.Add(float64(len(req.Reports) + len(errs)))
 	updated := 0
 	if len(req.Reports) > 0 {
-		res, err := rpc.Call[events.ApplyRequest, events.ApplyReply](ctx, a.nc, a.names.StatusApply(), req)
+		res, err := rpc.Call[events.ApplyRequest, events.ApplyReply](ctx, a.nc, a.names.StatusApply(), req,
+			rpc.Idempotent()) // a report applied twice is counted, not changed again
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@
 package idempotency
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 )
 
@@ -69,7 +71,7 @@ type Store struct {
 // Open creates or opens the bucket (file storage: a remembered response
 // survives restarts).
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, lease time.Duration) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:   bucket,
 		History:  1,
 		TTL:      TTL,
@@ -105,14 +107,14 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 	pause := 5 * time.Millisecond
 	for {
 		rec := record{State: "pending", RequestID: publish.NewRequestID(), LeaseUntil: time.Now().Add(s.lease)}
-		rev, err := s.kv.Create(ctx, k, mustJSON(rec))
+		rev, err := s.put(ctx, k, mustJSON(rec), 0)
 		if err == nil {
 			return nil, &Lease{key: k, rev: rev, RequestID: rec.RequestID}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, nil, fmt.Errorf("idempotency create: %w", err)
 		}
-		entry, err := s.kv.Get(ctx, k)
+		entry, err := s.get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // released meanwhile: try to create again
 		}
@@ -129,9 +131,12 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 		if time.Now().After(cur.LeaseUntil) {
 			// The holder died: take over with its request id.
 			next := record{State: "pending", RequestID: cur.RequestID, LeaseUntil: time.Now().Add(s.lease)}
-			rev, err := s.kv.Update(ctx, k, mustJSON(next), entry.Revision())
+			rev, err := s.put(ctx, k, mustJSON(next), entry.Revision())
 			if err == nil {
 				return nil, &Lease{key: k, rev: rev, RequestID: next.RequestID}, nil
+			}
+			if apperr.Unavailable(err) {
+				return nil, nil, fmt.Errorf("idempotency takeover: %w", err)
 			}
 			continue // someone else took it over first
 		}
@@ -150,7 +155,7 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 // Complete stores the response of the leased key.
 func (s *Store) Complete(ctx context.Context, l *Lease, status int, body []byte) error {
 	rec := record{State: "done", RequestID: l.RequestID, Status: status, Body: body}
-	if _, err := s.kv.Update(ctx, l.key, mustJSON(rec), l.rev); err != nil {
+	if _, err := s.put(ctx, l.key, mustJSON(rec), l.rev); err != nil {
 		return fmt.Errorf("idempotency complete: %w", err)
 	}
 	return nil
@@ -159,10 +164,72 @@ func (s *Store) Complete(ctx context.Context, l *Lease, status int, body []byte)
 // Release forgets the leased key, so a retry is processed afresh (used when
 // the request failed before anything was queued).
 func (s *Store) Release(ctx context.Context, l *Lease) error {
-	if err := s.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+	err := broker.Retry(ctx, func(ctx context.Context) error {
+		err := s.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
+		if err != nil && apperr.Unavailable(err) {
+			// The answer may be lost: done if the key no longer holds
+			// our lease.
+			if entry, rerr := s.kv.Get(ctx, l.key); errors.Is(rerr, jetstream.ErrKeyNotFound) ||
+				(rerr == nil && entry.Revision() != l.rev) {
+				return nil
+			}
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("idempotency release: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	var entry jetstream.KeyValueEntry
+	err := broker.Retry(ctx, func(ctx context.Context) (err error) {
+		entry, err = s.kv.Get(ctx, key)
+		return err
+	})
+	return entry, err
+}
+
+// errConflict is a compare-and-set that lost, found by reading back.
+var errConflict = errors.New("idempotency record changed meanwhile")
+
+// put writes value over revision rev (0: the key must not exist yet) and
+// returns the new revision, each attempt bounded by the broker call timeout.
+// When an answer is lost (a node died, a leader election) the write may have
+// landed: the record is read back, and since every record written is
+// unique (a fresh request id or lease time), holding exactly value means it
+// did. If the key is unchanged the write is tried once more; if another
+// request changed it, put reports a conflict (jetstream.ErrKeyExists for a
+// create).
+func (s *Store) put(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	var err error
+	for range 2 {
+		var newRev uint64
+		wctx, cancel := broker.Bound(ctx)
+		if rev == 0 {
+			newRev, err = s.kv.Create(wctx, key, value)
+		} else {
+			newRev, err = s.kv.Update(wctx, key, value, rev)
+		}
+		cancel()
+		if err == nil || !apperr.Unavailable(err) || ctx.Err() != nil {
+			return newRev, err
+		}
+		entry, rerr := s.get(ctx, key)
+		switch {
+		case rerr == nil && bytes.Equal(entry.Value(), value):
+			return entry.Revision(), nil // it landed
+		case rerr == nil && rev == 0:
+			return 0, jetstream.ErrKeyExists
+		case rerr == nil && entry.Revision() != rev, errors.Is(rerr, jetstream.ErrKeyNotFound) && rev != 0:
+			return 0, errConflict
+		case rerr != nil && !errors.Is(rerr, jetstream.ErrKeyNotFound):
+			return 0, err // still unavailable
+		}
+		// Unchanged: the write did not land; once more.
+	}
+	return 0, err
 }
 
 // storageKey never contains the client's key verbatim.

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
 )
 
@@ -84,24 +84,24 @@ func (p *Publisher) publish(ctx context.Context, requestID string, at time.Time,
 }
 
 // publishOne publishes msg and returns the stream sequence it is stored at.
+// Each attempt waits for the stream's acknowledgement at most the broker
+// call timeout; an attempt that failed because the stream did not answer (a
+// node died with the request, a leader election) is made once more with the
+// same message, whose Nats-Msg-Id makes the stream store it once and answer
+// the retry with the first sequence.
 func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg) (uint64, error) {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var ack *jetstream.PubAck
-		if ack, err = p.js.PublishMsg(ctx, msg); err == nil {
-			return ack.Sequence, nil
+	var seq uint64
+	err := broker.Retry(ctx, func(ctx context.Context) error {
+		ack, err := p.js.PublishMsg(ctx, msg)
+		if err == nil {
+			seq = ack.Sequence
 		}
-		if ctx.Err() != nil || !retryable(err) {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("publish accepted batch: %w", err)
 	}
-	return 0, fmt.Errorf("publish accepted batch: %w", err)
-}
-
-func retryable(err error) bool {
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+	return seq, nil
 }
 
 // chunk is one stream message's worth of items.

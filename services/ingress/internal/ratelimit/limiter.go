@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Limiter keeps windows in a key-value bucket shared by all replicas.
@@ -32,7 +36,7 @@ type seen struct {
 // Open creates or opens the bucket. Windows are kept in memory storage: a
 // broker restart forgets them, which at worst lets a burst through again.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Limiter, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:   bucket,
 		History:  1,
 		TTL:      2 * Window,
@@ -45,9 +49,17 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	return &Limiter{kv: kv, now: time.Now}, nil
 }
 
-const maxAttempts = 50
+// Compare-and-set conflicts are retried for up to the broker call timeout
+// (never fewer than minAttempts times), with a growing random pause: other
+// replicas taking the same window, or, during a rolling restart of the
+// cluster, a replica that serves reads while it catches up.
+const minAttempts = 50
 
 // Allow takes one request from account's window if it fits under limit.
+// Every bucket operation is bounded by the broker call timeout; a read is
+// retried once, and a write whose answer was lost is read back (see write).
+// An error wrapping an unavailable broker means the request was not counted
+// or its count is unknown: the caller answers 503.
 func (l *Limiter) Allow(ctx context.Context, account int64, limit int) (Decision, error) {
 	return l.allow(ctx, strconv.FormatInt(account, 10), limit)
 }
@@ -64,14 +76,15 @@ func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, e
 		limit = 1
 	}
 	cached, haveCache := l.last.Load(key)
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	giveUp := time.Now().Add(broker.CallTimeout())
+	for attempt := 0; attempt < minAttempts || time.Now().Before(giveUp); attempt++ {
 		var value []byte
 		var rev uint64
 		if haveCache {
 			value, rev = cached.(seen).value, cached.(seen).rev
 			haveCache = false // on conflict, read the bucket
 		} else {
-			entry, err := l.kv.Get(ctx, key)
+			entry, err := l.get(ctx, key)
 			switch {
 			case err == nil:
 				value, rev = entry.Value(), entry.Revision()
@@ -89,12 +102,7 @@ func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, e
 			return d, nil
 		}
 		next := st.encode()
-		var newRev uint64
-		if rev == 0 {
-			newRev, err = l.kv.Create(ctx, key, next)
-		} else {
-			newRev, err = l.kv.Update(ctx, key, next, rev)
-		}
+		newRev, err := l.write(ctx, key, next, rev)
 		if err == nil {
 			l.last.Store(key, seen{value: next, rev: newRev})
 			return d, nil
@@ -104,13 +112,61 @@ func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, e
 		}
 		// Another replica (or an expired key) moved the window: read it again.
 		if attempt > 0 {
-			time.Sleep(time.Duration(rand.IntN(200*attempt)) * time.Microsecond)
+			time.Sleep(time.Duration(rand.IntN(min(200*attempt, 50_000))) * time.Microsecond)
 		}
 	}
-	return Decision{}, errors.New("rate limit: too much contention")
+	// Not a bug: the window could not be changed in time. The request is
+	// not counted; the client retries after Retry-After.
+	return Decision{}, fmt.Errorf("rate limit: too much contention: %w", apperr.ErrUnavailable)
+}
+
+func (l *Limiter) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	var entry jetstream.KeyValueEntry
+	err := broker.Retry(ctx, func(ctx context.Context) (err error) {
+		entry, err = l.kv.Get(ctx, key)
+		return err
+	})
+	return entry, err
+}
+
+// errLostWrite is a write that did not land, found by reading back after its
+// answer was lost: Allow treats it as a conflict (reads and tries again).
+var errLostWrite = errors.New("rate limit write lost")
+
+// write stores next over revision rev (0: the key must not exist) and
+// returns the new revision. When the answer does not come (a node died, a
+// leader election), the write may or may not have landed: the window is read
+// back, and if it holds exactly next the write counts as done; otherwise
+// Allow tries again from what is stored. (Another replica writing the very
+// same bytes in the same millisecond would be taken for ours: one request
+// under-counted, only on this path.)
+func (l *Limiter) write(ctx context.Context, key string, next []byte, rev uint64) (uint64, error) {
+	var newRev uint64
+	wctx, cancel := broker.Bound(ctx)
+	var err error
+	if rev == 0 {
+		newRev, err = l.kv.Create(wctx, key, next)
+	} else {
+		newRev, err = l.kv.Update(wctx, key, next, rev)
+	}
+	cancel()
+	if err == nil || !apperr.Unavailable(err) || ctx.Err() != nil {
+		return newRev, err
+	}
+	entry, rerr := l.get(ctx, key)
+	switch {
+	case rerr == nil && bytes.Equal(entry.Value(), next):
+		return entry.Revision(), nil
+	case rerr == nil || errors.Is(rerr, jetstream.ErrKeyNotFound):
+		return 0, errLostWrite
+	}
+	return 0, fmt.Errorf("%w (read back: %v)", err, rerr)
 }
 
 func isConflict(err error) bool {
+	if errors.Is(err, errLostWrite) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // ErrTooLarge is returned by Put when the input exceeds its size limit.
@@ -44,7 +46,9 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if replicas < 1 {
 		replicas = 1
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	// Every process creates it at start, possibly at the same moment:
+	// broker.EnsureObjectStore retries bounded attempts until one wins.
+	obs, err := broker.EnsureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket:      bucket,
 		Description: "apitosms APK files",
 		Storage:     jetstream.FileStorage,
