@@ -138,7 +138,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	var s jetstream.Stream
 	err := Ensure(ctx, "ensure stream "+cfg.Name, func(ctx context.Context) (err error) {
-		s, err = js.CreateOrUpdateStream(ctx, cfg)
+		// Create first: a stream that exists with the same configuration
+		// (every start but the first) is answered as it is, without the
+		// update that an update request would make the server apply while
+		// other processes create its consumers (nats-server 2.15 races
+		// there). Only another configuration (an upgrade) is updated.
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.UpdateStream(ctx, cfg)
+		}
 		return err
 	})
 	return s, err

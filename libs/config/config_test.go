@@ -18,7 +18,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Common{HTTPAddr: ":8080", PublicURL: "http://localhost:8080", DataDir: "./data", Namespace: "apitosms",
-		Replicas: 1, LogLevel: "info", ShutdownTimeout: 20 * time.Second}
+		Replicas: 1, BrokerTimeout: 2 * time.Second, LogLevel: "info", ShutdownTimeout: 20 * time.Second}
 	if c != want {
 		t.Errorf("defaults %+v, want %+v", c, want)
 	}
