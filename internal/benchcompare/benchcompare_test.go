@@ -138,7 +138,7 @@ func TestCompare(t *testing.T) {
 		case r.Scenario == "drain" && (r.Metric == "accepted SMS/s" || r.Metric == "queue p50 ms" || r.Metric == "pulled SMS/s"):
 			t.Errorf("drain has %q, which it does not measure", r.Metric)
 		case r.Scenario == "ingest-batch-1000" && (strings.HasPrefix(r.Metric, "drained") || strings.HasPrefix(r.Metric, "get_messages") ||
-			r.Metric == "errors" || strings.HasPrefix(r.Metric, "NATS+PostgreSQL") || strings.HasPrefix(r.Metric, "prefill")):
+			r.Metric == "errors" || r.Metric == "queue req/s" || strings.HasPrefix(r.Metric, "NATS+PostgreSQL") || strings.HasPrefix(r.Metric, "prefill")):
 			t.Errorf("ingest has %q, which it does not measure (or is all zero)", r.Metric)
 		}
 	}
@@ -167,6 +167,7 @@ func TestCompareModesAndUnits(t *testing.T) {
 	if r := find(t, rows, "all-in-one", "mixed", "server CPU µs / SMS accepted or reported"); math.Abs(r.Base[0]-10) > 1e-9 {
 		t.Errorf("mixed per SMS: %+v", r)
 	}
+	find(t, rows, "distributed", "ingest-single", "queue req/s")
 	find(t, rows, "all-in-one", "mixed", "pulled SMS/s")
 	find(t, rows, "all-in-one", "mixed", "reported SMS/s")
 	q := find(t, rows, "all-in-one", "mixed", "queue→phone p99 ms")
