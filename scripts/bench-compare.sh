@@ -55,7 +55,8 @@ if ! sha=$(git rev-parse -q --verify "$ref^{commit}"); then
 	exit 2
 fi
 base_desc="$ref = $(git log -1 --format='%h %s' "$sha")"
-head_desc="working tree at $(git log -1 --format='%h %s' HEAD)$([ -n "$(git status --porcelain)" ] && echo ', with uncommitted changes')"
+head_desc="working tree at $(git log -1 --format='%h %s' HEAD)"
+if [ -n "$(git status --porcelain)" ]; then head_desc+=", with uncommitted changes"; fi
 
 # Build the base in a temporary worktree, removed on every exit.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/apitosms-base.XXXXXX")
