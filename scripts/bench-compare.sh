@@ -38,23 +38,24 @@ if [ ! -x "$BIN" ]; then
 fi
 
 # The base: given, or what this branch started from.
-ref=${BASE:-}
+ref=${BASE:-} label=${BASE:-}
 if [ -z "$ref" ]; then
 	for up in origin/main main; do
 		if git rev-parse -q --verify "$up^{commit}" > /dev/null; then
-			ref=$(git merge-base HEAD "$up")
+			ref=$(git merge-base HEAD "$up") label="the merge-base with $up"
 			break
 		fi
 	done
 	if [ -z "$ref" ] || [ "$ref" = "$(git rev-parse HEAD)" ]; then
 		if [ -n "$(git status --porcelain)" ]; then ref=HEAD; else ref=HEAD~1; fi
+		label=$ref
 	fi
 fi
 if ! sha=$(git rev-parse -q --verify "$ref^{commit}"); then
 	echo "bench-compare: BASE=$ref is not a commit of this repository" >&2
 	exit 2
 fi
-base_desc="$ref = $(git log -1 --format='%h %s' "$sha")"
+base_desc="$label: $(git log -1 --format='%h %s' "$sha")"
 head_desc="working tree at $(git log -1 --format='%h %s' HEAD)"
 if [ -n "$(git status --porcelain)" ]; then head_desc+=", with uncommitted changes"; fi
 
