@@ -27,6 +27,9 @@ BASE_BIN=${BASE_BIN:-bin/apitosms-base}
 OUT=${OUT:-bench-results}
 ROUNDS=${BENCH_ROUNDS:-2}
 MAKE=${MAKE:-make}
+# The binaries by absolute path (they are run from other directories).
+case $BIN in /*) ;; *) BIN=$root/$BIN ;; esac
+case $BASE_BIN in /*) ;; *) BASE_BIN=$root/$BASE_BIN ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0)
 	echo "bench-compare: BENCH_ROUNDS must be a whole number from 1, got \"$ROUNDS\"" >&2
 	exit 2
@@ -78,7 +81,7 @@ git worktree add --quiet --detach "$tmp/src" "$sha"
 # The working tree's Makefile, run in the base's sources: the same flags as
 # make build, stamped with the base's version and commit.
 rm -f "$BASE_BIN"
-if ! "$MAKE" --no-print-directory -f "$root/Makefile" -C "$tmp/src" build BIN="$root/$BASE_BIN"; then
+if ! "$MAKE" --no-print-directory -f "$root/Makefile" -C "$tmp/src" build BIN="$BASE_BIN"; then
 	echo "bench-compare: building the base ($base_desc) failed" >&2
 	exit 1
 fi
@@ -91,9 +94,9 @@ pairs=0 runs=0 failed=0
 
 # one SIDE BACKEND NAME ROUND ARGS...: one run of a scenario on one build.
 one() {
-	local side=$1 backend=$2 name=$3 round=$4 server=$root/$BIN
+	local side=$1 backend=$2 name=$3 round=$4 server=$BIN
 	shift 4
-	[ "$side" = base ] && server=$root/$BASE_BIN
+	[ "$side" = base ] && server=$BASE_BIN
 	runs=$((runs + 1))
 	local out
 	out=$dir/$side/$(printf '%03d' "$runs")-$backend-$name.json
