@@ -64,6 +64,16 @@ bench-go:
 bench: build
 	./scripts/bench.sh
 
+# Two builds back to back (docs/benchmarks.md, "Comparing two builds"):
+# BASE (a git ref; default: where this branch left main) is built in a
+# temporary worktree into bin/apitosms-base, the working tree into
+# bin/apitosms, and every scenario of the set runs on both, interleaved
+# (BENCH_ROUNDS rounds, default 2). Prints medians and ratios head/base and
+# writes bench-results/compare.md.
+.PHONY: bench-compare
+bench-compare: build
+	BASE='$(BASE)' MAKE='$(MAKE)' ./scripts/bench-compare.sh
+
 # The deployment files against the code: the Helm chart rendered and linted
 # with Helm's Go library, the compose file, Dockerfile, Caddyfile, dashboard,
 # and the alerts' promtool unit tests (promtool and caddy checks skip, saying

@@ -40,6 +40,7 @@ func init() {
 	commands["help"] = command{"[command]", "print this help, or a command's flags", helpCommand}
 	// The load tools ship in the server binary (see docs/benchmarks.md).
 	commands["bench"] = command{"[flags]", "drive a server with load and report what it measured", benchCommand}
+	commands["bench-compare"] = command{"BASE HEAD", "compare two sets of bench -json results: medians and ratios", benchCompareCommand}
 	commands["phone"] = command{"-token T [flags]", "simulate phones pulling, sending and reporting", phoneCommand}
 	// The image's HEALTHCHECK (deployments/Dockerfile).
 	commands["health"] = command{"[-addr host:port]", "exit 0 when the local server answers /readyz, 1 otherwise", healthCommand}
