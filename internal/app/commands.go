@@ -136,7 +136,7 @@ func printHelp(w io.Writer, _ *flag.FlagSet) {
 	b.WriteString("Usage:\n  apitosms [command] [flags]\n\nCommands:\n")
 	for _, n := range commandNames() {
 		c := commands[n]
-		fmt.Fprintf(b, "  %-8s %-26s %s\n", n, c.args, c.summary)
+		fmt.Fprintf(b, "  %-13s %-30s %s\n", n, c.args, c.summary)
 	}
 	b.WriteString("\nFlags of serve (also accepted without the word serve):\n")
 	fs, _, _ := serveFlags("all")
