@@ -22,9 +22,11 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/consume"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 	"github.com/apitosms/apitosms/services/queue/internal/sweep"
@@ -71,6 +73,9 @@ type Config struct {
 	// SweepInterval is how often retention and pending quota refunds are
 	// swept. APITOSMS_QUEUE_SWEEP_INTERVAL.
 	SweepInterval time.Duration
+	// Replicas is the replica count of the deployment's keys bucket (the
+	// hash key message events name messages by). APITOSMS_STREAM_REPLICAS.
+	Replicas int
 
 	invalid error // a malformed setting LoadConfig found; New returns it
 }
@@ -109,6 +114,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		MaxDeliver:       r.Int("APITOSMS_QUEUE_MAX_DELIVER", d.MaxDeliver),
 		ShutdownTimeout:  d.ShutdownTimeout,
 		SweepInterval:    r.Duration("APITOSMS_QUEUE_SWEEP_INTERVAL", d.SweepInterval),
+		Replicas:         max(c.Replicas, 1),
 
 		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
 		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
@@ -150,6 +156,7 @@ type Service struct {
 	// answers claims.
 	startup *consumer.Startup
 	serving atomic.Bool
+	notify  *notify.Notifier // message events (contract §10)
 }
 
 // New migrates the messages table and registers metrics; it starts nothing.
@@ -215,7 +222,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup}, nil
+	hashes, err := hashid.Load(ctx, deps.Broker.JS, deps.Names.KeysBucket(), cfg.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup,
+		notify: notify.New(deps.Broker.JS, deps.Names, hashes)}, nil
 }
 
 // Run answers claims on Names.QueueClaim() and tracking requests (lookup,
@@ -260,7 +272,7 @@ func (s *Service) Run(ctx context.Context) error {
 		acks.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
-	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
+	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.notify, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
 	tracking := rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload())
 	// Tracking has workers of its own: lookups waiting for the consumers
 	// never hold up claims.
@@ -281,7 +293,7 @@ func (s *Service) Run(ctx context.Context) error {
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	accepted := consume.NewAccepted(s.store, s.m, s.log)
-	reported := consume.NewReported(s.store, wait, s.m, s.log)
+	reported := consume.NewReported(s.store, wait, s.notify, s.m, s.log)
 	runs := []struct {
 		cfg consumer.Config
 		h   consumer.Handler

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// hookEvent is one event a receiver got: its webhook-id and body.
+type hookEvent struct {
+	ID   string
+	Type string         `json:"type"`
+	Time string         `json:"timestamp"`
+	Data map[string]any `json:"data"`
+}
+
+// hookEvents decodes what rc received (each POST verified against secret),
+// by webhook-id.
+func hookEvents(t *testing.T, rc *hookReceiver, secret string) map[string][]hookEvent {
+	t.Helper()
+	out := map[string][]hookEvent{}
+	for _, r := range rc.requests() {
+		verifyHook(t, secret, r)
+		var ev hookEvent
+		if err := json.Unmarshal(r.body, &ev); err != nil {
+			t.Fatalf("event body %s: %v", r.body, err)
+		}
+		ev.ID = r.header.Get("webhook-id")
+		out[ev.ID] = append(out[ev.ID], ev)
+	}
+	return out
+}
+
+// newHook registers rc for tok's events (nil: all but message.initiated)
+// and returns the secret.
+func newHook(t *testing.T, base, tok string, rc *hookReceiver, types []string) string {
+	t.Helper()
+	body := map[string]any{"url": rc.srv.URL + "/hook"}
+	if types != nil {
+		body["events"] = types
+	}
+	r := do(t, "POST", base+"/api/"+tok+"/webhooks", body)
+	if r.status != 201 {
+		t.Fatalf("create webhook: %d %s", r.status, r.body)
+	}
+	return r.json(t)["secret"].(string)
+}
+
+// Reports and cancels produce message.sent, message.failed and
+// message.cancelled events carrying the §9 message object, exactly as
+// tracking shows it, each once (one webhook-id per fact), signed.
+func TestMessageEventsEndToEnd(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+		_, tok := account(t, p.base, 1000, 600)
+		_, other := account(t, p.base, 1000, 600)
+		rc := newHookReceiver(t, 0)
+		secret := newHook(t, p.base, tok, rc, nil)
+		otherRC := newHookReceiver(t, 0)
+		newHook(t, p.base, other, otherRC, nil)
+
+		hashes := queueN(t, p.base, tok, items("ev", 3))
+		r := do(t, "GET", p.base+"/api/"+tok+"/get_messages?limit=2", nil)
+		if r.status != 200 || len(r.list(t)) != 2 {
+			t.Fatalf("get_messages: %d %s", r.status, r.body)
+		}
+		report := map[string]any{"device": "ShopPhone", "messages": []map[string]any{
+			{"hash": hashes[0], "status": 2}, {"hash": hashes[1], "status": 3}}}
+		if r = do(t, "POST", p.base+"/api/"+tok+"/status", report); r.status != 200 || r.json(t)["updated"] != float64(2) {
+			t.Fatalf("status: %d %s", r.status, r.body)
+		}
+		if r = do(t, "DELETE", p.base+"/api/"+tok+"/messages/"+hashes[2], nil); r.status != 200 {
+			t.Fatalf("cancel: %d %s", r.status, r.body)
+		}
+		// The phone repeats its report (a retry): accepted, no new event.
+		if r = do(t, "POST", p.base+"/api/"+tok+"/status", report); r.status != 200 {
+			t.Fatalf("status again: %d %s", r.status, r.body)
+		}
+
+		want := map[string]struct {
+			typ    string
+			status float64
+		}{
+			"msg_" + hashes[0] + "_sent":      {"message.sent", 2},
+			"msg_" + hashes[1] + "_failed":    {"message.failed", 3},
+			"msg_" + hashes[2] + "_cancelled": {"message.cancelled", 5},
+		}
+		testkit.Eventually(t, 20*time.Second, "three message events", func() bool { return len(hookEvents(t, rc, secret)) >= 3 })
+		got := hookEvents(t, rc, secret)
+		if len(got) != 3 {
+			t.Fatalf("events %v, want 3", got)
+		}
+		ts := regexp.MustCompile(tsRE)
+		for id, w := range want {
+			evs := got[id]
+			if len(evs) != 1 {
+				t.Fatalf("event %s arrived %d times; all: %v", id, len(evs), got)
+			}
+			ev := evs[0]
+			if ev.Type != w.typ || !ts.MatchString(ev.Time) {
+				t.Fatalf("event %s: %+v", id, ev)
+			}
+			// The data is the §9 object, byte for byte what tracking answers.
+			hash := ev.Data["hash"].(string)
+			tracked := do(t, "GET", p.base+"/api/"+tok+"/messages/"+hash, nil).json(t)
+			if fmt.Sprint(tracked) != fmt.Sprint(ev.Data) {
+				t.Fatalf("event data %v\ntracking   %v", ev.Data, tracked)
+			}
+			if ev.Data["status"] != w.status || ev.Data["finishedAt"] == nil || !ts.MatchString(ev.Data["finishedAt"].(string)) {
+				t.Fatalf("event %s data %v", id, ev.Data)
+			}
+			if w.status != 5 && (ev.Data["device"] != "ShopPhone" || ev.Data["initiatedAt"] == nil) {
+				t.Fatalf("event %s data %v", id, ev.Data)
+			}
+		}
+		// The other account's endpoint got none of them.
+		if n := len(otherRC.requests()); n != 0 {
+			t.Fatalf("another account's endpoint got %d events", n)
+		}
+	})
+}
