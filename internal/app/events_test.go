@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,71 @@ func TestMessageEventsEndToEnd(t *testing.T) {
 		// The other account's endpoint got none of them.
 		if n := len(otherRC.requests()); n != 0 {
 			t.Fatalf("another account's endpoint got %d events", n)
+		}
+	})
+}
+
+// Concurrent queue requests that exhaust the quota fire quota.warning (80%)
+// and quota.exhausted once each, with deterministic ids and the
+// {"used","limit","month"} data; every 402 limit_exceeded answer is counted.
+func TestQuotaEventsOnceEach(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+		id, tok := account(t, p.base, 10, 600)
+		rc := newHookReceiver(t, 0)
+		secret := newHook(t, p.base, tok, rc, []string{"quota.warning", "quota.exhausted"})
+
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		statuses := map[int]int{}
+		for i := range 24 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := send("POST", p.base+"/api/"+tok+"/queue", items(fmt.Sprint("q", i), 1))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				statuses[r.status]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if statuses[200] != 10 || statuses[402] != 14 {
+			t.Fatalf("answers %v, want 10x200 and 14x402", statuses)
+		}
+		// Two more, refused before billing is asked: counted all the same.
+		for range 2 {
+			wantError(t, do(t, "POST", p.base+"/api/"+tok+"/queue", items("late", 3)), 402, "limit_exceeded")
+		}
+		if n := metric(t, p.base, "apitosms_ingress_quota_refused_requests_total"); n != 16 {
+			t.Fatalf("quota refused requests counted %v, want 16", n)
+		}
+		if n := metric(t, p.base, "apitosms_ingress_quota_refused_messages_total"); n != 14+6 {
+			t.Fatalf("quota refused messages counted %v, want 20", n)
+		}
+
+		month := time.Now().UTC().Format("2006-01")
+		testkit.Eventually(t, 20*time.Second, "two quota events", func() bool { return len(hookEvents(t, rc, secret)) >= 2 })
+		got := hookEvents(t, rc, secret)
+		want := map[string]float64{
+			fmt.Sprintf("quota.warning.%d.%s", id, month):   8,
+			fmt.Sprintf("quota.exhausted.%d.%s", id, month): 10,
+		}
+		if len(got) != 2 {
+			t.Fatalf("events %v", got)
+		}
+		for eid, used := range want {
+			evs := got[eid]
+			if len(evs) != 1 {
+				t.Fatalf("event %s arrived %d times; all %v", eid, len(evs), got)
+			}
+			d := evs[0].Data
+			if evs[0].Type+"."+fmt.Sprint(id)+"."+month != eid || d["used"] != used || d["limit"] != float64(10) || d["month"] != month || len(d) != 3 {
+				t.Fatalf("event %s: %+v", eid, evs[0])
+			}
 		}
 	})
 }

@@ -25,7 +25,11 @@ type reservation struct {
 // NewReserver starts a reserver over st: up to size reservations per
 // transaction, each transaction bounded by timeout; observe (may be nil)
 // learns each batch's size. Close stops it.
-func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(int)) *Reserver {
+//
+// Quota events the batch fired are published with q right after the commit,
+// before the callers get their grants; one that cannot be published stays
+// due for q's relay.
+func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duration, observe func(int)) *Reserver {
 	return &Reserver{b: groupcommit.New(size, func(ctx context.Context, batch []*reservation) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -34,6 +38,13 @@ func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(
 			rs[i] = p.r
 		}
 		grants, err := st.ReserveBatch(ctx, time.Now(), rs)
+		if err == nil {
+			if evs := fromGrants(rs, grants); len(evs) > 0 {
+				if perr := q.Publish(ctx, evs); perr != nil && q != nil {
+					q.log.Warn("publish quota events failed; the relay retries", "err", perr)
+				}
+			}
+		}
 		for i, p := range batch {
 			if err != nil {
 				p.err = err

@@ -142,20 +142,23 @@ type metrics struct {
 	rateLimited prometheus.Counter
 	replays     prometheus.Counter
 	quotaCut    prometheus.Counter
-	claimed     prometheus.Counter
-	reports     prometheus.Counter
+	// quotaRefused counts 402 limit_exceeded answers.
+	quotaRefused prometheus.Counter
+	claimed      prometheus.Counter
+	reports      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
-		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
-		replays:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
-		quotaCut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
-		claimed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
-		reports:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
+		accepted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
+		rateLimited:  prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
+		replays:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
+		quotaCut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
+		quotaRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_requests_total", Help: "Queue requests refused with 402 limit_exceeded (nothing left of the monthly limit)."}),
+		claimed:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
+		reports:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
 	}
-	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.claimed, m.reports} {
+	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.quotaRefused, m.claimed, m.reports} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
