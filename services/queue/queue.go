@@ -227,7 +227,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup,
-		notify: notify.New(deps.Broker.JS, deps.Names, hashes)}, nil
+		notify: notify.New(deps.Broker.JS, deps.Names, hashes, deps.Broker.Conn.MaxPayload())}, nil
 }
 
 // Run answers claims on Names.QueueClaim() and tracking requests (lookup,

@@ -22,46 +22,62 @@ import (
 
 // Notifier publishes message events.
 type Notifier struct {
+	budget int // bytes of events per stream message
 	js     jetstream.JetStream
 	names  events.Names
 	hashes *hashid.Codec
 }
 
 // New returns a Notifier publishing on names' notify stream; hashes gives
-// messages their public hashes.
-func New(js jetstream.JetStream, names events.Names, hashes *hashid.Codec) *Notifier {
-	return &Notifier{js: js, names: names, hashes: hashes}
+// messages their public hashes; maxPayload is the connection's largest
+// message.
+func New(js jetstream.JetStream, names events.Names, hashes *hashid.Codec, maxPayload int64) *Notifier {
+	return &Notifier{js: js, names: names, hashes: hashes, budget: int(min(maxPayload, 64<<20) / 2)}
 }
 
 // Messages publishes one event per message (its type from its status; a
-// message with no event type is skipped), in stream messages of up to
-// events.MaxNotificationsPerMessage, and returns once the stream stored
-// them all. The batch id is a digest of the event ids, so publishing the
-// same events again is stored once, and different events never share an id.
+// message with no event type is skipped) and returns how many once the
+// stream stored them all. Events go in stream messages of up to
+// events.MaxNotificationsPerMessage and half the connection's max payload
+// (a message's text may take kilobytes once escaped); each stream message's
+// id is a digest of its event ids, so publishing the same events again is
+// stored once, and different events never share an id.
 func (n *Notifier) Messages(ctx context.Context, msgs []store.Tracked) (int, error) {
 	if n == nil || len(msgs) == 0 {
 		return 0, nil
 	}
 	list := make([]events.Notification, 0, len(msgs))
-	sum := sha256.New()
 	for i := range msgs {
 		m := &msgs[i]
-		ev, ok := events.MessageNotification(m.AccountID, n.hashes.Hash(m.Pos), Tracked(m))
-		if !ok {
-			continue
+		if ev, ok := events.MessageNotification(m.AccountID, n.hashes.Hash(m.Pos), Tracked(m)); ok {
+			list = append(list, ev)
 		}
-		list = append(list, ev)
+	}
+	for rest := list; len(rest) > 0; {
+		size, k := 0, 0
+		for k < len(rest) && k < events.MaxNotificationsPerMessage {
+			size += len(rest[k].Data) + len(rest[k].ID) + 128
+			if k > 0 && size > n.budget {
+				break
+			}
+			k++
+		}
+		if err := n.publish(ctx, rest[:k]); err != nil {
+			return 0, err
+		}
+		rest = rest[k:]
+	}
+	return len(list), nil
+}
+
+// publish stores chunk in one stream message whose id digests its event ids.
+func (n *Notifier) publish(ctx context.Context, chunk []events.Notification) error {
+	sum := sha256.New()
+	for _, ev := range chunk {
 		sum.Write([]byte(ev.ID))
 		sum.Write([]byte{','})
 	}
-	if len(list) == 0 {
-		return 0, nil
-	}
-	id := "msgs_" + hex.EncodeToString(sum.Sum(nil)[:16])
-	if err := events.PublishNotifications(ctx, n.js, n.names, id, list); err != nil {
-		return 0, err
-	}
-	return len(list), nil
+	return events.PublishNotifications(ctx, n.js, n.names, "msgs_"+hex.EncodeToString(sum.Sum(nil)[:16]), chunk)
 }
 
 // Tracked is m as the tracking payloads carry it.
