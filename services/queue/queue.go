@@ -76,6 +76,10 @@ type Config struct {
 	// Replicas is the replica count of the deployment's keys bucket (the
 	// hash key message events name messages by). APITOSMS_STREAM_REPLICAS.
 	Replicas int
+	// PhoneOfflineAfter is how long a phone may stay silent (no pull, no
+	// report naming its device) before it counts as offline (contract §11).
+	// APITOSMS_PHONE_OFFLINE_AFTER.
+	PhoneOfflineAfter time.Duration
 
 	invalid error // a malformed setting LoadConfig found; New returns it
 }
@@ -93,6 +97,8 @@ func DefaultConfig() Config {
 		Retention:        30 * 24 * time.Hour,
 		KeepText:         true,
 		SweepInterval:    time.Minute,
+
+		PhoneOfflineAfter: 10 * time.Minute,
 
 		ClaimConfirmTimeout: 30 * time.Second,
 		ClaimSweepInterval:  5 * time.Second,
@@ -115,6 +121,8 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		ShutdownTimeout:  d.ShutdownTimeout,
 		SweepInterval:    r.Duration("APITOSMS_QUEUE_SWEEP_INTERVAL", d.SweepInterval),
 		Replicas:         max(c.Replicas, 1),
+
+		PhoneOfflineAfter: r.Duration("APITOSMS_PHONE_OFFLINE_AFTER", d.PhoneOfflineAfter),
 
 		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
 		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
@@ -182,6 +190,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.invalid != nil {
 		return nil, fmt.Errorf("queue: %w", cfg.invalid)
+	}
+	if cfg.PhoneOfflineAfter <= 0 {
+		cfg.PhoneOfflineAfter = d.PhoneOfflineAfter
 	}
 	if cfg.Retention <= 0 {
 		return nil, errors.New("queue: APITOSMS_RETENTION must be positive")
@@ -283,10 +294,22 @@ func (s *Service) Run(ctx context.Context) error {
 		trackSrv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
+	if err := rpcapi.NewPhones(s.store, s.cfg.PhoneOfflineAfter).Register(trackSrv, n); err != nil {
+		srv.Close(ctx)
+		acks.Close(ctx)
+		trackSrv.Close(ctx)
+		return fmt.Errorf("queue: %w", err)
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
 	defer func() { stopSweep(); <-sweepDone }()
+	phonesDone := make(chan struct{})
+	go func() {
+		defer close(phonesDone)
+		sweep.RunPhones(sweepCtx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
+	}()
+	defer func() { stopSweep(); <-phonesDone }()
 
 	// Consumers outlive ctx until the claims in flight, which wait for
 	// ingestion, are answered.

@@ -50,6 +50,7 @@ type API struct {
 	set       Settings
 	log       *slog.Logger
 	m         *metrics
+	phones    *phoneTable // phones seen since the last flush (phones.go)
 }
 
 // New returns the API.
@@ -59,7 +60,11 @@ func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *id
 	if err != nil {
 		return nil, err
 	}
-	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m}, nil
+	phones, err := newPhoneTable(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones}, nil
 }
 
 // Routes mounts the endpoints. get_messages hands messages out, so it is
@@ -77,6 +82,8 @@ func (a *API) Routes(r fiber.Router) {
 	r.Delete("/api/:token/messages/:hash", a.cancelMessage)
 	// Webhooks (contract §10): webhooks.go.
 	a.webhookRoutes(r)
+	// Phones (contract §11): phones.go.
+	r.Get("/api/:token/phones", a.listPhones)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

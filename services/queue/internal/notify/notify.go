@@ -12,11 +12,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -86,4 +89,30 @@ func Tracked(m *store.Tracked) events.TrackedSMS {
 		Pos: m.Pos, Phone: m.Phone, Text: m.Text, Status: m.Status, QueuedAt: m.AcceptedAt,
 		ClaimedAt: m.ClaimedAt, FinishedAt: m.FinishedAt, Device: m.Device, Attempts: m.Attempts,
 	}
+}
+
+// Phones publishes phone.offline / phone.online events for evs (data
+// {"device","lastSeenAt"}); each event's id names the phone's transition
+// (account, device, transition number), so publishing it again is harmless.
+func (n *Notifier) Phones(ctx context.Context, evs []store.PhoneEvent) error {
+	if n == nil || len(evs) == 0 {
+		return nil
+	}
+	list := make([]events.Notification, 0, len(evs))
+	for _, e := range evs {
+		typ := events.TypePhoneOffline
+		if e.Online {
+			typ = events.TypePhoneOnline
+		}
+		data, err := events.Marshal(events.PhoneEvent{Device: e.Device, LastSeenAt: timestamp.Time{Time: time.UnixMilli(e.SeenMs).UTC()}})
+		if err != nil {
+			return err
+		}
+		dev := sha256.Sum256([]byte(e.Device))
+		list = append(list, events.Notification{
+			ID:        fmt.Sprintf("%s.%d.%s.%d", typ, e.AccountID, hex.EncodeToString(dev[:8]), e.Seq),
+			AccountID: e.AccountID, Type: typ, Data: data,
+		})
+	}
+	return n.publish(ctx, list)
 }

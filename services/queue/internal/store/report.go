@@ -117,6 +117,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 	var order []key
 	var blank []any
 	seen := make(map[int64]bool, len(positions))
+	var phones []phoneCount // few: one per phone and day
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
 			continue
@@ -131,10 +132,14 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 			switch {
 			case stored.outcome == 0 && stored.status < StatusSent:
 				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
-				if r.Status == StatusSent {
+				sent := r.Status == StatusSent
+				if sent {
 					out.Sent++
 				} else {
 					out.Failed++
+				}
+				if r.Device != "" {
+					countPhone(&phones, r, sent)
 				}
 			case stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
 				// Recorded before by these very reports: a redelivery.
@@ -188,11 +193,36 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 		}
 		rest = rest[n:]
 	}
+	if err := s.countPhones(ctx, tx, phones); err != nil {
+		return out, err
+	}
 	if err := tx.Commit(); err != nil {
 		return out, fmt.Errorf("commit reports: %w", err)
 	}
 	out.Changed, out.Missing = changed, missing
 	return out, nil
+}
+
+// countPhone adds r's outcome to its phone's count for r's day.
+func countPhone(counts *[]phoneCount, r Report, sent bool) {
+	day := r.At.UTC().Format(time.DateOnly)
+	var c *phoneCount
+	for i := range *counts {
+		if p := &(*counts)[i]; p.account == r.AccountID && p.device == r.Device && p.day == day {
+			c = p
+			break
+		}
+	}
+	if c == nil {
+		*counts = append(*counts, phoneCount{account: r.AccountID, device: r.Device, day: day})
+		c = &(*counts)[len(*counts)-1]
+	}
+	if sent {
+		c.sent++
+	} else {
+		c.failed++
+	}
+	c.atMs = max(c.atMs, r.At.UnixMilli())
 }
 
 // insertOutcomes appends the outcomes of reports (at most reportChunk) and
