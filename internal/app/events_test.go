@@ -56,7 +56,7 @@ func newHook(t *testing.T, base, tok string, rc *hookReceiver, types []string) s
 // tracking shows it, each once (one webhook-id per fact), signed.
 func TestMessageEventsEndToEnd(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+		p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true", "APITOSMS_QUEUE_BACKLOG_INTERVAL": "200ms"})
 		_, tok := account(t, p.base, 1000, 600)
 		_, other := account(t, p.base, 1000, 600)
 		rc := newHookReceiver(t, 0)
@@ -121,6 +121,23 @@ func TestMessageEventsEndToEnd(t *testing.T) {
 		// The other account's endpoint got none of them.
 		if n := len(otherRC.requests()); n != 0 {
 			t.Fatalf("another account's endpoint got %d events", n)
+		}
+
+		// The metrics: outcomes by status (the repeated report not counted),
+		// and the backlog gauges, totals over every account.
+		if s, f := metric(t, p.base, `apitosms_queue_outcomes_total{status="sent"}`), metric(t, p.base, `apitosms_queue_outcomes_total{status="failed"}`); s != 1 || f != 1 {
+			t.Fatalf("outcomes counted sent %v failed %v", s, f)
+		}
+		queueN(t, p.base, other, items("wait", 4))
+		if r = do(t, "GET", p.base+"/api/"+other+"/get_messages?limit=1", nil); r.status != 200 {
+			t.Fatalf("get_messages: %d", r.status)
+		}
+		// Now: tok has nothing pending; other has 3 waiting and 1 handed out.
+		testkit.Eventually(t, 15*time.Second, "backlog gauges", func() bool {
+			return metric(t, p.base, "apitosms_queue_waiting_messages") == 3 && metric(t, p.base, "apitosms_queue_initiated_messages") == 1
+		})
+		if age := metric(t, p.base, "apitosms_queue_oldest_waiting_seconds"); age < 0 || age > 60 {
+			t.Fatalf("oldest waiting %v s", age)
 		}
 	})
 }

@@ -80,6 +80,9 @@ type Config struct {
 	// report naming its device) before it counts as offline (contract §11).
 	// APITOSMS_PHONE_OFFLINE_AFTER.
 	PhoneOfflineAfter time.Duration
+	// BacklogInterval is how often the backlog gauges (waiting, initiated,
+	// oldest waiting) are counted. APITOSMS_QUEUE_BACKLOG_INTERVAL.
+	BacklogInterval time.Duration
 
 	invalid error // a malformed setting LoadConfig found; New returns it
 }
@@ -99,6 +102,7 @@ func DefaultConfig() Config {
 		SweepInterval:    time.Minute,
 
 		PhoneOfflineAfter: 10 * time.Minute,
+		BacklogInterval:   15 * time.Second,
 
 		ClaimConfirmTimeout: 30 * time.Second,
 		ClaimSweepInterval:  5 * time.Second,
@@ -123,6 +127,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		Replicas:         max(c.Replicas, 1),
 
 		PhoneOfflineAfter: r.Duration("APITOSMS_PHONE_OFFLINE_AFTER", d.PhoneOfflineAfter),
+		BacklogInterval:   r.Duration("APITOSMS_QUEUE_BACKLOG_INTERVAL", d.BacklogInterval),
 
 		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
 		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
@@ -157,6 +162,7 @@ type Service struct {
 	store *store.Store
 	m     *metrics.Metrics
 	tm    *metrics.Tracking
+	bm    *metrics.Backlog
 	cm    *consumer.Metrics
 	rm    *rpc.Metrics
 	// startup and serving make Ready wait until claims are answered at once:
@@ -194,6 +200,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.PhoneOfflineAfter <= 0 {
 		cfg.PhoneOfflineAfter = d.PhoneOfflineAfter
 	}
+	if cfg.BacklogInterval <= 0 {
+		cfg.BacklogInterval = d.BacklogInterval
+	}
 	if cfg.Retention <= 0 {
 		return nil, errors.New("queue: APITOSMS_RETENTION must be positive")
 	}
@@ -227,6 +236,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue tracking metrics: %w", err)
 	}
+	bm, err := metrics.NewBacklog(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("queue backlog metrics: %w", err)
+	}
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
 		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})
@@ -237,7 +250,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup,
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, bm: bm, cm: cm, rm: rm, startup: startup,
 		notify: notify.New(deps.Broker.JS, deps.Names, hashes, deps.Broker.Conn.MaxPayload())}, nil
 }
 
@@ -310,6 +323,12 @@ func (s *Service) Run(ctx context.Context) error {
 		sweep.RunPhones(sweepCtx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
 	}()
 	defer func() { stopSweep(); <-phonesDone }()
+	backlogDone := make(chan struct{})
+	go func() {
+		defer close(backlogDone)
+		sweep.RunBacklog(sweepCtx, s.store, s.bm, s.cfg.BacklogInterval, s.log)
+	}()
+	defer func() { stopSweep(); <-backlogDone }()
 
 	// Consumers outlive ctx until the claims in flight, which wait for
 	// ingestion, are answered.
