@@ -206,3 +206,37 @@ func TestQuotaEventsOnceEach(t *testing.T) {
 		}
 	})
 }
+
+// message.initiated reaches an endpoint that asks for it, once per
+// hand-out, with the §9 object (status 1, initiatedAt, attempts); an
+// endpoint with the default events never gets it.
+func TestMessageInitiatedOnlyWhenAsked(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+		_, tok := account(t, p.base, 1000, 600)
+		asks := newHookReceiver(t, 0)
+		secret := newHook(t, p.base, tok, asks, []string{"message.initiated"})
+		all := newHookReceiver(t, 0)
+		newHook(t, p.base, tok, all, nil) // every type but message.initiated
+
+		hashes := queueN(t, p.base, tok, items("init", 2))
+		if r := do(t, "GET", p.base+"/api/"+tok+"/get_messages?limit=5", nil); r.status != 200 || len(r.list(t)) != 2 {
+			t.Fatalf("get_messages: %d %s", r.status, r.body)
+		}
+		testkit.Eventually(t, 20*time.Second, "two message.initiated events", func() bool { return len(hookEvents(t, asks, secret)) >= 2 })
+		got := hookEvents(t, asks, secret)
+		for _, h := range hashes {
+			evs := got["msg_"+h+"_initiated_1"]
+			if len(got) != 2 || len(evs) != 1 {
+				t.Fatalf("events %v", got)
+			}
+			d := evs[0].Data
+			if evs[0].Type != "message.initiated" || d["status"] != float64(1) || d["statusName"] != "initiated" || d["initiatedAt"] == nil || d["attempts"] != float64(1) || d["finishedAt"] != nil {
+				t.Fatalf("event %+v", evs[0])
+			}
+		}
+		if n := len(all.requests()); n != 0 {
+			t.Fatalf("an endpoint with the default events got %d POSTs", n)
+		}
+	})
+}

@@ -272,7 +272,8 @@ func (s *Service) Run(ctx context.Context) error {
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
-	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).Register(srv, n); err != nil {
+	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).
+		PublishInitiated(notify.NewInitiated(s.notify, s.deps.Broker.Conn, n, s.store)).Register(srv, n); err != nil {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
