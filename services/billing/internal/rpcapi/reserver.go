@@ -40,7 +40,11 @@ func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duratio
 		grants, err := st.ReserveBatch(ctx, time.Now(), rs)
 		if err == nil {
 			if evs := fromGrants(rs, grants); len(evs) > 0 {
-				if perr := q.Publish(ctx, evs); perr != nil && q != nil {
+				// Bounded: the batch's callers wait for it; the relay retries.
+				pctx, cancel := context.WithTimeout(ctx, quotaPublishWait)
+				perr := q.Publish(pctx, evs)
+				cancel()
+				if perr != nil && q != nil {
 					q.log.Warn("publish quota events failed; the relay retries", "err", perr)
 				}
 			}
@@ -54,6 +58,10 @@ func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duratio
 		}
 	}, observe)}
 }
+
+// quotaPublishWait bounds publishing a batch's quota events before its
+// callers get their grants.
+const quotaPublishWait = 2 * time.Second
 
 // Reserve applies r with the reservations arriving at the same moment. It
 // fails with ctx's error if ctx ends before r was handed over, and with

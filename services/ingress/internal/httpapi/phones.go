@@ -135,7 +135,9 @@ func (a *API) flushPhones(ctx context.Context) {
 }
 
 // RunPhones flushes the phones seen every PhoneFlushInterval until ctx ends,
-// then once more (bounded by timeout) so that a clean shutdown loses none.
+// then tries once more (bounded by timeout); what that last flush cannot
+// deliver (the queue service stopping too) is lost, and the phones' next
+// polls replace it.
 func (a *API) RunPhones(ctx context.Context, timeout time.Duration) {
 	t := time.NewTicker(PhoneFlushInterval)
 	defer t.Stop()
