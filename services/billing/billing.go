@@ -78,6 +78,7 @@ type Service struct {
 	deps       Deps
 	store      *store.Store
 	reserver   *rpcapi.Reserver
+	quota      *rpcapi.QuotaEvents
 	api        *rpcapi.API
 	admin      *httpapi.Admin
 	rpcMetrics *rpc.Metrics
@@ -114,9 +115,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("billing rpc metrics: %w", err)
 	}
-	res := rpcapi.NewReserver(st, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
+	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
+	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
 	return &Service{
-		cfg: cfg, deps: deps, store: st, reserver: res,
+		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
 		api: rpcapi.New(st, res, m), admin: httpapi.New(st), rpcMetrics: rm,
 	}, nil
 }
@@ -125,6 +127,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // ones, lets those in flight finish (up to the shutdown timeout) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.reserver.Close() // after the requests in flight are answered
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayed := make(chan struct{})
+	go func() { defer close(relayed); s.quota.Relay(relayCtx, rpcapi.QuotaRelayInterval) }()
+	defer func() { stopRelay(); <-relayed }()
 
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupBilling, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
 	closeSrv := func() {

@@ -108,8 +108,14 @@ func (s *Service) Routes(r fiber.Router) { s.api.Routes(r) }
 
 // Run publishes coalesced small requests until ctx is done (the process
 // stops HTTP intake first), then publishes what is still waiting.
+//
+// It also sends the phones seen (contract §11) to the queue service every
+// few seconds, and once more when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	phones := make(chan struct{})
+	go func() { defer close(phones); s.api.RunPhones(ctx, 5*time.Second) }()
 	s.publisher.Run(ctx, publishLoops)
+	<-phones
 	return nil
 }
 

@@ -22,9 +22,11 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/consume"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 	"github.com/apitosms/apitosms/services/queue/internal/sweep"
@@ -71,6 +73,16 @@ type Config struct {
 	// SweepInterval is how often retention and pending quota refunds are
 	// swept. APITOSMS_QUEUE_SWEEP_INTERVAL.
 	SweepInterval time.Duration
+	// Replicas is the replica count of the deployment's keys bucket (the
+	// hash key message events name messages by). APITOSMS_STREAM_REPLICAS.
+	Replicas int
+	// PhoneOfflineAfter is how long a phone may stay silent (no pull, no
+	// report naming its device) before it counts as offline (contract §11).
+	// APITOSMS_PHONE_OFFLINE_AFTER.
+	PhoneOfflineAfter time.Duration
+	// BacklogInterval is how often the backlog gauges (waiting, initiated,
+	// oldest waiting) are counted. APITOSMS_QUEUE_BACKLOG_INTERVAL.
+	BacklogInterval time.Duration
 
 	invalid error // a malformed setting LoadConfig found; New returns it
 }
@@ -88,6 +100,9 @@ func DefaultConfig() Config {
 		Retention:        30 * 24 * time.Hour,
 		KeepText:         true,
 		SweepInterval:    time.Minute,
+
+		PhoneOfflineAfter: 10 * time.Minute,
+		BacklogInterval:   15 * time.Second,
 
 		ClaimConfirmTimeout: 30 * time.Second,
 		ClaimSweepInterval:  5 * time.Second,
@@ -109,6 +124,10 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		MaxDeliver:       r.Int("APITOSMS_QUEUE_MAX_DELIVER", d.MaxDeliver),
 		ShutdownTimeout:  d.ShutdownTimeout,
 		SweepInterval:    r.Duration("APITOSMS_QUEUE_SWEEP_INTERVAL", d.SweepInterval),
+		Replicas:         max(c.Replicas, 1),
+
+		PhoneOfflineAfter: r.Duration("APITOSMS_PHONE_OFFLINE_AFTER", d.PhoneOfflineAfter),
+		BacklogInterval:   r.Duration("APITOSMS_QUEUE_BACKLOG_INTERVAL", d.BacklogInterval),
 
 		ClaimConfirmTimeout: r.Duration("APITOSMS_CLAIM_CONFIRM_TIMEOUT", d.ClaimConfirmTimeout),
 		ClaimSweepInterval:  r.Duration("APITOSMS_CLAIM_SWEEP_INTERVAL", d.ClaimSweepInterval),
@@ -143,6 +162,7 @@ type Service struct {
 	store *store.Store
 	m     *metrics.Metrics
 	tm    *metrics.Tracking
+	bm    *metrics.Backlog
 	cm    *consumer.Metrics
 	rm    *rpc.Metrics
 	// startup and serving make Ready wait until claims are answered at once:
@@ -150,6 +170,7 @@ type Service struct {
 	// answers claims.
 	startup *consumer.Startup
 	serving atomic.Bool
+	notify  *notify.Notifier // message events (contract §10)
 }
 
 // New migrates the messages table and registers metrics; it starts nothing.
@@ -175,6 +196,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.invalid != nil {
 		return nil, fmt.Errorf("queue: %w", cfg.invalid)
+	}
+	if cfg.PhoneOfflineAfter <= 0 {
+		cfg.PhoneOfflineAfter = d.PhoneOfflineAfter
+	}
+	if cfg.BacklogInterval <= 0 {
+		cfg.BacklogInterval = d.BacklogInterval
 	}
 	if cfg.Retention <= 0 {
 		return nil, errors.New("queue: APITOSMS_RETENTION must be positive")
@@ -209,13 +236,22 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue tracking metrics: %w", err)
 	}
+	bm, err := metrics.NewBacklog(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("queue backlog metrics: %w", err)
+	}
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
 		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, cm: cm, rm: rm, startup: startup}, nil
+	hashes, err := hashid.Load(ctx, deps.Broker.JS, deps.Names.KeysBucket(), cfg.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log, store: st, m: m, tm: tm, bm: bm, cm: cm, rm: rm, startup: startup,
+		notify: notify.New(deps.Broker.JS, deps.Names, hashes, deps.Broker.Conn.MaxPayload())}, nil
 }
 
 // Run answers claims on Names.QueueClaim() and tracking requests (lookup,
@@ -236,7 +272,8 @@ func (s *Service) Run(ctx context.Context) error {
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
-	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).Register(srv, n); err != nil {
+	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).
+		PublishInitiated(notify.NewInitiated(s.notify, s.deps.Broker.Conn, n, s.store)).Register(srv, n); err != nil {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -260,7 +297,7 @@ func (s *Service) Run(ctx context.Context) error {
 		acks.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
-	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
+	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.notify, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
 	tracking := rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload())
 	// Tracking has workers of its own: lookups waiting for the consumers
 	// never hold up claims.
@@ -271,17 +308,35 @@ func (s *Service) Run(ctx context.Context) error {
 		trackSrv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
+	if err := rpcapi.NewPhones(s.store, s.cfg.PhoneOfflineAfter).Register(trackSrv, n); err != nil {
+		srv.Close(ctx)
+		acks.Close(ctx)
+		trackSrv.Close(ctx)
+		return fmt.Errorf("queue: %w", err)
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
 	defer func() { stopSweep(); <-sweepDone }()
+	phonesDone := make(chan struct{})
+	go func() {
+		defer close(phonesDone)
+		sweep.RunPhones(sweepCtx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
+	}()
+	defer func() { stopSweep(); <-phonesDone }()
+	backlogDone := make(chan struct{})
+	go func() {
+		defer close(backlogDone)
+		sweep.RunBacklog(sweepCtx, s.store, s.bm, s.cfg.BacklogInterval, s.log)
+	}()
+	defer func() { stopSweep(); <-backlogDone }()
 
 	// Consumers outlive ctx until the claims in flight, which wait for
 	// ingestion, are answered.
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	accepted := consume.NewAccepted(s.store, s.m, s.log)
-	reported := consume.NewReported(s.store, wait, s.m, s.log)
+	reported := consume.NewReported(s.store, wait, s.notify, s.m, s.log)
 	runs := []struct {
 		cfg consumer.Config
 		h   consumer.Handler

@@ -76,6 +76,37 @@ type Grant struct {
 	Month              string
 	SubscriptionActive bool
 	Err                error
+	// Crossed names the quota events this reservation fired (QuotaWarning,
+	// QuotaExhausted bits): it took usage across 80% of the limit, or to it.
+	Crossed int
+}
+
+// Quota event bits (usage.events_fired, usage.events_due).
+const (
+	QuotaWarning   = 1 // usage reached WarningPercent of the limit
+	QuotaExhausted = 2 // usage reached the limit
+)
+
+// WarningPercent is the share of the monthly limit whose use fires
+// quota.warning.
+const WarningPercent = 80
+
+// QuotaCrossed returns the quota event bits that usage going from before to
+// after crosses under limit: warning when it reaches 80% (rounded up), and
+// exhausted when it reaches the limit. A limit of 0 fires nothing.
+func QuotaCrossed(before, after, limit int64) int {
+	if limit <= 0 || after <= before {
+		return 0
+	}
+	bits := 0
+	warn := (limit*WarningPercent + 99) / 100
+	if before < warn && after >= warn {
+		bits |= QuotaWarning
+	}
+	if before < limit && after >= limit {
+		bits |= QuotaExhausted
+	}
+	return bits
 }
 
 // Take is how many of count fit between used and limit: min(count, limit-used),

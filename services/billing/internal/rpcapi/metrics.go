@@ -8,6 +8,9 @@ type Metrics struct {
 	reserved        prometheus.Counter
 	released        prometheus.Counter
 	groupCommitSize prometheus.Histogram
+
+	quotaEvents        *prometheus.CounterVec
+	quotaEventFailures prometheus.Counter
 }
 
 // Reservation outcomes, the values of the outcome label.
@@ -38,8 +41,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Reservations applied per database transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
+		quotaEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apitosms_billing_quota_events_total",
+			Help: "Quota events published (quota.warning, quota.exhausted), relays included.",
+		}, []string{"type"}),
+		quotaEventFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_billing_quota_event_failures_total",
+			Help: "Quota event publishes that failed (left due for the relay).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.reservations, m.reserved, m.released, m.groupCommitSize} {
+	for _, c := range []prometheus.Collector{m.reservations, m.reserved, m.released, m.groupCommitSize, m.quotaEvents, m.quotaEventFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -25,7 +25,11 @@ type reservation struct {
 // NewReserver starts a reserver over st: up to size reservations per
 // transaction, each transaction bounded by timeout; observe (may be nil)
 // learns each batch's size. Close stops it.
-func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(int)) *Reserver {
+//
+// Quota events the batch fired are published with q right after the commit,
+// before the callers get their grants; one that cannot be published stays
+// due for q's relay.
+func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duration, observe func(int)) *Reserver {
 	return &Reserver{b: groupcommit.New(size, func(ctx context.Context, batch []*reservation) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -34,6 +38,17 @@ func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(
 			rs[i] = p.r
 		}
 		grants, err := st.ReserveBatch(ctx, time.Now(), rs)
+		if err == nil {
+			if evs := fromGrants(rs, grants); len(evs) > 0 {
+				// Bounded: the batch's callers wait for it; the relay retries.
+				pctx, cancel := context.WithTimeout(ctx, quotaPublishWait)
+				perr := q.Publish(pctx, evs)
+				cancel()
+				if perr != nil && q != nil {
+					q.log.Warn("publish quota events failed; the relay retries", "err", perr)
+				}
+			}
+		}
 		for i, p := range batch {
 			if err != nil {
 				p.err = err
@@ -43,6 +58,10 @@ func NewReserver(st *store.Store, size int, timeout time.Duration, observe func(
 		}
 	}, observe)}
 }
+
+// quotaPublishWait bounds publishing a batch's quota events before its
+// callers get their grants.
+const quotaPublishWait = 2 * time.Second
 
 // Reserve applies r with the reservations arriving at the same moment. It
 // fails with ctx's error if ctx ends before r was handed over, and with

@@ -91,6 +91,8 @@ type usageModel struct {
 	AccountID int64  `bun:"account_id,pk"`
 	Month     string `bun:"month,pk"`
 	Used      int64  `bun:"used,notnull"`
+	Fired     int    `bun:"events_fired,notnull"`
+	Due       int    `bun:"events_due,notnull"`
 }
 
 func utc(t time.Time) time.Time {

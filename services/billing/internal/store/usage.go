@@ -20,6 +20,12 @@ import (
 // ... FOR UPDATE, in account order so batches never deadlock); SQLite runs
 // one write transaction at a time. Month is the calendar month of now (UTC).
 // A reservation for an unknown account gets Err domain.ErrAccountNotFound.
+//
+// A reservation taking usage across 80% of the limit or to the limit gets
+// the event in Grant.Crossed, once per account and month (the usage row
+// remembers which fired, in the same transaction, under the same lock), and
+// the event is left due on the row: publish it, then PublishedQuotaEvents;
+// DueQuotaEvents finds those a crash left behind.
 func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Reservation) ([]domain.Grant, error) {
 	month := timestamp.Month(now)
 	ids := make([]int64, 0, len(rs))
@@ -39,10 +45,15 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 		}
 		limits := make(map[int64]int64, len(known)) // only accounts with an active subscription
 		used := make(map[int64]int64, len(known))
+		fired := make(map[int64]int, len(known))
 		if len(known) > 0 {
-			if err := s.loadQuota(ctx, tx, known, month, now, limits, used); err != nil {
+			if err := s.loadQuota(ctx, tx, known, month, now, limits, used, fired); err != nil {
 				return err
 			}
+		}
+		firedBefore := make(map[int64]int, len(fired))
+		for id, f := range fired {
+			firedBefore[id] = f
 		}
 		before := make(map[int64]int64, len(used))
 		for id, u := range used {
@@ -58,13 +69,18 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 			g := domain.Grant{Month: month, Limit: limit, SubscriptionActive: active}
 			if active {
 				g.Granted = domain.Take(u, limit, r.Count)
+				g.Crossed = domain.QuotaCrossed(u, u+int64(g.Granted), limit) &^ fired[r.AccountID]
+				fired[r.AccountID] |= g.Crossed
 				u += int64(g.Granted)
 				used[r.AccountID] = u
 			}
 			g.Used = u
 			grants[i] = g
 		}
-		return s.writeUsage(ctx, tx, month, before, used)
+		if err := s.writeUsage(ctx, tx, month, before, used); err != nil {
+			return err
+		}
+		return s.writeFired(ctx, tx, month, firedBefore, fired)
 	})
 	if err != nil {
 		return nil, err
@@ -74,7 +90,7 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 
 // loadQuota fills limits (accounts whose subscription is active at now) and
 // used (every account of ids, this month), locking the usage rows.
-func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month string, now time.Time, limits, used map[int64]int64) error {
+func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month string, now time.Time, limits, used map[int64]int64, fired map[int64]int) error {
 	var subs []subscriptionModel
 	if err := tx.NewSelect().Model(&subs).Where("account_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
 		return fmt.Errorf("select subscriptions: %w", err)
@@ -104,6 +120,7 @@ func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month str
 	}
 	for _, m := range locked {
 		used[m.AccountID] = m.Used
+		fired[m.AccountID] = m.Fired
 	}
 	return nil
 }
@@ -131,6 +148,76 @@ func (s *Store) writeUsage(ctx context.Context, tx bun.Tx, month string, before,
 	args = append(args, month, bun.In(changed))
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("update usage: %w", err)
+	}
+	return nil
+}
+
+// writeFired marks the quota events that fired in this transaction as fired
+// and due (to be published).
+func (s *Store) writeFired(ctx context.Context, tx bun.Tx, month string, before, after map[int64]int) error {
+	for id, f := range after {
+		added := f &^ before[id]
+		if added == 0 {
+			continue
+		}
+		_, err := tx.NewUpdate().Model((*usageModel)(nil)).
+			Set("events_fired = ?", f).
+			Set("events_due = events_due | ?", added).
+			Where("account_id = ? AND month = ?", id, month).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("mark quota events: %w", err)
+		}
+	}
+	return nil
+}
+
+// QuotaEvent is a quota event fired and maybe not published yet.
+type QuotaEvent struct {
+	AccountID int64
+	Month     string
+	Event     int   // domain.QuotaWarning or domain.QuotaExhausted
+	Used      int64 // usage now
+	Limit     int64 // the current monthly limit (0 without a subscription)
+}
+
+// DueQuotaEvents lists up to limit quota events fired but not marked
+// published (PublishedQuotaEvents): a process died between the reservation
+// and the publish, or the publish failed.
+func (s *Store) DueQuotaEvents(ctx context.Context, limit int) ([]QuotaEvent, error) {
+	var rows []struct {
+		AccountID int64  `bun:"account_id"`
+		Month     string `bun:"month"`
+		Used      int64  `bun:"used"`
+		Due       int    `bun:"events_due"`
+		Limit     int64  `bun:"monthly_limit"`
+	}
+	err := s.db.NewSelect().TableExpr("usage AS u").
+		ColumnExpr("u.account_id, u.month, u.used, u.events_due, COALESCE(s.monthly_limit, 0) AS monthly_limit").
+		Join("LEFT JOIN subscriptions AS s ON s.account_id = u.account_id").
+		Where("u.events_due <> 0").OrderExpr("u.account_id, u.month").Limit(int64(limit)).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("due quota events: %w", err)
+	}
+	var out []QuotaEvent
+	for _, r := range rows {
+		for _, ev := range []int{domain.QuotaWarning, domain.QuotaExhausted} {
+			if r.Due&ev != 0 {
+				out = append(out, QuotaEvent{AccountID: r.AccountID, Month: r.Month, Event: ev, Used: r.Used, Limit: r.Limit})
+			}
+		}
+	}
+	return out, nil
+}
+
+// PublishedQuotaEvents marks events published (no longer due).
+func (s *Store) PublishedQuotaEvents(ctx context.Context, evs []QuotaEvent) error {
+	for _, ev := range evs {
+		_, err := s.db.NewUpdate().Model((*usageModel)(nil)).
+			Set("events_due = events_due & ?", ^ev.Event&3).
+			Where("account_id = ? AND month = ?", ev.AccountID, ev.Month).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("mark quota events published: %w", err)
+		}
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ type API struct {
 	set       Settings
 	log       *slog.Logger
 	m         *metrics
+	phones    *phoneTable // phones seen since the last flush (phones.go)
 }
 
 // New returns the API.
@@ -59,7 +60,11 @@ func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *id
 	if err != nil {
 		return nil, err
 	}
-	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m}, nil
+	phones, err := newPhoneTable(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones}, nil
 }
 
 // Routes mounts the endpoints. get_messages hands messages out, so it is
@@ -77,6 +82,8 @@ func (a *API) Routes(r fiber.Router) {
 	r.Delete("/api/:token/messages/:hash", a.cancelMessage)
 	// Webhooks (contract §10): webhooks.go.
 	a.webhookRoutes(r)
+	// Phones (contract §11): phones.go.
+	r.Get("/api/:token/phones", a.listPhones)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")
@@ -142,20 +149,23 @@ type metrics struct {
 	rateLimited prometheus.Counter
 	replays     prometheus.Counter
 	quotaCut    prometheus.Counter
-	claimed     prometheus.Counter
-	reports     prometheus.Counter
+	// quotaRefused counts 402 limit_exceeded answers.
+	quotaRefused prometheus.Counter
+	claimed      prometheus.Counter
+	reports      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
-		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
-		replays:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
-		quotaCut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
-		claimed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
-		reports:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
+		accepted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
+		rateLimited:  prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
+		replays:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
+		quotaCut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
+		quotaRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_requests_total", Help: "Queue requests refused with 402 limit_exceeded (nothing left of the monthly limit)."}),
+		claimed:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
+		reports:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
 	}
-	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.claimed, m.reports} {
+	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.quotaRefused, m.claimed, m.reports} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

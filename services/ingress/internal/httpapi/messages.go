@@ -76,6 +76,11 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The optional device names the phone (contract §11), same rules as
+	// the status body's device (§4); a pull is seen even if it fails.
+	if dev := deviceName(c.Query("device")); dev != "" {
+		a.phones.see(auth.AccountID, dev, true, time.Now())
+	}
 	req := events.ClaimRequest{AccountID: auth.AccountID, Limit: limit, Confirm: true}
 	if d, ok := ctx.Deadline(); ok {
 		req.WaitMs = max(time.Until(d).Milliseconds(), 1)

@@ -105,6 +105,9 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 		return 0, nil, err
 	}
 	if auth.Used >= auth.MonthlyLimit {
+		// Refused before billing is asked: billing's reservation counters
+		// never see this request, so it is counted here.
+		a.quotaRefused(len(parsed.Valid))
 		return 0, nil, errLimitExceeded(auth.MonthlyLimit, auth.Used)
 	}
 	errs := parsed.Errors
@@ -120,6 +123,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 		return 0, nil, errNoSubscription
 	}
 	if res.Granted == 0 {
+		a.quotaRefused(len(parsed.Valid))
 		return 0, nil, errLimitExceeded(res.Limit, res.Used)
 	}
 	accepted := parsed.Valid[:res.Granted]
@@ -148,6 +152,12 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 		errs = []events.IndexError{}
 	}
 	return encode(http.StatusOK, queueResponse{OK: true, Queued: len(items), Failed: len(errs), Items: items, Errors: errs})
+}
+
+// quotaRefused counts a 402 limit_exceeded answer refusing valid messages.
+func (a *API) quotaRefused(valid int) {
+	a.m.quotaRefused.Inc()
+	a.m.quotaCut.Add(float64(valid))
 }
 
 // release gives back a reservation whose messages were not accepted.

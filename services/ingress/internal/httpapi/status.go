@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -54,6 +55,7 @@ func (a *API) status(c *fiber.Ctx) error {
 		return err
 	}
 	req.AccountID = auth.AccountID
+	a.phones.see(auth.AccountID, req.Device, false, time.Now())
 	a.m.reports.Add(float64(len(req.Reports) + len(errs)))
 	updated := 0
 	if len(req.Reports) > 0 {
@@ -180,6 +182,12 @@ func device(raw json.RawMessage) string {
 	if json.Unmarshal(raw, &s) != nil {
 		return ""
 	}
+	return deviceName(s)
+}
+
+// deviceName is device for a name already decoded (get_messages' device
+// query parameter, contract §11).
+func deviceName(s string) string {
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		s = strings.Map(func(r rune) rune {
 			if unicode.IsControl(r) {

@@ -44,41 +44,14 @@ const (
 )
 
 // statusNames are the contract's status names, by status.
-var statusNames = [...]string{"new", "initiated", "sent", "failed", "expired", "cancelled"}
+var statusNames = events.StatusNames
 
-// trackedMessage is the message object of contract §9, fields in its order.
-type trackedMessage struct {
-	Hash        string         `json:"hash"`
-	Phone       string         `json:"phone"`
-	Text        string         `json:"text"`
-	Status      int            `json:"status"`
-	StatusName  string         `json:"statusName"`
-	QueuedAt    timestamp.Time `json:"queuedAt"`
-	InitiatedAt timestamp.Time `json:"initiatedAt"`
-	FinishedAt  timestamp.Time `json:"finishedAt"`
-	Device      *string        `json:"device"`
-	Attempts    int            `json:"attempts"`
-}
+// trackedMessage is the message object of contract §9 (rendered by
+// libs/events, which message.* webhook events use too).
+type trackedMessage = events.MessageObject
 
 func (a *API) trackedMessage(m events.TrackedSMS) trackedMessage {
-	out := trackedMessage{
-		Hash: a.hashes.Hash(m.Pos), Phone: m.Phone, Text: m.Text, Status: m.Status,
-		QueuedAt: timestamp.Time{Time: m.QueuedAt}, Attempts: m.Attempts,
-	}
-	if m.Status >= 0 && m.Status < len(statusNames) {
-		out.StatusName = statusNames[m.Status]
-	}
-	if m.ClaimedAt != nil {
-		out.InitiatedAt = timestamp.Time{Time: *m.ClaimedAt}
-	}
-	if m.FinishedAt != nil {
-		out.FinishedAt = timestamp.Time{Time: *m.FinishedAt}
-	}
-	if m.Device != "" {
-		d := m.Device
-		out.Device = &d
-	}
-	return out
+	return events.NewMessageObject(a.hashes.Hash(m.Pos), m)
 }
 
 // lookupPositions asks the queue for the account's messages at positions

@@ -10,6 +10,7 @@ import (
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -18,15 +19,17 @@ import (
 type Reported struct {
 	st      *store.Store
 	wait    *consumer.CatchUp
+	notify  *notify.Notifier
 	m       *metrics.Metrics
 	log     *slog.Logger
 	reports []store.Report
 }
 
-// NewReported returns the handler applying reports to st. When a report
-// names a message not stored yet, it waits on wait and applies again.
-func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, log *slog.Logger) *Reported {
-	return &Reported{st: st, wait: wait, m: m, log: log}
+// NewReported returns the handler applying reports to st and publishing
+// their message events with n (none when n is nil). When a report names a
+// message not stored yet, it waits on wait and applies again.
+func NewReported(st *store.Store, wait *consumer.CatchUp, n *notify.Notifier, m *metrics.Metrics, log *slog.Logger) *Reported {
+	return &Reported{st: st, wait: wait, notify: n, m: m, log: log}
 }
 
 // Handle records the reported messages not final yet as final (status,
@@ -35,6 +38,13 @@ func NewReported(st *store.Store, wait *consumer.CatchUp, m *metrics.Metrics, lo
 // waiting until ingestion has stored the accepted stream up to the newest
 // reported position and applying again guarantees the row is there to
 // update. Idempotent.
+//
+// Then it publishes message.sent / message.failed for the outcomes these
+// reports recorded, and only then returns (the consumer acks): if the
+// publish fails the batch is redelivered, finds the same outcomes recorded
+// by the same reports and publishes the same event ids again. An event is
+// therefore published at least once for every outcome recorded, and never
+// for one that did not commit.
 func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.reports = r.reports[:0]
 	for _, msg := range batch {
@@ -50,10 +60,12 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	if len(r.reports) == 0 {
 		return nil
 	}
-	n, missing, err := r.st.ApplyReports(ctx, r.reports)
+	rec, err := r.st.RecordReports(ctx, r.reports)
 	if err != nil {
 		return err
 	}
+	n, missing, final := rec.Changed, rec.Missing, rec.Final
+	var again store.Recorded
 	if missing > 0 {
 		newest := int64(0)
 		for _, rep := range r.reports {
@@ -62,15 +74,21 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		if _, err := r.wait.WaitFor(ctx, uint64(newest)>>events.PositionShift); err != nil {
 			return err
 		}
-		more, stillMissing, err := r.st.ApplyReports(ctx, r.reports)
+		again, err = r.st.RecordReports(ctx, r.reports)
 		if err != nil {
 			return err
 		}
-		n += more
-		if stillMissing > 0 {
-			r.log.Warn("reports name messages never accepted; ignored", "count", stillMissing)
+		n += again.Changed
+		final = again.Final // those of the first pass again, and the rest
+		if again.Missing > 0 {
+			r.log.Warn("reports name messages never accepted; ignored", "count", again.Missing)
 		}
 	}
 	r.m.Reported.Add(float64(n))
+	r.m.Sent.Add(float64(rec.Sent + again.Sent))
+	r.m.Failed.Add(float64(rec.Failed + again.Failed))
+	if _, err := r.notify.Messages(ctx, final); err != nil {
+		return fmt.Errorf("publish message events: %w", err)
+	}
 	return nil
 }

@@ -10,6 +10,8 @@ type Metrics struct {
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
 	ClaimGroup prometheus.Histogram // claims sharing one transaction (SQLite)
 	Reported   prometheus.Counter   // messages set final by delivery reports
+	Sent       prometheus.Counter   // outcomes recorded: sent
+	Failed     prometheus.Counter   // outcomes recorded: failed
 	Acked      prometheus.Counter   // open claims closed by their ingress's ack
 	Expired    prometheus.Counter   // open claims swept after their confirm timeout
 	Requeued   prometheus.Counter   // messages of swept claims set back to new
@@ -17,6 +19,10 @@ type Metrics struct {
 
 // New registers the metrics on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
+	reports := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "apitosms_queue_outcomes_total",
+		Help: "Messages that reached a final status reported by a phone, by status (sent, failed); a repeated report is not counted.",
+	}, []string{"status"})
 	m := &Metrics{
 		Ingested: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_queue_ingested_messages_total",
@@ -40,6 +46,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "apitosms_queue_reported_messages_total",
 			Help: "Queued messages set to a final status by delivery reports.",
 		}),
+		Sent:   reports.WithLabelValues("sent"),
+		Failed: reports.WithLabelValues("failed"),
 		Acked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_queue_claims_acked_total",
 			Help: "Claims confirmed by the ingress that wrote their answer.",
@@ -53,7 +61,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages of expired claims set back to new at their FIFO place.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued} {
+	for _, c := range []prometheus.Collector{reports, m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

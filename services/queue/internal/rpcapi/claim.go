@@ -13,6 +13,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -32,6 +33,15 @@ type Claims struct {
 	wait    *consumer.CatchUp
 	m       *metrics.Metrics
 	confirm time.Duration // how long a confirmed claim waits for its ack
+	// initiated publishes message.initiated events (nil: none).
+	initiated *notify.Initiated
+}
+
+// PublishInitiated makes Claim publish message.initiated (for the accounts
+// subscribed to it) before it answers.
+func (c *Claims) PublishInitiated(i *notify.Initiated) *Claims {
+	c.initiated = i
+	return c
 }
 
 // NewClaims returns the claim handler, claiming through st. A claim asked
@@ -121,6 +131,16 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 	out := make([]events.ClaimedSMS, len(claimed))
 	for i, m := range claimed {
 		out[i] = events.ClaimedSMS{Pos: m.Pos, Phone: m.Phone, Text: m.Text}
+	}
+	if c.initiated != nil && len(out) > 0 {
+		positions := make([]int64, len(out))
+		for i, m := range out {
+			positions[i] = m.Pos
+		}
+		if err := c.initiated.Claimed(ctx, req.AccountID, positions); err != nil {
+			// Not answered: the claim is never confirmed and goes back to new.
+			return events.ClaimReply{}, fmt.Errorf("%w: publish message.initiated: %w", apperr.ErrUnavailable, err)
+		}
 	}
 	c.m.Claimed.Add(float64(len(out)))
 	return events.ClaimReply{Messages: out, ClaimIDs: ids}, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 	"github.com/apitosms/apitosms/services/queue/internal/sweep"
 )
@@ -181,12 +182,7 @@ func (t *Tracking) Cancel(ctx context.Context, req events.CancelRequest) (events
 // answers; past it the sweeper retries.
 const refundWait = 5 * time.Second
 
-func tracked(m *store.Tracked) events.TrackedSMS {
-	return events.TrackedSMS{
-		Pos: m.Pos, Phone: m.Phone, Text: m.Text, Status: m.Status, QueuedAt: m.AcceptedAt,
-		ClaimedAt: m.ClaimedAt, FinishedAt: m.FinishedAt, Device: m.Device, Attempts: m.Attempts,
-	}
-}
+func tracked(m *store.Tracked) events.TrackedSMS { return notify.Tracked(m) }
 
 // replySize bounds the bytes m takes in a JSON reply: every text byte may
 // be escaped as \u00XX, and the fixed fields take under 300.

@@ -39,6 +39,34 @@ const reportChunk = 1000
 // (SetKeepText(false)): a report of a message handed out under a confirmed
 // claim appends a narrow outcomes row instead of rewriting the message's.
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
+	res, err := s.RecordReports(ctx, reports)
+	return res.Changed, res.Missing, err
+}
+
+// Recorded is what RecordReports did.
+type Recorded struct {
+	Changed int64 // messages that got an outcome now
+	Missing int64 // reported positions with no row (not ingested yet)
+	// Final holds, once per position, the messages whose recorded outcome
+	// is the one a report of this call asked for (same status and time):
+	// those it recorded now, and those an earlier call with the same
+	// reports recorded (a redelivered batch). They are what message.sent
+	// and message.failed events tell, each as tracking shows it after the
+	// commit; a later report repeating a final status (a phone's retry,
+	// another time) is not among them.
+	Final []Tracked
+	// Sent and Failed count the outcomes recorded now, by status.
+	Sent, Failed int64
+}
+
+// RecordReports is ApplyReports that also returns the messages whose
+// outcome the reports recorded (Recorded.Final), read in the same
+// statement that finds the rows, so that the caller can publish their
+// events before it acknowledges the reports: a report is acknowledged only
+// once its outcome is stored and its event is published, and a redelivery
+// of the same reports finds the same messages again.
+func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Recorded, err error) {
+	var changed, missing int64
 	var positions []any
 	for _, r := range reports {
 		if r.Status == StatusSent || r.Status == StatusFailed {
@@ -46,11 +74,11 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		}
 	}
 	if len(positions) == 0 {
-		return 0, 0, nil
+		return out, nil
 	}
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("begin reports: %w", err)
+		return out, fmt.Errorf("begin reports: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
@@ -59,7 +87,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
 		if err := s.readReported(ctx, tx, rest[:n], rows); err != nil {
-			return 0, 0, err
+			return out, err
 		}
 		rest = rest[n:]
 	}
@@ -76,7 +104,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	if len(claimIDs) > 0 {
 		slices.Sort(claimIDs)
 		if open, err = s.openClaims(ctx, tx, slices.Compact(claimIDs)); err != nil {
-			return 0, 0, err
+			return out, err
 		}
 	}
 
@@ -89,6 +117,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 	var order []key
 	var blank []any
 	seen := make(map[int64]bool, len(positions))
+	var phones []phoneCount // few: one per phone and day
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
 			continue
@@ -98,7 +127,27 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		switch {
 		case !ok:
 			missing++
-		case stored.account == r.AccountID && stored.status < StatusSent:
+		case stored.account != r.AccountID:
+		default:
+			switch {
+			case stored.outcome == 0 && stored.status < StatusSent:
+				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+				sent := r.Status == StatusSent
+				if sent {
+					out.Sent++
+				} else {
+					out.Failed++
+				}
+				if r.Device != "" {
+					countPhone(&phones, r, sent)
+				}
+			case stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
+				// Recorded before by these very reports: a redelivery.
+				out.Final = append(out.Final, stored.final(r, s.blankText))
+			}
+			if stored.status >= StatusSent {
+				continue
+			}
 			ended = append(ended, r)
 			if s.blankText {
 				blank = append(blank, r.Pos)
@@ -117,7 +166,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		n := min(len(rest), reportChunk)
 		added, err := s.insertOutcomes(ctx, tx, &b, rest[:n])
 		if err != nil {
-			return 0, 0, err
+			return out, err
 		}
 		changed += added
 		rest = rest[n:]
@@ -128,7 +177,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 			n := min(len(keys), reportChunk)
 			args = append(append(args[:0], k.status, k.account), keys[:n]...)
 			if _, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...); err != nil {
-				return 0, 0, fmt.Errorf("apply reports: %w", err)
+				return out, fmt.Errorf("apply reports: %w", err)
 			}
 			keys = keys[n:]
 		}
@@ -140,14 +189,40 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 		s.placeholders(&b, 1, n)
 		b.WriteByte(')')
 		if _, err := tx.ExecContext(ctx, b.String(), rest[:n]...); err != nil {
-			return 0, 0, fmt.Errorf("blank texts: %w", err)
+			return out, fmt.Errorf("blank texts: %w", err)
 		}
 		rest = rest[n:]
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("commit reports: %w", err)
+	if err := s.countPhones(ctx, tx, phones); err != nil {
+		return out, err
 	}
-	return changed, missing, nil
+	if err := tx.Commit(); err != nil {
+		return out, fmt.Errorf("commit reports: %w", err)
+	}
+	out.Changed, out.Missing = changed, missing
+	return out, nil
+}
+
+// countPhone adds r's outcome to its phone's count for r's day.
+func countPhone(counts *[]phoneCount, r Report, sent bool) {
+	day := r.At.UTC().Format(time.DateOnly)
+	var c *phoneCount
+	for i := range *counts {
+		if p := &(*counts)[i]; p.account == r.AccountID && p.device == r.Device && p.day == day {
+			c = p
+			break
+		}
+	}
+	if c == nil {
+		*counts = append(*counts, phoneCount{account: r.AccountID, device: r.Device, day: day})
+		c = &(*counts)[len(*counts)-1]
+	}
+	if sent {
+		c.sent++
+	} else {
+		c.failed++
+	}
+	c.atMs = max(c.atMs, r.At.UnixMilli())
 }
 
 // insertOutcomes appends the outcomes of reports (at most reportChunk) and
@@ -185,14 +260,36 @@ func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Build
 // reportedRow is what a report needs to know of a stored message.
 type reportedRow struct {
 	account int64
-	status  int
+	status  int   // in messages
 	claim   int64 // 0: none
+	outcome int   // the recorded outcome's status, 0: none yet
+	tracked Tracked
+}
+
+// final is the message as tracking shows it once r's outcome is recorded.
+func (row reportedRow) final(r Report, blankText bool) Tracked {
+	t := row.tracked
+	if row.outcome == 0 {
+		at := r.At
+		t.FinishedAt, t.Device = &at, r.Device
+	}
+	t.Status = r.Status
+	if blankText {
+		t.Text = ""
+	}
+	return t
+}
+
+// sameTime reports whether a stored outcome time is at (both databases keep
+// at least microseconds; compared to the millisecond).
+func sameTime(stored *time.Time, at time.Time) bool {
+	return stored != nil && stored.Truncate(time.Millisecond).Equal(at.Truncate(time.Millisecond))
 }
 
 // readReported adds the stored rows among positions to into.
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
 	var b strings.Builder
-	b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
+	b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
 	res, err := tx.QueryContext(ctx, b.String(), positions...)
@@ -201,12 +298,24 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	}
 	defer res.Close()
 	for res.Next() {
-		var pos int64
 		var r reportedRow
-		if err := res.Scan(&pos, &r.account, &r.status, &r.claim); err != nil {
+		t := &r.tracked
+		var accepted, claimed, finished any
+		if err := res.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts,
+			&r.status, &r.claim, &r.outcome); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		into[pos] = r
+		if t.AcceptedAt, err = asTime(accepted); err != nil {
+			return fmt.Errorf("find reported: %w", err)
+		}
+		if t.ClaimedAt, err = asTimePtr(claimed); err != nil {
+			return fmt.Errorf("find reported: %w", err)
+		}
+		if t.FinishedAt, err = asTimePtr(finished); err != nil {
+			return fmt.Errorf("find reported: %w", err)
+		}
+		r.account = t.AccountID
+		into[t.Pos] = r
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("find reported: %w", err)

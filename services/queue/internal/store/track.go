@@ -243,6 +243,31 @@ func (s *Store) PendingRefunds(ctx context.Context, limit int) ([]int64, error) 
 	return out, rows.Err()
 }
 
+// PendingRefundMessages returns the messages among positions whose refund
+// is still pending (cancelled or expired, quota not given back yet), as
+// tracking shows them.
+func (s *Store) PendingRefundMessages(ctx context.Context, positions []int64) ([]Tracked, error) {
+	var out []Tracked
+	var b strings.Builder
+	for rest := positions; len(rest) > 0; {
+		n := min(len(rest), lookupChunk)
+		b.Reset()
+		b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE m.refund = 1 AND m.pos IN (")
+		s.placeholders(&b, 1, n)
+		b.WriteByte(')')
+		args := make([]any, n)
+		for i, p := range rest[:n] {
+			args[i] = p
+		}
+		rows, err := s.sqlDB().QueryContext(ctx, b.String(), args...)
+		if out, err = scanTracked(rows, err, out); err != nil {
+			return nil, fmt.Errorf("pending refund messages: %w", err)
+		}
+		rest = rest[n:]
+	}
+	return out, nil
+}
+
 // TakeRefunds takes the refunds still pending among positions, grouped by
 // account and month: each is taken by exactly one caller (replicas sweep
 // concurrently), so quota is never given back twice. A caller that cannot

@@ -15,6 +15,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -26,6 +27,7 @@ type Sweeper struct {
 	st        *store.Store
 	nc        *nats.Conn
 	names     events.Names
+	notify    *notify.Notifier
 	retention time.Duration
 	interval  time.Duration
 	m         *metrics.Tracking
@@ -35,8 +37,8 @@ type Sweeper struct {
 
 // New returns a sweeper removing final messages retention after they became
 // final, every interval.
-func New(st *store.Store, nc *nats.Conn, names events.Names, retention, interval time.Duration, m *metrics.Tracking, log *slog.Logger) *Sweeper {
-	return &Sweeper{st: st, nc: nc, names: names, retention: retention, interval: interval, m: m, log: log, now: time.Now}
+func New(st *store.Store, nc *nats.Conn, names events.Names, n *notify.Notifier, retention, interval time.Duration, m *metrics.Tracking, log *slog.Logger) *Sweeper {
+	return &Sweeper{st: st, nc: nc, names: names, notify: n, retention: retention, interval: interval, m: m, log: log, now: time.Now}
 }
 
 // Run sweeps every interval until ctx ends. Failures are logged, counted and
@@ -78,15 +80,28 @@ func (s *Sweeper) Once(ctx context.Context) {
 	}
 }
 
-// Refund gives back the quota of the cancelled messages at positions whose
-// refund is still pending, one billing release per account and month, and
+// Refund publishes the events (message.cancelled, message.expired) of the
+// messages at positions whose refund is still pending, then gives back
+// their quota, one billing release per account and month, and
 // returns how many it gave back. Each pending refund is taken by one caller
 // only (replicas and concurrent cancels never both give it back). A release
 // billing refused or did not answer is marked pending again for the next
-// sweep. Two windows of one round trip remain: a release applied whose
+// sweep. The pending refund is the outbox of the event too: it is set in the
+// transaction that ended the message and taken only after the event was
+// published, so a process dying in between leaves it for the next sweep
+// (which publishes the same event id again). Two windows of one round trip remain: a release applied whose
 // answer was lost is given back again; a process dying between taking a
 // refund and sending the release loses it.
 func (s *Sweeper) Refund(ctx context.Context, positions []int64) int {
+	ended, err := s.st.PendingRefundMessages(ctx, positions)
+	if err != nil {
+		s.fail(ctx, "read pending refunds", err)
+		return 0
+	}
+	if _, err := s.notify.Messages(ctx, ended); err != nil {
+		s.fail(ctx, "publish message events", err)
+		return 0
+	}
 	refunds, err := s.st.TakeRefunds(ctx, positions)
 	if err != nil {
 		s.fail(ctx, "take refunds", err)

@@ -1,0 +1,193 @@
+package consume_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	libconsumer "github.com/apitosms/apitosms/libs/consumer"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/metrics"
+	"github.com/apitosms/apitosms/services/queue/internal/notify"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// reportedRig is a store with messages 1..n of account 1 handed out, and a
+// Reported handler publishing events (none when events is false).
+type reportedRig struct {
+	st    *store.Store
+	h     *consume.Reported
+	js    jetstream.JetStream
+	names events.Names
+}
+
+func newReportedRig(t testing.TB, b testkit.Backend, n int, withEvents bool) *reportedRig {
+	ctx := context.Background()
+	br := b.Broker(t)
+	st := store.New(b.DB(t, store.Service))
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in := st.NewInserter()
+	defer in.Close()
+	for from := 0; from < n; from += 5000 {
+		rows := make([]store.NewMessage, min(5000, n-from))
+		for i := range rows {
+			rows[i] = store.NewMessage{Pos: int64(from + i + 1), AccountID: 1, Phone: "+15550000", Text: "hello", AcceptedAt: time.Now()}
+		}
+		if _, err := in.Insert(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for claimed := 0; claimed < n; {
+		got, err := st.Claim(ctx, 1, 5000, store.NoBound, time.Now(), store.Confirm{})
+		if err != nil || len(got) == 0 {
+			t.Fatalf("claim: %d, %v", len(got), err)
+		}
+		claimed += len(got)
+	}
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableQueueIngest, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nt *notify.Notifier
+	if withEvents {
+		codec, err := hashid.Load(ctx, br.JS, b.Names.KeysBucket(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nt = notify.New(br.JS, b.Names, codec, br.Conn.MaxPayload())
+	}
+	return &reportedRig{st: st, h: consume.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
+}
+
+// reportedMsgs publishes ReportedBatch messages of size reports each (sent,
+// by one phone) for positions from..from+count-1 and reads them back.
+func (r *reportedRig) reportedMsgs(t testing.TB, from, count, size int) []jetstream.Msg {
+	ctx := context.Background()
+	at := time.Now()
+	msgs := 0
+	for i := from; i < from+count; i += size {
+		ev := events.ReportedBatch{AccountID: 1, ReportedAt: at, Device: "MyPhone"}
+		for p := i; p < min(i+size, from+count); p++ {
+			ev.Items = append(ev.Items, events.Reported{Pos: int64(p), Status: events.StatusSent})
+		}
+		data, _ := json.Marshal(ev)
+		if _, err := r.js.Publish(ctx, r.names.ReportedSubject(), data); err != nil {
+			t.Fatal(err)
+		}
+		msgs++
+	}
+	return fetchLast(t, r.js, r.names.ReportedStream(), msgs)
+}
+
+// fetchLast reads the last count messages of stream without acking them.
+func fetchLast(t testing.TB, js jetstream.JetStream, stream string, count int) []jetstream.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: info.State.LastSeq - uint64(count) + 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(count, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for msg := range batch.Messages() {
+		out = append(out, msg)
+	}
+	if len(out) != count {
+		t.Fatalf("fetched %d messages, want %d", len(out), count)
+	}
+	return out
+}
+
+// A reported batch handled twice (redelivered after its events were
+// published, or after a crash before the ack) publishes the same events
+// under the same ids: the notify stream stores them once.
+func TestReportedRedeliveryPublishesSameEvents(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		r := newReportedRig(t, b, 3, true)
+		msgs := r.reportedMsgs(t, 1, 3, 3)
+		for range 2 {
+			if err := r.h.Handle(ctx, msgs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := r.js.Stream(ctx, r.names.NotifyStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 1 {
+			t.Fatalf("notify stream holds %d messages after a redelivery, want 1", info.State.Msgs)
+		}
+		got := fetchLast(t, r.js, r.names.NotifyStream(), 1)[0]
+		var batch events.NotificationBatch
+		if err := events.Unmarshal(got.Data(), &batch); err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, n := range batch.Batch {
+			if n.Type != events.TypeMessageSent || n.AccountID != 1 {
+				t.Fatalf("event %+v", n)
+			}
+			ids[n.ID] = true
+		}
+		if len(ids) != 3 {
+			t.Fatalf("event ids %v", ids)
+		}
+	})
+}
+
+// BenchmarkReportedHandle1000 is the queue's report path: one Handle of
+// 10 ReportedBatch messages of 100 reports (handed-out messages, one phone),
+// recording outcomes and, with events, publishing their message.sent events.
+func BenchmarkReportedHandle1000(b *testing.B) {
+	for _, withEvents := range []bool{false, true} {
+		b.Run(fmt.Sprintf("events=%v", withEvents), func(b *testing.B) {
+			backend := testkit.Embedded(b)
+			const size = 1000
+			r := newReportedRig(b, backend, (b.N+1)*size, withEvents)
+			batches := make([][]jetstream.Msg, b.N)
+			for i := range b.N {
+				batches[i] = r.reportedMsgs(b, i*size+1, size, 100)
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := r.h.Handle(ctx, batches[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "reports/s")
+		})
+	}
+}

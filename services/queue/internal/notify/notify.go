@@ -1,0 +1,118 @@
+// Package notify publishes the queue's message events (contract §10:
+// message.sent, .failed, .cancelled, .expired) to the notify stream, for the
+// webhooks service. Callers publish the events of changes already
+// committed and only then acknowledge what caused them (a reported batch, a
+// pending refund), so an event is published at least once for every change
+// and never for a change that did not commit; the event ids name the facts
+// (events.MessageNotification), so a repeat is dropped by the stream's
+// duplicate window and by the receivers' webhook-id.
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+// Notifier publishes message events.
+type Notifier struct {
+	budget int // bytes of events per stream message
+	js     jetstream.JetStream
+	names  events.Names
+	hashes *hashid.Codec
+}
+
+// New returns a Notifier publishing on names' notify stream; hashes gives
+// messages their public hashes; maxPayload is the connection's largest
+// message.
+func New(js jetstream.JetStream, names events.Names, hashes *hashid.Codec, maxPayload int64) *Notifier {
+	return &Notifier{js: js, names: names, hashes: hashes, budget: int(min(maxPayload, 64<<20) / 2)}
+}
+
+// Messages publishes one event per message (its type from its status; a
+// message with no event type is skipped) and returns how many once the
+// stream stored them all. Events go in stream messages of up to
+// events.MaxNotificationsPerMessage and half the connection's max payload
+// (a message's text may take kilobytes once escaped); each stream message's
+// id is a digest of its event ids, so publishing the same events again is
+// stored once, and different events never share an id.
+func (n *Notifier) Messages(ctx context.Context, msgs []store.Tracked) (int, error) {
+	if n == nil || len(msgs) == 0 {
+		return 0, nil
+	}
+	list := make([]events.Notification, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if ev, ok := events.MessageNotification(m.AccountID, n.hashes.Hash(m.Pos), Tracked(m)); ok {
+			list = append(list, ev)
+		}
+	}
+	for rest := list; len(rest) > 0; {
+		size, k := 0, 0
+		for k < len(rest) && k < events.MaxNotificationsPerMessage {
+			size += len(rest[k].Data) + len(rest[k].ID) + 128
+			if k > 0 && size > n.budget {
+				break
+			}
+			k++
+		}
+		if err := n.publish(ctx, rest[:k]); err != nil {
+			return 0, err
+		}
+		rest = rest[k:]
+	}
+	return len(list), nil
+}
+
+// publish stores chunk in one stream message whose id digests its event ids.
+func (n *Notifier) publish(ctx context.Context, chunk []events.Notification) error {
+	sum := sha256.New()
+	for _, ev := range chunk {
+		sum.Write([]byte(ev.ID))
+		sum.Write([]byte{','})
+	}
+	return events.PublishNotifications(ctx, n.js, n.names, "msgs_"+hex.EncodeToString(sum.Sum(nil)[:16]), chunk)
+}
+
+// Tracked is m as the tracking payloads carry it.
+func Tracked(m *store.Tracked) events.TrackedSMS {
+	return events.TrackedSMS{
+		Pos: m.Pos, Phone: m.Phone, Text: m.Text, Status: m.Status, QueuedAt: m.AcceptedAt,
+		ClaimedAt: m.ClaimedAt, FinishedAt: m.FinishedAt, Device: m.Device, Attempts: m.Attempts,
+	}
+}
+
+// Phones publishes phone.offline / phone.online events for evs (data
+// {"device","lastSeenAt"}); each event's id names the phone's transition
+// (account, device, transition number), so publishing it again is harmless.
+func (n *Notifier) Phones(ctx context.Context, evs []store.PhoneEvent) error {
+	if n == nil || len(evs) == 0 {
+		return nil
+	}
+	list := make([]events.Notification, 0, len(evs))
+	for _, e := range evs {
+		typ := events.TypePhoneOffline
+		if e.Online {
+			typ = events.TypePhoneOnline
+		}
+		data, err := events.Marshal(events.PhoneEvent{Device: e.Device, LastSeenAt: timestamp.Time{Time: time.UnixMilli(e.SeenMs).UTC()}})
+		if err != nil {
+			return err
+		}
+		dev := sha256.Sum256([]byte(e.Device))
+		list = append(list, events.Notification{
+			ID:        fmt.Sprintf("%s.%d.%s.%d", typ, e.AccountID, hex.EncodeToString(dev[:8]), e.Seq),
+			AccountID: e.AccountID, Type: typ, Data: data,
+		})
+	}
+	return n.publish(ctx, list)
+}

@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/queue/internal/store"
+)
+
+func finalPositions(rec store.Recorded) []int64 {
+	var out []int64
+	for _, t := range rec.Final {
+		out = append(out, t.Pos)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RecordReports names the messages whose outcome its reports recorded, and
+// names them again when the same reports come again (a redelivered batch
+// whose events were not published yet), but not for a later report
+// repeating a final status at another time (a phone's retry) nor for the
+// other final status.
+func TestRecordReportsNamesTheirOutcomes(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		st := open(t, b)
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		if _, err := in.Insert(ctx, rows(1, 1, 4)); err != nil {
+			t.Fatal(err)
+		}
+		// 1, 2 confirmed claim; 3 open claim; 4 still new.
+		id := store.NewClaimID()
+		if _, err := st.Claim(ctx, 1, 2, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Ack(ctx, []int64{id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+		reports := []store.Report{
+			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 1, Pos: 2, Status: store.StatusFailed, Device: "P", At: at},
+			{AccountID: 1, Pos: 3, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 1, Pos: 4, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 2, Pos: 1, Status: store.StatusSent, Device: "X", At: at}, // another account's
+		}
+		first, err := st.RecordReports(ctx, reports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := finalPositions(first); !slices.Equal(got, []int64{1, 2, 3, 4}) || first.Sent != 3 || first.Failed != 1 {
+			t.Fatalf("first: final %v, sent %d failed %d", got, first.Sent, first.Failed)
+		}
+		for _, m := range first.Final {
+			if m.Device != "P" || m.FinishedAt == nil || !m.FinishedAt.Equal(at) || m.AccountID != 1 || m.Phone == "" {
+				t.Fatalf("final message %+v", m)
+			}
+		}
+		again, err := st.RecordReports(ctx, reports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := finalPositions(again); !slices.Equal(got, []int64{1, 2, 3, 4}) || again.Sent+again.Failed != 0 || again.Changed != 0 {
+			t.Fatalf("redelivery: final %v, sent %d failed %d changed %d", got, again.Sent, again.Failed, again.Changed)
+		}
+		looked, err := st.Lookup(ctx, 1, []int64{1, 2, 3, 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(looked, func(a, b store.Tracked) int { return int(a.Pos - b.Pos) })
+		slices.SortFunc(again.Final, func(a, b store.Tracked) int { return int(a.Pos - b.Pos) })
+		for i := range looked {
+			l, f := looked[i], again.Final[i]
+			if l.Status != f.Status || l.Device != f.Device || !l.FinishedAt.Equal(*f.FinishedAt) || l.Attempts != f.Attempts || l.Text != f.Text {
+				t.Fatalf("event object %+v differs from tracking's %+v", f, l)
+			}
+		}
+		later := []store.Report{
+			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at.Add(time.Minute)},
+			{AccountID: 1, Pos: 2, Status: store.StatusSent, Device: "P", At: at},
+		}
+		rec, err := st.RecordReports(ctx, later)
+		if err != nil || len(rec.Final) != 0 {
+			t.Fatalf("repeated/contrary reports: %+v, %v", rec.Final, err)
+		}
+	})
+}
