@@ -396,6 +396,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		// Message tracking (§9) and webhooks (§10).
 		trackingConformance(t, o, js)
 		webhooksConformance(t, o, js)
+		phonesConformance(t, o, js)
 		readWindowConformance(t, o, js)
 
 		// App versions.
@@ -772,5 +773,54 @@ func readWindowConformance(t *testing.T, o *oapi, js func(any) []byte) {
 	// The send window is untouched.
 	if r := o.call(t, "POST", "/api/{token}/queue", map[string]string{"token": tok}, "", js(items("r", 1))); r.status != 200 || r.header.Get("X-RateLimit-Limit") != "60" {
 		t.Fatalf("queue after the read window is spent: %d %v %s", r.status, r.header, r.body)
+	}
+}
+
+// phonesConformance drives the phones list (§11) and get_messages' device
+// parameter: no phone at first, then one phone named by a GET pull and a
+// report, one by a POST pull, and a blank name that names none.
+func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	tok := newAccount(t, o, js, 100, 1000)
+	tp := map[string]string{"token": tok}
+	list, g := "/api/{token}/phones", "/api/{token}/get_messages"
+	if r := o.call(t, "GET", list, tp, "", nil); r.status != 200 || string(r.body) != `{"phones":[]}` || r.header.Get("X-RateLimit-Limit") != strconv.Itoa(readWindow) {
+		t.Fatalf("phones before any pull: %d %v %s", r.status, r.header, r.body)
+	}
+	o.call(t, "POST", "/api/{token}/queue", tp, "", js(items("ph", 2)))
+	long := "Pixel-7 " + strings.Repeat("x", 20) // cut to 15 characters
+	pulled := o.call(t, "GET", g, tp, "limit=1&device="+url.QueryEscape(long), nil).list(t)
+	if len(pulled) != 1 {
+		t.Fatalf("pull with a device: %v", pulled)
+	}
+	// A name that is empty once trimmed names no phone; it is sent before
+	// Tablet's pull, so it reaches the queue no later than Tablet does.
+	o.call(t, "GET", g, tp, "limit=1&device="+url.QueryEscape(" \t "), nil)
+	o.call(t, "POST", g, tp, "limit=1&device=Tablet", nil)
+	if r := o.call(t, "POST", "/api/{token}/status", tp, "", js(map[string]any{"device": long, "messages": []any{
+		map[string]any{"hash": pulled[0]["hash"], "status": 2}}})); r.json(t)["updated"] != 1.0 {
+		t.Fatalf("status: %s", r.body)
+	}
+
+	// Sightings reach the list within a flush interval (2 s); each poll
+	// counts in the read window, so poll gently.
+	var phones []any
+	testkit.Eventually(t, 15*time.Second, "both phones listed with the report", throttled(200*time.Millisecond, func() bool {
+		phones = o.call(t, "GET", list, tp, "", nil).json(t)["phones"].([]any)
+		if len(phones) < 2 {
+			return false
+		}
+		first := phones[0].(map[string]any)
+		return first["lastReportAt"] != nil && phones[len(phones)-1].(map[string]any)["device"] == "Tablet"
+	}))
+	if len(phones) != 2 {
+		t.Fatalf("phones: %v", phones)
+	}
+	pixel, tablet := phones[0].(map[string]any), phones[1].(map[string]any)
+	if pixel["device"] != long[:15] || pixel["sentToday"] != 1.0 || pixel["failedToday"] != 0.0 || pixel["online"] != true ||
+		pixel["lastPullAt"] == nil || pixel["lastSeenAt"] == nil {
+		t.Fatalf("phone with a pull and a report: %v", pixel)
+	}
+	if tablet["lastReportAt"] != nil || tablet["sentToday"] != 0.0 || tablet["online"] != true || tablet["lastSeenAt"] != tablet["lastPullAt"] {
+		t.Fatalf("phone with a pull only: %v", tablet)
 	}
 }
