@@ -211,7 +211,7 @@ func (l *load) phone(ctx context.Context, m int) {
 						continue
 					}
 					if prev := l.pullSeq[m]; len(prev) > 0 && seq <= prev[len(prev)-1] {
-						l.fifoErrs = append(l.fifoErrs, fmt.Sprintf("merchant %d: message %d handed out after %d", m, seq, prev[len(prev)-1]))
+						// Judged in verify: a re-offer after a lost answer is in order.
 						l.fifoAt = append(l.fifoAt, [3]int{m, seq, prev[len(prev)-1]})
 					}
 					l.pullSeq[m] = append(l.pullSeq[m], seq)

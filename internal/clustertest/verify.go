@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,8 +44,16 @@ func verify(ctx context.Context, e env, l *load) error {
 			foreign++
 		}
 	}
+	reoffered := 0
 	if len(l.fifoAt) > 0 {
-		explainFIFO(ctx, e, l)
+		var late [][3]int
+		reoffered, late = l.reoffers(ctx)
+		for _, v := range late {
+			l.fifoErrs = append(l.fifoErrs, fmt.Sprintf("merchant %d: message %d handed out after %d", v[0], v[1], v[2]))
+		}
+		if len(late) > 0 {
+			explainFIFO(ctx, e, l)
+		}
 	}
 	for i, f := range l.fifoErrs {
 		if i == 5 {
@@ -93,8 +102,8 @@ func verify(ctx context.Context, e env, l *load) error {
 	}
 	fmt.Printf("verify: %d acknowledged (%d requests given up after a minute of retries, %d items in them); %d handed out; %d handed out twice; "+
 		"%d acknowledged not handed out, of which %d were handed out in answers lost with a killed ingress; %d handed out that the merchant never saw acknowledged; "+
-		"%d FIFO violations; reports: %d sent in 200-answered requests, %d updated, %d entry errors\n",
-		len(l.acks), l.giveUps, l.unacked, len(l.pulls), twice, len(missing), lostInFlight, foreign, len(l.fifoErrs), reported, updated, reportErrs)
+		"%d handed out after newer ones because their first answer was lost with a killed ingress (re-offered at their FIFO place); %d FIFO violations; reports: %d sent in 200-answered requests, %d updated, %d entry errors\n",
+		len(l.acks), l.giveUps, l.unacked, len(l.pulls), twice, len(missing), lostInFlight, foreign, reoffered, len(l.fifoErrs), reported, updated, reportErrs)
 	if n := l.unauthorizedPhones.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d phones were refused their token", n))
 	}
@@ -155,4 +164,30 @@ func explainFIFO(ctx context.Context, e env, l *load) {
 		fmt.Printf("explain FIFO: merchant %d: message %d at stream seq %d (item %d), handed out after message %d at stream seq %d (item %d)\n",
 			v[0], v[1], pl>>10, pl&1023, v[2], pe>>10, pe&1023)
 	}
+}
+
+// reoffers sorts the messages a phone got after newer ones: a message whose
+// first hand-out went into an answer that never reached the phone (its
+// ingress was killed) is re-offered at its FIFO place once the claim's
+// confirmation times out, by when newer ones have gone out; tracking's
+// attempts (hand-outs) tells those apart from real FIFO violations, which it
+// returns.
+func (l *load) reoffers(ctx context.Context) (reoffered int, late [][3]int) {
+	bySeq := map[[2]int]string{}
+	for h, a := range l.acks {
+		bySeq[[2]int{a.merchant, a.seq}] = h
+	}
+	for _, v := range l.fifoAt {
+		h := bySeq[[2]int{v[0], v[1]}]
+		code, body, err := l.call(ctx, http.MethodGet, "/api/"+l.tokens[v[0]]+"/messages/"+h, "", "", nil)
+		var m struct {
+			Attempts int `json:"attempts"`
+		}
+		if err == nil && code == http.StatusOK && json.Unmarshal(body, &m) == nil && m.Attempts >= 2 {
+			reoffered++
+			continue
+		}
+		late = append(late, v)
+	}
+	return reoffered, late
 }
