@@ -2,16 +2,24 @@ package batch
 
 import (
 	"bytes"
-	json "github.com/goccy/go-json"
+	stdjson "encoding/json"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 )
 
 // typedItem is an item whose fields all have the expected JSON types.
+// The §12 fields stay raw: checkExtras judges them for both paths.
 type typedItem struct {
-	Phone   *string `json:"phone"`
-	Message *string `json:"message"`
-	Text    *string `json:"text"`
+	Phone      *string            `json:"phone"`
+	Message    *string            `json:"message"`
+	Text       *string            `json:"text"`
+	SendAt     stdjson.RawMessage `json:"sendAt"`
+	TTL        stdjson.RawMessage `json:"ttl"`
+	ValidUntil stdjson.RawMessage `json:"validUntil"`
+	Priority   stdjson.RawMessage `json:"priority"`
 }
 
 // parseTyped is the fast path for the common case: a well-typed body (an
@@ -40,7 +48,7 @@ func parseTyped(body []byte) ([]typedItem, bool) {
 	return items, true
 }
 
-func checkTyped(it typedItem) (Valid, string) {
+func checkTyped(it typedItem, now time.Time) (Valid, string) {
 	if it.Phone == nil {
 		return Valid{}, ErrInvalidPhone
 	}
@@ -61,5 +69,9 @@ func checkTyped(it typedItem) (Valid, string) {
 	if strings.IndexByte(*text, 0) >= 0 {
 		return Valid{}, ErrMessageNUL
 	}
-	return Valid{Phone: phone, Text: *text}, ""
+	v := Valid{Phone: phone, Text: *text}
+	if msg := checkExtras(extras{it.SendAt, it.TTL, it.ValidUntil, it.Priority}, now, &v); msg != "" {
+		return Valid{}, msg
+	}
+	return v, ""
 }
