@@ -69,9 +69,9 @@ func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Tim
 		id = confirm.ID
 	}
 	if s.pg {
-		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli()}
+		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli(), now.UnixMilli()}
 	}
-	return []any{now.UTC(), id, accountID, maxPos, limit}
+	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit}
 }
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
@@ -111,7 +111,7 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 	for i, m := range out {
 		positions[i] = m.Pos
 	}
-	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
+	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, now.UnixMilli(), confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
 		return nil, fmt.Errorf("claim: record: %w", err)
 	}
 	return out, nil
@@ -140,32 +140,48 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 }
 
 // claimSQLite relies on SQLite's single writer: the subquery and the update
-// run under one write lock. Parameters: claimed at, claim id, account, max
-// position, limit.
+// run under one write lock. It takes the high lane before the normal one,
+// FIFO in each, skipping messages whose lifetime has ended (the sweeper
+// expires them), all from the claim index. Parameters: claimed at, claim
+// id, account, max position, now (Unix ms), limit.
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?, attempts = attempts + 1
-WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ?
+    AND (valid_until IS NULL OR valid_until > ?) ORDER BY lane, pos LIMIT ?)
 RETURNING pos, phone, text`
 
-// recordClaimSQLite records a claim to be confirmed.
-const recordClaimSQLite = `INSERT INTO claims (id, account_id, expires_ms, positions) VALUES (?, ?, ?, ?)`
+// recordClaimSQLite records a claim to be confirmed, leased when the
+// account has a lease (account_settings): then it ends leaseSeconds after
+// now rather than at the confirm deadline, and its ack does not close it.
+// Parameters: id, account, now (Unix ms), confirm deadline (Unix ms),
+// positions.
+const recordClaimSQLite = `INSERT INTO claims (id, account_id, expires_ms, positions, lease, max_attempts)
+SELECT ?1, ?2, COALESCE(?3 + s.lease_seconds * 1000, ?4), ?5, COALESCE(s.on_expiry, 0), COALESCE(s.max_attempts, 0)
+FROM (SELECT 1) LEFT JOIN account_settings s ON s.account_id = ?2 AND s.lease_seconds > 0`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
 // The pick is a CTE rather than an IN subquery so that it is evaluated
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
 // asked); a CTE with FOR UPDATE is always materialised. The same statement
-// records the claim when it has an id ($5) and took something: one round
-// trip either way. Parameters: claimed at, account, max position, limit,
-// claim id (NULL: not recorded), expiry (Unix ms).
+// records the claim when it has an id ($5) and took something, leased as
+// recordClaimSQLite says: one round trip either way. High lane first, FIFO
+// in each, lifetimes not ended. Parameters: claimed at, account, max
+// position, limit, claim id (NULL: not recorded), confirm deadline (Unix
+// ms), now (Unix ms).
 const claimPostgres = `WITH picked AS (
     SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
-    ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
+        AND (valid_until IS NULL OR valid_until > $7)
+    ORDER BY lane, pos LIMIT $4 FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5, attempts = m.attempts + 1
     FROM picked WHERE m.pos = picked.pos AND m.status = 0
     RETURNING m.pos, m.phone, m.text
+), agg AS (
+    SELECT count(*) AS n, array_agg(pos ORDER BY pos) AS positions FROM claimed
 ), recorded AS (
-    INSERT INTO claims (id, account_id, expires_ms, positions)
-    SELECT $5, $2, $6, array_agg(pos ORDER BY pos) FROM claimed
-    HAVING count(*) > 0 AND $5::bigint IS NOT NULL
+    INSERT INTO claims (id, account_id, expires_ms, positions, lease, max_attempts)
+    SELECT $5, $2, COALESCE($7 + s.lease_seconds::bigint * 1000, $6), agg.positions,
+        COALESCE(s.on_expiry, 0), COALESCE(s.max_attempts, 0)
+    FROM agg LEFT JOIN account_settings s ON s.account_id = $2 AND s.lease_seconds > 0
+    WHERE agg.n > 0 AND $5::bigint IS NOT NULL
 )
 SELECT pos, phone, text FROM claimed`

@@ -103,7 +103,7 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 			if s.blankText {
 				blank = append(blank, r.Pos)
 			}
-			if stored.status == StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
+			if stored.status <= StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
 				k := key{r.AccountID, r.Status}
 				if _, ok := pending[k]; !ok {
 					order = append(order, k)
