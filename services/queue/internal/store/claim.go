@@ -16,6 +16,7 @@ type Claimed struct {
 	Pos   int64
 	Phone string
 	Text  string
+	High  bool // high priority (contract §12): listed before normal ones
 }
 
 // NoBound is the maxPos of a claim that may take any position.
@@ -117,7 +118,21 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 	return out, nil
 }
 
-// scanClaimed reads claimed rows and sorts them by position.
+// SortHandOut sorts claimed messages in hand-out order: high priority
+// first, FIFO within each priority.
+func SortHandOut(out []Claimed) {
+	slices.SortFunc(out, func(a, b Claimed) int {
+		if a.High != b.High {
+			if a.High {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Pos, b.Pos)
+	})
+}
+
+// scanClaimed reads claimed rows and sorts them in hand-out order.
 func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -126,16 +141,18 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	var out []Claimed
 	for rows.Next() {
 		var c Claimed
-		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text); err != nil {
+		var lane int
+		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane); err != nil {
 			return nil, fmt.Errorf("claim: scan: %w", err)
 		}
+		c.High = lane == 0
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	// RETURNING order is unspecified.
-	slices.SortFunc(out, func(a, b Claimed) int { return cmp.Compare(a.Pos, b.Pos) })
+	SortHandOut(out)
 	return out, nil
 }
 
@@ -147,7 +164,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?, attempts = attempts + 1
 WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ?
     AND (valid_until IS NULL OR valid_until > ?) ORDER BY lane, pos LIMIT ?)
-RETURNING pos, phone, text`
+RETURNING pos, phone, text, lane`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the
 // account has a lease (account_settings): then it ends leaseSeconds after
@@ -174,7 +191,7 @@ const claimPostgres = `WITH picked AS (
 ), claimed AS (
     UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5, attempts = m.attempts + 1
     FROM picked WHERE m.pos = picked.pos AND m.status = 0
-    RETURNING m.pos, m.phone, m.text
+    RETURNING m.pos, m.phone, m.text, m.lane
 ), agg AS (
     SELECT count(*) AS n, array_agg(pos ORDER BY pos) AS positions FROM claimed
 ), recorded AS (
@@ -184,4 +201,4 @@ const claimPostgres = `WITH picked AS (
     FROM agg LEFT JOIN account_settings s ON s.account_id = $2 AND s.lease_seconds > 0
     WHERE agg.n > 0 AND $5::bigint IS NOT NULL
 )
-SELECT pos, phone, text FROM claimed`
+SELECT pos, phone, text, lane FROM claimed`
