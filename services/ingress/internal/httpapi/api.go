@@ -77,6 +77,8 @@ func (a *API) Routes(r fiber.Router) {
 	r.Delete("/api/:token/messages/:hash", a.cancelMessage)
 	// Webhooks (contract §10): webhooks.go.
 	a.webhookRoutes(r)
+	// Lease settings (contract §12): settings.go.
+	a.settingsRoutes(r)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

@@ -58,6 +58,10 @@ type trackedMessage struct {
 	FinishedAt  timestamp.Time `json:"finishedAt"`
 	Device      *string        `json:"device"`
 	Attempts    int            `json:"attempts"`
+	// Added when §12's fields were given (priority with any of them).
+	SendAt     *timestamp.Time `json:"sendAt,omitempty"`
+	ValidUntil *timestamp.Time `json:"validUntil,omitempty"`
+	Priority   string          `json:"priority,omitempty"`
 }
 
 func (a *API) trackedMessage(m events.TrackedSMS) trackedMessage {
@@ -77,6 +81,18 @@ func (a *API) trackedMessage(m events.TrackedSMS) trackedMessage {
 	if m.Device != "" {
 		d := m.Device
 		out.Device = &d
+	}
+	if m.SendAt != 0 {
+		out.SendAt = &timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+	}
+	if m.ValidUntil != 0 {
+		out.ValidUntil = &timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+	}
+	switch {
+	case m.High:
+		out.Priority = "high"
+	case m.SendAt != 0 || m.ValidUntil != 0:
+		out.Priority = "normal"
 	}
 	return out
 }

@@ -36,6 +36,10 @@ type Tracked struct {
 	FinishedAt *time.Time
 	Device     string
 	Attempts   int
+	// Contract §12, when given: Unix milliseconds (0: none), priority.
+	SendAt     int64
+	ValidUntil int64
+	High       bool
 }
 
 // trackColumns are the columns scanTracked reads, from trackFrom. How a
@@ -44,7 +48,8 @@ type Tracked struct {
 // that does not count them) has been handed out at least once.
 // A scheduled message (status -1) shows as new.
 const trackColumns = `m.pos, m.account_id, m.phone, m.text, ` + trackStatus + `, m.accepted_at, m.claimed_at,
-o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END`
+o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END,
+COALESCE(m.send_at, 0), COALESCE(m.valid_until, 0), m.lane`
 
 const trackFrom = " FROM messages m LEFT JOIN outcomes o ON o.pos = m.pos"
 
@@ -466,9 +471,12 @@ func scanTracked(rows *sql.Rows, err error, list []Tracked) ([]Tracked, error) {
 	for rows.Next() {
 		var t Tracked
 		var accepted, claimed, finished any
-		if err := rows.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts); err != nil {
+		var lane int
+		if err := rows.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts,
+			&t.SendAt, &t.ValidUntil, &lane); err != nil {
 			return list, err
 		}
+		t.High = lane == 0
 		if t.AcceptedAt, err = asTime(accepted); err != nil {
 			return list, err
 		}
