@@ -17,11 +17,9 @@ ALTER TABLE messages ADD COLUMN lane integer NOT NULL DEFAULT 1;
 
 --bun:split
 
--- The claim index is rebuilt with the lane (and valid_until) in it. On a
--- large table this holds writes to messages while it builds; beforehand, to
--- avoid that: CREATE INDEX CONCURRENTLY messages_claim_idx2 ON messages
--- (account_id, lane, pos, valid_until) WHERE status = 0 is not possible
--- before the lane column exists, so run this migration in a quiet moment.
+-- The claim index is rebuilt with the lane (and valid_until) in it. It reads
+-- only waiting messages, but holds writes to messages while it builds: run
+-- this migration in a quiet moment (docs/queue-extras.md, "Upgrading").
 DROP INDEX IF EXISTS messages_claim_idx;
 
 --bun:split
