@@ -13,11 +13,13 @@ import (
 )
 
 // A claim made with a Confirm id stays open until the caller acknowledges
-// it (Ack) or its confirm deadline passes (Sweep). The state machine of a
-// message is new → initiated (claimed) → new again when its open claim
-// expires, at its FIFO position (the primary key), or final when reported.
-// A message carries the id of the claim it was last handed out under, so a
-// sweep only returns messages still initiated under that very claim.
+// it (Ack) or its confirm deadline passes (Sweep); a leased claim (contract
+// §12) stays open until its lease ends, ack or not. When an open claim
+// ends, its messages still initiated under it go back to new at their FIFO
+// position (the primary key) or, under a lease, expire (the whole state
+// machine: extras.go and docs/architecture.md, "States"). A message carries
+// the id of the claim it was last handed out under, so a sweep only touches
+// messages still initiated under that very claim.
 
 // ackChunk bounds the ids of one DELETE.
 const ackChunk = 1000
