@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,13 +26,12 @@ import (
 // changes once (PostgreSQL skips rows another promotion holds; SQLite has
 // one writer).
 func (s *Store) Promote(ctx context.Context, now time.Time, limit int) (int64, error) {
-	q := `UPDATE messages SET status = 0 WHERE status = -1 AND pos IN (
-    SELECT pos FROM messages WHERE status = -1 AND send_at <= ? ORDER BY send_at LIMIT ?)`
+	q := promoteSQLite
 	if s.pg {
 		q = `WITH due AS (
     SELECT pos FROM messages WHERE status = -1 AND send_at <= $1 ORDER BY send_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ) UPDATE messages m SET status = 0 FROM due WHERE m.pos = due.pos AND m.status = -1`
-	} else if !s.anyDue(ctx, `SELECT 1 FROM messages WHERE status = -1 AND send_at <= ? LIMIT 1`, now) {
+	} else if !s.anyDue(ctx, promoteProbeSQLite, now) {
 		return 0, nil
 	}
 	res, err := s.sqlDB().ExecContext(ctx, q, now.UnixMilli(), limit)
@@ -78,15 +78,13 @@ SELECT pos FROM dead`, now.UnixMilli(), limit, now.UTC())
 		slices.Sort(out)
 		return out, nil
 	}
-	if !s.anyDue(ctx, `SELECT 1 FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ? LIMIT 1`, now) {
+	if !s.anyDue(ctx, expireProbeSQLite, now) {
 		return nil, nil
 	}
 	var out []int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = scanPositions(tx.QueryContext(ctx, `UPDATE messages SET status = 4, refund = 1`+blank+`
-WHERE status <= 0 AND pos IN (SELECT pos FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ?
-    ORDER BY valid_until LIMIT ?) RETURNING pos`, now.UnixMilli(), limit))
+		out, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expireSQLite, "refund = 1", "refund = 1"+blank, 1), now.UnixMilli(), limit))
 		if err != nil {
 			return err
 		}
@@ -98,6 +96,20 @@ WHERE status <= 0 AND pos IN (SELECT pos FROM messages WHERE status <= 0 AND val
 	slices.Sort(out)
 	return out, nil
 }
+
+// The SQLite statements of Promote and ExpireDue, each backed by its
+// partial index (messages_scheduled_idx, messages_valid_idx) so that their
+// cost does not grow with the backlog; the probes run first without the
+// write lock.
+const (
+	promoteProbeSQLite = `SELECT 1 FROM messages WHERE status = -1 AND send_at <= ? LIMIT 1`
+	promoteSQLite      = `UPDATE messages SET status = 0 WHERE status = -1 AND pos IN (
+    SELECT pos FROM messages WHERE status = -1 AND send_at <= ? ORDER BY send_at LIMIT ?)`
+	expireProbeSQLite = `SELECT 1 FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ? LIMIT 1`
+	expireSQLite      = `UPDATE messages SET status = 4, refund = 1
+WHERE status <= 0 AND pos IN (SELECT pos FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ?
+    ORDER BY valid_until LIMIT ?) RETURNING pos`
+)
 
 // Settings are an account's lease settings (contract §12). LeaseSeconds 0:
 // no lease. OnExpiry is "requeue" or "expire".

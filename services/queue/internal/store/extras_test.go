@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -312,4 +313,40 @@ func TestConcurrentLeaseSweeps(t *testing.T) {
 			t.Fatalf("pending refunds %d, %v", len(pending), err)
 		}
 	})
+}
+
+// The sweeper's probes and updates find their rows through their partial
+// indexes, never by scanning the backlog.
+func TestExtrasPlansSQLite(t *testing.T) {
+	st := open(t, testkit.Embedded(t))
+	plan := func(query string, args ...any) string {
+		r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, detail)
+		}
+		return strings.Join(out, "; ")
+	}
+	for _, c := range []struct {
+		sql, index string
+		args       []any
+	}{
+		{store.PromoteProbeSQL, "messages_scheduled_idx", []any{1}},
+		{store.PromoteSQL, "messages_scheduled_idx", []any{1, 10}},
+		{store.ExpireProbeSQL, "messages_valid_idx", []any{1}},
+		{store.ExpireSQL, "messages_valid_idx", []any{1, 10}},
+	} {
+		if p := plan(c.sql, c.args...); !strings.Contains(p, "INDEX "+c.index+" ") || strings.Contains(p, "SCAN") {
+			t.Errorf("plan of %q: %q, want %s", c.sql, p, c.index)
+		}
+	}
 }
