@@ -157,13 +157,22 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 }
 
 // claimSQLite relies on SQLite's single writer: the subquery and the update
-// run under one write lock. It takes the high lane before the normal one,
-// FIFO in each, skipping messages whose lifetime has ended (the sweeper
-// expires them), all from the claim index. Parameters: claimed at, claim
-// id, account, max position, now (Unix ms), limit.
-const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?, attempts = attempts + 1
-WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ?
-    AND (valid_until IS NULL OR valid_until > ?) ORDER BY lane, pos LIMIT ?)
+// run under one write lock. It takes the high lane (0) before the normal
+// one (1), FIFO in each, skipping messages whose lifetime has ended (the
+// sweeper expires them). One range scan of the claim index per lane:
+// (account_id, lane) equal and pos up to the bound, so a claim bounded
+// below a large backlog (read-your-writes, the ingest floor) stops at the
+// bound instead of walking the account's whole backlog. The sort only
+// merges the two lanes' few rows. Parameters: claimed at, claim id,
+// account, max position, now (Unix ms), limit.
+const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?1, claim_id = ?2, attempts = attempts + 1
+WHERE pos IN (SELECT pos FROM (
+    SELECT pos, lane FROM (SELECT pos, lane FROM messages WHERE account_id = ?3 AND lane = 0 AND status = 0 AND pos <= ?4
+        AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
+    UNION ALL
+    SELECT pos, lane FROM (SELECT pos, lane FROM messages WHERE account_id = ?3 AND lane = 1 AND status = 0 AND pos <= ?4
+        AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
+    ORDER BY lane, pos LIMIT ?6))
 RETURNING pos, phone, text, lane`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the
@@ -176,18 +185,25 @@ SELECT ?1, ?2, COALESCE(?3 + s.lease_seconds * 1000, ?4), ?5, COALESCE(s.on_expi
 FROM (SELECT 1) LEFT JOIN account_settings s ON s.account_id = ?2 AND s.lease_seconds > 0`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
-// The pick is a CTE rather than an IN subquery so that it is evaluated
+// The picks are CTEs rather than IN subqueries so that they are evaluated
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
-// asked); a CTE with FOR UPDATE is always materialised. The same statement
-// records the claim when it has an id ($5) and took something, leased as
-// recordClaimSQLite says: one round trip either way. High lane first, FIFO
-// in each, lifetimes not ended. Parameters: claimed at, account, max
-// position, limit, claim id (NULL: not recorded), confirm deadline (Unix
-// ms), now (Unix ms).
-const claimPostgres = `WITH picked AS (
-    SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
+// asked); a CTE with FOR UPDATE is always materialised. One pick per lane,
+// each a range scan of the claim index ((account_id, lane) equal, pos up to
+// the bound): the high lane first, the normal lane for what is left. The
+// same statement records the claim when it has an id ($5) and took
+// something, leased as recordClaimSQLite says: one round trip either way.
+// Parameters: claimed at, account, max position, limit, claim id (NULL: not
+// recorded), confirm deadline (Unix ms), now (Unix ms).
+const claimPostgres = `WITH high AS (
+    SELECT pos FROM messages WHERE account_id = $2 AND lane = 0 AND status = 0 AND pos <= $3
         AND (valid_until IS NULL OR valid_until > $7)
-    ORDER BY lane, pos LIMIT $4 FOR UPDATE SKIP LOCKED
+    ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
+), normal AS (
+    SELECT pos FROM messages WHERE account_id = $2 AND lane = 1 AND status = 0 AND pos <= $3
+        AND (valid_until IS NULL OR valid_until > $7)
+    ORDER BY pos LIMIT $4 - (SELECT count(*) FROM high) FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT pos FROM high UNION ALL SELECT pos FROM normal
 ), claimed AS (
     UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5, attempts = m.attempts + 1
     FROM picked WHERE m.pos = picked.pos AND m.status = 0
