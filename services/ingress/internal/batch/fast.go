@@ -11,11 +11,17 @@ import (
 )
 
 // typedItem is an item whose fields all have the expected JSON types.
-// The §12 fields stay raw: checkExtras judges them for both paths.
 type typedItem struct {
-	Phone      *string            `json:"phone"`
-	Message    *string            `json:"message"`
-	Text       *string            `json:"text"`
+	Phone   *string `json:"phone"`
+	Message *string `json:"message"`
+	Text    *string `json:"text"`
+	*RawExtras
+}
+
+// RawExtras are the §12 fields, kept raw (checkExtras judges them for both
+// paths). Embedded by pointer, they cost a Part 1 item nothing: the decoder
+// allocates them only when an item has one of them.
+type RawExtras struct {
 	SendAt     stdjson.RawMessage `json:"sendAt"`
 	TTL        stdjson.RawMessage `json:"ttl"`
 	ValidUntil stdjson.RawMessage `json:"validUntil"`
@@ -70,8 +76,10 @@ func checkTyped(it typedItem, now time.Time) (Valid, string) {
 		return Valid{}, ErrMessageNUL
 	}
 	v := Valid{Phone: phone, Text: *text}
-	if msg := checkExtras(extras{it.SendAt, it.TTL, it.ValidUntil, it.Priority}, now, &v); msg != "" {
-		return Valid{}, msg
+	if x := it.RawExtras; x != nil {
+		if msg := checkExtras(extras{x.SendAt, x.TTL, x.ValidUntil, x.Priority}, now, &v); msg != "" {
+			return Valid{}, msg
+		}
 	}
 	return v, ""
 }
