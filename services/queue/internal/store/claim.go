@@ -72,8 +72,14 @@ func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Tim
 	if s.pg {
 		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli(), now.UnixMilli()}
 	}
-	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit}
+	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit, laneHigh}
 }
+
+// Priority lanes (messages.lane): high first.
+const (
+	laneHigh   = 0
+	laneNormal = 1
+)
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
 // immediate: it takes the write lock before reading, so a writer on another
@@ -98,15 +104,28 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // statement in tx; PostgreSQL's statement writes it itself.
 func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
 	args := s.claimArgs(accountID, limit, maxPos, now, confirm)
-	var out []Claimed
-	var err error
-	if stmt != nil {
-		out, err = scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, args...))
-	} else {
-		out, err = scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
+	query := func() ([]Claimed, error) {
+		if stmt != nil {
+			return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, args...))
+		}
+		return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
 	}
-	if err != nil || s.pg || confirm.ID == 0 || len(out) == 0 {
+	out, err := query()
+	if err != nil || s.pg {
 		return out, err
+	}
+	// SQLite: the statement above took the high lane; the normal lane
+	// gives the rest, after them (the same transaction, one writer).
+	if len(out) < limit {
+		args[5], args[6] = limit-len(out), laneNormal
+		more, err := query()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	if confirm.ID == 0 || len(out) == 0 {
+		return out, nil
 	}
 	positions := make([]int64, len(out))
 	for i, m := range out {
@@ -141,7 +160,7 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	var out []Claimed
 	for rows.Next() {
 		var c Claimed
-		var lane int
+		var lane int16
 		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane); err != nil {
 			return nil, fmt.Errorf("claim: scan: %w", err)
 		}
@@ -156,23 +175,19 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	return out, nil
 }
 
-// claimSQLite relies on SQLite's single writer: the subquery and the update
-// run under one write lock. It takes the high lane (0) before the normal
-// one (1), FIFO in each, skipping messages whose lifetime has ended (the
-// sweeper expires them). One range scan of the claim index per lane:
-// (account_id, lane) equal and pos up to the bound, so a claim bounded
-// below a large backlog (read-your-writes, the ingest floor) stops at the
-// bound instead of walking the account's whole backlog. The sort only
-// merges the two lanes' few rows. Parameters: claimed at, claim id,
-// account, max position, now (Unix ms), limit.
+// claimSQLite claims from one priority lane (?7: 0 high, 1 normal); a
+// claim runs it for the high lane, then for the normal lane if that left
+// room, in one transaction (SQLite's single writer keeps the pair atomic).
+// Each is one range scan of the claim index ((account_id, lane) equal, pos
+// up to the bound: a claim bounded below a large backlog stops at the bound
+// instead of walking the account's backlog), in FIFO order with no sort,
+// skipping messages whose lifetime has ended (the sweeper expires them).
+// For a Part 1 account the high lane is one empty index probe.
+// Parameters: claimed at, claim id, account, max position, now (Unix ms),
+// limit, lane.
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?1, claim_id = ?2, attempts = attempts + 1
-WHERE pos IN (SELECT pos FROM (
-    SELECT pos, lane FROM (SELECT pos, lane FROM messages WHERE account_id = ?3 AND lane = 0 AND status = 0 AND pos <= ?4
-        AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
-    UNION ALL
-    SELECT pos, lane FROM (SELECT pos, lane FROM messages WHERE account_id = ?3 AND lane = 1 AND status = 0 AND pos <= ?4
-        AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
-    ORDER BY lane, pos LIMIT ?6))
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane = ?7 AND status = 0 AND pos <= ?4
+    AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
 RETURNING pos, phone, text, lane`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the
