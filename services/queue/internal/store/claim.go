@@ -131,6 +131,7 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 	for i, m := range out {
 		positions[i] = m.Pos
 	}
+	slices.Sort(positions) // encodePositions wants them ascending (out is high lane first)
 	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, now.UnixMilli(), confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
 		return nil, fmt.Errorf("claim: record: %w", err)
 	}
