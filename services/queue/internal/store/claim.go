@@ -72,14 +72,8 @@ func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Tim
 	if s.pg {
 		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli(), now.UnixMilli()}
 	}
-	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit, laneHigh}
+	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit}
 }
-
-// Priority lanes (messages.lane): high first.
-const (
-	laneHigh   = 0
-	laneNormal = 1
-)
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
 // immediate: it takes the write lock before reading, so a writer on another
@@ -111,21 +105,8 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 		return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
 	}
 	out, err := query()
-	if err != nil || s.pg {
+	if err != nil || s.pg || confirm.ID == 0 || len(out) == 0 {
 		return out, err
-	}
-	// SQLite: the statement above took the high lane; the normal lane
-	// gives the rest, after them (the same transaction, one writer).
-	if len(out) < limit {
-		args[5], args[6] = limit-len(out), laneNormal
-		more, err := query()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, more...)
-	}
-	if confirm.ID == 0 || len(out) == 0 {
-		return out, nil
 	}
 	positions := make([]int64, len(out))
 	for i, m := range out {
@@ -176,19 +157,19 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	return out, nil
 }
 
-// claimSQLite claims from one priority lane (?7: 0 high, 1 normal); a
-// claim runs it for the high lane, then for the normal lane if that left
-// room, in one transaction (SQLite's single writer keeps the pair atomic).
-// Each is one range scan of the claim index ((account_id, lane) equal, pos
-// up to the bound: a claim bounded below a large backlog stops at the bound
-// instead of walking the account's backlog), in FIFO order with no sort,
-// skipping messages whose lifetime has ended (the sweeper expires them).
-// For a Part 1 account the high lane is one empty index probe.
+// claimSQLite relies on SQLite's single writer: the subquery and the update
+// run under one write lock. It takes the high lane (0) before the normal
+// one (1), FIFO in each, skipping messages whose lifetime has ended (the
+// sweeper expires them). "lane IN (0, 1)" makes SQLite seek the claim index
+// once per lane, in lane order, with (account_id, lane) equal and pos up to
+// the bound: the rows come out in hand-out order (no sort), and a claim
+// bounded below a large backlog stops at the bound instead of walking the
+// account's backlog (TestClaimUsesIndexSQLite checks the plan).
 // Parameters: claimed at, claim id, account, max position, now (Unix ms),
-// limit, lane.
+// limit.
 const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?1, claim_id = ?2, attempts = attempts + 1
-WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane = ?7 AND status = 0 AND pos <= ?4
-    AND (valid_until IS NULL OR valid_until > ?5) ORDER BY pos LIMIT ?6)
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane IN (0, 1) AND status = 0 AND pos <= ?4
+    AND (valid_until IS NULL OR valid_until > ?5) ORDER BY lane, pos LIMIT ?6)
 RETURNING pos, phone, text, lane`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the

@@ -60,7 +60,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 func TestClaimUsesIndexSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
 	var plan []string
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 7, 1, store.NoBound, time.Now().UnixMilli(), 10, 1)
+	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 7, 1, store.NoBound, time.Now().UnixMilli(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +73,9 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	// One range scan of the claim index in the lane (the position bound
-	// is part of the seek, so a bounded claim never walks the backlog
-	// beyond it), in index order: no sort, no scan of the table.
+	// One range scan of the claim index per lane (the position bound is
+	// part of the seek, so a bounded claim never walks the backlog beyond
+	// it), in index order: no sort, no read of the table.
 	want := []string{
 		"SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)",
 		"LIST SUBQUERY 1",
