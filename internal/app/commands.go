@@ -195,6 +195,8 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured window (drain: its cap; 0 = none)")
 	fs.Int64Var(&cfg.Messages, "messages", 0, "ingest/mixed: stop after this many accepted in the window; drain: same as -prefill")
 	fs.Int64Var(&cfg.Prefill, "prefill", 0, "queue this many messages before the window (drain default 200000), e.g. to measure with millions waiting")
+	fs.Float64Var(&cfg.Scheduled, "scheduled", 0, "share of queued messages with a sendAt 29 days ahead (contract §12: waiting, never due in the run)")
+	fs.Float64Var(&cfg.High, "high", 0, `share of queued messages with "priority":"high" (contract §12)`)
 	fs.Float64Var(&cfg.Success, "success", 1, "share of messages phones report sent (2); the rest failed (3)")
 	fs.DurationVar(&cfg.Delay, "delay", 0, "phones' simulated sending time per message")
 	fs.DurationVar(&cfg.Idle, "idle", 20*time.Millisecond, "phones' wait after an empty poll (mixed)")

@@ -511,6 +511,7 @@ var headSafe = map[string]bool{
 	"/api/:token/messages": true, "/api/:token/messages/:hash": true,
 	"/api/:token/webhooks": true, "/api/:token/webhooks/:id": true, "/api/:token/webhooks/:id/deliveries": true,
 	"/api/:token/phones": true,
+	"/api/:token/settings": true,
 }
 
 // TestHeadOnlyOnReadOnlyRoutes: no route answers HEAD unless its GET only

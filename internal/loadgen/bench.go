@@ -61,6 +61,11 @@ type Config struct {
 	// stored it (its consumers' lag gauges read 0); default 30 minutes.
 	SettleTimeout time.Duration
 
+	// Shares of queued items with contract §12 fields: Scheduled get a
+	// sendAt 29 days ahead (never due during the run), High "priority":"high".
+	Scheduled float64
+	High      float64
+
 	Success float64       // share of messages phones report sent (2); others failed (3)
 	Delay   time.Duration // phones' simulated sending time per message
 	Idle    time.Duration // phones' wait after an empty poll in mixed mode (default 20 ms)
@@ -190,7 +195,7 @@ type run struct {
 func (r *run) execute(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	for i, tok := range r.tokens {
-		r.merchants = append(r.merchants, newMerchant(i, r.client, cfg.URL, tok, cfg.Batch, cfg.Verify))
+		r.merchants = append(r.merchants, newMerchant(i, r.client, cfg.URL, tok, cfg.Batch, cfg.Verify, extras{cfg.Scheduled, cfg.High}))
 	}
 	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify}
 	for i, toks := range spread(r.tokens, cfg.Phones) {

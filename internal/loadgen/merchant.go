@@ -27,9 +27,22 @@ type batchBody struct {
 	n     int   // items
 }
 
+// extras are the shares of items with §12 fields (Config.Scheduled, High).
+type extras struct{ scheduled, high float64 }
+
+// takes reports whether item i is among a share of the items, spread evenly.
+func takes(share float64, i int) bool {
+	return share > 0 && int(float64(i+1)*share) > int(float64(i)*share)
+}
+
 // newBatchBody builds a body of n items for merchant m. One item is sent as
 // a bare object (the form of one-message clients), more as an array.
-func newBatchBody(m, n int) *batchBody {
+func newBatchBody(m, n int, ex ...extras) *batchBody {
+	var x extras
+	if len(ex) > 0 {
+		x = ex[0]
+	}
+	sendAt := time.Now().Add(29 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	b := &batchBody{n: n, slots: make([]int, 0, n)}
 	if n > 1 {
 		b.buf = append(b.buf, '[')
@@ -49,7 +62,14 @@ func newBatchBody(m, n int) *batchBody {
 		b.buf = strconv.AppendInt(b.buf, int64(i), 10)
 		b.buf = append(b.buf, ` Your order has shipped and will arrive tomorrow. Track it: https://ex.am/t/`...)
 		b.buf = appendPadded(b.buf, int64(i), 6)
-		b.buf = append(b.buf, `"}`...)
+		b.buf = append(b.buf, '"')
+		if takes(x.scheduled, i) {
+			b.buf = append(b.buf, `,"sendAt":"`+sendAt+`"`...)
+		}
+		if takes(x.high, i) {
+			b.buf = append(b.buf, `,"priority":"high"`...)
+		}
+		b.buf = append(b.buf, '}')
 	}
 	if n > 1 {
 		b.buf = append(b.buf, ']')
@@ -102,11 +122,12 @@ type merchant struct {
 	errs     errorCounts
 	verify   bool
 	hashes   []string // accepted hashes, with verify
+	extras   extras
 }
 
-func newMerchant(id int, c *http.Client, baseURL, token string, batch int, verify bool) *merchant {
+func newMerchant(id int, c *http.Client, baseURL, token string, batch int, verify bool, ex extras) *merchant {
 	return &merchant{id: id, client: c, url: baseURL + "/api/" + token + "/queue",
-		full: newBatchBody(id, batch), errs: errorCounts{}, verify: verify}
+		full: newBatchBody(id, batch, ex), errs: errorCounts{}, verify: verify, extras: ex}
 }
 
 // run queues batches until stop is closed, ctx ends or quota messages
@@ -126,7 +147,7 @@ func (m *merchant) run(ctx context.Context, stop <-chan struct{}, quota int64) {
 				return
 			}
 			if left < int64(body.n) {
-				body = newBatchBody(m.id, int(left))
+				body = newBatchBody(m.id, int(left), m.extras)
 			}
 		}
 		if wait := m.send(ctx, body); wait > 0 {

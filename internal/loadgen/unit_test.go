@@ -127,3 +127,37 @@ apitosms_queue_consumer_messages_total{durable="queue-ingest"} 99
 		t.Error("parseLag accepted a malformed value")
 	}
 }
+
+// With extras, the chosen shares of items carry a far sendAt or a high
+// priority, spread evenly, and Stamp still finds every text.
+func TestBatchBodyExtras(t *testing.T) {
+	b := newBatchBody(2, 1000, extras{scheduled: 0.5, high: 0.1})
+	now := time.Unix(0, 1_769_000_000_123_456_789)
+	b.Stamp(now)
+	var items []struct {
+		Message  string
+		SendAt   string `json:"sendAt"`
+		Priority string `json:"priority"`
+	}
+	if err := json.Unmarshal(b.buf, &items); err != nil || len(items) != 1000 {
+		t.Fatalf("body: %v", err)
+	}
+	scheduled, high := 0, 0
+	for _, it := range items {
+		if got, ok := stampOf(it.Message); !ok || !got.Equal(now) {
+			t.Fatalf("item %+v: stamp %v", it, got)
+		}
+		if it.SendAt != "" {
+			if at, err := time.Parse(time.RFC3339, it.SendAt); err != nil || time.Until(at) < 28*24*time.Hour {
+				t.Fatalf("sendAt %q", it.SendAt)
+			}
+			scheduled++
+		}
+		if it.Priority == "high" {
+			high++
+		}
+	}
+	if scheduled != 500 || high != 100 {
+		t.Fatalf("%d scheduled, %d high; want 500 and 100", scheduled, high)
+	}
+}

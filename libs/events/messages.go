@@ -35,6 +35,10 @@ type MessageObject struct {
 	FinishedAt  timestamp.Time `json:"finishedAt"`
 	Device      *string        `json:"device"`
 	Attempts    int            `json:"attempts"`
+	// Added when §12's fields were given (priority with any of them).
+	SendAt     *timestamp.Time `json:"sendAt,omitempty"`
+	ValidUntil *timestamp.Time `json:"validUntil,omitempty"`
+	Priority   string          `json:"priority,omitempty"`
 }
 
 // NewMessageObject renders m, whose public hash is hash.
@@ -52,6 +56,18 @@ func NewMessageObject(hash string, m TrackedSMS) MessageObject {
 	if m.Device != "" {
 		d := m.Device
 		out.Device = &d
+	}
+	if m.SendAt != 0 {
+		out.SendAt = &timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+	}
+	if m.ValidUntil != 0 {
+		out.ValidUntil = &timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+	}
+	switch {
+	case m.High:
+		out.Priority = "high"
+	case m.SendAt != 0 || m.ValidUntil != 0:
+		out.Priority = "normal"
 	}
 	return out
 }

@@ -27,10 +27,17 @@ func Position(seq uint64, index int) int64 {
 
 // AcceptedSMS is one SMS accepted for an account. Its public hash is not
 // carried: it is its FIFO position encrypted (libs/hashid).
+//
+// The §12 fields are optional and omitted when not given, so a Part 1
+// message is byte for byte what it was: SendAt and ValidUntil are Unix
+// milliseconds (0: none), High marks the high-priority lane.
 type AcceptedSMS struct {
-	AccountID int64  `json:"a"`
-	Phone     string `json:"p"`
-	Text      string `json:"t"`
+	AccountID  int64  `json:"a"`
+	Phone      string `json:"p"`
+	Text       string `json:"t"`
+	SendAt     int64  `json:"s,omitempty"`
+	ValidUntil int64  `json:"v,omitempty"`
+	High       bool   `json:"h,omitempty"`
 }
 
 // Message statuses, as in the contract.

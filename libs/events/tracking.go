@@ -34,6 +34,10 @@ type TrackedSMS struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	Device     string     `json:"device,omitempty"`
 	Attempts   int        `json:"attempts"`
+	// Contract §12, when given: Unix milliseconds, high priority.
+	SendAt     int64 `json:"sendAt,omitempty"`
+	ValidUntil int64 `json:"validUntil,omitempty"`
+	High       bool  `json:"high,omitempty"`
 }
 
 // MaxLookup is the most positions of one LookupRequest (contract §9: 1000

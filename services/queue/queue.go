@@ -302,7 +302,11 @@ func (s *Service) Run(ctx context.Context) error {
 	// Tracking has workers of its own: lookups waiting for the consumers
 	// never hold up claims.
 	trackSrv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, max(s.cfg.RPCConcurrency/4, 4), s.rm, s.log)
-	if err := tracking.Register(trackSrv, n); err != nil {
+	err = tracking.Register(trackSrv, n)
+	if err == nil {
+		err = rpcapi.NewSettings(s.store).Register(trackSrv, n) // lease settings (§12)
+	}
+	if err != nil {
 		srv.Close(ctx)
 		acks.Close(ctx)
 		trackSrv.Close(ctx)

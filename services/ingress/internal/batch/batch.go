@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -43,6 +44,10 @@ type Valid struct {
 	Index int
 	Phone string // normalized
 	Text  string
+	// §12, when given: Unix milliseconds (0: none) and the priority lane.
+	SendAt     int64
+	ValidUntil int64
+	High       bool
 }
 
 // Result is a parsed request: valid items and per-item errors, both in index order.
@@ -54,15 +59,24 @@ type Result struct {
 // item is one element as sent; pointers tell absent from empty, RawMessage
 // keeps wrong types from failing the whole body.
 type item struct {
-	Phone   json.RawMessage `json:"phone"`
-	Message json.RawMessage `json:"message"`
-	Text    json.RawMessage `json:"text"`
+	Phone      json.RawMessage `json:"phone"`
+	Message    json.RawMessage `json:"message"`
+	Text       json.RawMessage `json:"text"`
+	SendAt     json.RawMessage `json:"sendAt"`
+	TTL        json.RawMessage `json:"ttl"`
+	ValidUntil json.RawMessage `json:"validUntil"`
+	Priority   json.RawMessage `json:"priority"`
 }
 
 // Parse decodes body and validates every item. A body that is not a JSON
 // array or object is ErrInvalidJSON; an empty array ErrEmptyBatch; more than
-// maxItems TooLarge.
+// maxItems TooLarge. The §12 fields are checked against the current time.
 func Parse(body []byte, maxItems int) (Result, error) {
+	return ParseAt(body, maxItems, time.Now())
+}
+
+// ParseAt is Parse with the §12 fields checked against now.
+func ParseAt(body []byte, maxItems int, now time.Time) (Result, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || (trimmed[0] != '[' && trimmed[0] != '{') {
 		return Result{}, apperr.ErrInvalidJSON
@@ -73,7 +87,7 @@ func Parse(body []byte, maxItems int) (Result, error) {
 		}
 		res := Result{Valid: make([]Valid, 0, len(typed))}
 		for i, it := range typed {
-			v, msg := checkTyped(it)
+			v, msg := checkTyped(it, now)
 			res.add(i, v, msg)
 		}
 		return res, nil
@@ -94,7 +108,7 @@ func Parse(body []byte, maxItems int) (Result, error) {
 	}
 	res := Result{Valid: make([]Valid, 0, len(raws))}
 	for i, raw := range raws {
-		v, msg := check(raw)
+		v, msg := check(raw, now)
 		res.add(i, v, msg)
 	}
 	return res, nil
@@ -120,7 +134,7 @@ func (r *Result) add(i int, v Valid, msg string) {
 	r.Valid = append(r.Valid, v)
 }
 
-func check(raw json.RawMessage) (Valid, string) {
+func check(raw json.RawMessage, now time.Time) (Valid, string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return Valid{}, ErrInvalidItem
@@ -155,7 +169,11 @@ func check(raw json.RawMessage) (Valid, string) {
 	if strings.IndexByte(text, 0) >= 0 {
 		return Valid{}, ErrMessageNUL
 	}
-	return Valid{Phone: phone, Text: text}, ""
+	v := Valid{Phone: phone, Text: text}
+	if msg := checkExtras(extras{it.SendAt, it.TTL, it.ValidUntil, it.Priority}, now, &v); msg != "" {
+		return Valid{}, msg
+	}
+	return v, ""
 }
 
 // asString decodes a JSON string; absent, null or another type is not ok.

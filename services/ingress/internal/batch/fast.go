@@ -2,9 +2,12 @@ package batch
 
 import (
 	"bytes"
-	json "github.com/goccy/go-json"
+	stdjson "encoding/json"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 )
 
 // typedItem is an item whose fields all have the expected JSON types.
@@ -12,6 +15,17 @@ type typedItem struct {
 	Phone   *string `json:"phone"`
 	Message *string `json:"message"`
 	Text    *string `json:"text"`
+	*RawExtras
+}
+
+// RawExtras are the §12 fields, kept raw (checkExtras judges them for both
+// paths). Embedded by pointer, they cost a Part 1 item nothing: the decoder
+// allocates them only when an item has one of them.
+type RawExtras struct {
+	SendAt     stdjson.RawMessage `json:"sendAt"`
+	TTL        stdjson.RawMessage `json:"ttl"`
+	ValidUntil stdjson.RawMessage `json:"validUntil"`
+	Priority   stdjson.RawMessage `json:"priority"`
 }
 
 // parseTyped is the fast path for the common case: a well-typed body (an
@@ -40,7 +54,7 @@ func parseTyped(body []byte) ([]typedItem, bool) {
 	return items, true
 }
 
-func checkTyped(it typedItem) (Valid, string) {
+func checkTyped(it typedItem, now time.Time) (Valid, string) {
 	if it.Phone == nil {
 		return Valid{}, ErrInvalidPhone
 	}
@@ -61,5 +75,11 @@ func checkTyped(it typedItem) (Valid, string) {
 	if strings.IndexByte(*text, 0) >= 0 {
 		return Valid{}, ErrMessageNUL
 	}
-	return Valid{Phone: phone, Text: *text}, ""
+	v := Valid{Phone: phone, Text: *text}
+	if x := it.RawExtras; x != nil {
+		if msg := checkExtras(extras{x.SendAt, x.TTL, x.ValidUntil, x.Priority}, now, &v); msg != "" {
+			return Valid{}, msg
+		}
+	}
+	return v, ""
 }

@@ -84,6 +84,8 @@ func (a *API) Routes(r fiber.Router) {
 	a.webhookRoutes(r)
 	// Phones (contract §11): phones.go.
 	r.Get("/api/:token/phones", a.listPhones)
+	// Lease settings (contract §12): settings.go.
+	a.settingsRoutes(r)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

@@ -135,7 +135,8 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 
 	out := make([]events.AcceptedSMS, len(accepted))
 	for i, v := range accepted {
-		out[i] = events.AcceptedSMS{AccountID: auth.AccountID, Phone: v.Phone, Text: v.Text}
+		out[i] = events.AcceptedSMS{AccountID: auth.AccountID, Phone: v.Phone, Text: v.Text,
+			SendAt: v.SendAt, ValidUntil: v.ValidUntil, High: v.High}
 	}
 	positions, err := a.publisher.Publish(ctx, requestID, time.Now().UTC(), out, shareable)
 	if err != nil {

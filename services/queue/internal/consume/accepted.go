@@ -76,6 +76,9 @@ func (a *Accepted) decode(seq uint64, data []byte) error {
 			Phone:      it.Phone,
 			Text:       it.Text,
 			AcceptedAt: a.event.AcceptedAt,
+			SendAt:     it.SendAt,
+			ValidUntil: it.ValidUntil,
+			High:       it.High,
 		})
 	}
 	return nil

@@ -15,6 +15,8 @@ type Metrics struct {
 	Acked      prometheus.Counter   // open claims closed by their ingress's ack
 	Expired    prometheus.Counter   // open claims swept after their confirm timeout
 	Requeued   prometheus.Counter   // messages of swept claims set back to new
+	Promoted   prometheus.Counter   // scheduled messages that became due (§12)
+	MsgExpired prometheus.Counter   // messages expired: lifetime or lease (§12)
 }
 
 // New registers the metrics on reg.
@@ -60,8 +62,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "apitosms_queue_requeued_messages_total",
 			Help: "Messages of expired claims set back to new at their FIFO place.",
 		}),
+		Promoted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_promoted_messages_total",
+			Help: "Scheduled messages (sendAt) that became due and wait for hand-out.",
+		}),
+		MsgExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_queue_expired_messages_total",
+			Help: "Messages expired (status 4): lifetime (ttl, validUntil) ended while waiting, or hand-out lease ran out.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{reports, m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued} {
+	for _, c := range []prometheus.Collector{reports, m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued, m.Promoted, m.MsgExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -88,6 +88,7 @@ func Tracked(m *store.Tracked) events.TrackedSMS {
 	return events.TrackedSMS{
 		Pos: m.Pos, Phone: m.Phone, Text: m.Text, Status: m.Status, QueuedAt: m.AcceptedAt,
 		ClaimedAt: m.ClaimedAt, FinishedAt: m.FinishedAt, Device: m.Device, Attempts: m.Attempts,
+		SendAt: m.SendAt, ValidUntil: m.ValidUntil, High: m.High,
 	}
 }
 

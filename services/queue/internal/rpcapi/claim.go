@@ -126,6 +126,7 @@ func (c *Claims) Claim(ctx context.Context, req events.ClaimRequest) (events.Cla
 				ids = ids[:first] // nothing recorded: answer with the first part
 			}
 			claimed = append(claimed, more...)
+			store.SortHandOut(claimed) // a high message of the second part goes first
 		}
 	}
 	out := make([]events.ClaimedSMS, len(claimed))

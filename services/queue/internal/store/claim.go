@@ -16,6 +16,7 @@ type Claimed struct {
 	Pos   int64
 	Phone string
 	Text  string
+	High  bool // high priority (contract §12): listed before normal ones
 }
 
 // NoBound is the maxPos of a claim that may take any position.
@@ -69,9 +70,9 @@ func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Tim
 		id = confirm.ID
 	}
 	if s.pg {
-		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli()}
+		return []any{now.UTC(), accountID, maxPos, limit, id, confirm.Expires.UnixMilli(), now.UnixMilli()}
 	}
-	return []any{now.UTC(), id, accountID, maxPos, limit}
+	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit}
 }
 
 // inTx runs fn in a transaction and commits it. On SQLite the transaction is
@@ -97,13 +98,13 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // statement in tx; PostgreSQL's statement writes it itself.
 func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
 	args := s.claimArgs(accountID, limit, maxPos, now, confirm)
-	var out []Claimed
-	var err error
-	if stmt != nil {
-		out, err = scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, args...))
-	} else {
-		out, err = scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
+	query := func() ([]Claimed, error) {
+		if stmt != nil {
+			return scanClaimed(tx.StmtContext(ctx, stmt).QueryContext(ctx, args...))
+		}
+		return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
 	}
+	out, err := query()
 	if err != nil || s.pg || confirm.ID == 0 || len(out) == 0 {
 		return out, err
 	}
@@ -111,13 +112,28 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 	for i, m := range out {
 		positions[i] = m.Pos
 	}
-	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
+	slices.Sort(positions) // encodePositions wants them ascending (out is high lane first)
+	if _, err := tx.ExecContext(ctx, recordClaimSQLite, confirm.ID, accountID, now.UnixMilli(), confirm.Expires.UnixMilli(), encodePositions(positions)); err != nil {
 		return nil, fmt.Errorf("claim: record: %w", err)
 	}
 	return out, nil
 }
 
-// scanClaimed reads claimed rows and sorts them by position.
+// SortHandOut sorts claimed messages in hand-out order: high priority
+// first, FIFO within each priority.
+func SortHandOut(out []Claimed) {
+	slices.SortFunc(out, func(a, b Claimed) int {
+		if a.High != b.High {
+			if a.High {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Pos, b.Pos)
+	})
+}
+
+// scanClaimed reads claimed rows and sorts them in hand-out order.
 func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -126,46 +142,76 @@ func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
 	var out []Claimed
 	for rows.Next() {
 		var c Claimed
-		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text); err != nil {
+		var lane int16
+		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane); err != nil {
 			return nil, fmt.Errorf("claim: scan: %w", err)
 		}
+		c.High = lane == 0
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	// RETURNING order is unspecified.
-	slices.SortFunc(out, func(a, b Claimed) int { return cmp.Compare(a.Pos, b.Pos) })
+	SortHandOut(out)
 	return out, nil
 }
 
 // claimSQLite relies on SQLite's single writer: the subquery and the update
-// run under one write lock. Parameters: claimed at, claim id, account, max
-// position, limit.
-const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?, claim_id = ?, attempts = attempts + 1
-WHERE pos IN (SELECT pos FROM messages WHERE account_id = ? AND status = 0 AND pos <= ? ORDER BY pos LIMIT ?)
-RETURNING pos, phone, text`
+// run under one write lock. It takes the high lane (0) before the normal
+// one (1), FIFO in each, skipping messages whose lifetime has ended (the
+// sweeper expires them). "lane IN (0, 1)" makes SQLite seek the claim index
+// once per lane, in lane order, with (account_id, lane) equal and pos up to
+// the bound: the rows come out in hand-out order (no sort), and a claim
+// bounded below a large backlog stops at the bound instead of walking the
+// account's backlog (TestClaimUsesIndexSQLite checks the plan).
+// Parameters: claimed at, claim id, account, max position, now (Unix ms),
+// limit.
+const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?1, claim_id = ?2, attempts = attempts + 1
+WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane IN (0, 1) AND status = 0 AND pos <= ?4
+    AND (valid_until IS NULL OR valid_until > ?5) ORDER BY lane, pos LIMIT ?6)
+RETURNING pos, phone, text, lane`
 
-// recordClaimSQLite records a claim to be confirmed.
-const recordClaimSQLite = `INSERT INTO claims (id, account_id, expires_ms, positions) VALUES (?, ?, ?, ?)`
+// recordClaimSQLite records a claim to be confirmed, leased when the
+// account has a lease (account_settings): then it ends leaseSeconds after
+// now rather than at the confirm deadline, and its ack does not close it.
+// Parameters: id, account, now (Unix ms), confirm deadline (Unix ms),
+// positions.
+const recordClaimSQLite = `INSERT INTO claims (id, account_id, expires_ms, positions, lease, max_attempts)
+SELECT ?1, ?2, COALESCE(?3 + s.lease_seconds * 1000, ?4), ?5, COALESCE(s.on_expiry, 0), COALESCE(s.max_attempts, 0)
+FROM (SELECT 1) LEFT JOIN account_settings s ON s.account_id = ?2 AND s.lease_seconds > 0`
 
 // claimPostgres locks the picked rows, skipping rows a concurrent claim holds.
-// The pick is a CTE rather than an IN subquery so that it is evaluated
+// The picks are CTEs rather than IN subqueries so that they are evaluated
 // exactly once (a re-evaluated LIMIT subquery could pick more rows than
-// asked); a CTE with FOR UPDATE is always materialised. The same statement
-// records the claim when it has an id ($5) and took something: one round
-// trip either way. Parameters: claimed at, account, max position, limit,
-// claim id (NULL: not recorded), expiry (Unix ms).
-const claimPostgres = `WITH picked AS (
-    SELECT pos FROM messages WHERE account_id = $2 AND status = 0 AND pos <= $3
+// asked); a CTE with FOR UPDATE is always materialised. One pick per lane,
+// each a range scan of the claim index ((account_id, lane) equal, pos up to
+// the bound): the high lane first, the normal lane for what is left. The
+// same statement records the claim when it has an id ($5) and took
+// something, leased as recordClaimSQLite says: one round trip either way.
+// Parameters: claimed at, account, max position, limit, claim id (NULL: not
+// recorded), confirm deadline (Unix ms), now (Unix ms).
+const claimPostgres = `WITH high AS (
+    SELECT pos FROM messages WHERE account_id = $2 AND lane = 0 AND status = 0 AND pos <= $3
+        AND (valid_until IS NULL OR valid_until > $7)
     ORDER BY pos LIMIT $4 FOR UPDATE SKIP LOCKED
+), normal AS (
+    SELECT pos FROM messages WHERE account_id = $2 AND lane = 1 AND status = 0 AND pos <= $3
+        AND (valid_until IS NULL OR valid_until > $7)
+    ORDER BY pos LIMIT $4 - (SELECT count(*) FROM high) FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT pos FROM high UNION ALL SELECT pos FROM normal
 ), claimed AS (
     UPDATE messages m SET status = 1, claimed_at = $1, claim_id = $5, attempts = m.attempts + 1
     FROM picked WHERE m.pos = picked.pos AND m.status = 0
-    RETURNING m.pos, m.phone, m.text
+    RETURNING m.pos, m.phone, m.text, m.lane
+), agg AS (
+    SELECT count(*) AS n, array_agg(pos ORDER BY pos) AS positions FROM claimed
 ), recorded AS (
-    INSERT INTO claims (id, account_id, expires_ms, positions)
-    SELECT $5, $2, $6, array_agg(pos ORDER BY pos) FROM claimed
-    HAVING count(*) > 0 AND $5::bigint IS NOT NULL
+    INSERT INTO claims (id, account_id, expires_ms, positions, lease, max_attempts)
+    SELECT $5, $2, COALESCE($7 + s.lease_seconds::bigint * 1000, $6), agg.positions,
+        COALESCE(s.on_expiry, 0), COALESCE(s.max_attempts, 0)
+    FROM agg LEFT JOIN account_settings s ON s.account_id = $2 AND s.lease_seconds > 0
+    WHERE agg.n > 0 AND $5::bigint IS NOT NULL
 )
-SELECT pos, phone, text FROM claimed`
+SELECT pos, phone, text, lane FROM claimed`

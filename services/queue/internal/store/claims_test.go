@@ -83,14 +83,14 @@ func TestUnconfirmedClaimIsRequeued(t *testing.T) {
 			t.Fatalf("second ack = %d, %v; want nothing (idempotent)", n, err)
 		}
 
-		if sw, err := st.Sweep(ctx, deadline.Add(-time.Millisecond), 100); err != nil || sw != (store.Swept{}) {
+		if sw, err := st.Sweep(ctx, deadline.Add(-time.Millisecond), 100); err != nil || (sw.Claims != 0 || sw.Requeued != 0 || len(sw.Expired) != 0) {
 			t.Fatalf("sweep before the deadline = %+v, %v; want nothing", sw, err)
 		}
 		sw, err := st.Sweep(ctx, deadline, 100)
-		if err != nil || sw != (store.Swept{Claims: 1, Requeued: 4}) {
+		if err != nil || (sw.Claims != 1 || sw.Requeued != 4 || len(sw.Expired) != 0) {
 			t.Fatalf("sweep at the deadline = %+v, %v; want 1 claim, 4 messages", sw, err)
 		}
-		if sw, err := st.Sweep(ctx, deadline.Add(time.Hour), 100); err != nil || sw != (store.Swept{}) {
+		if sw, err := st.Sweep(ctx, deadline.Add(time.Hour), 100); err != nil || (sw.Claims != 0 || sw.Requeued != 0 || len(sw.Expired) != 0) {
 			t.Fatalf("second sweep = %+v, %v; want nothing", sw, err)
 		}
 		// FIFO: the requeued messages come before the newer backlog.
@@ -136,7 +136,7 @@ func TestReportedBeforeDeadlineIsNotRequeued(t *testing.T) {
 			t.Fatalf("reports: changed %d, missing %d, %v; want 3, 1", changed, missing, err)
 		}
 		sw, err := st.Sweep(ctx, deadline, 100)
-		if err != nil || sw != (store.Swept{Claims: 1, Requeued: 3}) {
+		if err != nil || (sw.Claims != 1 || sw.Requeued != 3 || len(sw.Expired) != 0) {
 			t.Fatalf("sweep = %+v, %v; want 1 claim, 3 messages", sw, err)
 		}
 		if got, want := claimAll(t, st, 1), []int64{1, 3, 5, 7, 8}; !slices.Equal(got, want) {
@@ -190,7 +190,7 @@ func TestConcurrentSweepsRequeueOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if total != (store.Swept{Claims: claims, Requeued: claims * per}) {
+		if total.Claims != claims || total.Requeued != claims*per || len(total.Expired) != 0 {
 			t.Fatalf("swept %+v, want %d claims and %d messages", total, claims, claims*per)
 		}
 		if got := claimAll(t, st, 1); !slices.Equal(got, span(1, claims*per)) {
@@ -237,7 +237,7 @@ func TestClaimGroupAck(t *testing.T) {
 			t.Fatalf("ack = %d, %v; want 6", n, err)
 		}
 		sw, err := st.Sweep(ctx, deadline, 100)
-		if err != nil || sw != (store.Swept{Claims: 4, Requeued: 20}) {
+		if err != nil || (sw.Claims != 4 || sw.Requeued != 20 || len(sw.Expired) != 0) {
 			t.Fatalf("sweep = %+v, %v; want the 4 claims not acknowledged", sw, err)
 		}
 	})

@@ -10,3 +10,11 @@ func (s *Store) ReportSQL(n int) string {
 	var b strings.Builder
 	return s.reportSQL(&b, n)
 }
+
+// Extras SQL, for plan tests.
+const (
+	PromoteProbeSQL = promoteProbeSQLite
+	ExpireProbeSQL  = expireProbeSQLite
+	PromoteSQL      = promoteSQLite
+	ExpireSQL       = expireSQLite
+)

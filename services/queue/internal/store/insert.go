@@ -17,7 +17,14 @@ type NewMessage struct {
 	Phone      string
 	Text       string
 	AcceptedAt time.Time
+	// Contract §12, when given: Unix milliseconds (0: none), priority lane.
+	SendAt     int64
+	ValidUntil int64
+	High       bool
 }
+
+// plain reports whether m has none of the §12 fields (the Part 1 fast path).
+func (m *NewMessage) plain() bool { return m.SendAt == 0 && m.ValidUntil == 0 && !m.High }
 
 const insertColumns = 5
 
@@ -86,7 +93,31 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (int, error) 
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 
-	for rest := msgs; len(rest) > 0; {
+	// Messages with §12 fields are rare: store them apart, so the prepared
+	// Part 1 statements keep their five columns.
+	var extra []NewMessage
+	plain := msgs
+	for i := range msgs {
+		if !msgs[i].plain() {
+			plain = make([]NewMessage, 0, len(msgs))
+			for _, m := range msgs {
+				if m.plain() {
+					plain = append(plain, m)
+				} else {
+					extra = append(extra, m)
+				}
+			}
+			break
+		}
+	}
+	if len(extra) > 0 {
+		added, err := in.insertExtras(ctx, tx, extra, time.Now())
+		if err != nil {
+			return 0, err
+		}
+		inserted += added
+	}
+	for rest := plain; len(rest) > 0; {
 		k := 0
 		for chunkSizes[k] > len(rest) {
 			k++
@@ -166,4 +197,58 @@ func (in *Inserter) insertSQL(n int) string {
 	}
 	b.WriteString(" ON CONFLICT DO NOTHING")
 	return b.String()
+}
+
+// extraColumns are the columns of a message with §12 fields.
+const extraColumns = 9
+
+// insertExtras stores messages with §12 fields: one due later than now
+// is scheduled (status -1, out of the claim index until the sweeper
+// promotes it); lane 0 is high priority. It returns how many were added.
+func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMessage, now time.Time) (int, error) {
+	added := 0
+	var b strings.Builder
+	for rest := msgs; len(rest) > 0; {
+		n := min(len(rest), chunkSizes[0])
+		b.Reset()
+		b.WriteString("INSERT INTO messages (pos, account_id, phone, text, accepted_at, status, send_at, valid_until, lane) VALUES ")
+		args := make([]any, 0, n*extraColumns)
+		for i, m := range rest[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			in.s.placeholders(&b, i*extraColumns+1, extraColumns)
+			b.WriteByte(')')
+			status, lane := StatusNew, 1
+			if m.SendAt > now.UnixMilli() {
+				status = StatusScheduled
+			}
+			if m.High {
+				lane = 0
+			}
+			args = append(args, m.Pos, m.AccountID, m.Phone, m.Text, in.timeArg(m.AcceptedAt), status,
+				nullMs(m.SendAt), nullMs(m.ValidUntil), lane)
+		}
+		b.WriteString(" ON CONFLICT DO NOTHING")
+		res, err := tx.ExecContext(ctx, b.String(), args...)
+		if err != nil {
+			return 0, fmt.Errorf("insert messages: %w", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("insert messages: %w", err)
+		}
+		added += int(k)
+		rest = rest[n:]
+	}
+	return added, nil
+}
+
+// nullMs is a Unix-millisecond parameter, NULL for 0.
+func nullMs(ms int64) any {
+	if ms == 0 {
+		return nil
+	}
+	return ms
 }

@@ -152,7 +152,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 			if s.blankText {
 				blank = append(blank, r.Pos)
 			}
-			if stored.status == StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
+			if stored.status <= StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
 				k := key{r.AccountID, r.Status}
 				if _, ok := pending[k]; !ok {
 					order = append(order, k)

@@ -23,8 +23,10 @@ const Service = "queue"
 //go:embed migrations
 var migrations embed.FS
 
-// Message statuses stored in the status column (as in the contract).
+// Message statuses stored in the status column (as in the contract, plus
+// StatusScheduled: new, but not due yet; tracking shows it as new).
 const (
+	StatusScheduled = -1
 	StatusNew       = 0
 	StatusInitiated = 1
 	StatusSent      = 2

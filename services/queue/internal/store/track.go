@@ -36,16 +36,25 @@ type Tracked struct {
 	FinishedAt *time.Time
 	Device     string
 	Attempts   int
+	// Contract §12, when given: Unix milliseconds (0: none), priority.
+	SendAt     int64
+	ValidUntil int64
+	High       bool
 }
 
 // trackColumns are the columns scanTracked reads, from trackFrom. How a
 // message ended (status, device, time) is in outcomes when it has ended
 // there; a message handed out before hand-outs were counted (or by a claim
 // that does not count them) has been handed out at least once.
-const trackColumns = `m.pos, m.account_id, m.phone, m.text, COALESCE(o.status, m.status), m.accepted_at, m.claimed_at,
-o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END`
+// A scheduled message (status -1) shows as new.
+const trackColumns = `m.pos, m.account_id, m.phone, m.text, ` + trackStatus + `, m.accepted_at, m.claimed_at,
+o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END,
+COALESCE(m.send_at, 0), COALESCE(m.valid_until, 0), m.lane`
 
 const trackFrom = " FROM messages m LEFT JOIN outcomes o ON o.pos = m.pos"
+
+// trackStatus is a message's status as tracking shows it.
+const trackStatus = "COALESCE(o.status, CASE WHEN m.status < 0 THEN 0 ELSE m.status END)"
 
 // UseReader makes the tracking reads (Lookup, History) use db, a read-only
 // pool on the same database (database.OpenReader): on SQLite the writer's
@@ -133,7 +142,7 @@ func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	args := []any{q.AccountID, q.Before}
 	b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE m.account_id = " + s.param(1) + " AND m.pos < " + s.param(2))
 	if len(q.Statuses) > 0 {
-		b.WriteString(" AND COALESCE(o.status, m.status) IN (")
+		b.WriteString(" AND " + trackStatus + " IN (")
 		s.placeholders(&b, len(args)+1, len(q.Statuses))
 		b.WriteByte(')')
 		for _, st := range q.Statuses {
@@ -165,8 +174,8 @@ func (s *Store) timeParam(t time.Time) any {
 	return t.UTC().Format(sqliteTimeLayout)
 }
 
-// Cancel sets the account's message at pos cancelled if it is still new,
-// records when, and marks its quota to be given back (TakeRefunds). It
+// Cancel sets the account's message at pos cancelled if it is still new
+// (or scheduled), records when, and marks its quota to be given back (TakeRefunds). It
 // returns the cancelled message; ErrNotFound when the account has no message
 // there; ErrNotCancellable when it was handed out or is final. It guards the
 // row as claims do: on PostgreSQL the UPDATE waits for a claim holding the
@@ -179,7 +188,7 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 		text = ", text = ''"
 	}
 	update := "UPDATE messages SET status = " + s.param(1) + ", refund = 1" + text +
-		" WHERE pos = " + s.param(2) + " AND +account_id = " + s.param(3) + " AND +status = 0"
+		" WHERE pos = " + s.param(2) + " AND +account_id = " + s.param(3) + " AND +status <= 0"
 	outcome := "INSERT INTO outcomes (pos, status, finished_at) VALUES (" + s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ") ON CONFLICT DO NOTHING"
 	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)
 	var out Tracked
@@ -487,9 +496,12 @@ func scanTracked(rows *sql.Rows, err error, list []Tracked) ([]Tracked, error) {
 	for rows.Next() {
 		var t Tracked
 		var accepted, claimed, finished any
-		if err := rows.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts); err != nil {
+		var lane int
+		if err := rows.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts,
+			&t.SendAt, &t.ValidUntil, &lane); err != nil {
 			return list, err
 		}
+		t.High = lane == 0
 		if t.AcceptedAt, err = asTime(accepted); err != nil {
 			return list, err
 		}

@@ -2,7 +2,10 @@ package sweep
 
 // This file returns the messages of claims nobody confirmed to new: the
 // ingress that asked for them died, or gave up, before its answer reached a
-// phone.
+// phone. It also settles leased claims whose lease ran out (requeue or
+// expire, contract §12), makes scheduled messages due when their sendAt
+// comes, and expires waiting messages whose lifetime ended (their quota is
+// given back by the refund sweep, sweep.go).
 
 import (
 	"context"
@@ -32,8 +35,50 @@ func RunClaims(ctx context.Context, st *store.Store, interval time.Duration, m *
 	}
 }
 
-// ClaimsOnce sweeps until no expired claim is left.
+// extrasBatch is the most scheduled or lifetime-ended messages changed in
+// one statement.
+const extrasBatch = 1000
+
+// ClaimsOnce sweeps until no expired claim is left, then promotes the due
+// scheduled messages and expires the waiting ones whose lifetime ended.
 func ClaimsOnce(ctx context.Context, st *store.Store, m *metrics.Metrics, log *slog.Logger) {
+	claimsOnce(ctx, st, m, log)
+	for ctx.Err() == nil {
+		n, err := st.Promote(ctx, time.Now(), extrasBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("promoting scheduled messages failed", "err", err)
+			}
+			break
+		}
+		m.Promoted.Add(float64(n))
+		if n < extrasBatch {
+			break
+		}
+	}
+	for ctx.Err() == nil {
+		// TODO(webhooks): publish message.expired for these positions
+		// (at-least-once, deterministic ids) once the producers' helper
+		// of the reported consumer is merged.
+		dead, err := st.ExpireDue(ctx, time.Now(), extrasBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("expiring messages past their lifetime failed", "err", err)
+			}
+			break
+		}
+		m.MsgExpired.Add(float64(len(dead)))
+		if len(dead) > 0 {
+			log.Info("messages past their lifetime expired", "messages", len(dead))
+		}
+		if len(dead) < extrasBatch {
+			break
+		}
+	}
+}
+
+// claimsOnce sweeps until no expired claim is left.
+func claimsOnce(ctx context.Context, st *store.Store, m *metrics.Metrics, log *slog.Logger) {
 	for ctx.Err() == nil {
 		sw, err := st.Sweep(ctx, time.Now(), claimBatch)
 		if err != nil {
@@ -45,8 +90,9 @@ func ClaimsOnce(ctx context.Context, st *store.Store, m *metrics.Metrics, log *s
 		if sw.Claims > 0 {
 			m.Expired.Add(float64(sw.Claims))
 			m.Requeued.Add(float64(sw.Requeued))
-			log.Info("expired claims swept: their messages are handed out again",
-				"claims", sw.Claims, "messages", sw.Requeued)
+			m.MsgExpired.Add(float64(len(sw.Expired)))
+			log.Info("expired claims swept: their messages are handed out again or expired",
+				"claims", sw.Claims, "requeued", sw.Requeued, "expired", len(sw.Expired))
 		}
 		if sw.Claims < claimBatch {
 			return
