@@ -57,9 +57,9 @@ func ClaimsOnce(ctx context.Context, st *store.Store, m *metrics.Metrics, log *s
 		}
 	}
 	for ctx.Err() == nil {
-		// TODO(webhooks): publish message.expired for these positions
-		// (at-least-once, deterministic ids) once the producers' helper
-		// of the reported consumer is merged.
+		// Expiring marks each message's refund pending in the same
+		// transaction: the refund sweep (Sweeper.Refund) publishes its
+		// message.expired event, then gives its quota back.
 		dead, err := st.ExpireDue(ctx, time.Now(), extrasBatch)
 		if err != nil {
 			if ctx.Err() == nil {
