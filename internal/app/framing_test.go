@@ -510,7 +510,7 @@ var headSafe = map[string]bool{
 	"/admin/v1/accounts/:id": true, "/admin/v1/app-versions": true,
 	"/api/:token/messages": true, "/api/:token/messages/:hash": true,
 	"/api/:token/webhooks": true, "/api/:token/webhooks/:id": true, "/api/:token/webhooks/:id/deliveries": true,
-	"/api/:token/phones": true,
+	"/api/:token/phones":   true,
 	"/api/:token/settings": true,
 }
 

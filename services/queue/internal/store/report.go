@@ -301,10 +301,12 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 		var r reportedRow
 		t := &r.tracked
 		var accepted, claimed, finished any
+		var lane int
 		if err := res.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts,
-			&r.status, &r.claim, &r.outcome); err != nil {
+			&t.SendAt, &t.ValidUntil, &lane, &r.status, &r.claim, &r.outcome); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
+		t.High = lane == 0
 		if t.AcceptedAt, err = asTime(accepted); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
