@@ -397,6 +397,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		trackingConformance(t, o, js)
 		webhooksConformance(t, o, js)
 		phonesConformance(t, o, js)
+		settingsConformance(t, o, js)
+		extrasConformance(t, o, js)
 		readWindowConformance(t, o, js)
 
 		// App versions.
@@ -822,5 +824,137 @@ func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) {
 	}
 	if tablet["lastReportAt"] != nil || tablet["sentToday"] != 0.0 || tablet["online"] != true || tablet["lastSeenAt"] != tablet["lastPullAt"] {
 		t.Fatalf("phone with a pull only: %v", tablet)
+	}
+}
+
+// settingsConformance drives the lease settings (§12) through their
+// declared answers: the defaults, every refusal (nothing changed by it), a
+// change, a partial change and an empty one.
+func settingsConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	tok := newAccount(t, o, js, 100, 1000)
+	tp := map[string]string{"token": tok}
+	path := "/api/{token}/settings"
+	if r := o.call(t, "GET", path, tp, "", nil); r.status != 200 || string(r.body) != `{"leaseSeconds":0,"onLeaseExpiry":"requeue","maxAttempts":3}` ||
+		r.header.Get("X-RateLimit-Limit") != strconv.Itoa(readWindow) {
+		t.Fatalf("settings before any change: %d %v %s", r.status, r.header, r.body)
+	}
+	for _, c := range []struct{ body, code, sentence string }{
+		{`{nope`, "invalid_json", "Invalid JSON body"},
+		{`[{"leaseSeconds":300}]`, "invalid_json", "Invalid JSON body"},
+		{`300`, "invalid_json", "Invalid JSON body"},
+		{`{"leaseSeconds":30}`, "invalid_settings", "Invalid leaseSeconds (0, or 60-86400)"},
+		{`{"leaseSeconds":86401}`, "invalid_settings", "Invalid leaseSeconds (0, or 60-86400)"},
+		{`{"leaseSeconds":"300"}`, "invalid_settings", "Invalid leaseSeconds (0, or 60-86400)"},
+		{`{"leaseSeconds":300,"onLeaseExpiry":"drop"}`, "invalid_settings", `Invalid onLeaseExpiry ("requeue" or "expire")`},
+		{`{"onLeaseExpiry":1}`, "invalid_settings", `Invalid onLeaseExpiry ("requeue" or "expire")`},
+		{`{"maxAttempts":0}`, "invalid_settings", "Invalid maxAttempts (1-100)"},
+		{`{"maxAttempts":101}`, "invalid_settings", "Invalid maxAttempts (1-100)"},
+	} {
+		r := o.call(t, "PATCH", path, tp, "", []byte(c.body))
+		if m := r.json(t); r.status != 400 || m["code"] != c.code || m["error"] != c.sentence {
+			t.Fatalf("PATCH %s: %d %s", c.body, r.status, r.body)
+		}
+	}
+	if r := o.call(t, "PATCH", path, tp, "", js(map[string]string{"pad": strings.Repeat("x", 5000)})); r.status != 413 {
+		t.Fatalf("PATCH over the body limit: %d %s", r.status, r.body)
+	}
+	if r := o.call(t, "GET", path, tp, "", nil); string(r.body) != `{"leaseSeconds":0,"onLeaseExpiry":"requeue","maxAttempts":3}` {
+		t.Fatalf("settings after refused changes: %s", r.body)
+	}
+	want := `{"leaseSeconds":300,"onLeaseExpiry":"expire","maxAttempts":5}`
+	if r := o.call(t, "PATCH", path, tp, "", []byte(`{"leaseSeconds":300,"onLeaseExpiry":"expire","maxAttempts":5}`)); r.status != 200 || string(r.body) != want {
+		t.Fatalf("PATCH: %d %s", r.status, r.body)
+	}
+	if r := o.call(t, "PATCH", path, tp, "", []byte(`{}`)); r.status != 200 || string(r.body) != want {
+		t.Fatalf("PATCH {}: %d %s", r.status, r.body)
+	}
+	want = `{"leaseSeconds":300,"onLeaseExpiry":"requeue","maxAttempts":5}`
+	if r := o.call(t, "PATCH", path, tp, "", []byte(`{"leaseSeconds":null,"onLeaseExpiry":"requeue"}`)); r.status != 200 || string(r.body) != want {
+		t.Fatalf("PATCH with null: %d %s", r.status, r.body)
+	}
+	// Unknown fields are ignored (the strict copy of the document closes
+	// the request schema, so this one goes around it).
+	if r := do(t, "PATCH", o.base+"/api/"+tok+"/settings", map[string]any{"leaseSeconds": 0, "colour": "blue"}); r.status != 200 ||
+		string(r.body) != `{"leaseSeconds":0,"onLeaseExpiry":"requeue","maxAttempts":5}` {
+		t.Fatalf("PATCH with an unknown field: %d %s", r.status, r.body)
+	}
+	if r := o.call(t, "GET", path, tp, "", nil); string(r.body) != `{"leaseSeconds":0,"onLeaseExpiry":"requeue","maxAttempts":5}` {
+		t.Fatalf("settings as stored: %s", r.body)
+	}
+}
+
+// extrasConformance queues items with the optional fields of §12 and reads
+// them back as message objects (one by one, in bulk and in history), so
+// that the queue item schema, the item errors and the message object's
+// added fields are checked against the document.
+func extrasConformance(t *testing.T, o *oapi, js func(any) []byte) {
+	tok := newAccount(t, o, js, 100, 1000)
+	tp := map[string]string{"token": tok}
+	q := "/api/{token}/queue"
+	now := time.Now().UTC()
+	later := now.Add(time.Hour).Truncate(time.Second)
+	r := o.call(t, "POST", q, tp, "", js([]map[string]any{
+		{"phone": "+15550000001", "message": "scheduled", "sendAt": later.Format(time.RFC3339), "ttl": 7200},
+		{"phone": "+15550000002", "message": "urgent", "priority": "high", "validUntil": later.Format(time.RFC3339)},
+		{"phone": "+15550000003", "message": "plain", "sendAt": nil, "ttl": nil, "validUntil": nil, "priority": nil},
+		{"phone": "+15550000004", "message": "normal", "priority": "normal"},
+	}))
+	res := r.json(t)
+	if r.status != 200 || res["queued"] != 4.0 {
+		t.Fatalf("queue with extras: %d %s", r.status, r.body)
+	}
+	var hashes []string
+	for _, it := range res["items"].([]any) {
+		hashes = append(hashes, it.(map[string]any)["hash"].(string))
+	}
+	// Every §12 item error, in one request where no item is valid.
+	r = o.call(t, "POST", q, tp, "", js([]map[string]any{
+		{"phone": "+15550000005", "message": "x", "sendAt": "tomorrow"},
+		{"phone": "+15550000005", "message": "x", "sendAt": now.Add(31 * 24 * time.Hour).Format(time.RFC3339)},
+		{"phone": "+15550000005", "message": "x", "ttl": 59},
+		{"phone": "+15550000005", "message": "x", "ttl": 3600, "validUntil": later.Format(time.RFC3339)},
+		{"phone": "+15550000005", "message": "x", "validUntil": now.Add(-time.Hour).Format(time.RFC3339)},
+		{"phone": "+15550000005", "message": "x", "priority": "HIGH"},
+	}))
+	wantErrs := []string{"Invalid sendAt", "Invalid sendAt", "Invalid ttl", "Invalid ttl", "Invalid validUntil", "Invalid priority"}
+	errs, _ := r.json(t)["errors"].([]any)
+	if r.status != 422 || len(errs) != len(wantErrs) {
+		t.Fatalf("invalid extras: %d %s", r.status, r.body)
+	}
+	for i, e := range errs {
+		if m := e.(map[string]any); m["index"] != float64(i) || m["error"] != wantErrs[i] {
+			t.Fatalf("item %d: %v, want %q", i, m, wantErrs[i])
+		}
+	}
+
+	one := "/api/{token}/messages/{hash}"
+	get := func(i int) map[string]any {
+		return o.call(t, "GET", one, map[string]string{"token": tok, "hash": hashes[i]}, "", nil).json(t)
+	}
+	stamp := func(v any) time.Time {
+		ts, err := time.Parse(time.RFC3339, fmt.Sprint(v))
+		if err != nil {
+			t.Fatalf("timestamp %v: %v", v, err)
+		}
+		return ts
+	}
+	if m := get(0); !stamp(m["sendAt"]).Equal(later) || m["priority"] != "normal" || stamp(m["validUntil"]).Before(later) || m["status"] != 0.0 {
+		t.Fatalf("scheduled message: %v", m)
+	}
+	if m := get(1); m["sendAt"] != nil || !stamp(m["validUntil"]).Equal(later) || m["priority"] != "high" {
+		t.Fatalf("urgent message: %v", m)
+	}
+	for _, i := range []int{2, 3} {
+		if m := get(i); m["sendAt"] != nil || m["validUntil"] != nil || m["priority"] != nil {
+			t.Fatalf("message %d without extras: %v", i, m)
+		}
+	}
+	o.call(t, "POST", "/api/{token}/messages/lookup", tp, "", js(map[string]any{"hashes": hashes}))
+	o.call(t, "GET", "/api/{token}/messages", tp, "", nil)
+
+	// Hand-out: the high one first, then FIFO; the scheduled one not yet.
+	got := o.call(t, "GET", "/api/{token}/get_messages", tp, "limit=10", nil).list(t)
+	if len(got) != 3 || got[0]["hash"] != hashes[1] || got[1]["hash"] != hashes[2] || got[2]["hash"] != hashes[3] {
+		t.Fatalf("hand-out order: %v (queued %v)", got, hashes)
 	}
 }
