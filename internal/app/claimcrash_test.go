@@ -19,25 +19,33 @@ import (
 // the backend's NATS server, listening on addr.
 func startIngressOS(t *testing.T, b testkit.Backend, addr string) *exec.Cmd {
 	t.Helper()
+	return startTargetOS(t, b, "ingress", addr)
+}
+
+// startTargetOS runs `apitosms -target=<target>` as a real OS process on the
+// backend's NATS server and database, listening on addr, with env added to
+// the environment, and waits until it answers /readyz.
+func startTargetOS(t *testing.T, b testkit.Backend, target, addr string, env ...string) *exec.Cmd {
+	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-target=ingress")
-	cmd.Env = append(os.Environ(),
+	cmd := exec.Command(bin, "-target="+target)
+	cmd.Env = append(append(os.Environ(),
 		"APITOSMS_HTTP_ADDR="+addr,
 		"APITOSMS_DATA_DIR="+b.DataDir,
 		"APITOSMS_NAMESPACE="+b.Namespace,
 		"APITOSMS_NATS_URL="+b.NATSURL,
 		"APITOSMS_DATABASE_URL="+b.DatabaseURL,
 		"APITOSMS_LOG_LEVEL=warn",
-	)
+	), env...)
 	cmd.Stderr = logWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testkit.Eventually(t, 60*time.Second, "ingress up", func() bool {
+	testkit.Eventually(t, 60*time.Second, target+" process ready", func() bool {
 		r, err := send("GET", "http://"+addr+"/readyz", nil)
 		return err == nil && r.status == 200
 	})

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -211,35 +209,11 @@ func TestReadWindowSeparateFromSendWindow(t *testing.T) {
 // the backend's NATS server and database.
 func startWebhooksOS(t *testing.T, b testkit.Backend, addr string) *exec.Cmd {
 	t.Helper()
-	bin, err := binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-target=webhooks")
-	cmd.Env = append(os.Environ(),
-		"APITOSMS_HTTP_ADDR="+addr,
-		"APITOSMS_DATA_DIR="+b.DataDir,
-		"APITOSMS_NAMESPACE="+b.Namespace,
-		"APITOSMS_NATS_URL="+b.NATSURL,
-		"APITOSMS_DATABASE_URL="+b.DatabaseURL,
-		"APITOSMS_LOG_LEVEL=warn",
+	return startTargetOS(t, b, "webhooks", addr,
 		"APITOSMS_WEBHOOK_ALLOW_PRIVATE=true",
 		"APITOSMS_WEBHOOK_TIMEOUT=2s", // lease of a claimed event: timeout + 5 s
 		"APITOSMS_WEBHOOK_POLL=100ms",
 	)
-	cmd.Stderr = logWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testkit.Eventually(t, 60*time.Second, "webhooks process up", func() bool {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return cmd
 }
 
 // At-least-once across SIGKILL: the webhooks service, in its own process, is
