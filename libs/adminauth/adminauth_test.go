@@ -14,6 +14,7 @@ import (
 )
 
 func app(t *testing.T, adminToken string) *fiber.App {
+	t.Helper()
 	a := fiber.New(fiber.Config{ErrorHandler: apperr.Handler(testkit.Logger(t))})
 	a.Use(adminauth.Middleware(adminToken))
 	a.Get("/admin", func(c *fiber.Ctx) error { return c.SendString("ok") })

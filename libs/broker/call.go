@@ -102,7 +102,7 @@ func Ensure(ctx context.Context, what string, op func(ctx context.Context) error
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		// Jitter spreads processes that started together.
-		if !sleep(ctx, pause/2+rand.N(pause)) {
+		if !sleep(ctx, pause/2+rand.N(pause)) { //nolint:gosec // G404: jitter, not a secret
 			return fmt.Errorf("%s: %w (last attempt: %w)", what, ctx.Err(), err)
 		}
 		pause = min(2*pause, time.Second)

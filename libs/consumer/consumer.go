@@ -167,12 +167,12 @@ func (r *runner) process(ctx context.Context, batch []jetstream.Msg) {
 	r.m.failures.WithLabelValues(r.cfg.Durable).Inc()
 	r.log.Warn("batch failed; retrying one by one", "size", len(batch), "err", err)
 	for _, msg := range batch {
-		if err := r.call(ctx, []jetstream.Msg{msg}); err == nil {
+		err := r.call(ctx, []jetstream.Msg{msg})
+		if err == nil {
 			r.ackAll([]jetstream.Msg{msg})
 			continue
-		} else {
-			r.fail(ctx, msg, err)
 		}
+		r.fail(ctx, msg, err)
 	}
 }
 

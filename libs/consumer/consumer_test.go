@@ -107,6 +107,7 @@ func (f *fixture) info(t *testing.T) *jetstream.ConsumerInfo {
 
 // settled reports whether every message up to last was acked (or terminated).
 func (f *fixture) settled(t *testing.T, last uint64) bool {
+	t.Helper()
 	info := f.info(t)
 	return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == last
 }

@@ -79,19 +79,16 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	return db, nil
 }
 
-// OpenReader opens a second, read-only pool on the database of cfg, for hot
-// lookups that must not queue behind writes. With SQLite the writer's single
-// connection is busy for the whole of each commit (fsync included), while WAL
-// lets readers run meanwhile, each seeing every transaction committed before
-// it began. Open the writer (Open, Migrate) first.
+// OpenReader opens a second, read-only pool of conns connections on the
+// SQLite database of cfg (cfg.URL must be empty: PostgreSQL pools already
+// read concurrently), for hot lookups that must not queue behind writes. The
+// writer's single connection is busy for the whole of each commit (fsync
+// included), while WAL lets readers run meanwhile, each seeing every
+// transaction committed before it began. Open the writer (Open, Migrate)
+// first.
 func OpenReader(ctx context.Context, cfg Config, conns int) (*bun.DB, error) {
 	if cfg.URL != "" {
-		db, err := Open(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		db.SetMaxOpenConns(conns)
-		return db, nil
+		return nil, errors.New("OpenReader: a read-only pool is for SQLite only")
 	}
 	path := filepath.Join(cfg.DataDir, cfg.Service+".db")
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"

@@ -37,7 +37,7 @@ func TestOpenSQLite(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
 	}
-	if s := db.DB.Stats(); s.MaxOpenConnections != 1 {
+	if s := db.Stats(); s.MaxOpenConnections != 1 {
 		t.Errorf("max open connections = %d, want 1", s.MaxOpenConnections)
 	}
 }

@@ -29,6 +29,7 @@ func TestEnsureStreamsConcurrently(t *testing.T) {
 }
 
 func ensureConcurrently(t *testing.T, urls []string, replicas int) {
+	t.Helper()
 	names := events.NewNames(testkit.Namespace())
 	const procs = 5
 	brokers := make([]*broker.Broker, procs)

@@ -34,7 +34,7 @@ func TestRoundTripAndShape(t *testing.T) {
 				t.Fatalf("Hash(%d) = %q, want %d characters", pos, h, hashid.Len)
 			}
 			for _, r := range h {
-				if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+				if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
 					t.Fatalf("Hash(%d) = %q: not lower-case hex", pos, h)
 				}
 			}
@@ -113,6 +113,7 @@ func TestLoadSharesOneKeyInACluster(t *testing.T) {
 }
 
 func loadConcurrently(t *testing.T, js []jetstream.JetStream, bucket string, replicas int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n := len(js)

@@ -46,6 +46,7 @@ func newServer(t *testing.T, nc *nats.Conn, group string) *rpc.Server {
 func subject(b testkit.Backend, s string) string { return b.Names.Namespace() + ".rpc.test." + s }
 
 func ctx5s(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -234,6 +235,7 @@ func TestCloseDrainsInFlight(t *testing.T) {
 
 // shortCalls makes one broker call attempt 400 ms for the test.
 func shortCalls(t *testing.T) time.Duration {
+	t.Helper()
 	const d = 400 * time.Millisecond
 	broker.SetCallTimeout(d)
 	t.Cleanup(func() { broker.SetCallTimeout(0) })

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -138,6 +139,7 @@ func (b Backend) Env(extra map[string]string) func(string) string {
 // Logger writes to the test log at warn level and above (set
 // APITOSMS_TEST_VERBOSE=1 for everything).
 func Logger(t testing.TB) *slog.Logger {
+	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("APITOSMS_TEST_VERBOSE") != "" {
 		level = slog.LevelDebug
@@ -165,7 +167,7 @@ func createDatabase(t testing.TB, adminURL, ns string) string {
 	if err != nil {
 		t.Fatalf("postgres at %s unreachable: %v", EnvDatabase, err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	name := "apitosms_" + ns
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create database: %v", err)
@@ -178,7 +180,7 @@ func createDatabase(t testing.TB, adminURL, ns string) string {
 			t.Errorf("drop database: %v", err)
 			return
 		}
-		defer c.Close(ctx)
+		defer func() { _ = c.Close(ctx) }()
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database: %v", err)
 		}
@@ -194,6 +196,7 @@ func createDatabase(t testing.TB, adminURL, ns string) string {
 // cleanupNATS deletes every stream (and so every KV and object bucket) of the
 // namespace from a shared server.
 func cleanupNATS(t testing.TB, natsURL string, n events.Names) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	br, err := broker.Open(ctx, broker.Config{URL: natsURL, Name: "testkit-cleanup"}, Discard)
@@ -212,7 +215,7 @@ func cleanupNATS(t testing.TB, natsURL string, n events.Names) {
 		}
 	}
 	for _, name := range doomed {
-		if err := br.JS.DeleteStream(ctx, name); err != nil && err != jetstream.ErrStreamNotFound {
+		if err := br.JS.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("delete stream %s: %v", name, err)
 		}
 	}

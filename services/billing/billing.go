@@ -61,11 +61,8 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 
 // Deps are the shared resources billing uses.
 type Deps struct {
-	Broker *broker.Broker
-	DB     *bun.DB // billing's own database
-	// ReadDB, if set, is a read-only pool on the same database for token
-	// lookups, so they never queue behind a reservation's commit.
-	ReadDB     *bun.DB
+	Broker     *broker.Broker
+	DB         *bun.DB // billing's own database
 	Names      events.Names
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -103,7 +100,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = d.ShutdownTimeout
 	}
-	st := store.New(deps.DB, deps.ReadDB)
+	st := store.New(deps.DB)
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

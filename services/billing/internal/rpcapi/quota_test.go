@@ -21,7 +21,7 @@ func TestQuotaRelayPublishesDueEvents(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
 		br := b.Broker(t)
-		st := store.New(b.DB(t, store.Service), nil)
+		st := store.New(b.DB(t, store.Service))
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}

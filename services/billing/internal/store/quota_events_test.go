@@ -17,11 +17,11 @@ func TestQuotaEventsFireOnce(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
 		db := b.DB(t, Service)
-		st := New(db, nil)
+		st := New(db)
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		other := New(db, nil) // a second replica on the same database
+		other := New(db) // a second replica on the same database
 		now := time.Now()
 		acc, err := st.CreateAccount(ctx, "n", "a@b", digestFor(t), now)
 		if err != nil {

@@ -27,21 +27,16 @@ const Service = "billing"
 // Store is billing's storage. It caches nothing: every read sees the latest
 // committed state, so a rotated token stops working at once on every replica.
 type Store struct {
-	db     *bun.DB
-	reader *bun.DB // token lookups; db when there is no separate reader
-	pg     bool
+	db *bun.DB
+	pg bool
 
 	authMu   sync.Mutex
-	authStmt *sql.Stmt // authSQL, prepared on reader
+	authStmt *sql.Stmt // authSQL, prepared once
 }
 
-// New wraps db (billing's own database) and, if not nil, a read-only pool
-// on it for token lookups.
-func New(db, reader *bun.DB) *Store {
-	if reader == nil {
-		reader = db
-	}
-	return &Store{db: db, reader: reader, pg: database.IsPostgres(db)}
+// New wraps db, billing's own database.
+func New(db *bun.DB) *Store {
+	return &Store{db: db, pg: database.IsPostgres(db)}
 }
 
 // Migrate creates or updates billing's tables.
@@ -192,7 +187,7 @@ func (s *Store) scanAuth(ctx context.Context, r *authRow, month, digest string) 
 		if s.pg {
 			q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
 		}
-		st, err := s.reader.DB.PrepareContext(ctx, q)
+		st, err := s.db.DB.PrepareContext(ctx, q)
 		if err != nil {
 			s.authMu.Unlock()
 			return fmt.Errorf("prepare auth: %w", err)
@@ -212,7 +207,7 @@ func (s *Store) scanAuth(ctx context.Context, r *authRow, month, digest string) 
 		}
 		return sql.ErrNoRows
 	}
-	return s.reader.ScanRow(ctx, rows, r)
+	return s.db.ScanRow(ctx, rows, r)
 }
 
 type authRow struct {

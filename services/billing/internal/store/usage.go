@@ -39,7 +39,7 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var known []int64
 		err := tx.NewSelect().Model((*accountModel)(nil)).Column("id").
-			Where("id IN (?)", bun.In(ids)).Order("id").Scan(ctx, &known)
+			Where("id IN (?)", bun.List(ids)).Order("id").Scan(ctx, &known)
 		if err != nil {
 			return fmt.Errorf("select accounts: %w", err)
 		}
@@ -92,7 +92,7 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 // used (every account of ids, this month), locking the usage rows.
 func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month string, now time.Time, limits, used map[int64]int64, fired map[int64]int) error {
 	var subs []subscriptionModel
-	if err := tx.NewSelect().Model(&subs).Where("account_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&subs).Where("account_id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return fmt.Errorf("select subscriptions: %w", err)
 	}
 	for _, m := range subs {
@@ -111,7 +111,7 @@ func (s *Store) loadQuota(ctx context.Context, tx bun.Tx, ids []int64, month str
 	}
 	var locked []usageModel
 	q := tx.NewSelect().Model(&locked).
-		Where("month = ? AND account_id IN (?)", month, bun.In(ids)).Order("account_id")
+		Where("month = ? AND account_id IN (?)", month, bun.List(ids)).Order("account_id")
 	if s.pg {
 		q = q.For("UPDATE")
 	}
@@ -145,7 +145,7 @@ func (s *Store) writeUsage(ctx context.Context, tx bun.Tx, month string, before,
 		args = append(args, id, after[id])
 	}
 	q.WriteString(" END WHERE month = ? AND account_id IN (?)")
-	args = append(args, month, bun.In(changed))
+	args = append(args, month, bun.List(changed))
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("update usage: %w", err)
 	}

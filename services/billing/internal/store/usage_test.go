@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 func TestReserveBatchInOrder(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		st := New(b.DB(t, Service), nil)
+		st := New(b.DB(t, Service))
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +58,7 @@ func TestReserveBatchInOrder(t *testing.T) {
 				t.Fatalf("reservation %d granted %d, want %d (%+v)", i, g.Granted, wantGranted[i], grants)
 			}
 		}
-		if grants[6].Err != domain.ErrAccountNotFound || grants[3].SubscriptionActive {
+		if !errors.Is(grants[6].Err, domain.ErrAccountNotFound) || grants[3].SubscriptionActive {
 			t.Fatalf("unknown account or no subscription mishandled: %+v", grants)
 		}
 		v, err := st.Account(ctx, a, grants[0].Month)

@@ -8,7 +8,7 @@ type Metrics struct {
 	Ingested   prometheus.Counter   // messages newly stored
 	Claimed    prometheus.Counter   // messages handed out
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
-	ClaimGroup prometheus.Histogram // claims sharing one transaction (SQLite)
+	ClaimGroup prometheus.Histogram // claims sharing one transaction (group commit)
 	Reported   prometheus.Counter   // messages set final by delivery reports
 	Sent       prometheus.Counter   // outcomes recorded: sent
 	Failed     prometheus.Counter   // outcomes recorded: failed
@@ -41,7 +41,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		ClaimGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "apitosms_queue_claim_group_size",
-			Help:    "Claims committed in one shared SQLite transaction (group commit).",
+			Help:    "Claims committed in one shared transaction (group commit).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32},
 		}),
 		Reported: prometheus.NewCounter(prometheus.CounterOpts{

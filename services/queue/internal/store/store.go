@@ -71,7 +71,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // sqlitePragmas: statement journals (needed by multi-row INSERT ... ON
 // CONFLICT) live in memory, and the page cache is 4 MiB. A bigger cache
-// (16 MiB was tried) holds more of the random hash index but raised the
+// (16 MiB was tried) holds more of the messages table and its indexes but raised the
 // process's peak RSS by about 50 MiB under ingest (dirty pages of large
 // transactions fill it) with no drain gain beyond this machine's noise; the
 // OS page cache serves the rest. They only affect speed and memory, so

@@ -51,7 +51,7 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []in
 				ORDER BY pos FOR UPDATE)
 			AND status < ? RETURNING pos`
 	}
-	args := []any{status, device, reportedAt.UTC(), accountID, bun.In(positions), finalFrom, finalFrom}
+	args := []any{status, device, reportedAt.UTC(), accountID, bun.List(positions), finalFrom, finalFrom}
 	var changed []int64
 	run := func() error {
 		changed = changed[:0]
@@ -84,7 +84,7 @@ func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int
 		return out, nil
 	}
 	rows, err := q.db.QueryContext(ctx,
-		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.In(positions))
+		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.List(positions))
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)
 	}

@@ -188,7 +188,7 @@ func (s *Store) EnabledEndpoints(ctx context.Context, accounts []int64) ([]Endpo
 	if len(accounts) == 0 {
 		return out, nil
 	}
-	err := s.db.NewSelect().Model(&out).Where("account_id IN (?) AND enabled", bun.In(accounts)).Scan(ctx)
+	err := s.db.NewSelect().Model(&out).Where("account_id IN (?) AND enabled", bun.List(accounts)).Scan(ctx)
 	return out, err
 }
 
@@ -199,7 +199,7 @@ func (s *Store) Endpoints(ctx context.Context, ids []string) (map[string]Endpoin
 	if len(ids) == 0 {
 		return out, nil
 	}
-	if err := s.db.NewSelect().Model(&rows).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return nil, err
 	}
 	for _, e := range rows {
@@ -328,7 +328,7 @@ func record(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duratio
 		return "", err
 	}
 	if o.Delivered {
-		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+		if _, err := tx.NewDelete().Model((*Delivery)(nil)).Where("id IN (?)", bun.List(o.IDs)).Exec(ctx); err != nil {
 			return "", err
 		}
 		_, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = 0").
@@ -336,7 +336,7 @@ func record(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duratio
 		return "", err
 	}
 	if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", o.NextAttemptMs).
-		Where("id IN (?)", bun.In(o.IDs)).Exec(ctx); err != nil {
+		Where("id IN (?)", bun.List(o.IDs)).Exec(ctx); err != nil {
 		return "", err
 	}
 	now := a.AtMs
