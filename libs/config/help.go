@@ -62,6 +62,8 @@ var meanings = map[string]string{
 	"APITOSMS_STATUS_INGEST_MAX_DELIVER": "attempts before a stream message is dead-lettered",
 	"APITOSMS_STATUS_RPC_CONCURRENCY":    "status reports handled at once",
 	"APITOSMS_STATUS_CATCHUP_TIMEOUT":    "read-your-writes wait of status reports before 503",
+	"APITOSMS_STATUS_OUTBOX_INTERVAL":    "how often the reported-outbox relay looks for unpublished events",
+	"APITOSMS_STATUS_OUTBOX_AGE":         "age from which the relay republishes an unpublished reported event",
 
 	"APITOSMS_RELEASES_MAX_APK_BYTES":    "largest APK upload",
 	"APITOSMS_RELEASES_DOWNLOAD_TIMEOUT": "bound on one APK download (slower clients resume with Range)",

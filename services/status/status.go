@@ -34,6 +34,8 @@ type Config struct {
 	IngestMaxDeliver int           // APITOSMS_STATUS_INGEST_MAX_DELIVER: attempts before an event is dead-lettered
 	RPCConcurrency   int           // APITOSMS_STATUS_RPC_CONCURRENCY: status requests handled at once
 	CatchUpTimeout   time.Duration // APITOSMS_STATUS_CATCHUP_TIMEOUT: read-your-writes wait before answering unavailable
+	OutboxInterval   time.Duration // APITOSMS_STATUS_OUTBOX_INTERVAL: how often the outbox relay looks for unpublished events
+	OutboxAge        time.Duration // APITOSMS_STATUS_OUTBOX_AGE: age from which the relay publishes an event (longer than a request's own publish)
 	ShutdownTimeout  time.Duration // APITOSMS_SHUTDOWN_TIMEOUT: bound on finishing in-flight work at stop
 }
 
@@ -45,6 +47,8 @@ func DefaultConfig() Config {
 		IngestMaxDeliver: 10,
 		RPCConcurrency:   64,
 		CatchUpTimeout:   5 * time.Second,
+		OutboxInterval:   time.Second,
+		OutboxAge:        10 * time.Second,
 		ShutdownTimeout:  20 * time.Second,
 	}
 }
@@ -61,6 +65,8 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		IngestMaxDeliver: r.Int("APITOSMS_STATUS_INGEST_MAX_DELIVER", d.IngestMaxDeliver),
 		RPCConcurrency:   r.Int("APITOSMS_STATUS_RPC_CONCURRENCY", d.RPCConcurrency),
 		CatchUpTimeout:   r.Duration("APITOSMS_STATUS_CATCHUP_TIMEOUT", d.CatchUpTimeout),
+		OutboxInterval:   r.Duration("APITOSMS_STATUS_OUTBOX_INTERVAL", d.OutboxInterval),
+		OutboxAge:        r.Duration("APITOSMS_STATUS_OUTBOX_AGE", d.OutboxAge),
 		ShutdownTimeout:  d.ShutdownTimeout,
 	}
 }
@@ -112,6 +118,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = d.ShutdownTimeout
 	}
+	if cfg.OutboxInterval <= 0 {
+		cfg.OutboxInterval = d.OutboxInterval
+	}
+	if cfg.OutboxAge <= 0 {
+		cfg.OutboxAge = d.OutboxAge
+	}
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
@@ -162,6 +174,13 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.serving.Store(false)
 	consCtx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		s.applier.Relay(relayCtx, s.cfg.OutboxInterval, s.cfg.OutboxAge)
+	}()
 	consumed := make(chan error, 1)
 	go func() {
 		consumed <- consumer.Run(consCtx, s.deps.Broker.JS, consumer.Config{
@@ -187,6 +206,10 @@ func (s *Service) Run(ctx context.Context) error {
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Close(stop)
+	// Requests are done: stop the relay and delete what they published.
+	stopRelay()
+	<-relayed
+	s.applier.Flush(stop)
 	stopConsumer()
 	select {
 	case <-consumed:

@@ -36,6 +36,7 @@ type Applier struct {
 	names   events.Names
 	catchUp *consumer.CatchUp
 	commit  *committer // group commit
+	relay   *relay     // the reported outbox (outbox.go)
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -47,11 +48,22 @@ type Applier struct {
 // all the phones reporting at that moment).
 func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp,
 	m *metrics.Metrics, log *slog.Logger) *Applier {
+	r := newRelay(st, js, names, m, log)
 	return &Applier{
 		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
-		catchUp: catchUp, commit: newCommitter(st),
+		catchUp: catchUp, commit: newCommitter(st, r), relay: r,
 	}
 }
+
+// Relay publishes, every interval until ctx is done, the outbox events
+// older than age that no request published (a failed publish, a crashed
+// process), then deletes what was published.
+func (a *Applier) Relay(ctx context.Context, interval, age time.Duration) {
+	a.relay.run(ctx, interval, age)
+}
+
+// Flush deletes the outbox events published since the last group commit.
+func (a *Applier) Flush(ctx context.Context) { a.relay.flush(ctx) }
 
 // Stop ends group commit after the group in hand; later Applys fail with
 // apperr.ErrUnavailable.
@@ -67,8 +79,10 @@ func (a *Applier) Stop() { a.commit.close() }
 // (read-your-writes);
 // if it does not within the catch-up timeout the error is
 // apperr.ErrUnavailable (entries already applied stay applied, and a retry is
-// safe). The messages changed are then published as one ReportedBatch; a
-// failed publish is logged and counted but does not fail the request.
+// safe). The messages changed are announced by a ReportedBatch written in
+// the transaction that changed them (the outbox, outbox.go) and published
+// before the reply; a failed publish is logged and counted but does not fail
+// the request: the relay publishes the event later.
 func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.ApplyReply, error) {
 	reports := slices.Clone(req.Reports)
 	slices.SortStableFunc(reports, func(x, y events.ApplyReport) int { return cmp.Compare(x.Index, y.Index) })
@@ -101,8 +115,14 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 			}
 		}
 	}
-	final, changed := res.final, res.changed
-	a.publish(ctx, req.AccountID, req.Device, at, positions, asked, changed)
+	final := res.final
+	for _, ev := range res.outbox {
+		if perr := a.relay.publish(ctx, ev); perr != nil {
+			a.metrics.PublishFailures.Inc()
+			a.log.Warn("publish reported batch failed; the outbox relay retries it",
+				"event", ev.ID, "err", perr)
+		}
+	}
 	if err != nil {
 		return events.ApplyReply{}, err
 	}
@@ -138,12 +158,14 @@ type settled struct {
 	final   map[int64]int  // status of each known message after its first entry
 	changed map[int64]bool // messages this request changed
 	missing []int64        // positions not found: unknown, another account's, or not ingested yet
+	outbox  []store.Outboxed
 }
 
 func (r *settled) merge(o settled) {
 	maps.Copy(r.final, o.final)
 	maps.Copy(r.changed, o.changed)
 	r.missing = o.missing
+	r.outbox = append(r.outbox, o.outbox...)
 }
 
 // settle runs settleWith in a shared transaction.
@@ -151,8 +173,20 @@ func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map
 	var res settled
 	err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) error {
 		var err error
-		res, err = settleWith(ctx, q, req, asked, positions, at)
-		return err
+		if res, err = settleWith(ctx, q, req, asked, positions, at); err != nil || len(res.changed) == 0 {
+			return err
+		}
+		ev := reportedBatch(req.AccountID, req.Device, at, positions, asked, res.changed)
+		data, err := events.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		id, err := q.AddOutbox(ctx, data, a.now())
+		if err != nil {
+			return err
+		}
+		res.outbox = []store.Outboxed{{ID: id, Payload: data}}
+		return nil
 	})
 	return res, err
 }
@@ -198,29 +232,16 @@ func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, 
 	return res, nil
 }
 
-// publish announces the messages this request changed, with the reporting
-// device (tracking shows it).
-func (a *Applier) publish(ctx context.Context, accountID int64, device string, at time.Time, positions []int64, asked map[int64]int, changed map[int64]bool) {
-	if len(changed) == 0 {
-		return
-	}
+// reportedBatch announces the messages of positions this request changed,
+// with the reporting device (tracking shows it), in index order.
+func reportedBatch(accountID int64, device string, at time.Time, positions []int64, asked map[int64]int, changed map[int64]bool) events.ReportedBatch {
 	ev := events.ReportedBatch{AccountID: accountID, ReportedAt: at, Device: device, Items: make([]events.Reported, 0, len(changed))}
 	for _, p := range positions {
 		if changed[p] {
 			ev.Items = append(ev.Items, events.Reported{Pos: p, Status: asked[p]})
 		}
 	}
-	data, err := events.Marshal(ev)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-		defer cancel()
-		_, err = a.js.Publish(pctx, a.names.ReportedSubject(), data)
-	}
-	if err != nil {
-		a.metrics.PublishFailures.Inc()
-		a.log.Error("publish reported batch failed; the queue service may hand these messages out again",
-			"items", len(ev.Items), "err", err)
-	}
+	return ev
 }
 
 func validStatus(s int) bool { return s == events.StatusSent || s == events.StatusFailed }

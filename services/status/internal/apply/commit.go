@@ -29,18 +29,24 @@ type job struct {
 	err  error
 }
 
-func newCommitter(st *store.Store) *committer {
+func newCommitter(st *store.Store, r *relay) *committer {
 	workers := 1
 	if st.Postgres() {
 		workers = pgWorkers
 	}
 	return &committer{b: groupcommit.NewParallel(workers, maxGroup, func(ctx context.Context, group []*job) {
-		commitGroup(ctx, st, group)
+		commitGroup(ctx, st, r, group)
 	}, nil)}
 }
 
-func commitGroup(ctx context.Context, st *store.Store, group []*job) {
+// commitGroup also deletes the outbox events published since the last
+// group (outbox.go): no commit of their own while reports flow.
+func commitGroup(ctx context.Context, st *store.Store, r *relay, group []*job) {
+	published := r.takeDone()
 	err := st.InTx(ctx, func(ctx context.Context, q *store.Queries) error {
+		if err := q.DeleteOutbox(ctx, published); err != nil {
+			return err
+		}
 		for _, j := range group {
 			if err := j.work(ctx, q); err != nil {
 				return err
@@ -48,6 +54,9 @@ func commitGroup(ctx context.Context, st *store.Store, group []*job) {
 		}
 		return nil
 	})
+	if err != nil {
+		r.putBack(published)
+	}
 	if err == nil || len(group) == 1 {
 		for _, j := range group {
 			j.err = err

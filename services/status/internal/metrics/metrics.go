@@ -17,6 +17,7 @@ type Metrics struct {
 	Ingested        prometheus.Counter     // apitosms_status_ingested_messages_total
 	ApplyWait       prometheus.Histogram   // apitosms_status_apply_wait_seconds
 	PublishFailures prometheus.Counter     // apitosms_status_reported_publish_failures_total
+	OutboxRelayed   prometheus.Counter     // apitosms_status_outbox_relayed_total
 }
 
 // New registers the metrics on reg.
@@ -37,10 +38,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		PublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apitosms_status_reported_publish_failures_total",
-			Help: "ReportedBatch events that could not be published (the outcome is stored anyway).",
+			Help: "ReportedBatch publishes that failed (the event stays in the outbox and is relayed later).",
+		}),
+		OutboxRelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apitosms_status_outbox_relayed_total",
+			Help: "ReportedBatch events published by the outbox relay: left by a failed publish or a stopped process.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.PublishFailures} {
+	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.PublishFailures, m.OutboxRelayed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
