@@ -30,6 +30,7 @@ type reportedRig struct {
 }
 
 func newReportedRig(t testing.TB, b testkit.Backend, n int, withEvents bool) *reportedRig {
+	t.Helper()
 	ctx := context.Background()
 	br := b.Broker(t)
 	st := store.New(b.DB(t, store.Service))
@@ -76,6 +77,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, withEvents bool) *re
 // reportedMsgs publishes ReportedBatch messages of size reports each (sent,
 // by one phone) for positions from..from+count-1 and reads them back.
 func (r *reportedRig) reportedMsgs(t testing.TB, from, count, size int) []jetstream.Msg {
+	t.Helper()
 	ctx := context.Background()
 	at := time.Now()
 	msgs := 0
@@ -95,6 +97,7 @@ func (r *reportedRig) reportedMsgs(t testing.TB, from, count, size int) []jetstr
 
 // fetchLast reads the last count messages of stream without acking them.
 func fetchLast(t testing.TB, js jetstream.JetStream, stream string, count int) []jetstream.Msg {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)

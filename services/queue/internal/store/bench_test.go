@@ -15,6 +15,7 @@ import (
 // eachBackend runs a benchmark on SQLite and, when the test URLs are set, on
 // PostgreSQL.
 func eachBackend(b *testing.B, fn func(b *testing.B, st *store.Store)) {
+	b.Helper()
 	b.Run("sqlite", func(b *testing.B) {
 		st := open(b, testkit.Backend{DataDir: b.TempDir()})
 		fn(b, st)
@@ -34,6 +35,7 @@ func BenchmarkInsert1000(b *testing.B) { benchInsert(b, 1000) }
 func BenchmarkInsert20000(b *testing.B) { benchInsert(b, 20000) }
 
 func benchInsert(b *testing.B, size int) {
+	b.Helper()
 	eachBackend(b, func(b *testing.B, st *store.Store) {
 		ctx := context.Background()
 		in := st.NewInserter()
@@ -105,6 +107,7 @@ func BenchmarkClaimParallel(b *testing.B) {
 func benchClaimParallel(b *testing.B, st *store.Store,
 	claim func(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time, confirm store.Confirm) ([]store.Claimed, error),
 	ack func(ctx context.Context, ids []int64) (int64, error)) {
+	b.Helper()
 	const size, workers = 200, 16
 	ctx := context.Background()
 	// A fresh account per run: earlier runs left their messages claimed.

@@ -33,7 +33,7 @@ type Confirm struct {
 // NewClaimID returns a random positive claim id. Ids need only be unique
 // among open claims (a few thousand at most): a collision, about one in
 // 2^63 per pair, fails that claim's transaction rather than mixing claims.
-func NewClaimID() int64 { return rand.Int64N(math.MaxInt64-1) + 1 }
+func NewClaimID() int64 { return rand.Int64N(math.MaxInt64-1) + 1 } //nolint:gosec // G404: unique, not secret
 
 // Claim marks up to limit of the account's oldest new messages at positions
 // up to maxPos initiated and returns them oldest first, in one statement

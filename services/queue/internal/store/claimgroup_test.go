@@ -30,7 +30,7 @@ func TestClaimGroupConcurrent(t *testing.T) {
 		if _, err := in.Insert(ctx, rows(2, total+1, 100)); err != nil {
 			t.Fatal(err)
 		}
-		size := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "group_size", Buckets: []float64{1}})
+		size := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "group_size", Help: "Claims per group.", Buckets: []float64{1}})
 		g := st.NewClaimGroup(size)
 		defer g.Close()
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -46,7 +47,7 @@ func (s *Store) Backlog(ctx context.Context, floor int64) (Backlog, error) {
 	if minPos.Valid {
 		b.waitFloor = minPos.Int64
 		var at any
-		if err := db.QueryRowContext(ctx, "SELECT accepted_at FROM messages WHERE pos = "+s.param(1), minPos.Int64).Scan(&at); err != nil && err != sql.ErrNoRows {
+		if err := db.QueryRowContext(ctx, "SELECT accepted_at FROM messages WHERE pos = "+s.param(1), minPos.Int64).Scan(&at); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return b, fmt.Errorf("backlog: %w", err)
 		} else if err == nil {
 			if b.OldestAt, err = asTime(at); err != nil {

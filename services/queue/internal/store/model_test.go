@@ -33,11 +33,10 @@ type modelMsg struct {
 }
 
 type modelClaim struct {
-	positions    []int64
-	expires      int64 // Unix ms
-	lease        int   // 0 none, 1 requeue, 2 expire
-	maxAttempts  int
-	acknowledged bool
+	positions   []int64
+	expires     int64 // Unix ms
+	lease       int   // 0 none, 1 requeue, 2 expire
+	maxAttempts int
 }
 
 type model struct {
@@ -146,6 +145,7 @@ func runModel(t *testing.T, b testkit.Backend, seed uint64) {
 	next := int64(1)
 	steps := 250
 	if testing.Short() {
+		t.Helper()
 		steps = 60
 	}
 	for step := range steps {

@@ -187,10 +187,11 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 	if s.blankText {
 		text = ", text = ''"
 	}
-	update := "UPDATE messages SET status = " + s.param(1) + ", refund = 1" + text +
+	// Constant SQL and placeholders only: values go as arguments.
+	update := "UPDATE messages SET status = " + s.param(1) + ", refund = 1" + text + //nolint:gosec // G202: see above
 		" WHERE pos = " + s.param(2) + " AND +account_id = " + s.param(3) + " AND +status <= 0"
-	outcome := "INSERT INTO outcomes (pos, status, finished_at) VALUES (" + s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ") ON CONFLICT DO NOTHING"
-	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)
+	outcome := "INSERT INTO outcomes (pos, status, finished_at) VALUES (" + s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ") ON CONFLICT DO NOTHING" //nolint:gosec // G202: as above
+	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)                                    //nolint:gosec // G202: as above
 	var out Tracked
 	err := s.trackTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, update, StatusCancelled, pos, accountID)

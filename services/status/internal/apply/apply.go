@@ -181,7 +181,7 @@ func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map
 		if err != nil {
 			return err
 		}
-		id, err := q.AddOutbox(ctx, data, a.now())
+		id, err := q.AddOutbox(ctx, encodeOutbox(ev), a.now())
 		if err != nil {
 			return err
 		}

@@ -105,6 +105,19 @@ func (r *relay) pass(ctx context.Context, age time.Duration) (int, error) {
 	r.mu.Lock()
 	pending = slices.DeleteFunc(pending, func(o store.Outboxed) bool { return slices.Contains(r.done, o.ID) })
 	r.mu.Unlock()
+	for i := range pending {
+		ev, err := decodeOutbox(pending[i].Payload)
+		if err == nil {
+			pending[i].Payload, err = events.Marshal(ev)
+		}
+		if err != nil {
+			// Poison: no retry can publish it. Drop it, loudly.
+			r.log.Error("dropping an unreadable reported outbox event", "event", pending[i].ID, "err", err)
+			r.putBack([]int64{pending[i].ID})
+			pending[i].Payload = nil
+		}
+	}
+	pending = slices.DeleteFunc(pending, func(o store.Outboxed) bool { return o.Payload == nil })
 	futures := make([]jetstream.PubAckFuture, 0, len(pending))
 	var published []int64
 	var firstErr error

@@ -8,8 +8,9 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Outboxed is one event of the outbox: the payload of a ReportedBatch
-// written in the transaction that made the changes it announces.
+// Outboxed is one event of the outbox: a ReportedBatch (in the compact form
+// of internal/apply, outboxcodec.go) written in the transaction that made the
+// changes it announces.
 type Outboxed struct {
 	ID      int64
 	Payload []byte
