@@ -160,7 +160,8 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup // requests handed to workers and not answered yet
 	work    chan func()
-	stopped sync.Once // closes work
+	stopped sync.Once     // closes work
+	exited  chan struct{} // closed once every worker has returned
 	ctx     context.Context
 	cancel  context.CancelFunc
 	handled *prometheus.CounterVec
@@ -202,17 +203,19 @@ func NewServer(nc *nats.Conn, group string, concurrency int, m *Metrics, log *sl
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		nc: nc, group: group, log: log,
-		work: make(chan func(), concurrency),
-		ctx:  ctx, cancel: cancel,
+		work: make(chan func(), concurrency), exited: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
 		handled: m.handled, seconds: m.seconds,
 	}
+	var workers sync.WaitGroup
 	for range max(concurrency, 1) {
-		go func() {
+		workers.Go(func() {
 			for job := range s.work {
 				job()
 			}
-		}()
+		})
 	}
+	go func() { workers.Wait(); close(s.exited) }()
 	return s
 }
 
@@ -304,7 +307,9 @@ func (s *Server) serve(m *nats.Msg, method string, deadline time.Time, fn func(c
 }
 
 // Close stops taking requests, lets running handlers finish (up to the
-// context's deadline), then cancels what is left.
+// context's deadline), then cancels what is left and returns. The workers
+// exit once the last handler has returned (at once, or as soon as the
+// cancelled ones do: none is left behind); Exited tells when.
 func (s *Server) Close(ctx context.Context) {
 	for _, sub := range s.subs {
 		_ = sub.Drain()
@@ -319,10 +324,15 @@ func (s *Server) Close(ctx context.Context) {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	stop := func() { s.stopped.Do(func() { close(s.work) }) } // no sender is left: the workers exit
 	select {
 	case <-done:
-		s.stopped.Do(func() { close(s.work) }) // no sender is left: the workers exit
+		stop()
 	case <-ctx.Done():
+		go func() { <-done; stop() }() // ends when the cancelled handlers return
 	}
 	s.cancel()
 }
+
+// Exited is closed once Close was called and every worker has returned.
+func (s *Server) Exited() <-chan struct{} { return s.exited }

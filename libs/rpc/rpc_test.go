@@ -327,3 +327,34 @@ func TestHandlerGivesUpBeforeCaller(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseTimeoutLeavesNoWorker: when the shutdown budget ends with a
+// handler still running, Close cancels it and returns, and the workers exit
+// as soon as that handler returns instead of waiting forever for work.
+func TestCloseTimeoutLeavesNoWorker(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		nc := b.Broker(t).Conn
+		s := newServer(t, nc, "g")
+		subj := subject(b, "stuck")
+		entered, handlerDone := make(chan struct{}), make(chan struct{})
+		if err := rpc.Handle(s, subj, "stuck", func(ctx context.Context, r echoReq) (echoResp, error) {
+			defer close(handlerDone)
+			close(entered)
+			<-ctx.Done() // only cancellation ends it
+			return echoResp{}, ctx.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = rpc.Call[echoReq, echoResp](ctx5s(t), nc, subj, echoReq{N: 1}) }()
+		<-entered
+		expired, cancel := context.WithCancel(context.Background())
+		cancel() // no budget at all
+		s.Close(expired)
+		<-handlerDone // Close cancelled the handler
+		select {
+		case <-s.Exited():
+		case <-time.After(10 * time.Second):
+			t.Fatal("workers still running after the cancelled handler returned")
+		}
+	})
+}
