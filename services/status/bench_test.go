@@ -28,6 +28,7 @@ func BenchmarkIngest1000(b *testing.B) { benchIngest(b, 1000) }
 func BenchmarkIngest16x1000(b *testing.B) { benchIngest(b, 16*1000) }
 
 func benchIngest(b *testing.B, n int) {
+	b.Helper()
 	benchBackends(b, func(b *testing.B, be testkit.Backend) {
 		db := be.DB(b, "status")
 		ctx := context.Background()
@@ -68,6 +69,7 @@ func BenchmarkApply200(b *testing.B) { benchApply(b, 1) }
 func BenchmarkApply200Parallel(b *testing.B) { benchApply(b, 16) }
 
 func benchApply(b *testing.B, parallelism int) {
+	b.Helper()
 	benchBackends(b, func(b *testing.B, be testkit.Backend) {
 		h := start(b, be)
 		const account = 1

@@ -212,7 +212,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.applier.Flush(stop)
 	stopConsumer()
 	select {
-	case <-consumed:
+	case err := <-consumed:
+		if err != nil {
+			s.deps.Log.Debug("status ingest stopped", "err", err)
+		}
 	case <-stop.Done():
 		s.deps.Log.Warn("status ingest did not stop in time")
 	}

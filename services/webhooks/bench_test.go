@@ -29,6 +29,7 @@ func BenchmarkFanoutAndBatchDelivery(b *testing.B) { benchmarkDelivery(b, false)
 func BenchmarkFanoutThenBatchDelivery(b *testing.B) { benchmarkDelivery(b, true) }
 
 func benchmarkDelivery(b *testing.B, phased bool) {
+	b.Helper()
 	var backend testkit.Backend
 	if nu, du := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nu != "" && du != "" {
 		backend = testkit.External(b, nu, du)

@@ -110,6 +110,7 @@ type receiver struct {
 }
 
 func newReceiver(t testing.TB, answer func(n int, r *http.Request) int) *receiver {
+	t.Helper()
 	rc := &receiver{answer: answer}
 	if rc.answer == nil {
 		rc.answer = func(int, *http.Request) int { return 200 }

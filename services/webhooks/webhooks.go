@@ -269,7 +269,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	select {
-	case <-consumed:
+	case err := <-consumed:
+		if err != nil {
+			s.deps.Log.Debug("webhooks consumer stopped", "err", err)
+		}
 	case <-stop.Done():
 	}
 	if runErr != nil && ctx.Err() == nil {

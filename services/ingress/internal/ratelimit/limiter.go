@@ -112,7 +112,12 @@ func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, e
 		}
 		// Another replica (or an expired key) moved the window: read it again.
 		if attempt > 0 {
-			time.Sleep(time.Duration(rand.IntN(min(200*attempt, 50_000))) * time.Microsecond)
+			pause := time.Duration(rand.IntN(min(200*attempt, 50_000))) * time.Microsecond //nolint:gosec // G404: jitter, not a secret
+			select {
+			case <-ctx.Done():
+				return Decision{}, fmt.Errorf("rate limit: %w", ctx.Err())
+			case <-time.After(pause):
+			}
 		}
 	}
 	// Not a bug: the window could not be changed in time. The request is
@@ -160,7 +165,7 @@ func (l *Limiter) write(ctx context.Context, key string, next []byte, rev uint64
 	case rerr == nil || errors.Is(rerr, jetstream.ErrKeyNotFound):
 		return 0, errLostWrite
 	}
-	return 0, fmt.Errorf("%w (read back: %v)", err, rerr)
+	return 0, fmt.Errorf("%w (read back: %w)", err, rerr)
 }
 
 func isConflict(err error) bool {

@@ -179,7 +179,7 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.res.Read(p)
 	r.left -= int64(n)
-	if err == io.EOF && r.left > 0 {
+	if errors.Is(err, io.EOF) && r.left > 0 {
 		return n, io.ErrUnexpectedEOF
 	}
 	if err == nil && r.left == 0 {
@@ -195,7 +195,7 @@ func (r *rangeReader) Close() error {
 }
 
 func unexpected(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err

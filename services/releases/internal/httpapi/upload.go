@@ -81,7 +81,7 @@ func (h *Handler) receive(ctx context.Context, src parts) (store.Version, error)
 	}()
 	for {
 		p, err := src.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -158,7 +158,7 @@ func (h *Handler) precheck(ctx context.Context, f uploadFields) error {
 func (h *Handler) storeAPK(ctx context.Context, r io.Reader) (blob.Stored, error) {
 	head := make([]byte, len(apkMagic))
 	n, err := io.ReadFull(r, head)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return blob.Stored{}, errInvalidBody("Malformed multipart/form-data body")
 	}
 	if n < len(apkMagic) || !bytes.Equal(head, apkMagic) {

@@ -391,7 +391,7 @@ func (d *Dispatcher) record() {
 func (d *Dispatcher) Backoff(attempts int) time.Duration {
 	i := min(max(attempts-1, 0), len(d.cfg.Schedule)-1)
 	base := d.cfg.Schedule[i]
-	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64()))
+	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64())) //nolint:gosec // G404: jitter, not a secret
 }
 
 // post sends the request and returns the answer's status.

@@ -47,7 +47,7 @@ func TestCheckURLRefusesPrivateDestinations(t *testing.T) {
 	} {
 		if u, err := g.CheckURL(context.Background(), raw); err == nil {
 			t.Errorf("%q accepted as %q", raw, u)
-		} else if _, ok := err.(*URLError); !ok {
+		} else if ue := (*URLError)(nil); !errors.As(err, &ue) {
 			t.Errorf("%q: error %T %v", raw, err, err)
 		}
 	}
