@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,9 @@ type CatchUp struct {
 	cons    jetstream.Consumer
 	timeout time.Duration
 	floor   atomic.Uint64 // highest ack floor seen: later waits skip the consumer lookup when it covers them
+
+	mu     sync.Mutex
+	polled chan struct{} // closed when the consumer lookup in flight ends; nil when none is
 }
 
 // NewCatchUp watches durable on stream (both must exist), giving up after timeout.
@@ -76,12 +80,9 @@ func (c *CatchUp) WaitFor(ctx context.Context, seq uint64) (time.Duration, error
 	target := min(seq, info.State.LastSeq)
 	poll := firstPoll
 	for c.floor.Load() < target {
-		ci, err := c.cons.Info(ctx)
-		if err == nil {
-			c.raise(ci.AckFloor.Stream)
-			if c.floor.Load() >= target {
-				break
-			}
+		err := c.refresh(ctx)
+		if err == nil && c.floor.Load() >= target {
+			break
 		}
 		t := time.NewTimer(poll)
 		select {
@@ -96,6 +97,36 @@ func (c *CatchUp) WaitFor(ctx context.Context, seq uint64) (time.Duration, error
 		poll = min(2*poll, maxPoll)
 	}
 	return time.Since(start), nil
+}
+
+// refresh raises the floor from one consumer lookup, shared by every waiter
+// that asks while it is in flight: a thousand requests waiting at once cost
+// the broker one request per poll interval, not a thousand. A waiter that
+// joined a lookup started before its own target was known simply polls
+// again if the floor is still short.
+func (c *CatchUp) refresh(ctx context.Context) error {
+	c.mu.Lock()
+	if ch := c.polled; ch != nil {
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ch := make(chan struct{})
+	c.polled = ch
+	c.mu.Unlock()
+	ci, err := c.cons.Info(ctx)
+	if err == nil {
+		c.raise(ci.AckFloor.Stream)
+	}
+	c.mu.Lock()
+	c.polled = nil
+	c.mu.Unlock()
+	close(ch)
+	return err
 }
 
 // Floor is the highest ack floor seen so far: every message up to this

@@ -127,15 +127,26 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 	// Work in hand is finished even after ctx is cancelled.
 	work := context.WithoutCancel(ctx)
 	batch := make([]jetstream.Msg, 0, cfg.Batch)
+	pause := time.Duration(0) // back-off after iterator errors
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 				return nil
 			}
-			r.log.Warn("consumer next", "err", err)
+			// A broker restart, a leader election, missed heartbeats: the
+			// iterator recovers by itself; back off meanwhile instead of
+			// spinning (and logging) as fast as the errors come.
+			pause = min(max(2*pause, 10*time.Millisecond), iteratorMaxPause)
+			r.log.Warn("consumer next", "err", err, "retry_in", pause)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
 			continue
 		}
+		pause = 0
 		batch = append(batch[:0], msg)
 		for len(batch) < cfg.Batch {
 			more, err := it.Next(jetstream.NextMaxWait(cfg.Linger))
@@ -147,6 +158,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		r.process(work, batch)
 	}
 }
+
+// iteratorMaxPause bounds the back-off after consecutive iterator errors.
+const iteratorMaxPause = 5 * time.Second
 
 type runner struct {
 	js  jetstream.JetStream

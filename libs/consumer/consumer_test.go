@@ -398,3 +398,55 @@ func TestCatchUpWaitFor(t *testing.T) {
 		}
 	})
 }
+
+// TestCatchUpManyWaitersShareThePoll: a hundred readers waiting at once on
+// one CatchUp (they share each consumer lookup) all return once the
+// consumer catches up, and none returns before.
+func TestCatchUpManyWaitersShareThePoll(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		f.cfg.Batch = 1
+		seqs := f.publish(t, 3)
+		release := make(chan struct{})
+		f.start(t, func(ctx context.Context, batch []jetstream.Msg) error {
+			if string(batch[0].Data()) == "m2" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		ctx := context.Background()
+		cu, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const waiters = 100
+		errs := make(chan error, waiters)
+		for range waiters {
+			go func() {
+				_, err := cu.WaitFor(ctx, seqs[2])
+				errs <- err
+			}()
+		}
+		if _, err := cu.WaitFor(ctx, seqs[1]); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			t.Fatalf("a waiter returned (%v) while m2 was stuck", err)
+		default:
+		}
+		close(release)
+		for range waiters {
+			if err := <-errs; err != nil {
+				t.Fatalf("waiter: %v", err)
+			}
+		}
+		if cu.Floor() < seqs[2] {
+			t.Fatalf("floor %d, want %d", cu.Floor(), seqs[2])
+		}
+	})
+}
