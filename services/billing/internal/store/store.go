@@ -33,6 +33,10 @@ type Store struct {
 
 	authMu   sync.Mutex
 	authStmt *sql.Stmt // authSQL, prepared on reader
+
+	reserveMu     sync.Mutex
+	reserveLookup *sql.Stmt // reserveLookupSQL, prepared on db (SQLite)
+	reserveWrite  *sql.Stmt // reserveWriteSQL, prepared on db (SQLite)
 }
 
 // New wraps db (billing's own database) and, if not nil, a read-only pool
