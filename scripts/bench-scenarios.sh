@@ -28,6 +28,9 @@ bench_scenarios() {
 	_bench_scenario "$fn" "$backend" std ingest-batch-1000 -mode ingest -merchants 4 -batch 1000 -duration "$DURATION"
 	_bench_scenario "$fn" "$backend" std ingest-single -mode ingest -merchants 64 -batch 1 -duration "$DURATION"
 	_bench_scenario "$fn" "$backend" std drain -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s
+	# 1,000 phones on 100 tokens pulling 20 at a time (each reporting what it
+	# pulled) against a standing backlog: what big senders' SIM fleets do.
+	_bench_scenario "$fn" "$backend" std phone-fleet -mode drain -merchants 100 -batch 1000 -phones 1000 -limit 20 -messages "$PREFILL" -duration 60s
 	_bench_scenario "$fn" "$backend" std mixed -mode mixed -merchants 4 -batch 1000 -phones 32 -limit 200 -duration "$DURATION"
 	if [ "$backend" = all-in-one ]; then
 		_bench_scenario "$fn" "$backend" flat ingest-10M-waiting -mode ingest -merchants 4 -batch 1000 -duration "$DURATION" -prefill 10000000

@@ -116,8 +116,14 @@ func TestReplicasShareEverything(t *testing.T) {
 			}
 		}
 
-		// Rotation is seen by both ingress replicas at once.
+		// Rotation is seen by both ingress replicas at once, also by one
+		// that has just looked the token up (and keeps the answer).
 		id, tokRot := account(t, core.base, 10, 100)
+		for _, p := range in {
+			if r := do(t, "GET", p.base+"/api/"+tokRot+"/get_messages", nil); r.status != 200 {
+				t.Fatalf("fresh token on a replica: %d", r.status)
+			}
+		}
 		admin(t, "POST", fmt.Sprintf("%s/admin/v1/accounts/%d/rotate-token", core.base, id), nil)
 		for _, p := range in {
 			if r := do(t, "GET", p.base+"/api/"+tokRot+"/get_messages", nil); r.status != 401 {

@@ -186,6 +186,15 @@ func metrics(first *loadgen.Result) []metric {
 	ms = append(ms,
 		metric{"server CPU µs / " + unit, Lower, func(r *loadgen.Result) (float64, bool) { return perUnit(r.Server, r) }},
 		metric{"NATS+PostgreSQL CPU µs / " + unit, Lower, func(r *loadgen.Result) (float64, bool) { return perUnit(r.Infra, r) }},
+		// Phones' cost per request: everything the server did in the window
+		// (claims, reports, their consumers) over the get_messages answered.
+		metric{"server CPU µs / poll", Lower, func(r *loadgen.Result) (float64, bool) {
+			polls := r.Latency["get_messages"].Count
+			if r.Server == nil || polls <= 0 || r.Mode == loadgen.ModeIngest {
+				return 0, false
+			}
+			return r.Server.CPUSeconds / float64(polls) * 1e6, true
+		}},
 		metric{"server peak RSS MiB", Lower, func(r *loadgen.Result) (float64, bool) {
 			if r.Server == nil {
 				return 0, false

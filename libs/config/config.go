@@ -152,6 +152,27 @@ func (r *Reader) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
+// DurationOrZero is Duration that also takes 0 (for "off").
+func (r *Reader) DurationOrZero(key string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(r.lookup(key, def.String(), false))
+	if v == "0" {
+		return 0
+	}
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(key, "%q is not a duration (write it like 500ms, 30s, 5m or 1h, or 0)", v)
+		return def
+	}
+	if d < 0 {
+		r.fail(key, "%s: want 0 or a positive duration", v)
+		return def
+	}
+	return d
+}
+
 // Bool returns the variable as a boolean (true/false, 1/0, yes/no, on/off),
 // or def when unset.
 func (r *Reader) Bool(key string, def bool) bool {

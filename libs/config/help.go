@@ -56,6 +56,7 @@ var meanings = map[string]string{
 	"APITOSMS_WEBHOOK_INGEST_LINGER":        "wait for a webhook fan-out batch to fill",
 	"APITOSMS_WEBHOOK_RPC_CONCURRENCY":      "webhook API requests answered at once",
 	"APITOSMS_READ_RATE_LIMIT":              "tracking and webhook requests per token per rolling minute (the read window)",
+	"APITOSMS_INGRESS_AUTH_CACHE_TTL":       "how long ingress reuses a token lookup (billing broadcasts changes; 0 turns the cache off)",
 
 	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
 	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",

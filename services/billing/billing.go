@@ -19,6 +19,7 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/httpapi"
 	"github.com/apitosms/apitosms/services/billing/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
@@ -114,9 +115,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
+	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Log.With("service", "billing"))
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
-		api: rpcapi.New(st, res, m), admin: httpapi.New(st), rpcMetrics: rm,
+		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed), rpcMetrics: rm,
 	}, nil
 }
 

@@ -31,6 +31,7 @@ type Config struct {
 	IdempotencyLease time.Duration // APITOSMS_INGRESS_IDEMPOTENCY_LEASE: how long a crashed request blocks its key
 	Replicas         int           // bucket replicas (from APITOSMS_STREAM_REPLICAS)
 	ReadRateLimit    int           // APITOSMS_READ_RATE_LIMIT: requests per rolling minute in a token's read window (tracking)
+	AuthCacheTTL     time.Duration // APITOSMS_INGRESS_AUTH_CACHE_TTL: how long a token lookup is reused; 0 turns the cache off
 }
 
 // DefaultConfig returns the contract's limits.
@@ -42,6 +43,7 @@ func DefaultConfig() Config {
 		IdempotencyLease: 30 * time.Second,
 		Replicas:         1,
 		ReadRateLimit:    httpapi.DefaultReadRateLimit,
+		AuthCacheTTL:     5 * time.Second,
 	}
 }
 
@@ -55,6 +57,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		IdempotencyLease: r.Duration("APITOSMS_INGRESS_IDEMPOTENCY_LEASE", d.IdempotencyLease),
 		Replicas:         c.Replicas,
 		ReadRateLimit:    r.Int("APITOSMS_READ_RATE_LIMIT", d.ReadRateLimit),
+		AuthCacheTTL:     r.DurationOrZero("APITOSMS_INGRESS_AUTH_CACHE_TTL", d.AuthCacheTTL),
 	}
 }
 
@@ -96,6 +99,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
 		ReadRateLimit:  cfg.ReadRateLimit,
+		AuthCacheTTL:   cfg.AuthCacheTTL,
 	}, deps.Registerer, deps.Log.With("service", "ingress"))
 	if err != nil {
 		return nil, err
@@ -116,6 +120,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer close(phones); s.api.RunPhones(ctx, 5*time.Second) }()
 	s.publisher.Run(ctx, publishLoops)
 	<-phones
+	s.api.Close()
 	return nil
 }
 

@@ -91,7 +91,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ClaimWaitTimeout: 5 * time.Second,
-		RPCConcurrency:   64,
+		RPCConcurrency:   256,
 		IngestBatch:      16,
 		IngestLinger:     2 * time.Millisecond,
 		ReportedBatch:    100,

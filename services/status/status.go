@@ -45,7 +45,7 @@ func DefaultConfig() Config {
 		IngestBatch:      16,
 		IngestLinger:     5 * time.Millisecond,
 		IngestMaxDeliver: 10,
-		RPCConcurrency:   64,
+		RPCConcurrency:   256,
 		CatchUpTimeout:   5 * time.Second,
 		OutboxInterval:   time.Second,
 		OutboxAge:        10 * time.Second,

@@ -13,6 +13,7 @@ import (
 	"github.com/apitosms/apitosms/libs/adminauth"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
+	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
@@ -26,12 +27,16 @@ const (
 
 // Admin serves the operator endpoints.
 type Admin struct {
-	store *store.Store
-	now   func() time.Time
+	store   *store.Store
+	changed *changes.Notifier // tells ingress caches what changed
+	now     func() time.Time
 }
 
-// New returns the operator endpoints over st.
-func New(st *store.Store) *Admin { return &Admin{store: st, now: time.Now} }
+// New returns the operator endpoints over st; changed (may be nil) learns
+// every account whose token lookup a request changed.
+func New(st *store.Store, changed *changes.Notifier) *Admin {
+	return &Admin{store: st, changed: changed, now: time.Now}
+}
 
 // Routes mounts the endpoints under /admin/v1, guarded by the admin token
 // (empty: every request is refused with 401).
@@ -175,6 +180,7 @@ func (a *Admin) putSubscription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.changed.Changed(id)
 	return c.JSON(subscriptionOut(sub, now))
 }
 
@@ -189,6 +195,7 @@ func (a *Admin) deleteSubscription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.changed.Changed(id)
 	return c.JSON(subscriptionOut(sub, now))
 }
 
@@ -202,5 +209,6 @@ func (a *Admin) rotateToken(c *fiber.Ctx) error {
 	if err := a.store.RotateToken(c.UserContext(), id, token.Digest(tok)); err != nil {
 		return err
 	}
+	a.changed.Changed(id)
 	return c.JSON(fiber.Map{"apiToken": tok})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
+	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
@@ -27,12 +28,14 @@ type API struct {
 	store    *store.Store
 	reserver *Reserver
 	metrics  *Metrics
+	changed  *changes.Notifier // tells ingress caches of usage given back
 	now      func() time.Time
 }
 
-// New returns the handlers; reservations go through reserver.
-func New(st *store.Store, reserver *Reserver, m *Metrics) *API {
-	return &API{store: st, reserver: reserver, metrics: m, now: time.Now}
+// New returns the handlers; reservations go through reserver, and changed
+// (may be nil) learns the accounts whose usage a release lowered.
+func New(st *store.Store, reserver *Reserver, m *Metrics, changed *changes.Notifier) *API {
+	return &API{store: st, reserver: reserver, metrics: m, changed: changed, now: time.Now}
 }
 
 // Register subscribes the handlers on srv under the subjects of names.
@@ -114,6 +117,8 @@ func (a *API) Release(ctx context.Context, req events.ReleaseRequest) (events.Re
 	if err := a.store.Release(ctx, req.AccountID, req.Month, req.Count); err != nil {
 		return events.ReleaseReply{}, err
 	}
+	// A cached lookup may say the limit is used up; it no longer is.
+	a.changed.Changed(req.AccountID)
 	a.metrics.released.Add(float64(req.Count))
 	return events.ReleaseReply{}, nil
 }

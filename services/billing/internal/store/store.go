@@ -32,6 +32,10 @@ type Store struct {
 
 	authMu   sync.Mutex
 	authStmt *sql.Stmt // authSQL, prepared once
+
+	reserveMu     sync.Mutex
+	reserveLookup *sql.Stmt // reserveLookupSQL, prepared on db (SQLite)
+	reserveWrite  *sql.Stmt // reserveWriteSQL, prepared on db (SQLite)
 }
 
 // New wraps db, billing's own database.

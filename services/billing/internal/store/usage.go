@@ -35,7 +35,10 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	grants := make([]domain.Grant, len(rs))
+	if !s.pg {
+		return s.reserveSQLite(ctx, now, month, ids, rs)
+	}
+	var grants []domain.Grant
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var known []int64
 		err := tx.NewSelect().Model((*accountModel)(nil)).Column("id").
@@ -43,49 +46,70 @@ func (s *Store) ReserveBatch(ctx context.Context, now time.Time, rs []domain.Res
 		if err != nil {
 			return fmt.Errorf("select accounts: %w", err)
 		}
-		limits := make(map[int64]int64, len(known)) // only accounts with an active subscription
-		used := make(map[int64]int64, len(known))
-		fired := make(map[int64]int, len(known))
+		q := newQuota(len(known))
 		if len(known) > 0 {
-			if err := s.loadQuota(ctx, tx, known, month, now, limits, used, fired); err != nil {
+			if err := s.loadQuota(ctx, tx, known, month, now, q.limits, q.used, q.fired); err != nil {
 				return err
 			}
 		}
-		firedBefore := make(map[int64]int, len(fired))
-		for id, f := range fired {
-			firedBefore[id] = f
-		}
-		before := make(map[int64]int64, len(used))
-		for id, u := range used {
-			before[id] = u
-		}
-		for i, r := range rs {
-			u, ok := used[r.AccountID]
-			if !ok {
-				grants[i] = domain.Grant{Month: month, Err: domain.ErrAccountNotFound}
-				continue
-			}
-			limit, active := limits[r.AccountID]
-			g := domain.Grant{Month: month, Limit: limit, SubscriptionActive: active}
-			if active {
-				g.Granted = domain.Take(u, limit, r.Count)
-				g.Crossed = domain.QuotaCrossed(u, u+int64(g.Granted), limit) &^ fired[r.AccountID]
-				fired[r.AccountID] |= g.Crossed
-				u += int64(g.Granted)
-				used[r.AccountID] = u
-			}
-			g.Used = u
-			grants[i] = g
-		}
-		if err := s.writeUsage(ctx, tx, month, before, used); err != nil {
+		grants = q.apply(month, rs)
+		if err := s.writeUsage(ctx, tx, month, q.before, q.used); err != nil {
 			return err
 		}
-		return s.writeFired(ctx, tx, month, firedBefore, fired)
+		return s.writeFired(ctx, tx, month, q.firedBefore, q.fired)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return grants, nil
+}
+
+// quota is what a reservation batch reads and changes: per account, the
+// limit (only accounts with an active subscription), usage and the quota
+// events fired this month, before and after the batch.
+type quota struct {
+	limits      map[int64]int64
+	used        map[int64]int64 // every known account
+	fired       map[int64]int
+	before      map[int64]int64
+	firedBefore map[int64]int
+}
+
+func newQuota(n int) *quota {
+	return &quota{limits: make(map[int64]int64, n), used: make(map[int64]int64, n), fired: make(map[int64]int, n)}
+}
+
+// apply takes rs, in order, from the counters read (used, fired, limits),
+// remembering those in before and firedBefore first.
+func (q *quota) apply(month string, rs []domain.Reservation) []domain.Grant {
+	q.before = make(map[int64]int64, len(q.used))
+	for id, u := range q.used {
+		q.before[id] = u
+	}
+	q.firedBefore = make(map[int64]int, len(q.fired))
+	for id, f := range q.fired {
+		q.firedBefore[id] = f
+	}
+	grants := make([]domain.Grant, len(rs))
+	for i, r := range rs {
+		u, ok := q.used[r.AccountID]
+		if !ok {
+			grants[i] = domain.Grant{Month: month, Err: domain.ErrAccountNotFound}
+			continue
+		}
+		limit, active := q.limits[r.AccountID]
+		g := domain.Grant{Month: month, Limit: limit, SubscriptionActive: active}
+		if active {
+			g.Granted = domain.Take(u, limit, r.Count)
+			g.Crossed = domain.QuotaCrossed(u, u+int64(g.Granted), limit) &^ q.fired[r.AccountID]
+			q.fired[r.AccountID] |= g.Crossed
+			u += int64(g.Granted)
+			q.used[r.AccountID] = u
+		}
+		g.Used = u
+		grants[i] = g
+	}
+	return grants
 }
 
 // loadQuota fills limits (accounts whose subscription is active at now) and

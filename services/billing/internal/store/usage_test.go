@@ -69,7 +69,7 @@ func TestReserveBatchInOrder(t *testing.T) {
 }
 
 // digestFor returns a fresh, unique token digest.
-func digestFor(t *testing.T) string {
+func digestFor(t testing.TB) string {
 	t.Helper()
 	return token.Digest(token.New())
 }

@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
@@ -33,6 +35,7 @@ type Settings struct {
 	MaxBodyBytes   int           // largest body
 	RequestTimeout time.Duration // bound on the work behind one request
 	ReadRateLimit  int           // requests per rolling minute in a token's read window (Part 2)
+	AuthCacheTTL   time.Duration // how long a token lookup is reused (authcache.go); 0: never
 }
 
 // DefaultReadRateLimit is the read window's size (requests per rolling
@@ -51,6 +54,8 @@ type API struct {
 	log       *slog.Logger
 	m         *metrics
 	phones    *phoneTable // phones seen since the last flush (phones.go)
+	auth      *authCache  // billing's token lookups, reused (nil: off)
+	authSub   *nats.Subscription
 }
 
 // New returns the API.
@@ -64,7 +69,28 @@ func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *id
 	if err != nil {
 		return nil, err
 	}
-	return &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones}, nil
+	a := &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones,
+		auth: newAuthCache(set.AuthCacheTTL)}
+	if a.authSub, err = a.auth.subscribe(nc, names); err != nil {
+		return nil, fmt.Errorf("subscribe to account changes: %w", err)
+	}
+	if a.authSub != nil {
+		// The server has the subscription before any lookup is cached.
+		if err := nc.Flush(); err != nil {
+			_ = a.authSub.Unsubscribe()
+			a.auth.stop()
+			return nil, fmt.Errorf("subscribe to account changes: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Close stops listening for account changes (and stops caching lookups).
+func (a *API) Close() {
+	if a.authSub != nil {
+		_ = a.authSub.Unsubscribe()
+	}
+	a.auth.stop()
 }
 
 // Routes mounts the endpoints. get_messages hands messages out, so it is
@@ -109,8 +135,7 @@ func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (even
 	if !token.WellFormed(tok) {
 		return events.AuthReply{}, apperr.ErrInvalidToken
 	}
-	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
-		events.AuthRequest{TokenDigest: token.Digest(tok)}, rpc.Idempotent())
+	auth, err := a.lookupToken(ctx, token.Digest(tok))
 	if err != nil {
 		return auth, err
 	}
@@ -131,6 +156,25 @@ func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (even
 		retry := max(seconds(d.Reset), 1)
 		return auth, errRateLimited.With("retryAfter", retry).WithHeader("Retry-After", strconv.Itoa(retry))
 	}
+	return auth, nil
+}
+
+// lookupToken asks billing who holds the token of digest, or reuses its answer
+// (authCache says why that is safe).
+func (a *API) lookupToken(ctx context.Context, digest string) (events.AuthReply, error) {
+	cache := a.auth
+	now := time.Now()
+	month := timestamp.Month(now)
+	reply, gen, ok := cache.get(digest, month, now)
+	if ok {
+		return reply, nil
+	}
+	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
+		events.AuthRequest{TokenDigest: digest}, rpc.Idempotent())
+	if err != nil {
+		return auth, err
+	}
+	cache.put(digest, month, now, gen, auth)
 	return auth, nil
 }
 

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/apitosms/apitosms/services/billing/internal/domain"
+)
+
+// The reservation on SQLite: two statements, prepared once, per account of
+// the batch (read its subscription and usage; write its usage if changed),
+// instead of five statements built and parsed anew for every batch (bun
+// inlines arguments into the SQL text, so SQLite parsed each one: 6% of the
+// server's CPU at one message per request). SQLite needs no row locks for
+// this: the writer pool has one connection and transactions begin
+// IMMEDIATE, so a batch's read and write are never interleaved with
+// another's.
+const (
+	reserveLookupSQL = `SELECT a.id, s.account_id AS sub_account_id, s.monthly_limit,
+	s.expires_at, s.ended_at, u.account_id AS usage_account_id, u.used, u.events_fired
+	FROM accounts AS a
+	LEFT JOIN subscriptions AS s ON s.account_id = a.id
+	LEFT JOIN usage AS u ON u.account_id = a.id AND u.month = ?
+	WHERE a.id = ?`
+	reserveWriteSQL = `INSERT INTO usage (account_id, month, used, events_fired, events_due)
+	VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (account_id, month) DO UPDATE SET used = excluded.used,
+	events_fired = excluded.events_fired, events_due = usage.events_due | excluded.events_due`
+)
+
+type reserveRow struct {
+	ID             int64     `bun:"id"`
+	SubAccountID   int64     `bun:"sub_account_id"`
+	MonthlyLimit   int64     `bun:"monthly_limit"`
+	ExpiresAt      time.Time `bun:"expires_at"`
+	EndedAt        time.Time `bun:"ended_at"`
+	UsageAccountID int64     `bun:"usage_account_id"`
+	Used           int64     `bun:"used"`
+	Fired          int       `bun:"events_fired"`
+}
+
+// reserveStatements returns the two statements, prepared on first use.
+func (s *Store) reserveStatements(ctx context.Context) (lookup, write *sql.Stmt, err error) {
+	s.reserveMu.Lock()
+	defer s.reserveMu.Unlock()
+	if s.reserveLookup == nil {
+		st, err := s.db.DB.PrepareContext(ctx, reserveLookupSQL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prepare reserve lookup: %w", err)
+		}
+		s.reserveLookup = st
+	}
+	if s.reserveWrite == nil {
+		st, err := s.db.DB.PrepareContext(ctx, reserveWriteSQL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prepare reserve write: %w", err)
+		}
+		s.reserveWrite = st
+	}
+	return s.reserveLookup, s.reserveWrite, nil
+}
+
+// reserveSQLite is ReserveBatch on SQLite; ids are the batch's accounts,
+// sorted and unique.
+func (s *Store) reserveSQLite(ctx context.Context, now time.Time, month string, ids []int64, rs []domain.Reservation) ([]domain.Grant, error) {
+	lookup, write, err := s.reserveStatements(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin reservation: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	lookup, write = tx.StmtContext(ctx, lookup), tx.StmtContext(ctx, write)
+
+	q := newQuota(len(ids))
+	missing := make(map[int64]bool) // known accounts without a usage row this month
+	for _, id := range ids {
+		var r reserveRow
+		found, err := s.scanReserve(ctx, lookup, &r, month, id)
+		if err != nil {
+			return nil, fmt.Errorf("read quota: %w", err)
+		}
+		if !found {
+			continue
+		}
+		if r.SubAccountID != 0 {
+			sub := domain.Subscription{ExpiresAt: utc(r.ExpiresAt), EndedAt: utc(r.EndedAt)}
+			if sub.Active(now) {
+				q.limits[id] = r.MonthlyLimit
+			}
+		}
+		q.used[id], q.fired[id] = r.Used, r.Fired
+		if r.UsageAccountID == 0 {
+			missing[id] = true
+		}
+	}
+	grants := q.apply(month, rs)
+	for _, id := range ids {
+		u, known := q.used[id]
+		if !known {
+			continue
+		}
+		added := q.fired[id] &^ q.firedBefore[id]
+		if u == q.before[id] && added == 0 && !missing[id] {
+			continue
+		}
+		if _, err := write.ExecContext(ctx, id, month, u, q.fired[id], added); err != nil {
+			return nil, fmt.Errorf("write usage: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit reservation: %w", err)
+	}
+	return grants, nil
+}
+
+// scanReserve reads account id's row of reserveLookupSQL; false: no such
+// account.
+func (s *Store) scanReserve(ctx context.Context, st *sql.Stmt, r *reserveRow, month string, id int64) (bool, error) {
+	rows, err := st.QueryContext(ctx, month, id)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, rows.Err()
+	}
+	if err := s.db.ScanRow(ctx, rows, r); err != nil {
+		return false, err
+	}
+	return true, rows.Close()
+}
