@@ -35,12 +35,7 @@ func New(st *store.Store, m *metrics.Metrics, wake func()) *Ingester {
 
 // Subscribed reports whether an endpoint subscribed to events receives typ:
 // an empty list means every type but message.initiated.
-func Subscribed(list []string, typ string) bool {
-	if len(list) == 0 {
-		return typ != events.TypeMessageInitiated
-	}
-	return slices.Contains(list, typ)
-}
+func Subscribed(list []string, typ string) bool { return events.DefaultSubscribed(list, typ) }
 
 // Payload is the body of a single delivery: {"type","timestamp","data"}.
 func Payload(n events.Notification) []byte {

@@ -192,6 +192,17 @@ func (s *Store) EnabledEndpoints(ctx context.Context, accounts []int64) ([]Endpo
 	return out, err
 }
 
+// SubscribedAccounts returns the enabled endpoints (account and events
+// only) of up to limit accounts with an id above after, by account id.
+func (s *Store) SubscribedAccounts(ctx context.Context, after int64, limit int) ([]Endpoint, error) {
+	var out []Endpoint
+	err := s.db.NewSelect().Model(&out).Column("account_id", "events").Where("enabled").
+		Where("account_id IN (?)", s.db.NewSelect().Model((*Endpoint)(nil)).Distinct().Column("account_id").
+			Where("enabled AND account_id > ?", after).Order("account_id").Limit(int64(limit))).
+		Order("account_id").Scan(ctx)
+	return out, err
+}
+
 // Endpoints returns the endpoints with the given ids, by id.
 func (s *Store) Endpoints(ctx context.Context, ids []string) (map[string]Endpoint, error) {
 	var rows []Endpoint
