@@ -43,7 +43,7 @@ func TestMessageEventsOnlyForSubscribers(t *testing.T) {
 					t.Helper()
 					hashes := queueN(t, base, tok, items("sub", n))
 					got := 0
-					testkit.Eventually(t, 30*time.Second, "messages handed out", func() bool {
+					testkit.Eventually(t, 60*time.Second, "messages handed out", func() bool {
 						r := do(t, "GET", base+"/api/"+tok+"/get_messages?limit=100", nil)
 						if r.status != 200 {
 							t.Logf("get_messages %d %s", r.status, r.body)
