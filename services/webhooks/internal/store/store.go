@@ -6,11 +6,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,9 +71,41 @@ type Delivery struct {
 	EventID       string `bun:"event_id"`
 	Type          string `bun:"type"`
 	EventMs       int64  `bun:"event_ms"`
-	Payload       string `bun:"payload"` // the body of a single delivery, as signed
+	Payload       string `bun:"payload"` // the body of a single delivery, as signed; a chunk's batch items
 	Attempts      int    `bun:"attempts"`
 	NextAttemptMs int64  `bun:"next_attempt_ms"`
+	// A chunk (several events of one producer message for a batch
+	// endpoint, one row): Events > 1, IDs their event ids comma-separated
+	// in order, EventID "chunk_" + a digest of IDs, Payload their batch
+	// items ({"id",...},{"id",...}). A single event: Events 1, IDs "".
+	Events int    `bun:"events"`
+	IDs    string `bun:"ids"`
+}
+
+// EventIDs returns the ids of the events d carries.
+func (d Delivery) EventIDs() []string {
+	if d.IDs == "" {
+		return []string{d.EventID}
+	}
+	return strings.Split(d.IDs, ",")
+}
+
+// Group splits claimed rows, in order, into POSTs of at most per events (a
+// row larger than per goes alone): the rule Claim applies.
+func Group(rows []Delivery, per int) [][]Delivery {
+	var out [][]Delivery
+	start, cur := 0, 0
+	for i, r := range rows {
+		if cur > 0 && cur+max(r.Events, 1) > per {
+			out = append(out, rows[start:i])
+			start, cur = i, 0
+		}
+		cur += max(r.Events, 1)
+	}
+	if start < len(rows) {
+		out = append(out, rows[start:])
+	}
+	return out
 }
 
 // Attempt is one row of the deliveries log.
@@ -229,6 +263,9 @@ func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	for i := range rows {
+		rows[i].Events = max(rows[i].Events, 1)
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		for i := 0; i < len(rows); i += insertChunk {
 			chunk := rows[i:min(i+insertChunk, len(rows))]
@@ -266,12 +303,16 @@ WHERE due <= ? ORDER BY due LIMIT ?`, nowMs, limit)
 	return ids, rows.Err()
 }
 
-// Claim takes up to n due events of an endpoint, oldest first: it counts the
-// attempt and moves next_attempt_ms to leaseUntilMs, so no other worker takes
-// them and, should this one die, they come due again then. On PostgreSQL rows
-// another replica is claiming are skipped (SKIP LOCKED); SQLite has one
-// writer.
-func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs int64, n int) ([]Delivery, error) {
+// claimScan bounds the due rows one claim looks at.
+const claimScan = 512
+
+// Claim takes due events of an endpoint, oldest first, for at most posts
+// POSTs of at most per events each (as Group splits them): it counts the
+// attempt and moves next_attempt_ms to leaseUntilMs, so no other worker
+// takes them and, should this one die, they come due again then. On
+// PostgreSQL rows another replica is claiming are skipped (SKIP LOCKED);
+// SQLite has one writer.
+func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs int64, posts, per int) ([]Delivery, error) {
 	lock := ""
 	if s.pg {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -279,23 +320,63 @@ func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs 
 	var out []Delivery
 	err := withRetry(ctx, func() error {
 		out = out[:0]
-		rows, err := s.db.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_ms = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ? AND next_attempt_ms <= ?
-             ORDER BY next_attempt_ms, id LIMIT ?`+lock+`)
-RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms`,
-			leaseUntilMs, endpoint, nowMs, n)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d Delivery
-			if err := rows.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.Type, &d.EventMs, &d.Payload, &d.Attempts, &d.NextAttemptMs); err != nil {
+		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhook_deliveries WHERE endpoint_id = ? AND next_attempt_ms <= ?
+ORDER BY next_attempt_ms, id LIMIT ?`+lock, endpoint, nowMs, min(posts*per, claimScan))
+			if err != nil {
 				return err
 			}
-			out = append(out, d)
-		}
-		return rows.Err()
+			var ids []int64
+			groups, cur := 0, 0
+			for rows.Next() {
+				var id int64
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					rows.Close()
+					return err
+				}
+				n = max(n, 1)
+				if cur > 0 && cur+n > per {
+					groups, cur = groups+1, 0
+				}
+				if groups == posts {
+					break
+				}
+				ids, cur = append(ids, id), cur+n
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			res, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_ms = ?, attempts = attempts + 1
+WHERE id IN (?) RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms, events, ids`,
+				leaseUntilMs, bun.In(ids))
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			for res.Next() {
+				var d Delivery
+				if err := res.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.Type, &d.EventMs, &d.Payload, &d.Attempts, &d.NextAttemptMs, &d.Events, &d.IDs); err != nil {
+					return err
+				}
+				out = append(out, d)
+			}
+			if err := res.Err(); err != nil {
+				return err
+			}
+			// RETURNING gives no order: back to the due order.
+			slices.SortFunc(out, func(a, b Delivery) int {
+				if c := cmp.Compare(a.NextAttemptMs, b.NextAttemptMs); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.ID, b.ID)
+			})
+			return nil
+		})
 	})
 	return out, err
 }
@@ -393,7 +474,7 @@ func (s *Store) Backlog(ctx context.Context) (count int64, oldestMs int64, err e
 	}
 	err = s.db.NewSelect().TableExpr("webhook_deliveries AS d").
 		Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id AND e.enabled").
-		ColumnExpr("COUNT(*) AS n, MIN(d.event_ms) AS oldest").Scan(ctx, &row)
+		ColumnExpr("COALESCE(SUM(d.events), 0) AS n, MIN(d.event_ms) AS oldest").Scan(ctx, &row)
 	return row.N, row.Oldest.Int64, err
 }
 
@@ -418,7 +499,9 @@ func (s *Store) Sweep(ctx context.Context, beforeMs int64) (int64, error) {
 
 // Pending returns the number of undelivered events of an endpoint (tests).
 func (s *Store) Pending(ctx context.Context, endpoint string) (int64, error) {
-	return s.db.NewSelect().Model((*Delivery)(nil)).Where("endpoint_id = ?", endpoint).Count(ctx)
+	var n int64
+	err := s.db.NewSelect().Model((*Delivery)(nil)).ColumnExpr("COALESCE(SUM(events), 0)").Where("endpoint_id = ?", endpoint).Scan(ctx, &n)
+	return n, err
 }
 
 // withRetry runs fn again a few times after a PostgreSQL deadlock or
