@@ -32,6 +32,15 @@ bench_scenarios() {
 	# pulled) against a standing backlog: what big senders' SIM fleets do.
 	_bench_scenario "$fn" "$backend" std phone-fleet -mode drain -merchants 100 -batch 1000 -phones 1000 -limit 20 -messages "$PREFILL" -duration 60s
 	_bench_scenario "$fn" "$backend" std mixed -mode mixed -merchants 4 -batch 1000 -phones 32 -limit 200 -duration "$DURATION"
+	# The drain again, each account with a "batch": true webhook on a local
+	# receiver in the tool: events delivered per second, and the drain's
+	# cost of them (compare with the drain row).
+	_bench_scenario "$fn" "$backend" std drain-webhooks -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s \
+		-webhooks -env APITOSMS_WEBHOOK_ALLOW_PRIVATE=true
+	# Bulk lookups of 1000 hashes (POST /messages/lookup) among 100,000
+	# stored messages; the read window is lifted so it measures the server.
+	_bench_scenario "$fn" "$backend" std lookup-1000 -mode lookup -merchants 4 -batch 1000 -prefill 100000 -duration "$DURATION" \
+		-env APITOSMS_READ_RATE_LIMIT=100000000
 	if [ "$backend" = all-in-one ]; then
 		_bench_scenario "$fn" "$backend" flat ingest-10M-waiting -mode ingest -merchants 4 -batch 1000 -duration "$DURATION" -prefill 10000000
 		_bench_scenario "$fn" "$backend" flat drain-10M-waiting -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -prefill 10000000 -duration "$DURATION"

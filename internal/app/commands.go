@@ -187,7 +187,7 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	var env multiFlag
 	fs.Var(&env, "env", "with -spawn: extra KEY=VALUE for the server (repeatable)")
 	fs.StringVar(&cfg.Scenario, "scenario", "bench", "label of this run in the table")
-	fs.StringVar(&cfg.Mode, "mode", loadgen.ModeMixed, "ingest (queue only), drain (prefill, then pull+report) or mixed")
+	fs.StringVar(&cfg.Mode, "mode", loadgen.ModeMixed, "ingest (queue only), drain (prefill, then pull+report), mixed, or lookup (prefill, then bulk lookups of 1000)")
 	fs.IntVar(&cfg.Merchants, "merchants", 4, "concurrent merchant clients, each with its own account")
 	fs.IntVar(&cfg.Batch, "batch", 1000, "messages per queue request (1 sends a bare object)")
 	fs.IntVar(&cfg.Phones, "phones", 8, "concurrent phones, spread over the merchants' accounts")
@@ -200,6 +200,7 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs.Float64Var(&cfg.Success, "success", 1, "share of messages phones report sent (2); the rest failed (3)")
 	fs.DurationVar(&cfg.Delay, "delay", 0, "phones' simulated sending time per message")
 	fs.DurationVar(&cfg.Idle, "idle", 20*time.Millisecond, "phones' wait after an empty poll (mixed)")
+	fs.BoolVar(&cfg.Webhooks, "webhooks", false, `give each merchant account a "batch": true webhook on a receiver in this tool and report the events delivered (needs -env APITOSMS_WEBHOOK_ALLOW_PRIVATE=true)`)
 	fs.BoolVar(&cfg.Verify, "verify", false, "afterwards drain the rest and check every accepted message was pulled and reported exactly once")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	table := fs.String("table", "", "append the result as a Markdown row to this file (header added when missing)")

@@ -131,7 +131,7 @@ type metric struct {
 // metrics are the figures compared, in table order; name is computed from
 // the group's first result (the same scenario has the same mode and batch).
 func metrics(first *loadgen.Result) []metric {
-	notDrain := func(r *loadgen.Result) bool { return r.Mode != loadgen.ModeDrain }
+	notDrain := func(r *loadgen.Result) bool { return r.Mode != loadgen.ModeDrain && r.Mode != loadgen.ModeLookup }
 	ms := []metric{
 		{"accepted SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.AcceptedPerSec, notDrain(r) }},
 		// Requests are the unit of one-message-per-request scenarios; with
@@ -139,6 +139,18 @@ func metrics(first *loadgen.Result) []metric {
 		{"queue req/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.QueueRequestsPerSec, notDrain(r) && r.Batch == 1 }},
 		{"drained SMS/s (pulled and reported)", Higher, func(r *loadgen.Result) (float64, bool) {
 			return r.ReportedPerSec, r.Mode == loadgen.ModeDrain
+		}},
+		{"webhook events delivered/s", Higher, func(r *loadgen.Result) (float64, bool) {
+			if r.Webhooks == nil {
+				return 0, false
+			}
+			return r.Webhooks.PerSec, true
+		}},
+		{"lookups/s (bulk, 1000 a request)", Higher, func(r *loadgen.Result) (float64, bool) {
+			if r.Lookups == nil {
+				return 0, false
+			}
+			return r.Lookups.PerSec, true
 		}},
 		{"pulled SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.PulledPerSec, r.Mode == loadgen.ModeMixed }},
 		{"reported SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.ReportedPerSec, r.Mode == loadgen.ModeMixed }},
@@ -149,7 +161,7 @@ func metrics(first *loadgen.Result) []metric {
 			return r.Prefill.StoredSeconds, true
 		}},
 	}
-	endpoints := []string{"queue", "get_messages", "status"}
+	endpoints := []string{"queue", "get_messages", "status", "lookup"}
 	if first.Mode == loadgen.ModeMixed {
 		endpoints = append(endpoints, "queue_to_phone")
 	}
@@ -217,6 +229,13 @@ func metrics(first *loadgen.Result) []metric {
 // SMS of a drain, and SMS accepted plus SMS reported in mixed mode.
 func workUnit(r *loadgen.Result) (string, func(*loadgen.Result) float64) {
 	switch {
+	case r.Mode == loadgen.ModeLookup:
+		return "lookup", func(r *loadgen.Result) float64 {
+			if r.Lookups == nil {
+				return 0
+			}
+			return float64(r.Lookups.Lookups)
+		}
 	case r.Mode == loadgen.ModeDrain:
 		return "drained SMS", func(r *loadgen.Result) float64 { return float64(r.Reported) }
 	case r.Mode == loadgen.ModeMixed:

@@ -29,6 +29,7 @@ const (
 	ModeIngest = "ingest" // merchants only
 	ModeDrain  = "drain"  // prefill, then phones only
 	ModeMixed  = "mixed"  // merchants and phones together
+	// ModeLookup (hooks.go): prefill, then bulk lookups.
 )
 
 // Config describes one run.
@@ -72,6 +73,13 @@ type Config struct {
 	// Verify tracks every hash and checks, after the run, that each accepted
 	// message was pulled exactly once and reported, and that nothing is left.
 	Verify bool
+	// Webhooks gives every merchant account a "batch": true webhook endpoint
+	// on a receiver in this process (the server needs
+	// APITOSMS_WEBHOOK_ALLOW_PRIVATE=true) and reports the events it got;
+	// after the window the run waits for the rest (up to HookWait without
+	// progress, default 60 s).
+	Webhooks bool
+	HookWait time.Duration
 	// Watch names processes (by /proc/<pid>/comm) whose CPU time over the
 	// window is reported as infrastructure, e.g. nats-server and postgres
 	// in the distributed mode. A spawned distributed server watches those
@@ -83,7 +91,7 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	switch c.Mode {
-	case ModeIngest, ModeDrain, ModeMixed:
+	case ModeIngest, ModeDrain, ModeMixed, ModeLookup:
 	case "":
 		c.Mode = ModeMixed
 	default:
@@ -101,20 +109,26 @@ func (c *Config) defaults() error {
 	if c.Mode != ModeIngest && c.Phones < 1 {
 		return fmt.Errorf("mode %s needs phones", c.Mode)
 	}
-	if c.Mode == ModeIngest {
+	if c.Mode == ModeIngest || c.Mode == ModeLookup {
 		c.Phones = 0
+	}
+	if c.HookWait <= 0 {
+		c.HookWait = 60 * time.Second
 	}
 	if c.Limit < 1 {
 		c.Limit = 200
 	}
-	if c.Mode == ModeDrain && c.Prefill <= 0 {
+	if (c.Mode == ModeDrain || c.Mode == ModeLookup) && c.Prefill <= 0 {
 		c.Prefill = c.Messages
 		if c.Prefill <= 0 {
 			c.Prefill = 200_000
 		}
 		c.Messages = 0
 	}
-	if c.Mode != ModeDrain && c.Duration <= 0 && c.Messages <= 0 {
+	if c.Mode == ModeLookup && c.Duration <= 0 {
+		return errors.New("lookup mode needs a duration")
+	}
+	if c.Mode != ModeDrain && c.Mode != ModeLookup && c.Duration <= 0 && c.Messages <= 0 {
 		return errors.New("give a duration or a message count")
 	}
 	if c.Mode == ModeMixed && c.Duration <= 0 {
@@ -188,6 +202,8 @@ type run struct {
 	tokens    []string
 	merchants []*merchant
 	phones    []*phoneWorker
+	hooks     *hookReceiver   // with Webhooks
+	lookups   []*lookupWorker // lookup mode
 	// base is what the prefill accepted, excluded from the window's figures.
 	base struct{ accepted, requests int64 }
 }
@@ -195,7 +211,18 @@ type run struct {
 func (r *run) execute(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	for i, tok := range r.tokens {
-		r.merchants = append(r.merchants, newMerchant(i, r.client, cfg.URL, tok, cfg.Batch, cfg.Verify, extras{cfg.Scheduled, cfg.High}))
+		r.merchants = append(r.merchants, newMerchant(i, r.client, cfg.URL, tok, cfg.Batch, cfg.Verify || cfg.Mode == ModeLookup, extras{cfg.Scheduled, cfg.High}))
+	}
+	if cfg.Webhooks {
+		h, err := newHookReceiver()
+		if err != nil {
+			return err
+		}
+		defer h.close()
+		if err := registerHooks(ctx, r.client, cfg.URL, r.tokens, h); err != nil {
+			return err
+		}
+		r.hooks = h
 	}
 	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify}
 	for i, toks := range spread(r.tokens, cfg.Phones) {
@@ -206,6 +233,15 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		if err := r.prefill(ctx, res); err != nil {
 			return err
 		}
+	}
+	if cfg.Mode == ModeLookup {
+		for i, m := range r.merchants {
+			r.lookups = append(r.lookups, newLookupWorker(r.client, cfg.URL, r.tokens[i], m.hashes))
+		}
+	}
+	hooksBefore := int64(0)
+	if r.hooks != nil {
+		hooksBefore = r.hooks.events.Load()
 	}
 
 	before, serverErr := r.sample()
@@ -221,7 +257,10 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	fmt.Fprintf(cfg.Log, "measuring %s ...\n", cfg.Mode)
 	start := time.Now()
 	var wg sync.WaitGroup
-	if cfg.Mode != ModeDrain {
+	if cfg.Mode == ModeLookup {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runLookups(ctx, stop) }()
+	} else if cfg.Mode != ModeDrain {
 		quota := int64(0)
 		if cfg.Messages > 0 {
 			quota = r.base.accepted + cfg.Messages
@@ -238,6 +277,10 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	if timer != nil {
 		timer.Stop()
 	}
+	hooksInWindow := int64(0)
+	if r.hooks != nil {
+		hooksInWindow = r.hooks.events.Load() - hooksBefore
+	}
 	after, _ := r.sample()
 	toolAfter, _ := ReadProc(os.Getpid())
 	infraAfter := cpuByName(cfg.Watch)
@@ -248,7 +291,12 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	}
 
 	r.fill(res, window)
-	if cfg.Mode == ModeDrain {
+	if r.hooks != nil {
+		// Every message the server updated has its message.sent or
+		// .failed event.
+		r.awaitHooks(ctx, res, start, hooksInWindow, hooksBefore+res.Updated)
+	}
+	if cfg.Mode == ModeDrain || cfg.Mode == ModeLookup {
 		// Nothing is queued in the window.
 		res.AcceptedPerSec, res.QueueRequestsPerSec = 0, 0
 	}
@@ -382,6 +430,18 @@ func (r *run) fill(res *Result, window time.Duration) {
 			errs.addN("status item", int(s.ReportErrors))
 		}
 	}
+	var lookupLat Histogram
+	if len(r.lookups) > 0 {
+		lk := &Lookups{}
+		for _, w := range r.lookups {
+			lookupLat.Merge(&w.latency)
+			lk.Lookups += w.lookups
+			lk.Found += w.found
+			errs.merge(w.errs)
+		}
+		lk.PerSec = float64(lk.Lookups) / window.Seconds()
+		res.Lookups = lk
+	}
 	secs := window.Seconds()
 	res.Seconds = secs
 	res.AcceptedPerSec = float64(res.Accepted) / secs
@@ -389,7 +449,7 @@ func (r *run) fill(res *Result, window time.Duration) {
 	res.PulledPerSec = float64(res.Pulled) / secs
 	res.ReportedPerSec = float64(res.Reported) / secs
 	res.Latency = map[string]Latency{}
-	for name, h := range map[string]*Histogram{"queue": &queueLat, "get_messages": &getLat, "status": &statusLat, "queue_to_phone": &toPhone} {
+	for name, h := range map[string]*Histogram{"queue": &queueLat, "get_messages": &getLat, "status": &statusLat, "queue_to_phone": &toPhone, "lookup": &lookupLat} {
 		if h.Count() > 0 {
 			res.Latency[name] = latencyOf(h)
 		}

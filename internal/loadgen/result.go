@@ -58,8 +58,35 @@ type Result struct {
 	// measure of how much everything on the box waited for CPU or disk.
 	Pressure *Pressure `json:"pressure,omitempty"`
 
+	// Webhooks: the events a local "batch": true endpoint received (runs
+	// with Webhooks); Lookups: bulk lookups (lookup mode).
+	Webhooks *Webhooks `json:"webhooks,omitempty"`
+	Lookups  *Lookups  `json:"lookups,omitempty"`
+
 	Verified    *bool  `json:"verified,omitempty"`
 	VerifyError string `json:"verifyError,omitempty"`
+}
+
+// Webhooks is what the bench's webhook receiver got. PerSec is Events
+// over Seconds, from the window's start to the last event received (the
+// deliveries that trail the window included); InWindowPerSec counts only
+// those received within the window.
+type Webhooks struct {
+	Events         int64   `json:"events"`
+	Expected       int64   `json:"expected"` // messages the server updated: one event each
+	Posts          int64   `json:"posts"`
+	InWindow       int64   `json:"inWindow"`
+	Seconds        float64 `json:"seconds"`
+	PerSec         float64 `json:"perSec"`
+	InWindowPerSec float64 `json:"inWindowPerSec"`
+}
+
+// Lookups is the lookup mode's work: hashes asked (1000 a request) and
+// found, per second of the window.
+type Lookups struct {
+	Lookups int64   `json:"lookups"`
+	Found   int64   `json:"found"`
+	PerSec  float64 `json:"perSec"`
 }
 
 // Latency quantiles in milliseconds.
@@ -124,16 +151,16 @@ func (e errorCounts) merge(o errorCounts) {
 // TableHeader is the Markdown header of the rows Row writes.
 const TableHeader = "| scenario | backend | mode | load | window s | accepted SMS/s | queue req/s | pulled SMS/s | reported SMS/s " +
 	"| queue ms p50/p95/p99 | get_messages ms p50/p95/p99 | status ms p50/p95/p99 | queue→phone ms p50/p95/p99 " +
-	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) | CPU / IO stall % |\n" +
-	"|---|---|---|---|--:|--:|--:|--:|--:|---|---|---|---|---|--:|--:|--:|--:|--:|\n"
+	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) | CPU / IO stall % | webhook events/s · lookups/s |\n" +
+	"|---|---|---|---|--:|--:|--:|--:|--:|---|---|---|---|---|--:|--:|--:|--:|--:|---|\n"
 
 // Row is the result as one Markdown table row (see TableHeader).
 func (r *Result) Row() string {
 	cells := []string{
 		r.Scenario, r.Backend, r.Mode, r.load(),
 		fmt.Sprintf("%.1f", r.Seconds),
-		rate(r.AcceptedPerSec, r.Mode != "drain"),
-		rate(r.QueueRequestsPerSec, r.Mode != "drain"),
+		rate(r.AcceptedPerSec, r.Mode != "drain" && r.Mode != ModeLookup),
+		rate(r.QueueRequestsPerSec, r.Mode != "drain" && r.Mode != ModeLookup),
 		rate(r.PulledPerSec, r.Phones > 0 && r.Mode != "ingest"),
 		rate(r.ReportedPerSec, r.Phones > 0 && r.Mode != "ingest"),
 		quantiles(r.Latency["queue"]),
@@ -144,6 +171,7 @@ func (r *Result) Row() string {
 		"—", "—", "—",
 		fmt.Sprintf("%.1f (%.2f)", r.Tool.CPUSeconds, r.Tool.Cores),
 		"—",
+		r.otherCell(),
 	}
 	if r.Pressure != nil {
 		cells[18] = fmt.Sprintf("%.0f / %.0f", r.Pressure.CPU, r.Pressure.IO)
@@ -158,10 +186,32 @@ func (r *Result) Row() string {
 	return "| " + strings.Join(cells, " | ") + " |\n"
 }
 
+// otherCell is the webhook delivery and lookup figures, when the run has
+// them.
+func (r *Result) otherCell() string {
+	var parts []string
+	if w := r.Webhooks; w != nil {
+		parts = append(parts, fmt.Sprintf("%s events/s delivered (%s of %s in %.1f s; %s/s in the window)",
+			thousands(w.PerSec), thousands(float64(w.Events)), thousands(float64(w.Expected)), w.Seconds, thousands(w.InWindowPerSec)))
+	}
+	if l := r.Lookups; l != nil {
+		parts = append(parts, fmt.Sprintf("%s lookups/s (%s found)", thousands(l.PerSec), thousands(float64(l.Found))))
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (r *Result) load() string {
 	var parts []string
 	if r.Mode == "drain" && r.Prefill != nil {
 		parts = append(parts, fmt.Sprintf("%s prefilled", thousands(float64(r.Prefill.Messages))))
+	} else if r.Mode == ModeLookup {
+		parts = append(parts, fmt.Sprintf("%d merchants × lookups of 1000", r.Merchants))
+		if r.Prefill != nil {
+			parts = append(parts, fmt.Sprintf("%s stored", thousands(float64(r.Prefill.Messages))))
+		}
 	} else if r.Merchants > 0 {
 		parts = append(parts, fmt.Sprintf("%d merchants × %d", r.Merchants, r.Batch))
 		if r.Prefill != nil {
@@ -170,6 +220,9 @@ func (r *Result) load() string {
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
 		parts = append(parts, fmt.Sprintf("%d phones × limit %d", r.Phones, r.Limit))
+	}
+	if r.Webhooks != nil {
+		parts = append(parts, "a batch webhook per account")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -240,7 +293,10 @@ func (r *Result) WriteSummary(w io.Writer) {
 			thousands(float64(p.Messages)), p.Seconds, thousands(p.PerSec), ms(p.QueueLatency.P50), ms(p.QueueLatency.P99),
 			p.StoredSeconds, thousands(float64(p.Messages)/max(p.StoredSeconds, 1e-9)))
 	}
-	if r.Mode != "drain" {
+	if r.Webhooks != nil || r.Lookups != nil {
+		fmt.Fprintf(w, "  other        %s\n", r.otherCell())
+	}
+	if r.Mode != "drain" && r.Mode != ModeLookup {
 		fmt.Fprintf(w, "  accepted     %s SMS (%s SMS/s, %s requests/s)\n", thousands(float64(r.Accepted)), thousands(r.AcceptedPerSec), thousands(r.QueueRequestsPerSec))
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
@@ -248,7 +304,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  reported     %s SMS (%s SMS/s; %s sent, %s failed; server updated %s)\n", thousands(float64(r.Reported)),
 			thousands(r.ReportedPerSec), thousands(float64(r.Sent)), thousands(float64(r.Failed)), thousands(float64(r.Updated)))
 	}
-	for _, k := range []string{"queue", "get_messages", "status", "queue_to_phone"} {
+	for _, k := range []string{"queue", "get_messages", "status", "queue_to_phone", "lookup"} {
 		if l, ok := r.Latency[k]; ok && l.Count > 0 {
 			fmt.Fprintf(w, "  %-14s p50 %s ms, p95 %s ms, p99 %s ms (%d)\n", k, ms(l.P50), ms(l.P95), ms(l.P99), l.Count)
 		}

@@ -81,6 +81,13 @@ var messageEventTypes = map[int]string{
 	StatusCancelled: TypeMessageCancelled,
 }
 
+// MessageType is the webhook event type of a message status, false for a
+// status that has no event (new).
+func MessageType(status int) (string, bool) {
+	typ, ok := messageEventTypes[status]
+	return typ, ok
+}
+
 // MessageNotification is the webhook event telling that m (public hash
 // hash) reached its status: message.sent, .failed, .expired, .cancelled or
 // .initiated, with the §9 object as data. Its id names the fact, not the

@@ -276,3 +276,53 @@ type WebhookAttempt struct {
 	Error          *string `json:"error"`
 	At             string  `json:"at"`
 }
+
+// Subscriptions: the producers of message events (the queue) publish an
+// event only for accounts with an enabled endpoint subscribed to its type.
+// They load every account's subscribed types with WebhooksSubscriptions and
+// learn of each change at once from WebhooksChanged.
+
+// WebhooksSubscriptions: SubscriptionsRequest -> SubscriptionsPage.
+func (n Names) WebhooksSubscriptions() string { return n.rpc("webhooks.v1.subscriptions") }
+
+// WebhooksChanged is the core-NATS subject (no stream, every subscriber
+// gets each message) on which the webhooks service announces, after every
+// change of an account's endpoints is committed and before the change's
+// request is answered, the account's subscribed types (a
+// WebhookSubscription).
+func (n Names) WebhooksChanged() string { return n.ns + ".webhooks.v1.changed" }
+
+// WebhookSubscription is the event types an account's enabled endpoints
+// receive, the default set ("events": []) spelled out.
+type WebhookSubscription struct {
+	AccountID int64    `json:"accountId"`
+	Types     []string `json:"types"`
+}
+
+// SubscriptionsRequest asks for the subscriptions of the accounts after
+// After (an account id), up to Limit accounts.
+type SubscriptionsRequest struct {
+	After int64 `json:"after"`
+	Limit int   `json:"limit"`
+}
+
+// SubscriptionsPage is one page of subscriptions, by account id; More says
+// whether accounts after the last one may have some.
+type SubscriptionsPage struct {
+	Accounts []WebhookSubscription `json:"accounts"`
+	More     bool                  `json:"more"`
+}
+
+// DefaultSubscribed reports whether an endpoint subscribed to list
+// receives typ: an empty list means every type but message.initiated.
+func DefaultSubscribed(list []string, typ string) bool {
+	if len(list) == 0 {
+		return typ != TypeMessageInitiated
+	}
+	for _, t := range list {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}

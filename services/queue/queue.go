@@ -269,11 +269,22 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	// Message events only for accounts with a subscribed endpoint
+	// (notify.Subscriptions); set before anything publishes.
+	subs, err := notify.NewSubscriptions(s.deps.Broker.Conn, n, s.log)
+	if err != nil {
+		return fmt.Errorf("queue: webhook subscriptions: %w", err)
+	}
+	s.notify.OnlySubscribed(subs, s.tm)
+	subsCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
+	subsDone := make(chan struct{})
+	go func() { defer close(subsDone); subs.Run(subsCtx) }()
+	defer func() { stopSubs(); <-subsDone }() // after the consumers, which publish
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
 	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).
-		PublishInitiated(notify.NewInitiated(s.notify, s.deps.Broker.Conn, n, s.store)).Register(srv, n); err != nil {
+		PublishInitiated(notify.NewInitiated(s.notify, s.store)).Register(srv, n); err != nil {
 		srv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}

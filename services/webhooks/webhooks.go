@@ -197,10 +197,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}, st, sealer, g, m, deps.Log)
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
-		api: rpcapi.New(st, sealer, g, deps.Broker.JS, deps.Names, rpcapi.Settings{
+		api: rpcapi.New(st, sealer, g, deps.Broker.Conn, deps.Broker.JS, deps.Names, rpcapi.Settings{
 			MaxEndpoints: cfg.MaxEndpoints, RotationOverlap: cfg.RotationOverlap,
-		}, disp.Wake),
-		ingester:   ingest.New(st, m, disp.Wake),
+		}, disp.Wake, deps.Log),
+		ingester:   ingest.New(st, m, disp.Wake, cfg.BatchSize),
 		dispatcher: disp,
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
@@ -223,6 +223,7 @@ func (s *Service) Run(ctx context.Context) error {
 		rpc.Handle(srv, n.WebhooksRotate(), "rotate", s.api.Rotate),
 		rpc.Handle(srv, n.WebhooksTest(), "test", s.api.Test),
 		rpc.Handle(srv, n.WebhooksDeliveries(), "deliveries", s.api.Deliveries),
+		rpc.Handle(srv, n.WebhooksSubscriptions(), "subscriptions", s.api.Subscriptions),
 	} {
 		if err != nil {
 			srv.Close(ctx)

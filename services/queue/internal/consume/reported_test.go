@@ -10,9 +10,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apitosms/apitosms/libs/broker"
 	libconsumer "github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue/internal/consume"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
@@ -29,7 +31,14 @@ type reportedRig struct {
 	names events.Names
 }
 
-func newReportedRig(t testing.TB, b testkit.Backend, n int, withEvents bool) *reportedRig {
+// Events modes of the rig.
+const (
+	noEvents    = "none"        // no notifier
+	allEvents   = "all"         // every event published (subscriptions unknown)
+	subscribers = "subscribers" // only for subscribed accounts; account 1 is not, at first
+)
+
+func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *reportedRig {
 	t.Helper()
 	ctx := context.Background()
 	br := b.Broker(t)
@@ -64,12 +73,15 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, withEvents bool) *re
 		t.Fatal(err)
 	}
 	var nt *notify.Notifier
-	if withEvents {
+	if mode != noEvents {
 		codec, err := hashid.Load(ctx, br.JS, b.Names.KeysBucket(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		nt = notify.New(br.JS, b.Names, codec, br.Conn.MaxPayload())
+	}
+	if mode == subscribers {
+		nt.OnlySubscribed(knownSubscriptions(t, br, b.Names), nil)
 	}
 	return &reportedRig{st: st, h: consume.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
 }
@@ -134,7 +146,7 @@ func fetchLast(t testing.TB, js jetstream.JetStream, stream string, count int) [
 func TestReportedRedeliveryPublishesSameEvents(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		r := newReportedRig(t, b, 3, true)
+		r := newReportedRig(t, b, 3, allEvents)
 		msgs := r.reportedMsgs(t, 1, 3, 3)
 		for range 2 {
 			if err := r.h.Handle(ctx, msgs); err != nil {
@@ -170,15 +182,117 @@ func TestReportedRedeliveryPublishesSameEvents(t *testing.T) {
 	})
 }
 
+// knownSubscriptions runs the queue's subscriptions table against a stand-in
+// for the webhooks service on the real NATS server, answering that no
+// account has an endpoint, and returns it once loaded.
+func knownSubscriptions(t testing.TB, br *broker.Broker, names events.Names) *notify.Subscriptions {
+	t.Helper()
+	m, err := rpc.NewMetrics(prometheus.NewRegistry(), "webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(br.Conn, events.GroupWebhooks, 1, m, testkit.Logger(t))
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	if err := rpc.Handle(srv, names.WebhooksSubscriptions(), "subscriptions",
+		func(context.Context, events.SubscriptionsRequest) (events.SubscriptionsPage, error) {
+			return events.SubscriptionsPage{Accounts: []events.WebhookSubscription{}}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := notify.NewSubscriptions(br.Conn, names, testkit.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); subs.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !subs.Known() {
+		if time.Now().After(deadline) {
+			t.Fatal("subscriptions not loaded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return subs
+}
+
+// notifyCount is how many messages the notify stream holds.
+func notifyCount(t testing.TB, r *reportedRig) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := r.js.Stream(ctx, r.names.NotifyStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// Reports of an account without a subscribed endpoint publish nothing; once
+// the webhooks service announced an endpoint (published and flushed, as it
+// does before answering the create), the very next reports publish their
+// events: no wait between the two.
+func TestReportedPublishesOnlyForSubscribers(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		r := newReportedRig(t, b, 6, subscribers)
+		if err := r.h.Handle(ctx, r.reportedMsgs(t, 1, 3, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if n := notifyCount(t, r); n != 0 {
+			t.Fatalf("%d event messages published for an account without webhooks", n)
+		}
+		br := b.Broker(t) // the webhooks service's own connection
+		data, _ := events.Marshal(events.WebhookSubscription{AccountID: 1, Types: []string{events.TypeMessageFailed}})
+		if err := br.Conn.Publish(b.Names.WebhooksChanged(), data); err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Conn.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		// A type the account does not take: still nothing.
+		msgs := r.reportedMsgs(t, 4, 1, 1)
+		if err := r.h.Handle(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		if n := notifyCount(t, r); n != 0 {
+			t.Fatalf("message.sent published for an account subscribed to message.failed only")
+		}
+		ev := events.ReportedBatch{AccountID: 1, ReportedAt: time.Now(), Device: "MyPhone",
+			Items: []events.Reported{{Pos: 5, Status: events.StatusFailed}, {Pos: 6, Status: events.StatusFailed}}}
+		raw, _ := json.Marshal(ev)
+		if _, err := r.js.Publish(ctx, r.names.ReportedSubject(), raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.h.Handle(ctx, fetchLast(t, r.js, r.names.ReportedStream(), 1)); err != nil {
+			t.Fatal(err)
+		}
+		if n := notifyCount(t, r); n != 1 {
+			t.Fatalf("notify stream holds %d messages, want the one with both message.failed events", n)
+		}
+		var batch events.NotificationBatch
+		if err := events.Unmarshal(fetchLast(t, r.js, r.names.NotifyStream(), 1)[0].Data(), &batch); err != nil {
+			t.Fatal(err)
+		}
+		if len(batch.Batch) != 2 || batch.Batch[0].Type != events.TypeMessageFailed {
+			t.Fatalf("events %+v", batch.Batch)
+		}
+	})
+}
+
 // BenchmarkReportedHandle1000 is the queue's report path: one Handle of
 // 10 ReportedBatch messages of 100 reports (handed-out messages, one phone),
 // recording outcomes and, with events, publishing their message.sent events.
 func BenchmarkReportedHandle1000(b *testing.B) {
-	for _, withEvents := range []bool{false, true} {
-		b.Run(fmt.Sprintf("events=%v", withEvents), func(b *testing.B) {
+	for _, mode := range []string{noEvents, allEvents, subscribers} {
+		b.Run(fmt.Sprintf("events=%s", mode), func(b *testing.B) {
 			backend := testkit.Embedded(b)
 			const size = 1000
-			r := newReportedRig(b, backend, (b.N+1)*size, withEvents)
+			r := newReportedRig(b, backend, (b.N+1)*size, mode)
 			batches := make([][]jetstream.Msg, b.N)
 			for i := range b.N {
 				batches[i] = r.reportedMsgs(b, i*size+1, size, 100)

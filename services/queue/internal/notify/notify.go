@@ -20,6 +20,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -29,6 +30,8 @@ type Notifier struct {
 	js     jetstream.JetStream
 	names  events.Names
 	hashes *hashid.Codec
+	subs   *Subscriptions // nil: every event is published
+	counts *metrics.Tracking
 }
 
 // New returns a Notifier publishing on names' notify stream; hashes gives
@@ -38,8 +41,32 @@ func New(js jetstream.JetStream, names events.Names, hashes *hashid.Codec, maxPa
 	return &Notifier{js: js, names: names, hashes: hashes, budget: int(min(maxPayload, 64<<20) / 2)}
 }
 
+// OnlySubscribed makes n publish only the events subs says some endpoint
+// may want (see Subscriptions), and returns n.
+// m (optional) counts the events published and skipped.
+func (n *Notifier) OnlySubscribed(subs *Subscriptions, m *metrics.Tracking) *Notifier {
+	n.subs, n.counts = subs, m
+	if m != nil && subs != nil {
+		subs.knownGauge = m.SubscriptionsKnown
+	}
+	return n
+}
+
+// count records published and skipped events.
+func (n *Notifier) count(published, skipped int) {
+	if n.counts != nil {
+		n.counts.EventsPublished.Add(float64(published))
+		n.counts.EventsSkipped.Add(float64(skipped))
+	}
+}
+
+// Subscriptions returns what OnlySubscribed set (nil when every event is
+// published).
+func (n *Notifier) Subscriptions() *Subscriptions { return n.subs }
+
 // Messages publishes one event per message (its type from its status; a
-// message with no event type is skipped) and returns how many once the
+// message with no event type, or whose account has no endpoint subscribed
+// to the type, is skipped) and returns how many once the
 // stream stored them all. Events go in stream messages of up to
 // events.MaxNotificationsPerMessage and half the connection's max payload
 // (a message's text may take kilobytes once escaped); each stream message's
@@ -49,9 +76,15 @@ func (n *Notifier) Messages(ctx context.Context, msgs []store.Tracked) (int, err
 	if n == nil || len(msgs) == 0 {
 		return 0, nil
 	}
+	n.subs.Refresh()
 	list := make([]events.Notification, 0, len(msgs))
+	skipped := 0
 	for i := range msgs {
 		m := &msgs[i]
+		if typ, ok := events.MessageType(m.Status); !ok || !n.subs.Wants(m.AccountID, typ) {
+			skipped++
+			continue
+		}
 		if ev, ok := events.MessageNotification(m.AccountID, n.hashes.Hash(m.Pos), Tracked(m)); ok {
 			list = append(list, ev)
 		}
@@ -70,6 +103,7 @@ func (n *Notifier) Messages(ctx context.Context, msgs []store.Tracked) (int, err
 		}
 		rest = rest[k:]
 	}
+	n.count(len(list), skipped)
 	return len(list), nil
 }
 
@@ -99,11 +133,16 @@ func (n *Notifier) Phones(ctx context.Context, evs []store.PhoneEvent) error {
 	if n == nil || len(evs) == 0 {
 		return nil
 	}
+	n.subs.Refresh()
 	list := make([]events.Notification, 0, len(evs))
 	for _, e := range evs {
 		typ := events.TypePhoneOffline
 		if e.Online {
 			typ = events.TypePhoneOnline
+		}
+		if !n.subs.Wants(e.AccountID, typ) {
+			n.count(0, 1)
+			continue
 		}
 		data, err := events.Marshal(events.PhoneEvent{Device: e.Device, LastSeenAt: timestamp.Time{Time: time.UnixMilli(e.SeenMs).UTC()}})
 		if err != nil {
@@ -115,5 +154,12 @@ func (n *Notifier) Phones(ctx context.Context, evs []store.PhoneEvent) error {
 			AccountID: e.AccountID, Type: typ, Data: data,
 		})
 	}
-	return n.publish(ctx, list)
+	if len(list) == 0 {
+		return nil
+	}
+	if err := n.publish(ctx, list); err != nil {
+		return err
+	}
+	n.count(len(list), 0)
+	return nil
 }

@@ -174,12 +174,11 @@ func (d *Dispatcher) round(ctx context.Context) error {
 			per = d.cfg.BatchSize
 		}
 		lease := now.Add(d.cfg.Timeout + leaseMargin)
-		rows, err := d.store.Claim(ctx, id, store.Ms(now), store.Ms(lease), slots*per)
+		rows, err := d.store.Claim(ctx, id, store.Ms(now), store.Ms(lease), slots, per)
 		if err != nil {
 			return err
 		}
-		for i := 0; i < len(rows); i += per {
-			group := rows[i:min(i+per, len(rows))]
+		for _, group := range store.Group(rows, per) {
 			d.start(id)
 			d.wg.Add(1)
 			go func() {
@@ -245,11 +244,16 @@ func (d *Dispatcher) target(ep store.Endpoint, now time.Time) (target, error) {
 // whose id is "batch_" + the first 32 hex digits of SHA-256 over the event
 // ids in order (a retry of the same events carries the same id).
 func Body(batch bool, rows []store.Delivery, now time.Time) (id, typ string, body []byte) {
-	if !batch {
+	if !batch && rows[0].IDs == "" {
 		return rows[0].EventID, rows[0].Type, []byte(rows[0].Payload)
 	}
 	h := sha256.New()
 	var b bytes.Buffer
+	size := 64
+	for _, r := range rows {
+		size += len(r.Payload) + len(r.EventID) + 16
+	}
+	b.Grow(size)
 	b.WriteString(`{"type":"batch","timestamp":"`)
 	b.WriteString(timestamp.Format(now))
 	b.WriteString(`","data":{"events":[`)
@@ -257,6 +261,11 @@ func Body(batch bool, rows []store.Delivery, now time.Time) (id, typ string, bod
 		if i > 0 {
 			b.WriteByte(',')
 			h.Write([]byte{','})
+		}
+		if r.IDs != "" { // a chunk: its items are ready
+			h.Write([]byte(r.IDs))
+			b.WriteString(r.Payload)
+			continue
 		}
 		h.Write([]byte(r.EventID))
 		b.WriteString(`{"id":`)
@@ -291,8 +300,12 @@ func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) 
 	took := time.Since(now)
 	d.metrics.Latency.Observe(took.Seconds())
 
+	events := 0
+	for _, r := range rows {
+		events += max(r.Events, 1)
+	}
 	a := &store.Attempt{
-		EndpointID: t.id, WebhookID: id, Type: typ, Events: len(rows), Attempt: attempt,
+		EndpointID: t.id, WebhookID: id, Type: typ, Events: events, Attempt: attempt,
 		DurationMs: took.Milliseconds(), AtMs: store.Ms(time.Now()),
 	}
 	if status != 0 {
@@ -341,7 +354,7 @@ func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) 
 		return
 	}
 	if o.Delivered {
-		d.metrics.Events.Add(float64(len(rows)))
+		d.metrics.Events.Add(float64(events))
 	}
 }
 

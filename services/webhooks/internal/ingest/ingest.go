@@ -1,14 +1,19 @@
 // Package ingest fans notify-stream events out to endpoints: each event
 // becomes one undelivered row per matching enabled endpoint of its account,
-// all rows of a batch in one transaction, acked only after the commit.
+// except that the events of one stream message for one "batch": true
+// endpoint share rows of up to the batch size (chunks); all rows of a
+// consumer batch in one transaction, acked only after the commit.
 package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,24 +28,54 @@ const txRows = 5000
 
 // Ingester is the consumer handler of the notify stream.
 type Ingester struct {
-	store   *store.Store
-	metrics *metrics.Metrics
-	wake    func() // tells the local dispatcher that events are due
+	store     *store.Store
+	metrics   *metrics.Metrics
+	wake      func() // tells the local dispatcher that events are due
+	batchSize int    // most events per chunk (the POST size of batch endpoints)
 }
 
-// New returns an ingester writing to st.
-func New(st *store.Store, m *metrics.Metrics, wake func()) *Ingester {
-	return &Ingester{store: st, metrics: m, wake: wake}
+// New returns an ingester writing to st; batchSize bounds a chunk.
+func New(st *store.Store, m *metrics.Metrics, wake func(), batchSize int) *Ingester {
+	return &Ingester{store: st, metrics: m, wake: wake, batchSize: max(batchSize, 1)}
+}
+
+// chunkRow is one row carrying evs (events of one stream message for one
+// batch endpoint, in order); its event id digests their ids, so the same
+// chunk stored again (a redelivered stream message) is the same row.
+func chunkRow(endpoint string, evs []events.Notification) store.Delivery {
+	if len(evs) == 1 {
+		n := evs[0]
+		return store.Delivery{EndpointID: endpoint, EventID: n.ID, Type: n.Type, EventMs: store.Ms(n.At), Payload: string(Payload(n)), Events: 1}
+	}
+	ids := make([]string, len(evs))
+	size := 0
+	oldest := store.Ms(evs[0].At)
+	for i, n := range evs {
+		ids[i] = n.ID
+		size += len(n.Data) + len(n.ID) + 96
+		oldest = min(oldest, store.Ms(n.At))
+	}
+	b := make([]byte, 0, size)
+	for i, n := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = strconv.AppendQuote(b, n.ID)
+		b = append(b, ',')
+		b = append(b, Payload(n)[1:]...)
+	}
+	joined := strings.Join(ids, ",")
+	sum := sha256.Sum256([]byte(joined))
+	return store.Delivery{
+		EndpointID: endpoint, EventID: "chunk_" + hex.EncodeToString(sum[:16]), Type: "batch", EventMs: oldest,
+		Payload: string(b), Events: len(evs), IDs: joined,
+	}
 }
 
 // Subscribed reports whether an endpoint subscribed to events receives typ:
 // an empty list means every type but message.initiated.
-func Subscribed(list []string, typ string) bool {
-	if len(list) == 0 {
-		return typ != events.TypeMessageInitiated
-	}
-	return slices.Contains(list, typ)
-}
+func Subscribed(list []string, typ string) bool { return events.DefaultSubscribed(list, typ) }
 
 // Payload is the body of a single delivery: {"type","timestamp","data"}.
 func Payload(n events.Notification) []byte {
@@ -57,7 +92,7 @@ func Payload(n events.Notification) []byte {
 // Handle is a consumer.Handler. It is idempotent: a redelivered event finds
 // its rows already there (unique endpoint and event) and adds none.
 func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
-	notes := make([]events.Notification, 0, len(batch))
+	perMsg := make([][]events.Notification, 0, len(batch))
 	var accounts []int64
 	for _, msg := range batch {
 		// One Notification, or a NotificationBatch of them.
@@ -76,11 +111,11 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			if n.ID == "" || n.Type == "" || !json.Valid(n.Data) {
 				return fmt.Errorf("notification on %s lacks an id, a type or valid data", msg.Subject())
 			}
-			notes = append(notes, n)
 			if !slices.Contains(accounts, n.AccountID) {
 				accounts = append(accounts, n.AccountID)
 			}
 		}
+		perMsg = append(perMsg, list)
 	}
 	endpoints, err := in.store.EnabledEndpoints(ctx, accounts)
 	if err != nil {
@@ -91,25 +126,45 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		byAccount[e.AccountID] = append(byAccount[e.AccountID], e)
 	}
 	var rows []store.Delivery
-	for _, n := range notes {
-		var payload string
-		for _, e := range byAccount[n.AccountID] {
-			if n.Endpoint != "" {
-				if n.Endpoint != e.ID {
+	enqueued := 0
+	chunks := map[string][]events.Notification{} // batch endpoint -> its events of one stream message
+	var order []string
+	for _, notes := range perMsg {
+		for _, n := range notes {
+			var payload string
+			for _, e := range byAccount[n.AccountID] {
+				if n.Endpoint != "" {
+					if n.Endpoint != e.ID {
+						continue
+					}
+				} else if !Subscribed(e.EventList(), n.Type) {
 					continue
 				}
-			} else if !Subscribed(e.EventList(), n.Type) {
-				continue
+				enqueued++
+				if e.Batch {
+					if _, ok := chunks[e.ID]; !ok {
+						order = append(order, e.ID)
+					}
+					chunks[e.ID] = append(chunks[e.ID], n)
+					continue
+				}
+				if payload == "" {
+					payload = string(Payload(n))
+				}
+				rows = append(rows, store.Delivery{
+					EndpointID: e.ID, EventID: n.ID, Type: n.Type, EventMs: store.Ms(n.At),
+					Payload: payload, NextAttemptMs: 0, Events: 1, // due at once
+				})
 			}
-			if payload == "" {
-				payload = string(Payload(n))
-			}
-			ms := store.Ms(n.At)
-			rows = append(rows, store.Delivery{
-				EndpointID: e.ID, EventID: n.ID, Type: n.Type, EventMs: ms,
-				Payload: payload, NextAttemptMs: 0, // due at once
-			})
 		}
+		for _, id := range order {
+			evs := chunks[id]
+			for i := 0; i < len(evs); i += in.batchSize {
+				rows = append(rows, chunkRow(id, evs[i:min(i+in.batchSize, len(evs))]))
+			}
+			delete(chunks, id)
+		}
+		order = order[:0]
 	}
 	// Large batches commit in parts (each idempotent), telling the server
 	// between parts that the messages are still being worked on, so their
@@ -124,8 +179,8 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		if err := in.store.Enqueue(ctx, part); err != nil {
 			return err
 		}
-		in.metrics.Enqueued.Add(float64(len(part)))
 	}
+	in.metrics.Enqueued.Add(float64(enqueued))
 	if len(rows) > 0 && in.wake != nil {
 		in.wake()
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -53,15 +55,74 @@ type API struct {
 	store  *store.Store
 	sealer *secret.Sealer
 	guard  *guard.Guard
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	names  events.Names
 	set    Settings
 	wake   func() // re-enabled endpoints may have events due
+	log    *slog.Logger
 }
 
-// New returns the API.
-func New(st *store.Store, sealer *secret.Sealer, g *guard.Guard, js jetstream.JetStream, names events.Names, set Settings, wake func()) *API {
-	return &API{store: st, sealer: sealer, guard: g, js: js, names: names, set: set, wake: wake}
+// New returns the API; nc announces changes of subscriptions.
+func New(st *store.Store, sealer *secret.Sealer, g *guard.Guard, nc *nats.Conn, js jetstream.JetStream, names events.Names, set Settings, wake func(), log *slog.Logger) *API {
+	return &API{store: st, sealer: sealer, guard: g, nc: nc, js: js, names: names, set: set, wake: wake, log: log}
+}
+
+// subscription is what account's enabled endpoints receive, from eps (an
+// account's enabled endpoints).
+func subscription(account int64, eps []store.Endpoint) events.WebhookSubscription {
+	sub := events.WebhookSubscription{AccountID: account, Types: []string{}}
+	for _, t := range events.NotificationTypes {
+		for _, e := range eps {
+			if events.DefaultSubscribed(e.EventList(), t) {
+				sub.Types = append(sub.Types, t)
+				break
+			}
+		}
+	}
+	return sub
+}
+
+// announce tells every event producer (each queue replica) the account's
+// subscribed types as committed now, and returns once the NATS server has
+// passed the announcement on to the subscribers' connections (a flush: one
+// round trip). A producer reading a message the server sends it later (a
+// report of a phone, a claim) has therefore already received it. A failure
+// is logged, not returned: the change is committed, and the producers'
+// periodic refresh (notify.RefreshEvery) picks it up.
+func (a *API) announce(ctx context.Context, account int64) {
+	eps, err := a.store.EnabledEndpoints(ctx, []int64{account})
+	if err == nil {
+		var data []byte
+		if data, err = events.Marshal(subscription(account, eps)); err == nil {
+			if err = a.nc.Publish(a.names.WebhooksChanged(), data); err == nil {
+				err = a.nc.FlushWithContext(ctx)
+			}
+		}
+	}
+	if err != nil {
+		a.log.Warn("announce webhook subscription change; producers learn it at their next refresh", "err", err)
+	}
+}
+
+// Subscriptions answers a page of every account's subscribed types.
+func (a *API) Subscriptions(ctx context.Context, req events.SubscriptionsRequest) (events.SubscriptionsPage, error) {
+	limit := min(max(req.Limit, 1), 10000)
+	rows, err := a.store.SubscribedAccounts(ctx, req.After, limit)
+	if err != nil {
+		return events.SubscriptionsPage{}, err
+	}
+	page := events.SubscriptionsPage{Accounts: []events.WebhookSubscription{}}
+	for i := 0; i < len(rows); {
+		j := i
+		for j < len(rows) && rows[j].AccountID == rows[i].AccountID {
+			j++
+		}
+		page.Accounts = append(page.Accounts, subscription(rows[i].AccountID, rows[i:j]))
+		i = j
+	}
+	page.More = len(page.Accounts) == limit
+	return page, nil
 }
 
 // newID returns an endpoint id: "wh_" + 128 random bits in hex.
@@ -152,6 +213,7 @@ func (a *API) Create(ctx context.Context, req events.WebhookCreateRequest) (even
 		}
 		return events.Webhook{}, err
 	}
+	a.announce(ctx, e.AccountID)
 	v := view(e)
 	v.Secret = sec
 	return v, nil
@@ -235,6 +297,7 @@ func (a *API) Update(ctx context.Context, req events.WebhookUpdateRequest) (even
 	if enabled && a.wake != nil {
 		a.wake()
 	}
+	a.announce(ctx, e.AccountID)
 	return view(e), nil
 }
 
@@ -249,6 +312,7 @@ func (a *API) Delete(ctx context.Context, req events.WebhookRef) (events.Webhook
 		}
 		return events.WebhookDeleted{}, err
 	}
+	a.announce(ctx, req.AccountID)
 	return events.WebhookDeleted{Deleted: true}, nil
 }
 
