@@ -82,6 +82,9 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 	}
 }
 
+// MaxHookBody bounds one shop delivery (bytes).
+const MaxHookBody = 1 << 20
+
 // Deps are what the service runs on.
 type Deps struct {
 	Broker     *broker.Broker
@@ -158,7 +161,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stores consumer metrics: %w", err)
 	}
-	maxBody := int(deps.Broker.Conn.MaxPayload()) - 4096
+	// A shop's delivery travels as one stream message: at most 1 MiB, and
+	// never more than the broker takes (less room for the headers).
+	maxBody := min(MaxHookBody, int(deps.Broker.Conn.MaxPayload())-4096)
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
 		api:        rpcapi.New(st, sealer, rpcapi.Settings{PublicURL: cfg.PublicURL, MaxStores: cfg.MaxStores}),
