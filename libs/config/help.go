@@ -60,7 +60,6 @@ var meanings = map[string]string{
 	"APITOSMS_STORES_DEDUPE":                "how long a shop's delivery id is remembered (platform retries send nothing)",
 	"APITOSMS_STORES_KEEP_ORDERS":           "how long per-order send records and order details are kept (one SMS per order and event within it)",
 	"APITOSMS_STORES_INGEST_BATCH":          "shop deliveries per consumer batch",
-	"APITOSMS_STORES_INGEST_PARALLEL":       "shop deliveries processed at once",
 	"APITOSMS_STORES_RPC_CONCURRENCY":       "store API requests answered at once",
 	"APITOSMS_READ_RATE_LIMIT":              "tracking and webhook requests per token per rolling minute (the read window)",
 

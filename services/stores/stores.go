@@ -40,7 +40,6 @@ type Config struct {
 	Dedupe          time.Duration // APITOSMS_STORES_DEDUPE: a platform delivery id is remembered this long (24 h)
 	KeepOrders      time.Duration // APITOSMS_STORES_KEEP_ORDERS: send records and order memory kept this long
 	Batch           int           // APITOSMS_STORES_INGEST_BATCH: deliveries per consumer batch
-	Parallel        int           // APITOSMS_STORES_INGEST_PARALLEL: deliveries processed at once
 	RPCConcurrency  int           // APITOSMS_STORES_RPC_CONCURRENCY
 	ShutdownTimeout time.Duration // APITOSMS_SHUTDOWN_TIMEOUT
 }
@@ -54,7 +53,6 @@ func DefaultConfig() Config {
 		Dedupe:          24 * time.Hour,
 		KeepOrders:      90 * 24 * time.Hour,
 		Batch:           128,
-		Parallel:        16,
 		RPCConcurrency:  16,
 		ShutdownTimeout: 20 * time.Second,
 	}
@@ -76,7 +74,6 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		Dedupe:          r.Duration("APITOSMS_STORES_DEDUPE", d.Dedupe),
 		KeepOrders:      r.Duration("APITOSMS_STORES_KEEP_ORDERS", d.KeepOrders),
 		Batch:           r.Int("APITOSMS_STORES_INGEST_BATCH", d.Batch),
-		Parallel:        r.Int("APITOSMS_STORES_INGEST_PARALLEL", d.Parallel),
 		RPCConcurrency:  r.Int("APITOSMS_STORES_RPC_CONCURRENCY", d.RPCConcurrency),
 		ShutdownTimeout: d.ShutdownTimeout,
 	}
@@ -121,7 +118,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	for _, fix := range []struct {
 		v   *int
 		def int
-	}{{&cfg.MaxStores, d.MaxStores}, {&cfg.Batch, d.Batch}, {&cfg.Parallel, d.Parallel}, {&cfg.RPCConcurrency, d.RPCConcurrency}} {
+	}{{&cfg.MaxStores, d.MaxStores}, {&cfg.Batch, d.Batch}, {&cfg.RPCConcurrency, d.RPCConcurrency}} {
 		if *fix.v <= 0 {
 			*fix.v = fix.def
 		}
@@ -164,11 +161,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	// A shop's delivery travels as one stream message: at most 1 MiB, and
 	// never more than the broker takes (less room for the headers).
 	maxBody := min(MaxHookBody, int(deps.Broker.Conn.MaxPayload())-4096)
+	hooks := httpapi.New(st, sealer, deps.Broker.JS, deps.Names, m, deps.Log, maxBody)
 	return &Service{
 		cfg: cfg, deps: deps, store: st,
-		api:        rpcapi.New(st, sealer, rpcapi.Settings{PublicURL: cfg.PublicURL, MaxStores: cfg.MaxStores}),
-		hooks:      httpapi.New(st, sealer, deps.Broker.JS, deps.Names, m, deps.Log, maxBody),
-		proc:       process.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log, cfg.Parallel),
+		api:        rpcapi.New(st, sealer, rpcapi.Settings{PublicURL: cfg.PublicURL, MaxStores: cfg.MaxStores}, hooks.Forget),
+		hooks:      hooks,
+		proc:       process.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }

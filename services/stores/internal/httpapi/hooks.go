@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,13 +49,62 @@ type Hooks struct {
 	log     *slog.Logger
 	maxBody int
 	timeout time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cached // store id -> connection, for cacheTTL
+}
+
+// cacheTTL bounds how long a replica may keep verifying with a store's
+// previous secret, or accept deliveries for a store another replica
+// deleted (the consumer checks again and sends nothing for it). Changes
+// made through this process are seen at once (Forget).
+const cacheTTL = 5 * time.Second
+
+type cached struct {
+	conn   store.Conn
+	secret string
+	until  time.Time
 }
 
 // New returns the receiving endpoints; maxBody bounds a delivery (the
 // broker's max payload less room for headers).
 func New(st *store.Store, sealer *secret.Sealer, js jetstream.JetStream, names events.Names, m *metrics.Metrics,
 	log *slog.Logger, maxBody int) *Hooks {
-	return &Hooks{st: st, sealer: sealer, js: js, names: names, m: m, log: log, maxBody: maxBody, timeout: 900 * time.Millisecond}
+	return &Hooks{st: st, sealer: sealer, js: js, names: names, m: m, log: log, maxBody: maxBody,
+		timeout: 900 * time.Millisecond, cache: map[string]cached{}}
+}
+
+// Forget drops a store from the cache (it changed or was deleted).
+func (h *Hooks) Forget(id string) {
+	h.mu.Lock()
+	delete(h.cache, id)
+	h.mu.Unlock()
+}
+
+// lookup returns a store and its opened secret (store.ErrNotFound).
+func (h *Hooks) lookup(ctx context.Context, id string) (store.Conn, string, error) {
+	now := time.Now()
+	h.mu.Lock()
+	c, ok := h.cache[id]
+	h.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.conn, c.secret, nil
+	}
+	conn, err := h.st.ByID(ctx, id)
+	if err != nil {
+		return conn, "", err
+	}
+	sec, err := h.sealer.Open(conn.Secret)
+	if err != nil {
+		return conn, "", err
+	}
+	h.mu.Lock()
+	if len(h.cache) > 100000 {
+		clear(h.cache)
+	}
+	h.cache[id] = cached{conn: conn, secret: sec, until: now.Add(cacheTTL)}
+	h.mu.Unlock()
+	return conn, sec, nil
 }
 
 // Routes mounts the endpoints.
@@ -77,14 +127,14 @@ func (h *Hooks) receive(c *fiber.Ctx, platform, sigHeader, topicHeader, idHeader
 	// The answer is due within 1 s (§13): bound the work behind it.
 	ctx, cancel := context.WithTimeout(c.UserContext(), h.timeout)
 	defer cancel()
-	conn, err := h.st.ByID(ctx, id)
+	conn, sec, err := h.lookup(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && conn.Platform != platform) {
 		h.m.Received.WithLabelValues(platform, "unknown_store").Inc()
 		return rpcapi.ErrNotFound
 	}
 	if err != nil {
 		h.m.Received.WithLabelValues(platform, "error").Inc()
-		h.log.Error("store lookup", "err", err)
+		h.log.Error("store lookup", "store", id, "err", err)
 		return apperr.ErrUnavailable
 	}
 	body, err := readBody(c, h.maxBody)
@@ -95,11 +145,6 @@ func (h *Hooks) receive(c *fiber.Ctx, platform, sigHeader, topicHeader, idHeader
 	if sig == "" && platform == orders.WooCommerce && wooPing.Match(body) {
 		h.m.Received.WithLabelValues(platform, "ping").Inc()
 		return c.JSON(fiber.Map{"ok": true})
-	}
-	sec, err := h.sealer.Open(conn.Secret)
-	if err != nil {
-		h.log.Error("store secret does not open", "store", id, "err", err)
-		return apperr.ErrUnavailable
 	}
 	if sig == "" || !secret.Verify(sec, body, sig) {
 		h.m.Received.WithLabelValues(platform, "bad_signature").Inc()

@@ -7,13 +7,16 @@
 //  3. each SMS it calls for claims its send record (store, order, template,
 //     recipient). A record owned by another delivery is a duplicate; one
 //     this delivery owns is resumed where a crash left it;
-//  4. quota is reserved through billing (the API's path) once, the month
-//     recorded, then the SMS is published to the accepted stream under a
-//     Nats-Msg-Id derived from the send record, so a retry after a crash
-//     stores it once and gets back the same position (hence hash);
-//  5. the decisions are logged and the delivery marked done, together.
+//  4. quota is reserved through billing (the API's path) once, and the
+//     month recorded;
+//  5. the SMS is published to the accepted stream under a Nats-Msg-Id
+//     derived from the send record, so a retry after a crash stores it once
+//     and gets back the same position (hence hash);
+//  6. the decisions are logged and the deliveries marked done, together.
 //
-// A store deleted before step 4's publish sends nothing.
+// Steps 1-3, 4's record and 6 each take one transaction for the whole
+// batch (on SQLite one fsync each), billing one request per account. A
+// store deleted before step 5 sends nothing.
 package process
 
 import (
@@ -22,13 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
 
-	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
@@ -50,93 +52,151 @@ const (
 
 // Processor handles batches of the store-hooks stream.
 type Processor struct {
-	st       *store.Store
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	names    events.Names
-	hashes   *hashid.Codec
-	m        *metrics.Metrics
-	log      *slog.Logger
-	parallel int
+	st     *store.Store
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	names  events.Names
+	hashes *hashid.Codec
+	m      *metrics.Metrics
+	log    *slog.Logger
 }
 
-// New returns a processor handling up to parallel deliveries of a batch at once.
+// New returns a processor.
 func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, names events.Names, hashes *hashid.Codec,
-	m *metrics.Metrics, log *slog.Logger, parallel int) *Processor {
-	return &Processor{st: st, nc: nc, js: js, names: names, hashes: hashes, m: m, log: log, parallel: max(parallel, 1)}
+	m *metrics.Metrics, log *slog.Logger) *Processor {
+	return &Processor{st: st, nc: nc, js: js, names: names, hashes: hashes, m: m, log: log}
+}
+
+// sms is one SMS a delivery calls for, through its decision.
+type sms struct {
+	conn  store.Conn
+	hook  events.StoreHook
+	entry store.LogEntry // decided when Decision is set
+	rec   store.Send
+	phone string
+	text  string
 }
 
 // Handle processes a batch; it returns nil only when every delivery's
-// decisions are durable. Deliveries are independent: they run in parallel,
-// and the send records keep two deliveries of one order from both sending.
+// decisions are durable. A failure leaves the batch to be redelivered,
+// and every step resumes from what is recorded.
 func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
-	sem := make(chan struct{}, p.parallel)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
+	hooks := make([]events.StoreHook, 0, len(batch))
+	ids := map[string]bool{}
 	for _, msg := range batch {
-		hook, err := events.ParseStoreHook(msg)
+		h, err := events.ParseStoreHook(msg)
 		if err != nil {
-			// Not something the receiving endpoint wrote: nothing to do.
 			p.log.Warn("store hook unreadable; dropped", "err", err)
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := p.one(ctx, hook); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
+		hooks = append(hooks, h)
+		ids[h.StoreID] = true
 	}
-	wg.Wait()
-	return first
-}
-
-func (p *Processor) one(ctx context.Context, h events.StoreHook) error {
-	c, err := p.st.ByID(ctx, h.StoreID)
-	if errors.Is(err, store.ErrNotFound) {
-		p.log.Info("store hook for a deleted store; nothing sent", "store", h.StoreID, "topic", h.Topic)
-		p.m.Decisions.WithLabelValues(Skipped).Inc()
-		return nil
-	}
+	conns, err := p.conns(ctx, ids)
 	if err != nil {
 		return err
 	}
 	now := store.Ms(time.Now())
-	done, err := p.st.SeeDelivery(ctx, c.ID, h.DeliveryID, now)
+	var all []*sms // every decision of the batch, in order
+	var done []store.DeliveryRef
+	err = p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		all, done = all[:0], done[:0]
+		seen := map[store.DeliveryRef]bool{}
+		for _, h := range hooks {
+			c, ok := conns[h.StoreID]
+			if !ok {
+				p.log.Info("store hook for a deleted store; nothing sent", "store", h.StoreID, "topic", h.Topic)
+				p.m.Decisions.WithLabelValues(Skipped).Inc()
+				continue
+			}
+			ref := store.DeliveryRef{Store: c.ID, Delivery: h.DeliveryID}
+			list, err := p.decide(ctx, tx, c, h, now, seen[ref])
+			if err != nil {
+				return err
+			}
+			seen[ref] = true
+			all = append(all, list...)
+			done = append(done, ref)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	entry := func(decision, reason string) store.LogEntry {
-		return store.LogEntry{StoreID: c.ID, DeliveryID: h.DeliveryID, Topic: h.Topic, Decision: decision, Reason: reason, AtMs: now}
+	if err := p.reserve(ctx, all); err != nil {
+		return err
 	}
-	if done {
-		p.m.Decisions.WithLabelValues(Duplicate).Inc()
-		return p.st.Finish(ctx, c.ID, h.DeliveryID, []store.LogEntry{entry(Duplicate, "delivery already processed")})
+	if err := p.publish(ctx, all); err != nil {
+		return err
+	}
+	entries := make([]store.LogEntry, 0, len(all))
+	for _, s := range all {
+		entries = append(entries, s.entry)
+	}
+	return p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		for _, s := range all {
+			if s.entry.Decision == Queued && s.rec.State != store.SendQueued {
+				s.rec.State = store.SendQueued
+				if err := store.SetSend(ctx, tx, s.rec); err != nil {
+					return err
+				}
+			}
+		}
+		if err := store.Finish(ctx, tx, entries, done); err != nil {
+			return err
+		}
+		for _, s := range all {
+			p.m.Decisions.WithLabelValues(s.entry.Decision).Inc()
+		}
+		return nil
+	})
+}
+
+func (p *Processor) conns(ctx context.Context, ids map[string]bool) (map[string]store.Conn, error) {
+	out := make(map[string]store.Conn, len(ids))
+	for id := range ids {
+		c, err := p.st.ByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = c
+	}
+	return out, nil
+}
+
+// decide takes steps 1-3 for one delivery: the SMS it calls for, each
+// decided or waiting for quota (entry.Decision empty).
+func (p *Processor) decide(ctx context.Context, tx bun.IDB, c store.Conn, h events.StoreHook, now int64, again bool) ([]*sms, error) {
+	entry := store.LogEntry{StoreID: c.ID, DeliveryID: h.DeliveryID, Topic: h.Topic, AtMs: now}
+	one := func(decision, reason string) []*sms {
+		e := entry
+		e.Decision, e.Reason = decision, reason
+		return []*sms{{conn: c, hook: h, entry: e}}
+	}
+	done, err := store.SeeDelivery(ctx, tx, c.ID, h.DeliveryID, now)
+	if err != nil {
+		return nil, err
+	}
+	if done || again {
+		return one(Duplicate, "delivery already processed"), nil
 	}
 	ev, err := orders.Parse(c.Platform, h.Topic, h.Body)
 	if err != nil {
 		p.log.Info("store hook rejected", "store", c.ID, "topic", h.Topic, "err", err)
-		p.m.Decisions.WithLabelValues(Rejected).Inc()
-		return p.st.Finish(ctx, c.ID, h.DeliveryID, []store.LogEntry{entry(Rejected, clip(err.Error(), 200))})
+		return one(Rejected, clip(err.Error(), 200)), nil
 	}
 	o := ev.Order
 	if o.ID != "" {
-		if err := p.remember(ctx, c.ID, &o, now); err != nil {
-			return err
+		if err := p.remember(ctx, tx, c.ID, &o, now); err != nil {
+			return nil, err
 		}
 	}
+	entry.OrderNumber = o.Number
 	if ev.Key == "" {
-		e := entry(Skipped, ev.Why)
-		e.OrderNumber = o.Number
-		p.m.Decisions.WithLabelValues(Skipped).Inc()
-		return p.st.Finish(ctx, c.ID, h.DeliveryID, []store.LogEntry{e})
+		return one(Skipped, ev.Why), nil
 	}
 	cf := rpcapi.Decode(c)
 	type want struct{ key, recipient, sendKey, raw string }
@@ -147,24 +207,71 @@ func (p *Processor) one(ctx context.Context, h events.StoreHook) error {
 				sendKey: o.ID + ":" + templates.AdminNewOrder + ":" + ph, raw: ph})
 		}
 	}
-	var entries []store.LogEntry
+	out := make([]*sms, 0, len(wants))
 	for _, w := range wants {
-		e := entry("", "")
-		e.Event, e.OrderNumber, e.Recipient = w.key, o.Number, w.recipient
-		decision, reason, hash, err := p.send(ctx, c, cf, h.DeliveryID, w.key, w.sendKey, w.raw, o)
-		if err != nil {
-			return err
+		s := &sms{conn: c, hook: h, entry: entry}
+		s.entry.Event, s.entry.Recipient = w.key, w.recipient
+		if err := p.check(ctx, tx, s, cf, w.key, w.sendKey, w.raw, o, now); err != nil {
+			return nil, err
 		}
-		e.Decision, e.Reason, e.Hash = decision, reason, hash
-		p.m.Decisions.WithLabelValues(decision).Inc()
-		entries = append(entries, e)
+		out = append(out, s)
 	}
-	return p.st.Finish(ctx, c.ID, h.DeliveryID, entries)
+	return out, nil
+}
+
+// check decides one SMS up to the quota: skipped, duplicate, already
+// queued by this delivery before a crash, or waiting (claimed).
+func (p *Processor) check(ctx context.Context, tx bun.IDB, s *sms, cf rpcapi.Conf, key, sendKey, raw string, o orders.Order, now int64) error {
+	decide := func(decision, reason, hash string) error {
+		s.entry.Decision, s.entry.Reason, s.entry.Hash = decision, reason, hash
+		return nil
+	}
+	t := cf.Templates[key]
+	if !t.Enabled {
+		return decide(Skipped, "template "+key+" disabled", "")
+	}
+	if raw == "" {
+		return decide(Skipped, "no phone on the order", "")
+	}
+	e164, ok := phone.E164(raw, s.conn.DefaultCountry)
+	if !ok {
+		return decide(Skipped, "unparseable phone", "")
+	}
+	out, err := store.OptedOut(ctx, tx, s.conn.AccountID, e164)
+	if err != nil {
+		return err
+	}
+	if out {
+		return decide(Skipped, "phone opted out", "")
+	}
+	s.text = rpcapi.Render(t.Text, o, s.conn.Name)
+	if s.text == "" {
+		return decide(Skipped, "template rendered empty", "")
+	}
+	s.phone = e164
+	rec, err := store.ClaimSend(ctx, tx, s.conn.ID, sendKey, s.hook.DeliveryID, now)
+	if err != nil {
+		return err
+	}
+	s.rec = rec
+	if rec.DeliveryID != s.hook.DeliveryID {
+		if rec.State == store.SendQueued {
+			return decide(Duplicate, "already sent for this order and event", rec.Hash)
+		}
+		return decide(Duplicate, "another delivery of this order and event "+rec.State, rec.Hash)
+	}
+	switch rec.State {
+	case store.SendQueued:
+		return decide(Queued, "", rec.Hash) // a retry of this delivery after a crash
+	case store.SendSkipped:
+		return decide(Skipped, "monthly limit reached or no active subscription", "")
+	}
+	return nil // waiting: quota, then publish
 }
 
 // remember merges what is known of the order into o and stores the result.
-func (p *Processor) remember(ctx context.Context, storeID string, o *orders.Order, now int64) error {
-	prev, err := p.st.RecallOrder(ctx, storeID, o.ID)
+func (p *Processor) remember(ctx context.Context, tx bun.IDB, storeID string, o *orders.Order, now int64) error {
+	prev, err := store.RecallOrder(ctx, tx, storeID, o.ID)
 	if err != nil {
 		return err
 	}
@@ -178,7 +285,7 @@ func (p *Processor) remember(ctx context.Context, storeID string, o *orders.Orde
 	if string(b) == prev {
 		return nil
 	}
-	return p.st.RememberOrder(ctx, storeID, o.ID, string(b), now)
+	return store.RememberOrder(ctx, tx, storeID, o.ID, string(b), now)
 }
 
 // pick returns the customer's phone: the first non-empty of the store's
@@ -192,121 +299,139 @@ func pick(o orders.Order, from []string) string {
 	return ""
 }
 
-// send makes one SMS's decision and, when it is to be sent, queues it.
-func (p *Processor) send(ctx context.Context, c store.Conn, cf rpcapi.Conf, delivery, key, sendKey, raw string, o orders.Order) (decision, reason, hash string, err error) {
-	t := cf.Templates[key]
-	if !t.Enabled {
-		return Skipped, "template " + key + " disabled", "", nil
-	}
-	if raw == "" {
-		return Skipped, "no phone on the order", "", nil
-	}
-	e164, ok := phone.E164(raw, c.DefaultCountry)
-	if !ok {
-		return Skipped, "unparseable phone", "", nil
-	}
-	out, err := p.st.OptedOut(ctx, c.AccountID, e164)
-	if err != nil {
-		return "", "", "", err
-	}
-	if out {
-		return Skipped, "phone opted out", "", nil
-	}
-	text := rpcapi.Render(t.Text, o, c.Name)
-	if text == "" {
-		return Skipped, "template rendered empty", "", nil
-	}
-	now := store.Ms(time.Now())
-	rec, err := p.st.ClaimSend(ctx, c.ID, sendKey, delivery, now)
-	if err != nil {
-		return "", "", "", err
-	}
-	if rec.DeliveryID != delivery {
-		if rec.State == store.SendQueued {
-			return Duplicate, "already sent for this order and event", rec.Hash, nil
+// reserve takes step 4: quota for every waiting SMS without a reservation,
+// one billing request per account (billing grants the first ones when
+// fewer remain), recorded with the month before anything is published; the
+// rest are skipped. A store deleted meanwhile gives its reservations back
+// and sends nothing.
+func (p *Processor) reserve(ctx context.Context, all []*sms) error {
+	byAccount := map[int64][]*sms{}
+	var stores []string
+	for _, s := range all {
+		if s.entry.Decision != "" {
+			continue
 		}
-		return Duplicate, "another delivery of this order and event " + rec.State, rec.Hash, nil
+		stores = append(stores, s.conn.ID)
+		if s.rec.Month == "" {
+			byAccount[s.conn.AccountID] = append(byAccount[s.conn.AccountID], s)
+		}
 	}
-	switch rec.State {
-	case store.SendQueued:
-		return Queued, "", rec.Hash, nil // a retry of this delivery after a crash
-	case store.SendSkipped:
-		return Skipped, "monthly limit reached or no active subscription", "", nil
+	if len(stores) == 0 {
+		return nil
 	}
-	if rec.Month == "" {
+	type grant struct {
+		account int64
+		month   string
+		n       int
+	}
+	var grants []grant
+	for account, list := range byAccount {
 		res, err := rpc.Call[events.ReserveRequest, events.ReserveReply](ctx, p.nc, p.names.BillingReserve(),
-			events.ReserveRequest{AccountID: c.AccountID, Count: 1})
+			events.ReserveRequest{AccountID: account, Count: len(list)})
 		if err != nil {
-			return "", "", "", fmt.Errorf("reserve: %w", err)
-		}
-		if !res.SubscriptionActive || res.Granted == 0 {
-			rec.State = store.SendSkipped
-			if err := p.st.SetSend(ctx, rec); err != nil {
-				return "", "", "", err
+			for _, g := range grants {
+				p.release(g.account, g.month, g.n)
 			}
-			if !res.SubscriptionActive {
-				return Skipped, "no active subscription", "", nil
+			return fmt.Errorf("reserve: %w", err)
+		}
+		granted := res.Granted
+		if !res.SubscriptionActive {
+			granted = 0
+		}
+		grants = append(grants, grant{account, res.Month, granted})
+		for i, s := range list {
+			switch {
+			case i < granted:
+				s.rec.Month = res.Month
+			case !res.SubscriptionActive:
+				s.rec.State, s.entry.Decision, s.entry.Reason = store.SendSkipped, Skipped, "no active subscription"
+			default:
+				s.rec.State, s.entry.Decision, s.entry.Reason = store.SendSkipped, Skipped, "monthly limit reached"
 			}
-			return Skipped, "monthly limit reached", "", nil
-		}
-		rec.Month = res.Month
-		if err := p.st.SetSend(ctx, rec); err != nil {
-			p.release(c.AccountID, res.Month)
-			return "", "", "", err
 		}
 	}
-	// Deleted while this delivery was in flight: nothing is sent.
-	if _, err := p.st.ByID(ctx, c.ID); errors.Is(err, store.ErrNotFound) {
-		p.release(c.AccountID, rec.Month)
-		return Skipped, "store deleted", "", nil
-	} else if err != nil {
-		return "", "", "", err
-	}
-	pos, err := p.publish(ctx, c, sendKey, e164, text)
-	if err != nil {
-		// The reservation stays recorded: the retry publishes under the
-		// same id without reserving again.
-		return "", "", "", err
-	}
-	rec.State, rec.Hash = store.SendQueued, p.hashes.Hash(pos)
-	if err := p.st.SetSend(ctx, rec); err != nil {
-		return "", "", "", err
-	}
-	return Queued, "", rec.Hash, nil
-}
-
-// publish stores the SMS in the accepted stream exactly as the queue
-// endpoint does (one AcceptedBatch of one item) and returns its position.
-func (p *Processor) publish(ctx context.Context, c store.Conn, sendKey, e164, text string) (int64, error) {
-	data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: time.Now().UTC(),
-		Items: []events.AcceptedSMS{{AccountID: c.AccountID, Phone: e164, Text: text}}})
-	if err != nil {
-		return 0, err
-	}
-	msg := nats.NewMsg(p.names.AcceptedSubject())
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, "store/"+c.ID+"/"+sendKey)
-	var seq uint64
-	err = broker.Retry(ctx, func(ctx context.Context) error {
-		ack, err := p.js.PublishMsg(ctx, msg)
-		if err == nil {
-			seq = ack.Sequence
+	err := p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		live, err := store.Existing(ctx, tx, stores)
+		if err != nil {
+			return err
 		}
-		return err
+		for _, s := range all {
+			if s.entry.Decision == "" && !live[s.conn.ID] {
+				// Deleted while in flight: nothing is sent.
+				if s.rec.Month != "" {
+					p.release(s.conn.AccountID, s.rec.Month, 1)
+				}
+				s.entry.Decision, s.entry.Reason = Skipped, "store deleted"
+				continue
+			}
+			if s.rec.State == store.SendSkipped || s.entry.Decision == "" {
+				if err := store.SetSend(ctx, tx, s.rec); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("publish accepted: %w", err)
+		for _, g := range grants {
+			p.release(g.account, g.month, g.n)
+		}
 	}
-	p.m.Queued.Inc()
-	return events.Position(seq, 0), nil
+	return err
 }
 
-func (p *Processor) release(account int64, month string) {
+// publish takes step 5 for every SMS still waiting: all published at once
+// (async), each its own stream message with its own Nats-Msg-Id, then
+// every acknowledgement awaited.
+func (p *Processor) publish(ctx context.Context, all []*sms) error {
+	type pending struct {
+		s   *sms
+		ack jetstream.PubAckFuture
+	}
+	var list []pending
+	at := time.Now().UTC()
+	for _, s := range all {
+		if s.entry.Decision != "" {
+			continue
+		}
+		data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: at,
+			Items: []events.AcceptedSMS{{AccountID: s.conn.AccountID, Phone: s.phone, Text: s.text}}})
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(p.names.AcceptedSubject())
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, "store/"+s.conn.ID+"/"+s.rec.SendKey)
+		f, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish accepted: %w", err)
+		}
+		list = append(list, pending{s, f})
+	}
+	for _, x := range list {
+		select {
+		case ack := <-x.ack.Ok():
+			x.s.rec.Hash = p.hashes.Hash(events.Position(ack.Sequence, 0))
+			x.s.entry.Decision, x.s.entry.Hash = Queued, x.s.rec.Hash
+			p.m.Queued.Inc()
+		case err := <-x.ack.Err():
+			return fmt.Errorf("publish accepted: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (p *Processor) release(account int64, month string, n int) {
+	if n <= 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := rpc.Call[events.ReleaseRequest, events.ReleaseReply](ctx, p.nc, p.names.BillingRelease(),
-		events.ReleaseRequest{AccountID: account, Count: 1, Month: month}); err != nil {
-		p.log.Warn("quota release failed; usage over-counted by one", "err", err)
+		events.ReleaseRequest{AccountID: account, Count: n, Month: month}); err != nil {
+		p.log.Warn("quota release failed; usage over-counted", "err", err, "count", n)
 	}
 }
 

@@ -66,15 +66,16 @@ type Settings struct {
 
 // API handles the requests.
 type API struct {
-	store  *store.Store
-	sealer *secret.Sealer
-	set    Settings
+	store   *store.Store
+	sealer  *secret.Sealer
+	set     Settings
+	changed func(id string) // a store changed or was deleted
 }
 
-// New returns the API.
-func New(st *store.Store, sealer *secret.Sealer, set Settings) *API {
+// New returns the API; changed is told of every store changed or deleted.
+func New(st *store.Store, sealer *secret.Sealer, set Settings, changed func(id string)) *API {
 	set.PublicURL = strings.TrimRight(set.PublicURL, "/")
-	return &API{store: st, sealer: sealer, set: set}
+	return &API{store: st, sealer: sealer, set: set, changed: changed}
 }
 
 // NewID returns a store id: "st_" + 128 random bits in hex.
@@ -405,6 +406,7 @@ func (a *API) Update(ctx context.Context, req events.StoreRequest) (json.RawMess
 		return nil, err
 	}
 	c.UpdatedMs = store.Ms(time.Now())
+	defer a.changed(c.ID)
 	if err := a.store.Update(ctx, &c); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound
@@ -420,6 +422,7 @@ func (a *API) Delete(ctx context.Context, req events.StoreRequest) (json.RawMess
 	if !WellFormedID(req.ID) {
 		return nil, ErrNotFound
 	}
+	defer a.changed(req.ID)
 	if err := a.store.Delete(ctx, req.AccountID, req.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound

@@ -261,69 +261,100 @@ func (s *Store) RemoveOptOuts(ctx context.Context, account int64, phones []strin
 }
 
 // OptedOut reports whether phone is opted out for account.
-func (s *Store) OptedOut(ctx context.Context, account int64, phone string) (bool, error) {
-	return s.db.NewSelect().Model((*OptOut)(nil)).Where("account_id = ? AND phone = ?", account, phone).Exists(ctx)
+func OptedOut(ctx context.Context, db bun.IDB, account int64, phone string) (bool, error) {
+	return db.NewSelect().Model((*OptOut)(nil)).Where("account_id = ? AND phone = ?", account, phone).Exists(ctx)
+}
+
+// Tx runs fn in one transaction (one commit: on SQLite one fsync for a
+// whole batch of deliveries).
+func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.IDB) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
+}
+
+// DB is the store's database, for the methods that take a bun.IDB outside
+// a transaction.
+func (s *Store) DB() bun.IDB { return s.db }
+
+// Existing returns which of ids are stores (not deleted).
+func Existing(ctx context.Context, db bun.IDB, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var got []string
+	if err := db.NewSelect().Model((*Conn)(nil)).Column("id").Where("id IN (?)", bun.In(ids)).Scan(ctx, &got); err != nil {
+		return nil, err
+	}
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // SeeDelivery records a delivery as received (once) and reports whether it
 // was already done: the caller then logs a duplicate and sends nothing.
-func (s *Store) SeeDelivery(ctx context.Context, store, delivery string, nowMs int64) (done bool, err error) {
+func SeeDelivery(ctx context.Context, db bun.IDB, store, delivery string, nowMs int64) (done bool, err error) {
 	d := Delivery{StoreID: store, DeliveryID: delivery, ReceivedMs: nowMs}
-	if _, err := s.db.NewInsert().Model(&d).On("CONFLICT (store_id, delivery_id) DO NOTHING").Exec(ctx); err != nil {
+	if _, err := db.NewInsert().Model(&d).On("CONFLICT (store_id, delivery_id) DO NOTHING").Exec(ctx); err != nil {
 		return false, err
 	}
-	err = s.db.NewSelect().Model(&d).WherePK().Scan(ctx)
+	err = db.NewSelect().Model(&d).WherePK().Scan(ctx)
 	return d.Done, err
 }
 
 // ClaimSend returns the send record of key, creating it for delivery when
 // there is none. The caller resumes a record its own delivery owns and
 // treats any other as a duplicate.
-func (s *Store) ClaimSend(ctx context.Context, store, key, delivery string, nowMs int64) (Send, error) {
+func ClaimSend(ctx context.Context, db bun.IDB, store, key, delivery string, nowMs int64) (Send, error) {
 	r := Send{StoreID: store, SendKey: key, DeliveryID: delivery, State: SendPending, CreatedMs: nowMs}
-	if _, err := s.db.NewInsert().Model(&r).On("CONFLICT (store_id, send_key) DO NOTHING").Exec(ctx); err != nil {
+	if _, err := db.NewInsert().Model(&r).On("CONFLICT (store_id, send_key) DO NOTHING").Exec(ctx); err != nil {
 		return r, err
 	}
-	err := s.db.NewSelect().Model(&r).WherePK().Scan(ctx)
+	err := db.NewSelect().Model(&r).WherePK().Scan(ctx)
 	return r, err
 }
 
 // SetSend writes a send record's state, month and hash.
-func (s *Store) SetSend(ctx context.Context, r Send) error {
-	_, err := s.db.NewUpdate().Model(&r).Column("state", "month", "hash").WherePK().Exec(ctx)
+func SetSend(ctx context.Context, db bun.IDB, r Send) error {
+	_, err := db.NewUpdate().Model(&r).Column("state", "month", "hash").WherePK().Exec(ctx)
 	return err
 }
 
 // RememberOrder stores what is known of an order.
-func (s *Store) RememberOrder(ctx context.Context, store, order, data string, nowMs int64) error {
+func RememberOrder(ctx context.Context, db bun.IDB, store, order, data string, nowMs int64) error {
 	o := Order{StoreID: store, OrderID: order, Data: data, UpdatedMs: nowMs}
-	_, err := s.db.NewInsert().Model(&o).On("CONFLICT (store_id, order_id) DO UPDATE").
+	_, err := db.NewInsert().Model(&o).On("CONFLICT (store_id, order_id) DO UPDATE").
 		Set("data = EXCLUDED.data").Set("updated_ms = EXCLUDED.updated_ms").Exec(ctx)
 	return err
 }
 
 // RecallOrder returns what is known of an order ("" when nothing).
-func (s *Store) RecallOrder(ctx context.Context, store, order string) (string, error) {
+func RecallOrder(ctx context.Context, db bun.IDB, store, order string) (string, error) {
 	var o Order
-	err := s.db.NewSelect().Model(&o).Where("store_id = ? AND order_id = ?", store, order).Scan(ctx)
+	err := db.NewSelect().Model(&o).Where("store_id = ? AND order_id = ?", store, order).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	return o.Data, err
 }
 
-// Finish logs a delivery's decisions and marks it done, in one transaction.
-func (s *Store) Finish(ctx context.Context, store, delivery string, entries []LogEntry) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if len(entries) > 0 {
-			if _, err := tx.NewInsert().Model(&entries).ExcludeColumn("id").Exec(ctx); err != nil {
-				return err
-			}
+// DeliveryRef names one delivery.
+type DeliveryRef struct{ Store, Delivery string }
+
+// Finish logs decisions and marks deliveries done (in the caller's transaction).
+func Finish(ctx context.Context, db bun.IDB, entries []LogEntry, done []DeliveryRef) error {
+	if len(entries) > 0 {
+		if _, err := db.NewInsert().Model(&entries).ExcludeColumn("id").Exec(ctx); err != nil {
+			return err
 		}
-		_, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("done = ?", true).
-			Where("store_id = ? AND delivery_id = ?", store, delivery).Exec(ctx)
-		return err
-	})
+	}
+	for _, d := range done {
+		if _, err := db.NewUpdate().Model((*Delivery)(nil)).Set("done = ?", true).
+			Where("store_id = ? AND delivery_id = ?", d.Store, d.Delivery).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddLog writes one log entry.
