@@ -9,6 +9,7 @@ require (
 	github.com/apitosms/apitosms/services/queue v0.0.0
 	github.com/apitosms/apitosms/services/releases v0.0.0
 	github.com/apitosms/apitosms/services/status v0.0.0
+	github.com/apitosms/apitosms/services/stores v0.0.0
 	github.com/apitosms/apitosms/services/webhooks v0.0.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/goccy/go-json v0.10.5
@@ -19,6 +20,8 @@ require (
 	github.com/uptrace/bun v1.3.0
 	github.com/valyala/fasthttp v1.51.0
 )
+
+require github.com/nyaruka/phonenumbers v1.8.1 // indirect
 
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
@@ -80,6 +83,7 @@ replace (
 	github.com/apitosms/apitosms/services/queue => ./services/queue
 	github.com/apitosms/apitosms/services/releases => ./services/releases
 	github.com/apitosms/apitosms/services/status => ./services/status
+	github.com/apitosms/apitosms/services/stores => ./services/stores
 	github.com/apitosms/apitosms/services/webhooks => ./services/webhooks
 )
 

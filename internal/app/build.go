@@ -12,6 +12,7 @@ import (
 	"github.com/apitosms/apitosms/services/queue"
 	"github.com/apitosms/apitosms/services/releases"
 	"github.com/apitosms/apitosms/services/status"
+	"github.com/apitosms/apitosms/services/stores"
 	"github.com/apitosms/apitosms/services/webhooks"
 )
 
@@ -70,6 +71,16 @@ func prepareWebhooks(r *config.Reader, c config.Common) builder {
 	return func(ctx context.Context, in *infra) (service, error) {
 		return webhooks.New(ctx, cfg, webhooks.Deps{
 			Broker: in.broker, DB: in.dbs["webhooks"], Names: in.names, Replicas: in.common.Replicas,
+			Registerer: in.reg, Log: in.log,
+		})
+	}
+}
+
+func prepareStores(r *config.Reader, c config.Common) builder {
+	cfg := stores.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return stores.New(ctx, cfg, stores.Deps{
+			Broker: in.broker, DB: in.dbs["stores"], Names: in.names, Replicas: in.common.Replicas,
 			Registerer: in.reg, Log: in.log,
 		})
 	}

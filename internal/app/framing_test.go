@@ -512,6 +512,7 @@ var headSafe = map[string]bool{
 	"/api/:token/webhooks": true, "/api/:token/webhooks/:id": true, "/api/:token/webhooks/:id/deliveries": true,
 	"/api/:token/phones":   true,
 	"/api/:token/settings": true,
+	"/api/:token/stores":   true, "/api/:token/stores/:id": true, "/api/:token/stores/:id/log": true, "/api/:token/opt-outs": true,
 }
 
 // TestHeadOnlyOnReadOnlyRoutes: no route answers HEAD unless its GET only

@@ -246,6 +246,7 @@ func TestOpenAPIConformance(t *testing.T) {
 			"APITOSMS_READ_RATE_LIMIT":        strconv.Itoa(readWindow),
 			"APITOSMS_WEBHOOK_ALLOW_PRIVATE":  "true",
 			"APITOSMS_WEBHOOK_MAX_ENDPOINTS":  "2",
+			"APITOSMS_STORES_MAX":             "2",
 		})
 		o := &oapi{doc: loadStrictSpec(t), base: p.base, seen: map[string]bool{}}
 		bearer := []string{"Authorization", "Bearer " + adminToken}
@@ -399,6 +400,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		phonesConformance(t, o, js)
 		settingsConformance(t, o, js)
 		extrasConformance(t, o, js)
+		storesConformance(t, o, js)
 		readWindowConformance(t, o, js)
 
 		// App versions.

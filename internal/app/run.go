@@ -127,7 +127,7 @@ func (in *infra) close() {
 // serveFlags are the flags of the server (apitosms [serve] [flags]).
 func serveFlags(envTarget string) (*flag.FlagSet, *string, *bool) {
 	fs := flag.NewFlagSet("apitosms", flag.ContinueOnError)
-	target := fs.String("target", envTarget, "services to run: all, or a comma list of billing, queue, status, releases, webhooks, ingress (env APITOSMS_TARGET)")
+	target := fs.String("target", envTarget, "services to run: all, or a comma list of billing, queue, status, releases, webhooks, stores, ingress (env APITOSMS_TARGET)")
 	version := fs.Bool("version", false, "print the version and exit")
 	return fs, target, version
 }

@@ -4,9 +4,9 @@ package config
 // test loads every service's configuration and fails when a variable read
 // has no line here, or a line here names a variable nothing reads.
 var meanings = map[string]string{
-	"APITOSMS_TARGET":           "services in this process: all, or a comma list of billing, queue, status, releases, ingress (also -target)",
+	"APITOSMS_TARGET":           "services in this process: all, or a comma list of billing, queue, status, releases, webhooks, stores, ingress (also -target)",
 	"APITOSMS_HTTP_ADDR":        "public HTTP listen address (API, /healthz, /readyz, /metrics)",
-	"APITOSMS_PUBLIC_URL":       "base of downloadUrl in app-version answers",
+	"APITOSMS_PUBLIC_URL":       "base of downloadUrl in app-version answers and of each store connection's webhookUrl",
 	"APITOSMS_DATA_DIR":         "embedded NATS store and SQLite files; locked by one process at a time",
 	"APITOSMS_ADMIN_TOKEN":      "bearer token of the operator API (/admin/v1); unset: it answers 401 (secret)",
 	"APITOSMS_NATS_URL":         "external NATS servers, comma-separated; unset: embedded server in the data dir (secret)",
@@ -55,6 +55,12 @@ var meanings = map[string]string{
 	"APITOSMS_WEBHOOK_INGEST_BATCH":         "events per webhook fan-out transaction",
 	"APITOSMS_WEBHOOK_INGEST_LINGER":        "wait for a webhook fan-out batch to fill",
 	"APITOSMS_WEBHOOK_RPC_CONCURRENCY":      "webhook API requests answered at once",
+	"APITOSMS_STORES_MAX":                   "store connections per token",
+	"APITOSMS_STORES_LOG_RETENTION":         "how long the store decisions log is kept",
+	"APITOSMS_STORES_DEDUPE":                "how long a shop's delivery id is remembered (platform retries send nothing)",
+	"APITOSMS_STORES_KEEP_ORDERS":           "how long per-order send records and order details are kept (one SMS per order and event within it)",
+	"APITOSMS_STORES_INGEST_BATCH":          "shop deliveries per consumer batch",
+	"APITOSMS_STORES_RPC_CONCURRENCY":       "store API requests answered at once",
 	"APITOSMS_READ_RATE_LIMIT":              "tracking and webhook requests per token per rolling minute (the read window)",
 	"APITOSMS_INGRESS_AUTH_CACHE_TTL":       "how long ingress reuses a token lookup (billing broadcasts changes; 0 turns the cache off)",
 

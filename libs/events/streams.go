@@ -87,6 +87,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 			durables: []string{DurableWebhooksFanout},
 		},
 		{
+			// Verified shop deliveries (§13), until the stores service
+			// processed them.
+			cfg: jetstream.StreamConfig{
+				Name:       n.StoreHooksStream(),
+				Subjects:   []string{n.StoreHooksSubject()},
+				Storage:    jetstream.FileStorage,
+				Retention:  jetstream.InterestPolicy,
+				Replicas:   replicas,
+				Duplicates: 2 * time.Minute,
+				Discard:    jetstream.DiscardNew,
+			},
+			durables: []string{DurableStoresIngest},
+		},
+		{
 			cfg: jetstream.StreamConfig{
 				Name:     n.DeadLetterStream(),
 				Subjects: []string{n.DeadLetterSubjects()},

@@ -112,6 +112,8 @@ func (a *API) Routes(r fiber.Router) {
 	r.Get("/api/:token/phones", a.listPhones)
 	// Lease settings (contract §12): settings.go.
 	a.settingsRoutes(r)
+	// Store connections and opt-outs (contract §13): stores.go.
+	a.storeRoutes(r)
 }
 
 var errRateLimited = apperr.New(http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// BenchmarkStoreHooks measures issue 13's two speeds through the real HTTP
+// server (all in one process on the embedded NATS server and SQLite), with
+// signed WooCommerce order.created deliveries of the testdata order, each
+// a new order:
+//
+//   - deliveries/s: verified and durably stored (answered 200) by
+//     POST /hooks/woocommerce/{id}, eight shops' connections at once;
+//   - orders/s: from the first POST until the last order is queued as an
+//     SMS (billing reserve + accepted stream), the consumer's throughput.
+//
+// Issue targets: 3,000 deliveries/s and 2,000 orders/s.
+func BenchmarkStoreHooks(b *testing.B) {
+	be := testkit.Embedded(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		done <- Run(ctx, Runtime{Getenv: be.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken, "APITOSMS_LOG_LEVEL": "error"}),
+			Stdout: io.Discard, Stderr: io.Discard, OnReady: func(addr string) { ready <- addr }})
+	}()
+	defer func() { cancel(); <-done }()
+	var base string
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		b.Fatalf("start: %v", err)
+	case <-time.After(60 * time.Second):
+		b.Fatal("did not start")
+	}
+	r, err := send("POST", base+"/admin/v1/accounts", map[string]any{"name": "Bench", "email": "b@example.com"}, "Authorization", "Bearer "+adminToken)
+	if err != nil || r.status != 201 {
+		b.Fatalf("account: %v %d", err, r.status)
+	}
+	var acc struct {
+		ID       int64  `json:"id"`
+		APIToken string `json:"apiToken"`
+	}
+	if err := json.Unmarshal(r.body, &acc); err != nil {
+		b.Fatal(err)
+	}
+	sub := map[string]any{"plan": "bench", "monthlyLimit": 100000000, "rateLimitPerMinute": 100000}
+	if r, err := send("PUT", fmt.Sprintf("%s/admin/v1/accounts/%d/subscription", base, acc.ID), sub, "Authorization", "Bearer "+adminToken); err != nil || r.status != 200 {
+		b.Fatalf("subscription: %v %d", err, r.status)
+	}
+	const secret = "bench-secret-0123456789"
+	r, err = send("POST", base+"/api/"+acc.APIToken+"/stores", map[string]any{"platform": "woocommerce", "name": "Loja", "secret": secret, "defaultCountry": "BR"})
+	if err != nil || r.status != 201 {
+		b.Fatalf("store: %v %d %s", err, r.status, r.body)
+	}
+	var st struct{ ID string }
+	_ = json.Unmarshal(r.body, &st)
+	hook := base + "/hooks/woocommerce/" + st.ID
+	order, err := os.ReadFile(storesTestdata + "woocommerce_order.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	seq.Store(queuedSMS(b, base))
+	start := seq.Load()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+	const clients = 8
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	t0 := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				n := fmt.Sprintf("%d%d", time.Now().UnixNano()%1000000, i)
+				body := bytes.Replace(order, []byte(`"id": 727,`), []byte(`"id": `+n+`,`), 1)
+				req, _ := http.NewRequest("POST", hook, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-WC-Webhook-Signature", shopSign(secret, string(body)))
+				req.Header.Set("X-WC-Webhook-Topic", "order.created")
+				req.Header.Set("X-WC-Webhook-Delivery-ID", n)
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Errorf("hook: %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	received := time.Since(t0)
+	deadline := time.Now().Add(5 * time.Minute)
+	for queuedSMS(b, base)-start < int64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d orders queued", queuedSMS(b, base)-start, b.N)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	queued := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/received.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(b.N)/queued.Seconds(), "orders/s")
+}
+
+// queuedSMS reads apitosms_stores_queued_messages_total from /metrics.
+func queuedSMS(b *testing.B, base string) int64 {
+	r, err := send("GET", base+"/metrics", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "apitosms_stores_queued_messages_total "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int64(f)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,443 @@
+// Package process turns stored shop deliveries (the store-hooks stream) into
+// queued SMS, at most once per order, event and recipient:
+//
+//  1. the delivery is recorded (store_deliveries); one already done is a
+//     duplicate (the platform retried) and sends nothing;
+//  2. the body is parsed; a malformed one is logged as rejected;
+//  3. each SMS it calls for claims its send record (store, order, template,
+//     recipient). A record owned by another delivery is a duplicate; one
+//     this delivery owns is resumed where a crash left it;
+//  4. quota is reserved through billing (the API's path) once, and the
+//     month recorded;
+//  5. the SMS is published to the accepted stream under a Nats-Msg-Id
+//     derived from the send record, so a retry after a crash stores it once
+//     and gets back the same position (hence hash);
+//  6. the decisions are logged and the deliveries marked done, together.
+//
+// Steps 1-3, 4's record and 6 each take one transaction for the whole
+// batch (on SQLite one fsync each), billing one request per account. A
+// store deleted before step 5 sends nothing.
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/services/stores/internal/metrics"
+	"github.com/apitosms/apitosms/services/stores/internal/orders"
+	"github.com/apitosms/apitosms/services/stores/internal/phone"
+	"github.com/apitosms/apitosms/services/stores/internal/rpcapi"
+	"github.com/apitosms/apitosms/services/stores/internal/store"
+	"github.com/apitosms/apitosms/services/stores/internal/templates"
+)
+
+// Decisions of the log.
+const (
+	Queued    = "queued"
+	Skipped   = "skipped"
+	Duplicate = "duplicate"
+	Rejected  = "rejected"
+)
+
+// Processor handles batches of the store-hooks stream.
+type Processor struct {
+	st     *store.Store
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	names  events.Names
+	hashes *hashid.Codec
+	m      *metrics.Metrics
+	log    *slog.Logger
+}
+
+// New returns a processor.
+func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, names events.Names, hashes *hashid.Codec,
+	m *metrics.Metrics, log *slog.Logger) *Processor {
+	return &Processor{st: st, nc: nc, js: js, names: names, hashes: hashes, m: m, log: log}
+}
+
+// sms is one SMS a delivery calls for, through its decision.
+type sms struct {
+	conn  store.Conn
+	hook  events.StoreHook
+	entry store.LogEntry // decided when Decision is set
+	rec   store.Send
+	phone string
+	text  string
+}
+
+// Handle processes a batch; it returns nil only when every delivery's
+// decisions are durable. A failure leaves the batch to be redelivered,
+// and every step resumes from what is recorded.
+func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
+	hooks := make([]events.StoreHook, 0, len(batch))
+	ids := map[string]bool{}
+	for _, msg := range batch {
+		h, err := events.ParseStoreHook(msg)
+		if err != nil {
+			p.log.Warn("store hook unreadable; dropped", "err", err)
+			continue
+		}
+		hooks = append(hooks, h)
+		ids[h.StoreID] = true
+	}
+	conns, err := p.conns(ctx, ids)
+	if err != nil {
+		return err
+	}
+	now := store.Ms(time.Now())
+	var all []*sms // every decision of the batch, in order
+	var done []store.DeliveryRef
+	err = p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		all, done = all[:0], done[:0]
+		seen := map[store.DeliveryRef]bool{}
+		for _, h := range hooks {
+			c, ok := conns[h.StoreID]
+			if !ok {
+				p.log.Info("store hook for a deleted store; nothing sent", "store", h.StoreID, "topic", h.Topic)
+				p.m.Decisions.WithLabelValues(Skipped).Inc()
+				continue
+			}
+			ref := store.DeliveryRef{Store: c.ID, Delivery: h.DeliveryID}
+			list, err := p.decide(ctx, tx, c, h, now, seen[ref])
+			if err != nil {
+				return err
+			}
+			seen[ref] = true
+			all = append(all, list...)
+			done = append(done, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.reserve(ctx, all); err != nil {
+		return err
+	}
+	if err := p.publish(ctx, all); err != nil {
+		return err
+	}
+	entries := make([]store.LogEntry, 0, len(all))
+	for _, s := range all {
+		entries = append(entries, s.entry)
+	}
+	return p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		for _, s := range all {
+			if s.entry.Decision == Queued && s.rec.State != store.SendQueued {
+				s.rec.State = store.SendQueued
+				if err := store.SetSend(ctx, tx, s.rec); err != nil {
+					return err
+				}
+			}
+		}
+		if err := store.Finish(ctx, tx, entries, done); err != nil {
+			return err
+		}
+		for _, s := range all {
+			p.m.Decisions.WithLabelValues(s.entry.Decision).Inc()
+		}
+		return nil
+	})
+}
+
+func (p *Processor) conns(ctx context.Context, ids map[string]bool) (map[string]store.Conn, error) {
+	out := make(map[string]store.Conn, len(ids))
+	for id := range ids {
+		c, err := p.st.ByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = c
+	}
+	return out, nil
+}
+
+// decide takes steps 1-3 for one delivery: the SMS it calls for, each
+// decided or waiting for quota (entry.Decision empty).
+func (p *Processor) decide(ctx context.Context, tx bun.IDB, c store.Conn, h events.StoreHook, now int64, again bool) ([]*sms, error) {
+	entry := store.LogEntry{StoreID: c.ID, DeliveryID: h.DeliveryID, Topic: h.Topic, AtMs: now}
+	one := func(decision, reason string) []*sms {
+		e := entry
+		e.Decision, e.Reason = decision, reason
+		return []*sms{{conn: c, hook: h, entry: e}}
+	}
+	done, err := store.SeeDelivery(ctx, tx, c.ID, h.DeliveryID, now)
+	if err != nil {
+		return nil, err
+	}
+	if done || again {
+		return one(Duplicate, "delivery already processed"), nil
+	}
+	ev, err := orders.Parse(c.Platform, h.Topic, h.Body)
+	if err != nil {
+		p.log.Info("store hook rejected", "store", c.ID, "topic", h.Topic, "err", err)
+		return one(Rejected, clip(err.Error(), 200)), nil
+	}
+	o := ev.Order
+	if o.ID != "" {
+		if err := p.remember(ctx, tx, c.ID, &o, now); err != nil {
+			return nil, err
+		}
+	}
+	entry.OrderNumber = o.Number
+	if ev.Key == "" {
+		return one(Skipped, ev.Why), nil
+	}
+	cf := rpcapi.Decode(c)
+	type want struct{ key, recipient, sendKey, raw string }
+	wants := []want{{key: ev.Key, recipient: "customer", sendKey: o.ID + ":" + ev.Key + ":customer", raw: pick(o, cf.PhoneFrom)}}
+	if ev.Admin {
+		for _, ph := range cf.AdminPhones {
+			wants = append(wants, want{key: templates.AdminNewOrder, recipient: "admin",
+				sendKey: o.ID + ":" + templates.AdminNewOrder + ":" + ph, raw: ph})
+		}
+	}
+	out := make([]*sms, 0, len(wants))
+	for _, w := range wants {
+		s := &sms{conn: c, hook: h, entry: entry}
+		s.entry.Event, s.entry.Recipient = w.key, w.recipient
+		if err := p.check(ctx, tx, s, cf, w.key, w.sendKey, w.raw, o, now); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// check decides one SMS up to the quota: skipped, duplicate, already
+// queued by this delivery before a crash, or waiting (claimed).
+func (p *Processor) check(ctx context.Context, tx bun.IDB, s *sms, cf rpcapi.Conf, key, sendKey, raw string, o orders.Order, now int64) error {
+	decide := func(decision, reason, hash string) error {
+		s.entry.Decision, s.entry.Reason, s.entry.Hash = decision, reason, hash
+		return nil
+	}
+	t := cf.Templates[key]
+	if !t.Enabled {
+		return decide(Skipped, "template "+key+" disabled", "")
+	}
+	if raw == "" {
+		return decide(Skipped, "no phone on the order", "")
+	}
+	e164, ok := phone.E164(raw, s.conn.DefaultCountry)
+	if !ok {
+		return decide(Skipped, "unparseable phone", "")
+	}
+	out, err := store.OptedOut(ctx, tx, s.conn.AccountID, e164)
+	if err != nil {
+		return err
+	}
+	if out {
+		return decide(Skipped, "phone opted out", "")
+	}
+	s.text = rpcapi.Render(t.Text, o, s.conn.Name)
+	if s.text == "" {
+		return decide(Skipped, "template rendered empty", "")
+	}
+	s.phone = e164
+	rec, err := store.ClaimSend(ctx, tx, s.conn.ID, sendKey, s.hook.DeliveryID, now)
+	if err != nil {
+		return err
+	}
+	s.rec = rec
+	if rec.DeliveryID != s.hook.DeliveryID {
+		if rec.State == store.SendQueued {
+			return decide(Duplicate, "already sent for this order and event", rec.Hash)
+		}
+		return decide(Duplicate, "another delivery of this order and event "+rec.State, rec.Hash)
+	}
+	switch rec.State {
+	case store.SendQueued:
+		return decide(Queued, "", rec.Hash) // a retry of this delivery after a crash
+	case store.SendSkipped:
+		return decide(Skipped, "monthly limit reached or no active subscription", "")
+	}
+	return nil // waiting: quota, then publish
+}
+
+// remember merges what is known of the order into o and stores the result.
+func (p *Processor) remember(ctx context.Context, tx bun.IDB, storeID string, o *orders.Order, now int64) error {
+	prev, err := store.RecallOrder(ctx, tx, storeID, o.ID)
+	if err != nil {
+		return err
+	}
+	if prev != "" {
+		var po orders.Order
+		if json.Unmarshal([]byte(prev), &po) == nil {
+			o.Merge(po)
+		}
+	}
+	b, _ := json.Marshal(o)
+	if string(b) == prev {
+		return nil
+	}
+	return store.RememberOrder(ctx, tx, storeID, o.ID, string(b), now)
+}
+
+// pick returns the customer's phone: the first non-empty of the store's
+// phoneFrom order, then the order's own phone field.
+func pick(o orders.Order, from []string) string {
+	for _, f := range append(append([]string(nil), from...), "order") {
+		if v := o.Phones[f]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// reserve takes step 4: quota for every waiting SMS without a reservation,
+// one billing request per account (billing grants the first ones when
+// fewer remain), recorded with the month before anything is published; the
+// rest are skipped. A store deleted meanwhile gives its reservations back
+// and sends nothing.
+func (p *Processor) reserve(ctx context.Context, all []*sms) error {
+	byAccount := map[int64][]*sms{}
+	var stores []string
+	for _, s := range all {
+		if s.entry.Decision != "" {
+			continue
+		}
+		stores = append(stores, s.conn.ID)
+		if s.rec.Month == "" {
+			byAccount[s.conn.AccountID] = append(byAccount[s.conn.AccountID], s)
+		}
+	}
+	if len(stores) == 0 {
+		return nil
+	}
+	type grant struct {
+		account int64
+		month   string
+		n       int
+	}
+	var grants []grant
+	for account, list := range byAccount {
+		res, err := rpc.Call[events.ReserveRequest, events.ReserveReply](ctx, p.nc, p.names.BillingReserve(),
+			events.ReserveRequest{AccountID: account, Count: len(list)})
+		if err != nil {
+			for _, g := range grants {
+				p.release(g.account, g.month, g.n)
+			}
+			return fmt.Errorf("reserve: %w", err)
+		}
+		granted := res.Granted
+		if !res.SubscriptionActive {
+			granted = 0
+		}
+		grants = append(grants, grant{account, res.Month, granted})
+		for i, s := range list {
+			switch {
+			case i < granted:
+				s.rec.Month = res.Month
+			case !res.SubscriptionActive:
+				s.rec.State, s.entry.Decision, s.entry.Reason = store.SendSkipped, Skipped, "no active subscription"
+			default:
+				s.rec.State, s.entry.Decision, s.entry.Reason = store.SendSkipped, Skipped, "monthly limit reached"
+			}
+		}
+	}
+	err := p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		live, err := store.Existing(ctx, tx, stores)
+		if err != nil {
+			return err
+		}
+		for _, s := range all {
+			if s.entry.Decision == "" && !live[s.conn.ID] {
+				// Deleted while in flight: nothing is sent.
+				if s.rec.Month != "" {
+					p.release(s.conn.AccountID, s.rec.Month, 1)
+				}
+				s.entry.Decision, s.entry.Reason = Skipped, "store deleted"
+				continue
+			}
+			if s.rec.State == store.SendSkipped || s.entry.Decision == "" {
+				if err := store.SetSend(ctx, tx, s.rec); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, g := range grants {
+			p.release(g.account, g.month, g.n)
+		}
+	}
+	return err
+}
+
+// publish takes step 5 for every SMS still waiting: all published at once
+// (async), each its own stream message with its own Nats-Msg-Id, then
+// every acknowledgement awaited.
+func (p *Processor) publish(ctx context.Context, all []*sms) error {
+	type pending struct {
+		s   *sms
+		ack jetstream.PubAckFuture
+	}
+	var list []pending
+	at := time.Now().UTC()
+	for _, s := range all {
+		if s.entry.Decision != "" {
+			continue
+		}
+		data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: at,
+			Items: []events.AcceptedSMS{{AccountID: s.conn.AccountID, Phone: s.phone, Text: s.text}}})
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(p.names.AcceptedSubject())
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, "store/"+s.conn.ID+"/"+s.rec.SendKey)
+		f, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish accepted: %w", err)
+		}
+		list = append(list, pending{s, f})
+	}
+	for _, x := range list {
+		select {
+		case ack := <-x.ack.Ok():
+			x.s.rec.Hash = p.hashes.Hash(events.Position(ack.Sequence, 0))
+			x.s.entry.Decision, x.s.entry.Hash = Queued, x.s.rec.Hash
+			p.m.Queued.Inc()
+		case err := <-x.ack.Err():
+			return fmt.Errorf("publish accepted: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (p *Processor) release(account int64, month string, n int) {
+	if n <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := rpc.Call[events.ReleaseRequest, events.ReleaseReply](ctx, p.nc, p.names.BillingRelease(),
+		events.ReleaseRequest{AccountID: account, Count: n, Month: month}); err != nil {
+		p.log.Warn("quota release failed; usage over-counted", "err", err, "count", n)
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
