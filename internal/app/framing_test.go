@@ -507,7 +507,7 @@ var headSafe = map[string]bool{
 	"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.yaml": true,
 	"/api/app-version": true, "/api/app-versions": true,
 	"/download/app.apk": true, "/api/download/:code": true,
-	"/admin/v1/accounts/:id": true, "/admin/v1/app-versions": true,
+	"/admin/v1/accounts": true, "/admin/v1/accounts/:id": true, "/admin/v1/app-versions": true,
 	"/api/:token/messages": true, "/api/:token/messages/:hash": true,
 	"/api/:token/webhooks": true, "/api/:token/webhooks/:id": true, "/api/:token/webhooks/:id/deliveries": true,
 	"/api/:token/phones":   true,

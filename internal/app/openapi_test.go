@@ -305,6 +305,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		missing := map[string]string{"id": "999999999"}
 		o.call(t, "GET", accounts+"/{id}", one, "", nil, bearer...)
 		o.call(t, "GET", accounts+"/{id}", missing, "", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "query=Shop&limit=1", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "limit=0", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "cursor=nope", nil, bearer...)
 		sub := accounts + "/{id}/subscription"
 		o.call(t, "DELETE", sub, one, "", nil, bearer...) // no subscription yet
 		o.call(t, "DELETE", sub, missing, "", nil, bearer...)

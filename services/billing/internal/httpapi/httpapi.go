@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/apitosms/apitosms/libs/adminauth"
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
@@ -38,6 +40,7 @@ func New(st *store.Store) *Admin { return &Admin{store: st, now: time.Now} }
 func (a *Admin) Routes(r fiber.Router, adminToken string) {
 	g := r.Group("/admin/v1/accounts", adminauth.Middleware(adminToken))
 	g.Post("", a.createAccount) // "" is /admin/v1/accounts itself; "/" would add a slash, which strict routing keeps
+	g.Get("", a.listAccounts)
 	g.Get("/:id", a.getAccount)
 	g.Put("/:id/subscription", a.putSubscription)
 	g.Delete("/:id/subscription", a.deleteSubscription)
@@ -126,15 +129,7 @@ func (a *Admin) getAccount(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := accountViewJSON{
-		accountJSON: accountJSON{ID: v.Account.ID, Name: v.Account.Name, Email: v.Account.Email,
-			CreatedAt: timestamp.Time{Time: v.Account.CreatedAt}},
-		Month: month, Used: v.Used, Limit: domain.Limit(v.Subscription, now),
-	}
-	if v.Subscription != nil {
-		out.Subscription = subscriptionOut(*v.Subscription, now)
-	}
-	return c.JSON(out)
+	return c.JSON(viewOut(v, month, now))
 }
 
 // putSubscription: PUT {"plan","monthlyLimit","rateLimitPerMinute"?,"expiresAt"?}
@@ -203,4 +198,77 @@ func (a *Admin) rotateToken(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"apiToken": tok})
+}
+
+// Paging of the accounts list (contract §14).
+const (
+	defaultListLimit = 50
+	maxListLimit     = 200
+	maxQueryLen      = 200
+)
+
+var (
+	errInvalidLimit  = apperr.New(http.StatusBadRequest, "invalid_limit", "Invalid limit")
+	errInvalidCursor = apperr.New(http.StatusBadRequest, "invalid_cursor", "Invalid cursor")
+	errInvalidQuery  = apperr.New(http.StatusBadRequest, "invalid_query", "query must be at most 200 characters")
+)
+
+type accountListJSON struct {
+	Accounts   []accountViewJSON `json:"accounts"`
+	NextCursor *string           `json:"nextCursor"`
+}
+
+// listAccounts: GET ?query=&limit=&cursor= -> {"accounts":[...],"nextCursor"}
+// by id ascending. The cursor is the last id of the page (opaque to
+// clients): a keyset, so paging never skips or repeats an account.
+func (a *Admin) listAccounts(c *fiber.Ctx) error {
+	limit := defaultListLimit
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errInvalidLimit
+		}
+		limit = min(n, maxListLimit)
+	}
+	var after int64
+	if s := c.Query("cursor"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return errInvalidCursor
+		}
+		after = n
+	}
+	query := c.Query("query")
+	if !utf8.ValidString(query) || utf8.RuneCountInString(query) > maxQueryLen {
+		return errInvalidQuery
+	}
+	now := a.now()
+	month := timestamp.Month(now)
+	views, err := a.store.ListAccounts(c.UserContext(), query, after, limit+1, month)
+	if err != nil {
+		return err
+	}
+	out := accountListJSON{Accounts: make([]accountViewJSON, 0, min(len(views), limit))}
+	if len(views) > limit {
+		views = views[:limit]
+		next := strconv.FormatInt(views[limit-1].Account.ID, 10)
+		out.NextCursor = &next
+	}
+	for _, v := range views {
+		out.Accounts = append(out.Accounts, viewOut(v, month, now))
+	}
+	return c.JSON(out)
+}
+
+// viewOut is the JSON of an account view.
+func viewOut(v store.AccountView, month string, now time.Time) accountViewJSON {
+	out := accountViewJSON{
+		accountJSON: accountJSON{ID: v.Account.ID, Name: v.Account.Name, Email: v.Account.Email,
+			CreatedAt: timestamp.Time{Time: v.Account.CreatedAt}},
+		Month: month, Used: v.Used, Limit: domain.Limit(v.Subscription, now),
+	}
+	if v.Subscription != nil {
+		out.Subscription = subscriptionOut(*v.Subscription, now)
+	}
+	return out
 }
