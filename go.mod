@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/apitosms/apitosms/libs v0.0.0
 	github.com/apitosms/apitosms/services/billing v0.0.0
+	github.com/apitosms/apitosms/services/console v0.0.0
 	github.com/apitosms/apitosms/services/ingress v0.0.0
 	github.com/apitosms/apitosms/services/queue v0.0.0
 	github.com/apitosms/apitosms/services/releases v0.0.0
@@ -76,6 +77,7 @@ require (
 replace (
 	github.com/apitosms/apitosms/libs => ./libs
 	github.com/apitosms/apitosms/services/billing => ./services/billing
+	github.com/apitosms/apitosms/services/console => ./services/console
 	github.com/apitosms/apitosms/services/ingress => ./services/ingress
 	github.com/apitosms/apitosms/services/queue => ./services/queue
 	github.com/apitosms/apitosms/services/releases => ./services/releases

@@ -43,11 +43,12 @@ var targets = map[string]module{
 	"status":   {needsDB: true, prepare: prepareStatus},
 	"releases": {needsDB: true, prepare: prepareReleases},
 	"webhooks": {needsDB: true, prepare: prepareWebhooks},
+	"console":  {needsDB: true, prepare: prepareConsole},
 	"ingress":  {prepare: prepareIngress},
 }
 
 // order is the start order; services stop in reverse.
-var order = []string{"billing", "queue", "status", "releases", "webhooks", "ingress"}
+var order = []string{"billing", "queue", "status", "releases", "webhooks", "console", "ingress"}
 
 // parseTargets turns "all" or "ingress,queue" into start order.
 func parseTargets(s string) ([]string, error) {
