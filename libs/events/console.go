@@ -1,5 +1,7 @@
 package events
 
+import "time"
+
 // The web console (services/console) reads and writes through the other
 // services' requests only. Billing answers these for it (group billing);
 // every request names the account the console signed in.
@@ -58,4 +60,24 @@ type AccountsReply struct {
 // TokenReply carries a new API token: the only time it travels in full.
 type TokenReply struct {
 	APIToken string `json:"apiToken"`
+}
+
+// GroupConsole is the queue group of the console's handlers.
+const GroupConsole = "console"
+
+// ConsoleInvite: InviteRequest -> InviteReply. Billing serves
+// POST /admin/v1/accounts/{id}/invite (contract §14) and asks the console,
+// which owns merchant credentials, to make the link.
+func (n Names) ConsoleInvite() string { return n.rpc("console.v1.invite") }
+
+// InviteRequest asks for a one-time link for the account's merchant.
+type InviteRequest struct {
+	AccountID int64  `json:"accountId"`
+	Email     string `json:"email"`
+}
+
+// InviteReply is the link and when it expires (UTC).
+type InviteReply struct {
+	InviteURL string    `json:"inviteUrl"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }

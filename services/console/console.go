@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
-	"github.com/apitosms/apitosms/libs/adminauth"
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/console/internal/auth"
 	"github.com/apitosms/apitosms/services/console/internal/store"
 	"github.com/apitosms/apitosms/services/console/internal/web"
@@ -78,9 +78,11 @@ type Deps struct {
 
 // Service is a console replica.
 type Service struct {
-	cfg   Config
-	store *store.Store
-	web   *web.Web
+	cfg        Config
+	deps       Deps
+	store      *store.Store
+	web        *web.Web
+	rpcMetrics *rpc.Metrics
 }
 
 // New migrates the console's tables and opens its buckets; it starts
@@ -138,18 +140,33 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
-	return &Service{cfg: cfg, store: st, web: w}, nil
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	rm, err := rpc.NewMetrics(deps.Registerer, "console")
+	if err != nil {
+		return nil, fmt.Errorf("console rpc metrics: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, store: st, web: w, rpcMetrics: rm}, nil
 }
 
-// Run serves until ctx is done (the console has no background work: its
-// pages are served by the process's HTTP server).
+// Run answers billing's invite requests (queue group console) until ctx is
+// done; the pages are served by the process's HTTP server.
 func (s *Service) Run(ctx context.Context) error {
+	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupConsole, 4, s.rpcMetrics, s.deps.Log)
+	if err := rpc.Handle(srv, s.deps.Names.ConsoleInvite(), "invite", s.web.Invite); err != nil {
+		srv.Close(ctx)
+		return err
+	}
 	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	srv.Close(stop)
 	return nil
 }
 
 // Ready reports whether the console's database answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// Routes mounts "/", /console/... and POST /admin/v1/accounts/{id}/invite.
-func (s *Service) Routes(r fiber.Router) { s.web.Routes(r, adminauth.Middleware(s.cfg.AdminToken)) }
+// Routes mounts "/" and /console/....
+func (s *Service) Routes(r fiber.Router) { s.web.Routes(r) }

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/adminauth"
 	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
@@ -28,12 +30,18 @@ const (
 
 // Admin serves the operator endpoints.
 type Admin struct {
-	store *store.Store
-	now   func() time.Time
+	store  *store.Store
+	invite Inviter
+	now    func() time.Time
 }
 
-// New returns the operator endpoints over st.
-func New(st *store.Store) *Admin { return &Admin{store: st, now: time.Now} }
+// Inviter makes a console invite link for an account (contract §14).
+type Inviter func(ctx context.Context, account int64, email string) (events.InviteReply, error)
+
+// New returns the operator endpoints over st; invites are made by invite.
+func New(st *store.Store, invite Inviter) *Admin {
+	return &Admin{store: st, invite: invite, now: time.Now}
+}
 
 // Routes mounts the endpoints under /admin/v1, guarded by the admin token
 // (empty: every request is refused with 401).
@@ -45,6 +53,7 @@ func (a *Admin) Routes(r fiber.Router, adminToken string) {
 	g.Put("/:id/subscription", a.putSubscription)
 	g.Delete("/:id/subscription", a.deleteSubscription)
 	g.Post("/:id/rotate-token", a.rotateToken)
+	g.Post("/:id/invite", a.inviteAccount)
 }
 
 type accountJSON struct {
@@ -271,4 +280,22 @@ func viewOut(v store.AccountView, month string, now time.Time) accountViewJSON {
 		out.Subscription = subscriptionOut(*v.Subscription, now)
 	}
 	return out
+}
+
+// inviteAccount: POST -> {"inviteUrl","expiresAt"}: a one-time console link
+// for the account's merchant, made by the console (contract §14).
+func (a *Admin) inviteAccount(c *fiber.Ctx) error {
+	id, err := accountID(c)
+	if err != nil {
+		return err
+	}
+	v, err := a.store.Account(c.UserContext(), id, timestamp.Month(a.now()))
+	if err != nil {
+		return err
+	}
+	inv, err := a.invite(c.UserContext(), v.Account.ID, v.Account.Email)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"inviteUrl": inv.InviteURL, "expiresAt": timestamp.Time{Time: inv.ExpiresAt}})
 }

@@ -1,11 +1,11 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,7 +15,6 @@ import (
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/services/console/internal/auth"
 	"github.com/apitosms/apitosms/services/console/internal/store"
 )
@@ -180,26 +179,24 @@ func (w *Web) invite(c *fiber.Ctx, account int64) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	r, err := w.Invite(ctx, events.InviteRequest{AccountID: acc.ID, Email: acc.Email})
+	return r.InviteURL, r.ExpiresAt, err
+}
+
+// Invite answers billing's invite request (POST
+// /admin/v1/accounts/{id}/invite): a new random code, stored as its SHA-256,
+// replacing the account's unused invites.
+func (w *Web) Invite(ctx context.Context, req events.InviteRequest) (events.InviteReply, error) {
+	if req.AccountID < 1 || req.Email == "" {
+		return events.InviteReply{}, errAccountNotFound
+	}
 	code := auth.Random(32)
 	now := w.now()
 	expires := now.Add(w.cfg.InviteTTL).UTC().Truncate(time.Second)
-	if err := w.d.Store.CreateInvite(ctx, digest(code), acc.ID, acc.Email, now.UnixMilli(), expires.UnixMilli()); err != nil {
-		return "", time.Time{}, err
+	if err := w.d.Store.CreateInvite(ctx, digest(code), req.AccountID, req.Email, now.UnixMilli(), expires.UnixMilli()); err != nil {
+		return events.InviteReply{}, err
 	}
-	return strings.TrimSuffix(w.cfg.PublicURL, "/") + "/console/invite/" + code, expires, nil
-}
-
-// apiInvite: POST /admin/v1/accounts/{id}/invite -> {"inviteUrl","expiresAt"}.
-func (w *Web) apiInvite(c *fiber.Ctx) error {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id < 1 {
-		return errAccountNotFound
-	}
-	url, expires, err := w.invite(c, id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"inviteUrl": url, "expiresAt": timestamp.Time{Time: expires}})
+	return events.InviteReply{InviteURL: strings.TrimSuffix(w.cfg.PublicURL, "/") + "/console/invite/" + code, ExpiresAt: expires}, nil
 }
 
 var errAccountNotFound = apperr.New(http.StatusNotFound, "account_not_found", "Account not found")

@@ -1,6 +1,6 @@
 // Package web is the console's HTTP face: server-rendered pages under
 // /console/ (html/template, every asset embedded), the sign-in machinery's
-// cookies and CSRF tokens, and the operator's invite endpoint (§14).
+// cookies and CSRF tokens, and the invites billing asks for (§14).
 package web
 
 import (
@@ -91,11 +91,10 @@ func New(cfg Config, d Deps) (*Web, error) {
 	return w, nil
 }
 
-// Routes mounts the console: "/" redirects to /console/, the pages, the
-// assets and POST /admin/v1/accounts/{id}/invite.
-func (w *Web) Routes(r fiber.Router, adminAuth fiber.Handler) {
+// Routes mounts the console: "/" redirects to /console/, the pages and
+// the assets.
+func (w *Web) Routes(r fiber.Router) {
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/console/", http.StatusFound) })
-	r.Post("/admin/v1/accounts/:id/invite", adminAuth, w.apiInvite)
 
 	g := r.Group("/console", w.headers)
 	g.Get("/static/:name", w.static)
