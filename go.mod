@@ -11,6 +11,7 @@ require (
 	github.com/apitosms/apitosms/services/releases v0.0.0
 	github.com/apitosms/apitosms/services/status v0.0.0
 	github.com/apitosms/apitosms/services/webhooks v0.0.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/goccy/go-json v0.10.5
 	github.com/gofiber/fiber/v2 v2.52.15
@@ -19,6 +20,11 @@ require (
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
 	github.com/uptrace/bun v1.3.0
 	github.com/valyala/fasthttp v1.51.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (
