@@ -108,11 +108,11 @@ func TestConsoleInBrowser(t *testing.T) {
 			w, h   int64
 		}{{"desktop", 1280, 900}, {"phone", 375, 812}} {
 			run("viewport", chromedp.EmulateViewport(size.w, size.h))
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatalf("screenshot %s: %v", name, err)
 			}
-			if err := os.WriteFile(filepath.Join(shots, name+"-"+size.suffix+".jpg"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(shots, name+"-"+size.suffix+".png"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
