@@ -1,14 +1,17 @@
 package web
 
 import (
+	"encoding/base64"
 	"encoding/csv"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/skip2/go-qrcode"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -345,7 +348,29 @@ func (w *Web) phonesPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return w.render(c, "phones", view{Title: "Phones", Session: s, Nav: "phones", Data: ph.Phones})
+	app := strings.TrimSuffix(w.cfg.PublicURL, "/") + "/download/app.apk"
+	qr, err := qrDataURI(app)
+	if err != nil {
+		return err
+	}
+	return w.render(c, "phones", view{Title: "Phones", Session: s, Nav: "phones",
+		Data: phonesData{Phones: ph.Phones, AppURL: app, QR: qr}})
+}
+
+type phonesData struct {
+	Phones []events.Phone
+	AppURL string
+	QR     template.URL
+}
+
+// qrDataURI draws a QR code of s server-side (skip2/go-qrcode) as a PNG
+// data: URI (the CSP allows data: images only).
+func qrDataURI(s string) (template.URL, error) {
+	png, err := qrcode.Encode(s, qrcode.Medium, 240)
+	if err != nil {
+		return "", err
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)), nil
 }
 
 type webhooksData struct {
