@@ -1,6 +1,6 @@
 # apitosms — see README.md. `make run` starts the server, `make test` runs every module's tests.
 GO      ?= go
-MODULES := libs services/billing services/ingress services/queue services/status services/releases services/webhooks services/stores .
+MODULES := libs services/billing services/console services/ingress services/queue services/status services/releases services/webhooks services/stores .
 BIN     := bin/apitosms
 DATA    ?= ./data
 BENCHTIME ?= 100x

@@ -5,12 +5,14 @@ go 1.26.0
 require (
 	github.com/apitosms/apitosms/libs v0.0.0
 	github.com/apitosms/apitosms/services/billing v0.0.0
+	github.com/apitosms/apitosms/services/console v0.0.0
 	github.com/apitosms/apitosms/services/ingress v0.0.0
 	github.com/apitosms/apitosms/services/queue v0.0.0
 	github.com/apitosms/apitosms/services/releases v0.0.0
 	github.com/apitosms/apitosms/services/status v0.0.0
 	github.com/apitosms/apitosms/services/stores v0.0.0
 	github.com/apitosms/apitosms/services/webhooks v0.0.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/goccy/go-json v0.10.5
 	github.com/gofiber/fiber/v2 v2.52.15
@@ -22,6 +24,12 @@ require (
 )
 
 require github.com/nyaruka/phonenumbers v1.8.1 // indirect
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e // indirect
+)
 
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
@@ -79,6 +87,7 @@ require (
 replace (
 	github.com/apitosms/apitosms/libs => ./libs
 	github.com/apitosms/apitosms/services/billing => ./services/billing
+	github.com/apitosms/apitosms/services/console => ./services/console
 	github.com/apitosms/apitosms/services/ingress => ./services/ingress
 	github.com/apitosms/apitosms/services/queue => ./services/queue
 	github.com/apitosms/apitosms/services/releases => ./services/releases

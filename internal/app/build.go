@@ -8,6 +8,7 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/services/billing"
+	"github.com/apitosms/apitosms/services/console"
 	"github.com/apitosms/apitosms/services/ingress"
 	"github.com/apitosms/apitosms/services/queue"
 	"github.com/apitosms/apitosms/services/releases"
@@ -91,6 +92,16 @@ func prepareIngress(r *config.Reader, c config.Common) builder {
 	return func(ctx context.Context, in *infra) (service, error) {
 		return ingress.New(ctx, cfg, ingress.Deps{
 			Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log,
+		})
+	}
+}
+
+func prepareConsole(r *config.Reader, c config.Common) builder {
+	cfg := console.LoadConfig(r, c)
+	return func(ctx context.Context, in *infra) (service, error) {
+		return console.New(ctx, cfg, console.Deps{
+			Broker: in.broker, DB: in.dbs["console"], Names: in.names, Replicas: in.common.Replicas,
+			Registerer: in.reg, Log: in.log,
 		})
 	}
 }

@@ -306,6 +306,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		missing := map[string]string{"id": "999999999"}
 		o.call(t, "GET", accounts+"/{id}", one, "", nil, bearer...)
 		o.call(t, "GET", accounts+"/{id}", missing, "", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "query=Shop&limit=1", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "limit=0", nil, bearer...)
+		o.call(t, "GET", accounts, nil, "cursor=nope", nil, bearer...)
 		sub := accounts + "/{id}/subscription"
 		o.call(t, "DELETE", sub, one, "", nil, bearer...) // no subscription yet
 		o.call(t, "DELETE", sub, missing, "", nil, bearer...)
@@ -318,6 +321,10 @@ func TestOpenAPIConformance(t *testing.T) {
 		o.call(t, "PUT", sub, one, "", js(map[string]any{"plan": "test", "monthlyLimit": 12, "rateLimitPerMinute": 1000}), bearer...)
 		o.call(t, "GET", accounts+"/{id}", one, "", nil, bearer...)
 		o.call(t, "POST", accounts+"/{id}/rotate-token", missing, "", nil, bearer...)
+		o.call(t, "POST", accounts+"/{id}/invite", missing, "", nil, bearer...)
+		if r := o.call(t, "POST", accounts+"/{id}/invite", one, "", nil, bearer...); !strings.Contains(r.json(t)["inviteUrl"].(string), "/console/invite/") {
+			t.Fatalf("invite: %s", r.body)
+		}
 		tok = o.call(t, "POST", accounts+"/{id}/rotate-token", one, "", nil, bearer...).json(t)["apiToken"].(string)
 		tp = map[string]string{"token": tok}
 
@@ -499,6 +506,9 @@ func TestEveryRouteIsInOpenAPI(t *testing.T) {
 		path := strings.TrimSuffix(r.Path, "/")
 		if r.Method == "HEAD" && inSpec["GET "+param.ReplaceAllString(path, "{}")] && !strings.Contains(path, "download") {
 			continue // fiber answers HEAD on every GET route; documented where it matters (downloads)
+		}
+		if consolePage(path) {
+			continue // the console's HTML pages: docs/console.md, not the API
 		}
 		routes++
 		if op := r.Method + " " + param.ReplaceAllString(path, "{}"); !inSpec[op] {
@@ -959,4 +969,11 @@ func extrasConformance(t *testing.T, o *oapi, js func(any) []byte) {
 	if len(got) != 3 || got[0]["hash"] != hashes[1] || got[1]["hash"] != hashes[2] || got[2]["hash"] != hashes[3] {
 		t.Fatalf("hand-out order: %v (queued %v)", got, hashes)
 	}
+}
+
+// consolePage reports a route of the web console's HTML pages (and the "/"
+// redirect to them): pages for browsers, documented in docs/console.md, not
+// API operations.
+func consolePage(path string) bool {
+	return path == "" || path == "/" || path == "/console" || strings.HasPrefix(path, "/console/")
 }

@@ -44,11 +44,12 @@ var targets = map[string]module{
 	"releases": {needsDB: true, prepare: prepareReleases},
 	"webhooks": {needsDB: true, prepare: prepareWebhooks},
 	"stores":   {needsDB: true, prepare: prepareStores},
+	"console":  {needsDB: true, prepare: prepareConsole},
 	"ingress":  {prepare: prepareIngress},
 }
 
 // order is the start order; services stop in reverse.
-var order = []string{"billing", "queue", "status", "releases", "webhooks", "stores", "ingress"}
+var order = []string{"billing", "queue", "status", "releases", "webhooks", "stores", "console", "ingress"}
 
 // parseTargets turns "all" or "ingress,queue" into start order.
 func parseTargets(s string) ([]string, error) {

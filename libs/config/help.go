@@ -4,7 +4,7 @@ package config
 // test loads every service's configuration and fails when a variable read
 // has no line here, or a line here names a variable nothing reads.
 var meanings = map[string]string{
-	"APITOSMS_TARGET":           "services in this process: all, or a comma list of billing, queue, status, releases, webhooks, stores, ingress (also -target)",
+	"APITOSMS_TARGET":           "services in this process: all, or a comma list of billing, queue, status, releases, webhooks, stores, console, ingress (also -target)",
 	"APITOSMS_HTTP_ADDR":        "public HTTP listen address (API, /healthz, /readyz, /metrics)",
 	"APITOSMS_PUBLIC_URL":       "base of downloadUrl in app-version answers and of each store connection's webhookUrl",
 	"APITOSMS_DATA_DIR":         "embedded NATS store and SQLite files; locked by one process at a time",
@@ -63,6 +63,10 @@ var meanings = map[string]string{
 	"APITOSMS_STORES_RPC_CONCURRENCY":       "store API requests answered at once",
 	"APITOSMS_READ_RATE_LIMIT":              "tracking and webhook requests per token per rolling minute (the read window)",
 	"APITOSMS_INGRESS_AUTH_CACHE_TTL":       "how long ingress reuses a token lookup (billing broadcasts changes; 0 turns the cache off)",
+
+	"APITOSMS_CONSOLE_SESSION_TTL":     "web console session lifetime from sign-in",
+	"APITOSMS_CONSOLE_SIGNIN_ATTEMPTS": "failed console sign-ins per account per throttle window (four times as many per client address)",
+	"APITOSMS_CONSOLE_THROTTLE_WINDOW": "how long failed console sign-ins are counted",
 
 	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
 	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",

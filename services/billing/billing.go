@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Log.With("service", "billing"))
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
-		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed), rpcMetrics: rm,
+		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed, inviter(deps)), rpcMetrics: rm,
 	}, nil
 }
 
@@ -151,3 +151,12 @@ func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // Routes mounts the operator's account endpoints under /admin/v1.
 func (s *Service) Routes(r fiber.Router) { s.admin.Routes(r, s.cfg.AdminToken) }
+
+// inviter asks the console (which owns merchant credentials) for an invite
+// link; without a console replica running the request fails as unavailable.
+func inviter(deps Deps) httpapi.Inviter {
+	return func(ctx context.Context, account int64, email string) (events.InviteReply, error) {
+		return rpc.Call[events.InviteRequest, events.InviteReply](ctx, deps.Broker.Conn, deps.Names.ConsoleInvite(),
+			events.InviteRequest{AccountID: account, Email: email})
+	}
+}

@@ -3,14 +3,18 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/apitosms/apitosms/libs/adminauth"
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/billing/internal/changes"
@@ -29,13 +33,18 @@ const (
 type Admin struct {
 	store   *store.Store
 	changed *changes.Notifier // tells ingress caches what changed
+	invite  Inviter
 	now     func() time.Time
 }
 
+// Inviter makes a console invite link for an account (contract §14).
+type Inviter func(ctx context.Context, account int64, email string) (events.InviteReply, error)
+
 // New returns the operator endpoints over st; changed (may be nil) learns
-// every account whose token lookup a request changed.
-func New(st *store.Store, changed *changes.Notifier) *Admin {
-	return &Admin{store: st, changed: changed, now: time.Now}
+// every account whose token lookup a request changed; invites are made by
+// invite.
+func New(st *store.Store, changed *changes.Notifier, invite Inviter) *Admin {
+	return &Admin{store: st, changed: changed, invite: invite, now: time.Now}
 }
 
 // Routes mounts the endpoints under /admin/v1, guarded by the admin token
@@ -43,10 +52,12 @@ func New(st *store.Store, changed *changes.Notifier) *Admin {
 func (a *Admin) Routes(r fiber.Router, adminToken string) {
 	g := r.Group("/admin/v1/accounts", adminauth.Middleware(adminToken))
 	g.Post("", a.createAccount) // "" is /admin/v1/accounts itself; "/" would add a slash, which strict routing keeps
+	g.Get("", a.listAccounts)
 	g.Get("/:id", a.getAccount)
 	g.Put("/:id/subscription", a.putSubscription)
 	g.Delete("/:id/subscription", a.deleteSubscription)
 	g.Post("/:id/rotate-token", a.rotateToken)
+	g.Post("/:id/invite", a.inviteAccount)
 }
 
 type accountJSON struct {
@@ -131,15 +142,7 @@ func (a *Admin) getAccount(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := accountViewJSON{
-		accountJSON: accountJSON{ID: v.Account.ID, Name: v.Account.Name, Email: v.Account.Email,
-			CreatedAt: timestamp.Time{Time: v.Account.CreatedAt}},
-		Month: month, Used: v.Used, Limit: domain.Limit(v.Subscription, now),
-	}
-	if v.Subscription != nil {
-		out.Subscription = subscriptionOut(*v.Subscription, now)
-	}
-	return c.JSON(out)
+	return c.JSON(viewOut(v, month, now))
 }
 
 // putSubscription: PUT {"plan","monthlyLimit","rateLimitPerMinute"?,"expiresAt"?}
@@ -211,4 +214,95 @@ func (a *Admin) rotateToken(c *fiber.Ctx) error {
 	}
 	a.changed.Changed(id)
 	return c.JSON(fiber.Map{"apiToken": tok})
+}
+
+// Paging of the accounts list (contract §14).
+const (
+	defaultListLimit = 50
+	maxListLimit     = 200
+	maxQueryLen      = 200
+)
+
+var (
+	errInvalidLimit  = apperr.New(http.StatusBadRequest, "invalid_limit", "Invalid limit")
+	errInvalidCursor = apperr.New(http.StatusBadRequest, "invalid_cursor", "Invalid cursor")
+	errInvalidQuery  = apperr.New(http.StatusBadRequest, "invalid_query", "query must be at most 200 characters")
+)
+
+type accountListJSON struct {
+	Accounts   []accountViewJSON `json:"accounts"`
+	NextCursor *string           `json:"nextCursor"`
+}
+
+// listAccounts: GET ?query=&limit=&cursor= -> {"accounts":[...],"nextCursor"}
+// by id ascending. The cursor is the last id of the page (opaque to
+// clients): a keyset, so paging never skips or repeats an account.
+func (a *Admin) listAccounts(c *fiber.Ctx) error {
+	limit := defaultListLimit
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errInvalidLimit
+		}
+		limit = min(n, maxListLimit)
+	}
+	var after int64
+	if s := c.Query("cursor"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return errInvalidCursor
+		}
+		after = n
+	}
+	query := c.Query("query")
+	if !utf8.ValidString(query) || utf8.RuneCountInString(query) > maxQueryLen {
+		return errInvalidQuery
+	}
+	now := a.now()
+	month := timestamp.Month(now)
+	views, err := a.store.ListAccounts(c.UserContext(), query, after, limit+1, month)
+	if err != nil {
+		return err
+	}
+	out := accountListJSON{Accounts: make([]accountViewJSON, 0, min(len(views), limit))}
+	if len(views) > limit {
+		views = views[:limit]
+		next := strconv.FormatInt(views[limit-1].Account.ID, 10)
+		out.NextCursor = &next
+	}
+	for _, v := range views {
+		out.Accounts = append(out.Accounts, viewOut(v, month, now))
+	}
+	return c.JSON(out)
+}
+
+// viewOut is the JSON of an account view.
+func viewOut(v store.AccountView, month string, now time.Time) accountViewJSON {
+	out := accountViewJSON{
+		accountJSON: accountJSON{ID: v.Account.ID, Name: v.Account.Name, Email: v.Account.Email,
+			CreatedAt: timestamp.Time{Time: v.Account.CreatedAt}},
+		Month: month, Used: v.Used, Limit: domain.Limit(v.Subscription, now),
+	}
+	if v.Subscription != nil {
+		out.Subscription = subscriptionOut(*v.Subscription, now)
+	}
+	return out
+}
+
+// inviteAccount: POST -> {"inviteUrl","expiresAt"}: a one-time console link
+// for the account's merchant, made by the console (contract §14).
+func (a *Admin) inviteAccount(c *fiber.Ctx) error {
+	id, err := accountID(c)
+	if err != nil {
+		return err
+	}
+	v, err := a.store.Account(c.UserContext(), id, timestamp.Month(a.now()))
+	if err != nil {
+		return err
+	}
+	inv, err := a.invite(c.UserContext(), v.Account.ID, v.Account.Email)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"inviteUrl": inv.InviteURL, "expiresAt": timestamp.Time{Time: inv.ExpiresAt}})
 }

@@ -46,6 +46,15 @@ func (a *API) Register(srv *rpc.Server, names events.Names) error {
 	if err := rpc.Handle(srv, names.BillingReserve(), "reserve", a.Reserve); err != nil {
 		return err
 	}
+	if err := rpc.Handle(srv, names.BillingAccount(), "account", a.Account); err != nil {
+		return err
+	}
+	if err := rpc.Handle(srv, names.BillingAccounts(), "accounts", a.Accounts); err != nil {
+		return err
+	}
+	if err := rpc.Handle(srv, names.BillingRotateToken(), "rotate-token", a.RotateToken); err != nil {
+		return err
+	}
 	return rpc.Handle(srv, names.BillingRelease(), "release", a.Release)
 }
 

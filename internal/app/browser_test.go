@@ -1,0 +1,233 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/apitosms/apitosms/internal/phonesim"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// chromium finds a headless-capable browser: $APITOSMS_CHROMIUM, else
+// Debian's chromium or Google Chrome on the PATH; "" when none.
+func chromium() string {
+	if p := os.Getenv("APITOSMS_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// screenshotDir is where the browser test writes its screenshots:
+// $APITOSMS_SCREENSHOTS, else a temporary directory.
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv("APITOSMS_SCREENSHOTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestConsoleInBrowser walks the console's main flows in headless Chromium
+// against one all-in-one server: invite -> set password -> overview ->
+// rotate and reveal the token -> a message turns "sent" after a simulated
+// phone reports -> add a webhook and send a test event -> operator pages.
+// Every page is captured at desktop and at 375 px width.
+func TestConsoleInBrowser(t *testing.T) {
+	exe := chromium()
+	if exe == "" {
+		t.Skip("no Chromium or Chrome binary (apt-get install chromium, or set APITOSMS_CHROMIUM): the browser tests are SKIPPED")
+	}
+	shots := screenshotDir(t)
+	b := testkit.Embedded(t)
+	p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+	id, apiTok := account(t, p.base, 1000, 600)
+	_ = apiTok
+	inv := admin(t, "POST", fmt.Sprintf("%s/admin/v1/accounts/%d/invite", p.base, id), nil)
+	if inv.status != 200 {
+		t.Fatalf("invite: %d %s", inv.status, inv.body)
+	}
+	link, _ := url.Parse(inv.json(t)["inviteUrl"].(string))
+
+	var hooks atomic.Int64
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"webhook.test"`) {
+			hooks.Add(1)
+		}
+	}))
+	defer receiver.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	value := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("value of %s: %v", sel, err)
+		}
+		return v
+	}
+	// shoot captures the current page at desktop width, then at 375 px.
+	shoot := func(name string) {
+		t.Helper()
+		for _, size := range []struct {
+			suffix string
+			w, h   int64
+		}{{"desktop", 1280, 900}, {"phone", 375, 812}} {
+			run("viewport", chromedp.EmulateViewport(size.w, size.h))
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatalf("screenshot %s: %v", name, err)
+			}
+			if err := os.WriteFile(filepath.Join(shots, name+"-"+size.suffix+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run("reset viewport", chromedp.EmulateViewport(1280, 900))
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+
+	// Invite -> set password -> signed in on the overview.
+	const password = "correct horse battery"
+	run("invite page", chromedp.Navigate(p.base+link.Path), chromedp.WaitVisible(chromedp.CSS("#password")))
+	shoot("invite")
+	run("set password",
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.SendKeys(chromedp.CSS("#confirm"), password),
+		chromedp.Submit(chromedp.CSS("#confirm")),
+		chromedp.WaitVisible(chromedp.CSS("#usage")))
+	if got := text("#usage"); !strings.Contains(got, "0 / 1000") {
+		t.Fatalf("usage = %q", got)
+	}
+	shoot("overview-empty")
+
+	// Rotate the token (confirmed), then reveal it.
+	run("token page", chromedp.Navigate(p.base+"/console/token"), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	shoot("token")
+	run("rotate",
+		chromedp.Click(chromedp.CSS("#confirm")),
+		chromedp.Submit(chromedp.CSS("#confirm")),
+		chromedp.WaitVisible(chromedp.CSS("#token-value")))
+	newTok := value("#token-value")
+	if len(newTok) != 64 || newTok == apiTok {
+		t.Fatalf("rotated token %q", newTok)
+	}
+	shoot("token-rotated")
+	run("reveal", chromedp.Navigate(p.base+"/console/token"), chromedp.WaitVisible(chromedp.CSS("#token-masked")),
+		chromedp.Click(chromedp.CSS(`form[action="/console/token/reveal"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#token-value")))
+	revealed := value("#token-value")
+	if revealed != newTok {
+		t.Fatalf("revealed %q, want the rotated token", revealed)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(loc, newTok) {
+		t.Fatal("the token is in the page's URL")
+	}
+
+	// A message with markup in it, handed to a simulated phone that reports
+	// it sent: the messages page shows it "sent", the markup as text.
+	q := do(t, "POST", p.base+"/api/"+newTok+"/queue", []map[string]string{
+		{"phone": "+15550001234", "message": `Your order <b>#1042</b> has shipped <script>alert(1)</script>`}})
+	if q.status != 200 {
+		t.Fatalf("queue: %d %s", q.status, q.body)
+	}
+	run("messages", chromedp.Navigate(p.base+"/console/messages"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if got := text("td.text"); !strings.Contains(got, "<script>alert(1)</script>") {
+		t.Fatalf("message text shown as %q", got)
+	}
+	phone := phonesim.New(phonesim.Config{URL: p.base, Token: newTok, Success: 1, Device: "Pixel-7"})
+	testkit.Eventually(t, 20*time.Second, "the phone reports", func() bool {
+		_, _ = phone.Poll(context.Background())
+		return phone.Stats.Updated >= 1
+	})
+	testkit.Eventually(t, 20*time.Second, "the page shows sent", func() bool {
+		run("reload", chromedp.Navigate(p.base+"/console/messages"), chromedp.WaitVisible(chromedp.CSS("table")))
+		return strings.Contains(text("span.status"), "sent")
+	})
+	shoot("messages")
+	run("overview", chromedp.Navigate(p.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#usage")))
+	if got := text("#count-sent"); got != "1" {
+		t.Fatalf("sent count %q", got)
+	}
+	shoot("overview")
+	run("phones", chromedp.Navigate(p.base+"/console/phones"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if !strings.Contains(text("tbody"), "Pixel-7") {
+		t.Fatal("phones page lacks the phone")
+	}
+	shoot("phones")
+
+	// Add a webhook, see its secret once, send a test event.
+	run("webhooks", chromedp.Navigate(p.base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("#url")),
+		chromedp.SendKeys(chromedp.CSS("#url"), receiver.URL+"/hook"),
+		chromedp.SendKeys(chromedp.CSS("#description"), "Shop backend"),
+		chromedp.Submit(chromedp.CSS("#url")),
+		chromedp.WaitVisible(chromedp.CSS("#secret-value")))
+	secret := value("#secret-value")
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("secret %q", secret)
+	}
+	run("test event", chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	testkit.Eventually(t, 20*time.Second, "the test event arrives", func() bool { return hooks.Load() >= 1 })
+	run("deliveries", chromedp.Navigate(p.base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
+	shoot("webhooks")
+	run("settings", chromedp.Navigate(p.base+"/console/settings"), chromedp.WaitVisible(chromedp.CSS("#leaseSeconds")))
+	shoot("settings")
+
+	// Sign out; the operator signs in with the admin token.
+	run("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)), chromedp.WaitVisible(chromedp.CSS("#email")))
+	shoot("signin")
+	run("operator sign-in", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken), chromedp.Submit(chromedp.CSS("#token")),
+		chromedp.WaitVisible(chromedp.CSS("#query")))
+	if !strings.Contains(text("tbody"), "shop@example.com") {
+		t.Fatal("accounts page lacks the account")
+	}
+	run("operator invite", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#acct-%d form[action$="/invite"] button`, id))),
+		chromedp.WaitVisible(chromedp.CSS("#invite-url")))
+	shoot("accounts")
+	t.Logf("screenshots in %s", shots)
+}

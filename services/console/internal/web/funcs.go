@@ -1,0 +1,23 @@
+package web
+
+import (
+	"html/template"
+	"time"
+)
+
+var funcs = template.FuncMap{
+	"ago": func(t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	},
+	"has": func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	},
+}
