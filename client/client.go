@@ -174,7 +174,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return status, fmt.Errorf("apitosms: %s %s: %w (while waiting to retry after: %v)", r.method, r.shown, ctx.Err(), err)
+			return status, fmt.Errorf("apitosms: %s %s: %w (while waiting to retry after: %w)", r.method, r.shown, ctx.Err(), err)
 		case <-t.C:
 		}
 	}
@@ -216,7 +216,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 	if d <= 1 {
 		return d
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: jitter, not a secret
 }
 
 func (c *Client) once(ctx context.Context, r request, target string, out any) (int, error) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"go/parser"
 	"go/token"
 	"net"
@@ -112,7 +113,8 @@ func TestErrorIsMatchesByCode(t *testing.T) {
 }
 
 func isErr(err, target error) bool {
-	e, ok := err.(*Error)
+	var e *Error
+	ok := errors.As(err, &e)
 	return ok && e.Is(target)
 }
 

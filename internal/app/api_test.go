@@ -14,6 +14,7 @@ var hashRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 // allInOne runs -target=all: on the embedded backend with no NATS URL at all,
 // so the process starts its own embedded server, as `make run` does.
 func allInOne(t *testing.T, b testkit.Backend, env map[string]string) *proc {
+	t.Helper()
 	e := map[string]string{}
 	if !b.External {
 		e["APITOSMS_NATS_URL"] = ""

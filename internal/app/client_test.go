@@ -246,19 +246,19 @@ func TestClientTypedErrors(t *testing.T) {
 		unknown := strings.Repeat("ab", 32)
 		c := newClient(t, p.base, unknown, nil)
 		_, err := c.Queue(ctx, messages("x", 1))
-		check("unknown token", err, apiclient.ErrInvalidToken, 401)
+		_ = check("unknown token", err, apiclient.ErrInvalidToken, 401)
 		_, err = c.GetMessages(ctx, 1)
-		check("unknown token pull", err, apiclient.ErrInvalidToken, 401)
+		_ = check("unknown token pull", err, apiclient.ErrInvalidToken, 401)
 		if strings.Contains(err.Error(), unknown) {
 			t.Fatalf("token in %v", err)
 		}
 		_, err = c.AppVersion(ctx)
-		check("no active version", err, apiclient.ErrNoActiveVersion, 404)
+		_ = check("no active version", err, apiclient.ErrNoActiveVersion, 404)
 
 		r := admin(t, "POST", p.base+"/admin/v1/accounts", map[string]any{"name": "NoSub", "email": "n@example.com"})
 		noSub := newClient(t, p.base, r.json(t)["apiToken"].(string), nil)
 		res, err := noSub.Queue(ctx, messages("x", 5))
-		check("no subscription", err, apiclient.ErrSubscriptionRequired, 402)
+		_ = check("no subscription", err, apiclient.ErrSubscriptionRequired, 402)
 		if res.Queued != 0 || res.Unsent != 5 {
 			t.Fatalf("no subscription result %+v", res)
 		}
@@ -290,7 +290,7 @@ func TestClientTypedErrors(t *testing.T) {
 		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		_, err = newClient(t, p.base, slow, nil).GetMessages(dctx, 1)
-		check("deadline", err, apiclient.ErrRateLimited, 429)
+		_ = check("deadline", err, apiclient.ErrRateLimited, 429)
 	})
 }
 

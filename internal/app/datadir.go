@@ -50,13 +50,13 @@ func lockDataDir(dir string, exclusive bool) (*dataDirLock, error) {
 		return nil, fmt.Errorf("data dir %s is not writable: %w", abs, err)
 	}
 	path := filepath.Join(abs, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640) //nolint:gosec // G302: a lock file holding only the holder's pid; group-readable for operators
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: lock file: %w", abs, err)
 	}
 	if err := flock(f, exclusive); err != nil {
 		holder := readHolder(f)
-		f.Close()
+		_ = f.Close() // only locked, never written
 		if errors.Is(err, errLocked) {
 			return nil, fmt.Errorf("data dir %s is in use by another apitosms process%s (lock %s); stop it, or give this one its own APITOSMS_DATA_DIR", abs, holder, path)
 		}

@@ -60,6 +60,7 @@ func startOS(t *testing.T, b testkit.Backend, addr string) *osProc {
 }
 
 func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestFramedConnPassesValidStreams(t *testing.T) {
 			}
 			got = append(got, buf[:n]...)
 			if err != nil {
-				if err != io.EOF {
+				if !errors.Is(err, io.EOF) {
 					t.Fatalf("seed %d: %v", seed, err)
 				}
 				break
@@ -105,7 +105,7 @@ func TestFramedConnDrainStopsAtBoundary(t *testing.T) {
 		t.Fatalf("first read: %q %v", head[:n], err)
 	}
 	c.draining = true
-	if n, err := c.Read(head); n != 0 || err != io.EOF || !c.hitBoundary {
+	if n, err := c.Read(head); n != 0 || !errors.Is(err, io.EOF) || !c.hitBoundary {
 		t.Fatalf("draining read at the boundary: %d %v", n, err)
 	}
 	c.draining = false

@@ -53,6 +53,7 @@ func start(t *testing.T, b testkit.Backend, env map[string]string, args ...strin
 
 // stop shuts the process down as SIGTERM would and checks it exits cleanly.
 func (p *proc) stop(t *testing.T) {
+	t.Helper()
 	if p.cancel == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -92,7 +93,7 @@ func errorStatus(err error) int {
 	if e, ok := apperr.As(err); ok {
 		return e.Status
 	}
-	if fe, ok := err.(*fiber.Error); ok {
+	if fe := (*fiber.Error)(nil); errors.As(err, &fe) {
 		return fe.Code
 	}
 	return fiber.StatusInternalServerError
@@ -114,7 +115,7 @@ func requestID(in string) string {
 	}
 	const hexdigits = "0123456789abcdef"
 	var buf [16]byte
-	v := rand.Uint64()
+	v := rand.Uint64() //nolint:gosec // G404: a correlation id, not a secret
 	for i := range buf {
 		buf[i] = hexdigits[v>>(4*i)&0xf]
 	}

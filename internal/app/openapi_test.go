@@ -555,7 +555,7 @@ func newAccount(t *testing.T, o *oapi, js func(any) []byte, monthlyLimit, ratePe
 
 // trackingConformance drives every tracking operation (§9) through its
 // declared answers.
-func trackingConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func trackingConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 100, 1000)
 	tp := map[string]string{"token": tok}
 	r := o.call(t, "POST", "/api/{token}/queue", tp, "", []byte(`[{"phone":"+15550000001","message":"first"},{"phone":"+15550000002","message":"=2+2, \"quoted\""},{"phone":"+15550000003","message":"third"}]`))
@@ -639,7 +639,7 @@ func trackingConformance(t *testing.T, o *oapi, js func(any) []byte) {
 
 // webhooksConformance drives every webhook operation (§10) through its
 // declared answers, with a real receiver: one path answers 204, another 500.
-func webhooksConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func webhooksConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	posts := make(chan string, 100)
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -762,7 +762,7 @@ func webhooksConformance(t *testing.T, o *oapi, js func(any) []byte) {
 
 // readWindowConformance spends a token's read window, then every operation
 // counted in it answers 429 with the window's headers.
-func readWindowConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func readWindowConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 10, 60)
 	for i := 0; i < readWindow; i++ {
 		if r := do(t, "GET", o.base+"/api/"+tok+"/webhooks", nil); r.status != 200 {
@@ -793,7 +793,7 @@ func readWindowConformance(t *testing.T, o *oapi, js func(any) []byte) {
 // phonesConformance drives the phones list (§11) and get_messages' device
 // parameter: no phone at first, then one phone named by a GET pull and a
 // report, one by a POST pull, and a blank name that names none.
-func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 100, 1000)
 	tp := map[string]string{"token": tok}
 	list, g := "/api/{token}/phones", "/api/{token}/get_messages"
@@ -842,7 +842,7 @@ func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) {
 // settingsConformance drives the lease settings (§12) through their
 // declared answers: the defaults, every refusal (nothing changed by it), a
 // change, a partial change and an empty one.
-func settingsConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func settingsConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 100, 1000)
 	tp := map[string]string{"token": tok}
 	path := "/api/{token}/settings"
@@ -899,7 +899,7 @@ func settingsConformance(t *testing.T, o *oapi, js func(any) []byte) {
 // them back as message objects (one by one, in bulk and in history), so
 // that the queue item schema, the item errors and the message object's
 // added fields are checked against the document.
-func extrasConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func extrasConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 100, 1000)
 	tp := map[string]string{"token": tok}
 	q := "/api/{token}/queue"

@@ -45,6 +45,7 @@ func TestConcurrentStartup(t *testing.T) {
 
 // clusterBackend is a backend on cluster c with SQLite in a temporary dir.
 func clusterBackend(t *testing.T, c *testkit.Cluster) testkit.Backend {
+	t.Helper()
 	ns := testkit.Namespace()
 	return testkit.Backend{Name: "cluster", NATSURL: c.URL(), DataDir: t.TempDir(), Namespace: ns, Names: events.NewNames(ns)}
 }
@@ -79,7 +80,7 @@ func startTogether(t *testing.T, b testkit.Backend, env map[string]string, n int
 				bases[i] = "http://" + addr
 			case err := <-p.done:
 				p.done <- err // for stop
-				errs <- fmt.Errorf("process %d exited at start: %v", i, err)
+				errs <- fmt.Errorf("process %d exited at start: %w", i, err)
 			case <-time.After(startupBound):
 				errs <- fmt.Errorf("process %d not ready after %v", i, startupBound)
 			}

@@ -34,6 +34,7 @@ type hookRequest struct {
 }
 
 func newHookReceiver(t *testing.T, delay time.Duration) *hookReceiver {
+	t.Helper()
 	rc := &hookReceiver{delay: delay}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

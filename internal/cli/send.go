@@ -60,7 +60,7 @@ func Send(ctx context.Context, env Env, args []string) error {
 			if err != nil {
 				return fmt.Errorf("send: %w", err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // only read
 			in = f
 		}
 		var err error
@@ -238,7 +238,7 @@ func writeResults(path string, rows []row, res *client.QueueResult) error {
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
-		f.Close()
+		_ = f.Close() // only read
 		return err
 	}
 	return f.Close()

@@ -22,20 +22,20 @@ func exerciseExtras(ctx context.Context, l *load) error {
 	items := `[{"phone":"+15550001","message":"a"},{"phone":"+15550002","message":"b"},{"phone":"+15550003","message":"c"},` +
 		`{"phone":"+15550004","message":"d"},{"phone":"+15550005","message":"e"},{"phone":"+15550006","message":"f"}]`
 	if code, body, err := l.call(ctx, http.MethodPost, "/api/"+quota+"/queue", "", "application/json", []byte(items)); err != nil || code != 200 {
-		return fmt.Errorf("queue up to the quota: %d %s %v", code, body, err)
+		return fmt.Errorf("queue up to the quota: %d %s %w", code, body, err)
 	}
 	if code, body, err := l.call(ctx, http.MethodPost, "/api/"+quota+"/queue", "", "application/json", []byte(items)); err != nil || code != 402 {
-		return fmt.Errorf("queue past the quota: %d %s %v, want 402", code, body, err)
+		return fmt.Errorf("queue past the quota: %d %s %w, want 402", code, body, err)
 	}
 	limited, err := l.account(ctx, "Cluster test rate-limited shop", 100, 1)
 	if err != nil {
 		return err
 	}
 	if code, _, err := l.call(ctx, http.MethodGet, "/api/"+limited+"/get_messages", "", "", nil); err != nil || code != 200 {
-		return fmt.Errorf("first request: %d %v", code, err)
+		return fmt.Errorf("first request: %d %w", code, err)
 	}
 	if code, _, err := l.call(ctx, http.MethodGet, "/api/"+limited+"/get_messages", "", "", nil); err != nil || code != 429 {
-		return fmt.Errorf("second request within the minute: %d %v, want 429", code, err)
+		return fmt.Errorf("second request within the minute: %d %w, want 429", code, err)
 	}
 
 	// A release: a tiny ZIP as the APK, published, activated, downloaded.
@@ -49,17 +49,17 @@ func exerciseExtras(ctx context.Context, l *load) error {
 	_, _ = fw.Write(append([]byte("PK\x03\x04"), bytes.Repeat([]byte{0}, 4096)...))
 	_ = mw.Close()
 	if c, body, err := l.call(ctx, http.MethodPost, "/admin/v1/app-versions", l.admin, mw.FormDataContentType(), form.Bytes()); err != nil || c != 201 {
-		return fmt.Errorf("upload: %d %s %v", c, body, err)
+		return fmt.Errorf("upload: %d %s %w", c, body, err)
 	}
 	if c, body, err := l.call(ctx, http.MethodPost, fmt.Sprintf("/admin/v1/app-versions/%d/activate", code), l.admin, "", nil); err != nil || c != 200 {
-		return fmt.Errorf("activate: %d %s %v", c, body, err)
+		return fmt.Errorf("activate: %d %s %w", c, body, err)
 	}
 	if c, body, err := l.call(ctx, http.MethodGet, "/download/app.apk", "", "", nil); err != nil || c != 200 || len(body) != 4100 {
-		return fmt.Errorf("download: %d (%d bytes) %v", c, len(body), err)
+		return fmt.Errorf("download: %d (%d bytes) %w", c, len(body), err)
 	}
 	// The proxy's own 404 for what no service serves.
 	if c, body, err := l.call(ctx, http.MethodGet, "/no/such/path", "", "", nil); err != nil || c != 404 || string(body) != `{"error":"Not found","code":"not_found"}` {
-		return fmt.Errorf("unknown path through the proxy: %d %s %v", c, body, err)
+		return fmt.Errorf("unknown path through the proxy: %d %s %w", c, body, err)
 	}
 	return nil
 }
@@ -69,7 +69,7 @@ func (l *load) account(ctx context.Context, name string, monthly, perMinute int)
 	body, _ := json.Marshal(map[string]any{"name": name, "email": "ct@example.com"})
 	c, data, err := l.call(ctx, http.MethodPost, "/admin/v1/accounts", l.admin, "application/json", body)
 	if err != nil || c != 201 {
-		return "", fmt.Errorf("create account: %d %s %v", c, data, err)
+		return "", fmt.Errorf("create account: %d %s %w", c, data, err)
 	}
 	var acc struct {
 		ID       int64  `json:"id"`
@@ -80,7 +80,7 @@ func (l *load) account(ctx context.Context, name string, monthly, perMinute int)
 	}
 	sub, _ := json.Marshal(map[string]any{"plan": "ct", "monthlyLimit": monthly, "rateLimitPerMinute": perMinute})
 	if c, data, err := l.call(ctx, http.MethodPut, fmt.Sprintf("/admin/v1/accounts/%d/subscription", acc.ID), l.admin, "application/json", sub); err != nil || c != 200 {
-		return "", fmt.Errorf("subscription: %d %s %v", c, data, err)
+		return "", fmt.Errorf("subscription: %d %s %w", c, data, err)
 	}
 	return acc.APIToken, nil
 }

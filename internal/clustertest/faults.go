@@ -48,7 +48,7 @@ func runFaults(ctx context.Context, e env, s settings, l *load) ([]*fault, error
 		fmt.Printf("fault: SIGKILL %s\n", p.proc)
 		f.killed = time.Now()
 		if out, err := exec.CommandContext(ctx, script, "kill", p.proc).CombinedOutput(); err != nil {
-			return faults, fmt.Errorf("kill %s: %v %s", p.proc, err, out)
+			return faults, fmt.Errorf("kill %s: %w %s", p.proc, err, out)
 		}
 		if len(faults) > 0 {
 			faults[len(faults)-1].until = f.killed
@@ -58,7 +58,7 @@ func runFaults(ctx context.Context, e env, s settings, l *load) ([]*fault, error
 			return faults, err
 		}
 		if out, err := exec.CommandContext(ctx, script, "start", p.proc).CombinedOutput(); err != nil {
-			return faults, fmt.Errorf("restart %s: %v %s", p.proc, err, out)
+			return faults, fmt.Errorf("restart %s: %w %s", p.proc, err, out)
 		}
 		if err := waitOK(ctx, p.ready, 2*time.Minute); err != nil {
 			return faults, fmt.Errorf("%s after restart: %w", p.proc, err)

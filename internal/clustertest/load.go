@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -232,7 +233,7 @@ func (l *load) phone(ctx context.Context, m int) {
 		default:
 		}
 		n, err := ph.Poll(ctx)
-		if err == phonesim.ErrUnauthorized {
+		if errors.Is(err, phonesim.ErrUnauthorized) {
 			l.unauthorizedPhones.Add(1)
 			return
 		}

@@ -64,7 +64,7 @@ func readEnv(path string) (env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (run make cluster first)", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read
 	e := env{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -30,7 +30,7 @@ func checkQueries(ctx context.Context, promURL, dashboard, alertsFile string) er
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("prometheus has not scraped every process in 30 s (%v)", err)
+			return fmt.Errorf("prometheus has not scraped every process in 30 s (%w)", err)
 		}
 		time.Sleep(time.Second)
 	}
@@ -242,9 +242,10 @@ func scanTop(expr string, fn func(i int) int) {
 		c := expr[i]
 		switch {
 		case quote != 0:
-			if c == '\\' {
+			switch c {
+			case '\\':
 				i++
-			} else if c == quote {
+			case quote:
 				quote = 0
 			}
 			continue

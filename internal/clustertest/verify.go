@@ -91,7 +91,7 @@ func verify(ctx context.Context, e env, l *load) error {
 	for _, tok := range l.tokens {
 		c, body, err := l.call(ctx, http.MethodGet, "/api/"+tok+"/get_messages?limit=200", "", "", nil)
 		if err != nil || c != 200 || strings.TrimSpace(string(body)) != "[]" {
-			errs = append(errs, fmt.Errorf("final get_messages: %d %.200s %v", c, body, err))
+			errs = append(errs, fmt.Errorf("final get_messages: %d %.200s %w", c, body, err))
 		}
 	}
 	var reported, updated, reportErrs int64

@@ -20,6 +20,7 @@ var serverBinary = testbin.Apitosms
 // backends yields the all-in-one spawn, and the distributed one when the
 // external test servers are configured.
 func backends(t *testing.T, bin string, fn func(t *testing.T, sc SpawnConfig)) {
+	t.Helper()
 	t.Run("all-in-one", func(t *testing.T) { fn(t, SpawnConfig{Bin: bin}) })
 	natsURL, dbURL := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase)
 	if natsURL != "" && dbURL != "" {

@@ -77,7 +77,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Server, error) {
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		s.cleanup()
+		_ = s.cleanup()
 		return nil, err
 	}
 	s.URL = "http://" + addr
@@ -93,7 +93,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Server, error) {
 		s.Backend = "distributed"
 		dbURL, err := s.createDatabase(ctx, cfg.DatabaseURL)
 		if err != nil {
-			s.cleanup()
+			_ = s.cleanup()
 			return nil, err
 		}
 		env = append(env, "APITOSMS_NATS_URL="+cfg.NATSURL, "APITOSMS_DATABASE_URL="+dbURL)
@@ -103,7 +103,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Server, error) {
 	s.logPath = filepath.Join(dir, "server.log")
 	f, err := os.Create(s.logPath)
 	if err != nil {
-		s.cleanup()
+		_ = s.cleanup()
 		return nil, err
 	}
 	// f is closed once the server has exited (see below).
@@ -112,12 +112,12 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Server, error) {
 		s.cmd.Stderr = io.MultiWriter(f, cfg.Log)
 	}
 	if err := s.cmd.Start(); err != nil {
-		f.Close()
-		s.cleanup()
+		_ = f.Close()
+		_ = s.cleanup()
 		return nil, fmt.Errorf("start %s: %w", cfg.Bin, err)
 	}
 	s.PID = s.cmd.Process.Pid
-	go func() { s.waitErr = s.cmd.Wait(); f.Close(); close(s.exited) }()
+	go func() { s.waitErr = s.cmd.Wait(); _ = f.Close(); close(s.exited) }()
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		tail := s.LogTail(20)
 		_ = s.Stop()
@@ -133,7 +133,7 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	for {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("server exited at start: %v", s.waitErr)
+			return fmt.Errorf("server exited at start: %w", s.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
 		default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -102,7 +103,7 @@ func TestPhonesDrainQueue(t *testing.T) {
 
 	bad := cfg
 	bad.Token = fmt.Sprintf("%064d", 0)
-	if _, err := phonesim.Run(ctx, bad, phonesim.RunOptions{Concurrency: 2}); err != phonesim.ErrUnauthorized {
+	if _, err := phonesim.Run(ctx, bad, phonesim.RunOptions{Concurrency: 2}); !errors.Is(err, phonesim.ErrUnauthorized) {
 		t.Fatalf("unknown token: err %v, want ErrUnauthorized", err)
 	}
 }

@@ -19,7 +19,7 @@ var Apitosms = sync.OnceValues(func() (string, error) {
 	path := filepath.Join(dir, "apitosms")
 	out, err := exec.Command("go", "build", "-o", path, "github.com/apitosms/apitosms/cmd/apitosms").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return path, nil
 })

@@ -172,7 +172,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
-	consCtx, stopConsumer := context.WithCancel(ctx)
+	// The consumer outlives ctx until the requests in flight, which may wait
+	// for ingestion (read-your-writes), are answered: stopping it first
+	// would make a clean shutdown answer them 503.
+	consCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumer()
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	defer stopRelay()
