@@ -11,7 +11,12 @@ import (
 // asks for it, and a claim is the hand-out hot path: Initiated publishes it
 // only for accounts with an enabled endpoint subscribed to it, as the
 // Notifier's Subscriptions know (an endpoint gets the hand-outs of the
-// claims this replica receives after its creation was answered).
+// claims this replica receives after its creation was answered). Unlike the
+// other events it is not published while the subscriptions are unknown (no
+// webhooks service answering, e.g. none deployed): publishing every
+// hand-out then would put a lookup and a stream write on every claim, as it
+// did before subscriptions were known (the former per-account cache also
+// counted no answer as no subscription).
 
 // Initiated publishes message.initiated for the accounts that want it.
 type Initiated struct {
@@ -28,7 +33,7 @@ func NewInitiated(n *Notifier, st *store.Store) *Initiated {
 
 func (i *Initiated) wants(account int64) bool {
 	i.n.subs.Refresh()
-	return i.n.subs.Wants(account, events.TypeMessageInitiated)
+	return i.n.subs != nil && i.n.subs.WantsOr(account, events.TypeMessageInitiated, false)
 }
 
 // Claimed publishes message.initiated for the messages at positions, just

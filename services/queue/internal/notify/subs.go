@@ -164,13 +164,19 @@ func (s *Subscriptions) addLocked(c events.WebhookSubscription) {
 
 // Wants reports whether account may have an endpoint subscribed to typ
 // (true whenever that is not known).
-func (s *Subscriptions) Wants(account int64, typ string) bool {
+func (s *Subscriptions) Wants(account int64, typ string) bool { return s.WantsOr(account, typ, true) }
+
+// WantsOr is Wants answering unknown while the subscriptions are not known.
+func (s *Subscriptions) WantsOr(account int64, typ string, unknown bool) bool {
 	if s == nil {
-		return true
+		return unknown
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return !s.known || s.accounts[account]&bit(typ) != 0
+	if !s.known {
+		return unknown
+	}
+	return s.accounts[account]&bit(typ) != 0
 }
 
 // Known reports whether a full load is installed (tests).
