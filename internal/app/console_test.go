@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -108,7 +109,7 @@ var apiToken = regexp.MustCompile(`value="([0-9a-f]{64})"`)
 // everywhere, and the operator's pages.
 func TestConsole(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, tb testkit.Backend) {
-		p := allInOne(t, tb, nil)
+		p := allInOne(t, tb, consoleEnv(t, nil))
 		id, tok := account(t, p.base, 100, 600)
 
 		// Security headers and the "/" redirect.
@@ -267,4 +268,21 @@ func TestConsole(t *testing.T) {
 		}
 		_ = newTok
 	})
+}
+
+// consoleEnv fixes the server's address and public URL in advance, so the
+// console reaches this server's API (test SMS, releases) at a known URL.
+func consoleEnv(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	out := map[string]string{"APITOSMS_HTTP_ADDR": addr, "APITOSMS_PUBLIC_URL": "http://" + addr}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
 }
