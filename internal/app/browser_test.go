@@ -255,5 +255,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("active version: %d %s", r.status, r.body)
 	}
 	shoot("releases")
+	run("system", chromedp.Navigate(p.base+"/console/admin/system"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if !strings.Contains(text("tbody"), "queue") {
+		t.Fatalf("system page consumers: %q", text("tbody"))
+	}
+	shoot("system")
 	t.Logf("screenshots in %s", shots)
 }

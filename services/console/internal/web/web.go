@@ -20,6 +20,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -52,6 +54,8 @@ type Deps struct {
 	Throttle *auth.Throttle
 	Sealer   *auth.Sealer
 	Hashes   *hashid.Codec
+	JS       jetstream.JetStream
+	Gatherer prometheus.Gatherer // this process's metrics (nil: none shown)
 	Log      *slog.Logger
 }
 
@@ -133,6 +137,7 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/admin/releases", w.operatorQueryCSRF, w.uploadRelease)
 	g.Post("/admin/releases/:code/activate", w.operator, w.activateRelease)
 	g.Post("/admin/releases/:code/delete", w.operator, w.deleteRelease)
+	g.Get("/admin/system", w.operator, w.systemPage)
 	g.Get("/admin/accounts", w.operator, w.accountsPage)
 	g.Post("/admin/accounts/:id/invite", w.operator, w.inviteAccount)
 	g.Post("/admin/accounts/:id/rotate-token", w.operator, w.operatorRotate)
