@@ -41,7 +41,7 @@ var systemGauges = []struct{ name, label, unit string }{
 	{"apitosms_queue_initiated_messages", "Handed out, not reported", ""},
 	{"apitosms_webhooks_backlog_events", "Webhook events undelivered", ""},
 	{"apitosms_webhooks_oldest_undelivered_seconds", "Oldest undelivered webhook event", "s"},
-	{"apitosms_ready", "Services ready (this process)", ""},
+	{"apitosms_ready", "Ready (this process; 1 = yes)", ""},
 }
 
 func (w *Web) systemPage(c *fiber.Ctx) error {
