@@ -213,6 +213,12 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("reveal: %d %.500s", r.status, r.body)
 		}
 
+		// A refused webhook says why, on the page.
+		if r := a.post("/console/webhooks", url.Values{"csrf": {csrf(t, tp)}, "url": {"ftp://example.com/x"}}); r.status != 400 ||
+			!strings.Contains(r.body, `class="error"`) {
+			t.Fatalf("bad webhook URL: %d %.500s", r.status, r.body)
+		}
+
 		// Session fixation: a session id planted before sign-in is not the
 		// one the browser gets.
 		c := newBrowser(t, p.base)
