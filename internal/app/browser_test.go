@@ -59,7 +59,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shots := screenshotDir(t)
 	b := testkit.Embedded(t)
-	p := allInOne(t, b, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"})
+	p := allInOne(t, b, consoleEnv(t, map[string]string{"APITOSMS_WEBHOOK_ALLOW_PRIVATE": "true"}))
 	id, apiTok := account(t, p.base, 1000, 600)
 	_ = apiTok
 	inv := admin(t, "POST", fmt.Sprintf("%s/admin/v1/accounts/%d/invite", p.base, id), nil)
@@ -214,6 +214,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, "the test event arrives", func() bool { return hooks.Load() >= 1 })
 	run("deliveries", chromedp.Navigate(p.base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shoot("webhooks")
+	// Send a test SMS from the console (through the merchant's token).
+	run("send test", chromedp.Navigate(p.base+"/console/messages"), chromedp.WaitVisible(chromedp.CSS("#test-phone")),
+		chromedp.SendKeys(chromedp.CSS("#test-phone"), "+15550009999"),
+		chromedp.Submit(chromedp.CSS("#test-phone")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if !strings.Contains(text("tbody"), "+15550009999") {
+		t.Fatal("the test SMS is not listed")
+	}
 	run("settings", chromedp.Navigate(p.base+"/console/settings"), chromedp.WaitVisible(chromedp.CSS("#leaseSeconds")))
 	shoot("settings")
 
@@ -229,5 +237,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("operator invite", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#acct-%d form[action$="/invite"] button`, id))),
 		chromedp.WaitVisible(chromedp.CSS("#invite-url")))
 	shoot("accounts")
+
+	// Releases: upload an APK (the progress bar's XHR path), activate it.
+	apk := filepath.Join(t.TempDir(), "app.apk")
+	if err := os.WriteFile(apk, append([]byte("PK\x03\x04"), make([]byte, 2048)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("upload", chromedp.Navigate(p.base+"/console/admin/releases"), chromedp.WaitVisible(chromedp.CSS("#version")),
+		chromedp.SendKeys(chromedp.CSS("#version"), "1.4.0"),
+		chromedp.SendKeys(chromedp.CSS("#versionCode"), "14"),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{apk}),
+		chromedp.Submit(chromedp.CSS("#version")),
+		chromedp.WaitVisible(chromedp.CSS("#v-14")))
+	run("activate", chromedp.Click(chromedp.CSS(`#v-14 form[action$="/activate"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#v-14 .badge.ok")))
+	if r := do(t, "GET", p.base+"/api/app-version", nil); r.status != 200 || r.json(t)["versionCode"] != 14.0 {
+		t.Fatalf("active version: %d %s", r.status, r.body)
+	}
+	shoot("releases")
+	run("system", chromedp.Navigate(p.base+"/console/admin/system"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if !strings.Contains(text("tbody"), "queue") {
+		t.Fatalf("system page consumers: %q", text("tbody"))
+	}
+	shoot("system")
 	t.Logf("screenshots in %s", shots)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -108,7 +109,7 @@ var apiToken = regexp.MustCompile(`value="([0-9a-f]{64})"`)
 // everywhere, and the operator's pages.
 func TestConsole(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, tb testkit.Backend) {
-		p := allInOne(t, tb, nil)
+		p := allInOne(t, tb, consoleEnv(t, nil))
 		id, tok := account(t, p.base, 100, 600)
 
 		// Security headers and the "/" redirect.
@@ -212,6 +213,12 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("reveal: %d %.500s", r.status, r.body)
 		}
 
+		// A refused webhook says why, on the page.
+		if r := a.post("/console/webhooks", url.Values{"csrf": {csrf(t, tp)}, "url": {"ftp://example.com/x"}}); r.status != 400 ||
+			!strings.Contains(r.body, `class="error"`) {
+			t.Fatalf("bad webhook URL: %d %.500s", r.status, r.body)
+		}
+
 		// Session fixation: a session id planted before sign-in is not the
 		// one the browser gets.
 		c := newBrowser(t, p.base)
@@ -261,10 +268,64 @@ func TestConsole(t *testing.T) {
 		if r := o.post(fmt.Sprintf("/console/admin/accounts/%d/invite", id), url.Values{"csrf": {csrf(t, acc)}}); !strings.Contains(r.body, "/console/invite/") {
 			t.Fatalf("operator invite: %d %.500s", r.status, r.body)
 		}
+		if r := o.get("/console/admin/system"); r.status != 200 || !strings.Contains(r.body, "Waiting messages") || !strings.Contains(r.body, "Consumers") {
+			t.Fatalf("system: %d %.500s", r.status, r.body)
+		}
+		if r := o.get("/console/admin/releases"); r.status != 200 || !strings.Contains(r.body, "No version published") {
+			t.Fatalf("releases: %d %.500s", r.status, r.body)
+		}
 		// A merchant session is not an operator's.
 		if r := c.get("/console/admin/accounts"); r.status != 303 {
 			t.Fatalf("merchant on operator pages: %d", r.status)
 		}
 		_ = newTok
+	})
+}
+
+// consoleEnv fixes the server's address and public URL in advance, so the
+// console reaches this server's API (test SMS, releases) at a known URL.
+func consoleEnv(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	out := map[string]string{"APITOSMS_HTTP_ADDR": addr, "APITOSMS_PUBLIC_URL": "http://" + addr}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// TestConsoleSecureCookies: with an https public URL the session cookie is
+// Secure; the APK upload refuses a missing CSRF token.
+func TestConsoleSecureCookies(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, tb testkit.Backend) {
+		p := allInOne(t, tb, map[string]string{"APITOSMS_PUBLIC_URL": "https://sms.example.test"})
+		o := newBrowser(t, p.base)
+		f := o.get("/console/admin/signin")
+		r := o.post("/console/admin/signin", url.Values{"csrf": {csrf(t, f)}, "token": {adminToken}})
+		sc := strings.ToLower(strings.Join(r.header.Values("Set-Cookie"), "\n"))
+		if r.status != 303 || !strings.Contains(sc, "apitosms_session=") || !strings.Contains(sc, "secure") ||
+			!strings.Contains(sc, "httponly") || !strings.Contains(sc, "samesite=lax") {
+			t.Fatalf("operator sign-in over an https public URL: %d %s", r.status, sc)
+		}
+		// The jar keeps Secure cookies for https only: carry it by hand.
+		var session string
+		for _, c := range r.header.Values("Set-Cookie") {
+			if v, ok := strings.CutPrefix(c, "apitosms_session="); ok {
+				session = strings.SplitN(v, ";", 2)[0]
+			}
+		}
+		o.setCookie("apitosms_session", session)
+		if r := o.get("/console/admin/accounts"); r.status != 200 {
+			t.Fatalf("accounts: %d", r.status)
+		}
+		up := o.send("POST", "/console/admin/releases", nil)
+		if up.status != 403 {
+			t.Fatalf("upload without CSRF token: %d", up.status)
+		}
 	})
 }

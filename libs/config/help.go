@@ -67,6 +67,7 @@ var meanings = map[string]string{
 	"APITOSMS_CONSOLE_SESSION_TTL":     "web console session lifetime from sign-in",
 	"APITOSMS_CONSOLE_SIGNIN_ATTEMPTS": "failed console sign-ins per account per throttle window (four times as many per client address)",
 	"APITOSMS_CONSOLE_THROTTLE_WINDOW": "how long failed console sign-ins are counted",
+	"APITOSMS_CONSOLE_API_URL":         "this server's public API as the console reaches it (test SMS, releases); unset: APITOSMS_PUBLIC_URL",
 
 	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
 	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",

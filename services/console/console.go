@@ -36,6 +36,7 @@ type Config struct {
 	SignInAttempts int           // APITOSMS_CONSOLE_SIGNIN_ATTEMPTS: failed sign-ins per account per window (4x per address)
 	ThrottleWindow time.Duration // APITOSMS_CONSOLE_THROTTLE_WINDOW
 	InviteTTL      time.Duration // contract §14: 7 days
+	APIURL         string        // APITOSMS_CONSOLE_API_URL: this server's public API (default: the public URL)
 }
 
 // DefaultConfig returns the defaults.
@@ -59,6 +60,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		SignInAttempts: r.IntMin("APITOSMS_CONSOLE_SIGNIN_ATTEMPTS", d.SignInAttempts, 1),
 		ThrottleWindow: r.Duration("APITOSMS_CONSOLE_THROTTLE_WINDOW", d.ThrottleWindow),
 		InviteTTL:      d.InviteTTL,
+		APIURL:         r.String("APITOSMS_CONSOLE_API_URL", ""),
 	}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = d.PublicURL
@@ -73,6 +75,7 @@ type Deps struct {
 	Names      events.Names
 	Replicas   int
 	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer // the process's metrics, for the system page (optional)
 	Log        *slog.Logger
 }
 
@@ -133,9 +136,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	w, err := web.New(web.Config{PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, InviteTTL: cfg.InviteTTL,
-		SignInAttempts: cfg.SignInAttempts}, web.Deps{
+		SignInAttempts: cfg.SignInAttempts, APIURL: cfg.APIURL}, web.Deps{
 		Conn: deps.Broker.Conn, Names: deps.Names, Store: st, Sessions: sessions, Throttle: throttle,
-		Sealer: sealer, Hashes: hashes, Log: deps.Log,
+		Sealer: sealer, Hashes: hashes, JS: js, Gatherer: deps.Gatherer, Log: deps.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)

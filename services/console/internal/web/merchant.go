@@ -400,7 +400,8 @@ func (w *Web) webhooksView(c *fiber.Ctx, flash, secret, secretFor string) error 
 		}
 		d.Deliveries[h.ID] = dl.Deliveries
 	}
-	return w.render(c, "webhooks", view{Title: "Webhooks", Session: s, Nav: "webhooks", Flash: flash, Data: d})
+	problem, _ := c.Locals("problem").(string)
+	return w.render(c, "webhooks", view{Title: "Webhooks", Session: s, Nav: "webhooks", Flash: flash, Error: problem, Data: d})
 }
 
 func (w *Web) webhooksPage(c *fiber.Ctx) error {
@@ -423,6 +424,7 @@ func (w *Web) createWebhook(c *fiber.Ctx) error {
 	if err != nil {
 		if e, ok := apperr.As(err); ok && e.Status < 500 {
 			c.Status(e.Status)
+			c.Locals("problem", e.Message)
 			return w.webhooksView(c, "", "", "")
 		}
 		return err

@@ -19,6 +19,7 @@ type accountsData struct {
 	Expires   string
 	Token     string
 	TokenFor  int64
+	Problem   string
 }
 
 func (w *Web) accountsView(c *fiber.Ctx, d accountsData) error {
@@ -42,7 +43,7 @@ func (w *Web) accountsView(c *fiber.Ctx, d accountsData) error {
 	if page.Next != 0 {
 		d.Next = strconv.FormatInt(page.Next, 10)
 	}
-	return w.render(c, "accounts", view{Title: "Accounts", Session: sess(c), Nav: "accounts", Data: d})
+	return w.render(c, "accounts", view{Title: "Accounts", Session: sess(c), Nav: "accounts", Error: d.Problem, Data: d})
 }
 
 func (w *Web) accountsPage(c *fiber.Ctx) error { return w.accountsView(c, accountsData{}) }
@@ -76,7 +77,7 @@ func (w *Web) operatorRotate(c *fiber.Ctx) error {
 	}
 	if c.FormValue("confirm") != "yes" {
 		c.Status(http.StatusBadRequest)
-		return w.accountsView(c, accountsData{})
+		return w.accountsView(c, accountsData{Problem: "Tick the box to confirm the rotation: the current token stops working at once"})
 	}
 	tok, err := w.rotate(c, id)
 	if err != nil {

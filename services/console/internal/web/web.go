@@ -20,6 +20,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -40,6 +42,7 @@ type Config struct {
 	AdminToken     string        // operator sign-in (empty: refused)
 	InviteTTL      time.Duration // contract §14: 7 days
 	SignInAttempts int           // failed sign-ins per account within the throttle window
+	APIURL         string        // this server's public API, for test SMS and releases
 }
 
 // Deps are the console's collaborators.
@@ -51,6 +54,8 @@ type Deps struct {
 	Throttle *auth.Throttle
 	Sealer   *auth.Sealer
 	Hashes   *hashid.Codec
+	JS       jetstream.JetStream
+	Gatherer prometheus.Gatherer // this process's metrics (nil: none shown)
 	Log      *slog.Logger
 }
 
@@ -60,6 +65,7 @@ type Web struct {
 	d      Deps
 	pages  map[string]*template.Template
 	secure bool
+	client *http.Client
 	now    func() time.Time
 }
 
@@ -72,7 +78,10 @@ const (
 // New parses the templates.
 func New(cfg Config, d Deps) (*Web, error) {
 	w := &Web{cfg: cfg, d: d, pages: map[string]*template.Template{},
-		secure: strings.HasPrefix(cfg.PublicURL, "https://"), now: time.Now}
+		secure: strings.HasPrefix(cfg.PublicURL, "https://"), client: &http.Client{}, now: time.Now}
+	if w.cfg.APIURL == "" {
+		w.cfg.APIURL = cfg.PublicURL
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -123,6 +132,12 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/webhooks/:id/rotate", w.merchant, w.rotateWebhook)
 	g.Get("/settings", w.merchant, w.settingsPage)
 	g.Post("/settings", w.merchant, w.saveSettings)
+	g.Post("/send-test", w.merchant, w.sendTest)
+	g.Get("/admin/releases", w.operator, w.releasesPage)
+	g.Post("/admin/releases", w.operatorQueryCSRF, w.uploadRelease)
+	g.Post("/admin/releases/:code/activate", w.operator, w.activateRelease)
+	g.Post("/admin/releases/:code/delete", w.operator, w.deleteRelease)
+	g.Get("/admin/system", w.operator, w.systemPage)
 	g.Get("/admin/accounts", w.operator, w.accountsPage)
 	g.Post("/admin/accounts/:id/invite", w.operator, w.inviteAccount)
 	g.Post("/admin/accounts/:id/rotate-token", w.operator, w.operatorRotate)
@@ -283,6 +298,17 @@ func (w *Web) merchant(c *fiber.Ctx) error {
 
 func (w *Web) operator(c *fiber.Ctx) error {
 	return w.requireKind(auth.Operator, "/console/admin/signin")(c)
+}
+
+// operatorQueryCSRF guards the APK upload: an operator session whose CSRF
+// token is in the query (the multipart body is streamed on unread).
+func (w *Web) operatorQueryCSRF(c *fiber.Ctx) error {
+	s := w.session(c)
+	if s == nil || s.Kind != "o" || !same(s.CSRF, c.Query("csrf")) {
+		return errCSRF
+	}
+	c.Locals("session", s)
+	return c.Next()
 }
 
 func sess(c *fiber.Ctx) *auth.Session { s, _ := c.Locals("session").(*auth.Session); return s }
