@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make vet: go vet, golangci-lint (.golangci.yml) and govulncheck over every
-# module of the workspace (MODULES from the Makefile, or the arguments).
+# module of the workspace: the arguments (make vet passes VET_MODULES, by
+# default the Makefile's MODULES), or every module go.work uses.
 # The two linters are Go tool dependencies of tools/go.mod, a module kept out
 # of go.work so their dependencies never change the services' builds; they
 # are built into bin/tools through Go's build cache (seconds once cached).
@@ -21,7 +22,9 @@ echo "== building the linters (tools/go.mod)"
 	github.com/golangci/golangci-lint/v2/cmd/golangci-lint golang.org/x/vuln/cmd/govulncheck)
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(libs services/billing services/ingress services/queue services/status services/releases services/webhooks .)
+if [ ${#modules[@]} -eq 0 ]; then # every module of go.work
+	mapfile -t modules < <(awk '/^use \(/{f=1; next} f && /^\)/{f=0} f && NF {sub("^\\./", "", $1); print $1}' go.work)
+fi
 
 vulndb=${GOVULNDB:-https://vuln.go.dev}
 vulnskip=""

@@ -28,7 +28,12 @@ func BenchmarkBulkLookup1000(b *testing.B) {
 		done <- Run(ctx, Runtime{Getenv: be.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken, "APITOSMS_LOG_LEVEL": "error"}),
 			Stdout: io.Discard, Stderr: io.Discard, OnReady: func(addr string) { ready <- addr }})
 	}()
-	defer func() { cancel(); _ = <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("run: %v", err)
+		}
+	}()
 	var base string
 	select {
 	case addr := <-ready:

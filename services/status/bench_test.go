@@ -13,6 +13,7 @@ import (
 
 // benchBackends runs fn on SQLite, and on PostgreSQL when the test URLs are set.
 func benchBackends(b *testing.B, fn func(b *testing.B, be testkit.Backend)) {
+	b.Helper()
 	b.Run("sqlite", func(b *testing.B) { fn(b, testkit.Embedded(b)) })
 	if nats, db := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nats != "" && db != "" {
 		b.Run("postgres", func(b *testing.B) { fn(b, testkit.External(b, nats, db)) })

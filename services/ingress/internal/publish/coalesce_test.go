@@ -68,7 +68,9 @@ func TestCoalescedPublishes(t *testing.T) {
 			}
 			for i := 0; i < len(batch.Items); i += per {
 				var r int
-				fmt.Sscanf(batch.Items[i].Text, "%d/", &r)
+				if _, err := fmt.Sscanf(batch.Items[i].Text, "%d/", &r); err != nil {
+					t.Fatalf("item text %q: %v", batch.Items[i].Text, err)
+				}
 				for k := 0; k < per; k++ {
 					text := batch.Items[i+k].Text
 					if want := fmt.Sprintf("%d/%d", r, k); text != want {

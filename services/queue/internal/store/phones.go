@@ -113,9 +113,9 @@ func (s *Store) countPhones(ctx context.Context, tx *sql.Tx, counts []phoneCount
 		return strings.Compare(a.day, b.day)
 	})
 	// Constant SQL and placeholders only: values go as arguments.
-	q := "INSERT INTO phones (account_id, device, last_report_ms, last_seen_ms, day, sent_today, failed_today) VALUES (" +
+	q := "INSERT INTO phones (account_id, device, last_report_ms, last_seen_ms, day, sent_today, failed_today) VALUES (" + //nolint:gosec // G202: see above
 		s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ", " + s.param(4) + ", " + s.param(5) + ", " + s.param(6) + ", " + s.param(7) + ")" +
-		" ON CONFLICT (account_id, device) DO UPDATE SET" + //nolint:gosec // G202: see above
+		" ON CONFLICT (account_id, device) DO UPDATE SET" +
 		" sent_today = CASE WHEN phones.day = excluded.day THEN phones.sent_today + excluded.sent_today WHEN phones.day < excluded.day THEN excluded.sent_today ELSE phones.sent_today END," +
 		" failed_today = CASE WHEN phones.day = excluded.day THEN phones.failed_today + excluded.failed_today WHEN phones.day < excluded.day THEN excluded.failed_today ELSE phones.failed_today END," +
 		" day = CASE WHEN phones.day < excluded.day THEN excluded.day ELSE phones.day END," +
