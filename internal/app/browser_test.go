@@ -38,8 +38,9 @@ func chromium() string {
 // screenshotDir is where the browser test writes its screenshots:
 // $APITOSMS_SCREENSHOTS, else a temporary directory.
 func screenshotDir(t *testing.T) string {
+	t.Helper()
 	if d := os.Getenv("APITOSMS_SCREENSHOTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil { //nolint:gosec // G703: the developer names this directory for the test run
 			t.Fatal(err)
 		}
 		return d

@@ -23,6 +23,7 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, c: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -79,7 +80,7 @@ func (b *browser) cookie(name string) string {
 
 func (b *browser) setCookie(name, value string) {
 	u, _ := url.Parse(b.base + "/console/")
-	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/console/"}})
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/console/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}})
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -38,11 +38,11 @@ func (s *Store) ListAccounts(ctx context.Context, query string, after int64, lim
 		ids[i] = a.ID
 	}
 	var subs []subscriptionModel
-	if err := s.db.NewSelect().Model(&subs).Where("account_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&subs).Where("account_id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	var uses []usageModel
-	if err := s.db.NewSelect().Model(&uses).Where("account_id IN (?) AND month = ?", bun.In(ids), month).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&uses).Where("account_id IN (?) AND month = ?", bun.List(ids), month).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	subOf := make(map[int64]*domain.Subscription, len(subs))

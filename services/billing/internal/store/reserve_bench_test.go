@@ -15,6 +15,7 @@ import (
 // billing do), per op.
 func BenchmarkReserveBatch16(b *testing.B) {
 	run := func(b *testing.B, be testkit.Backend) {
+		b.Helper()
 		ctx := context.Background()
 		st := New(be.DB(b, Service))
 		if err := st.Migrate(ctx); err != nil {

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -49,11 +50,11 @@ func TestSessionsAndThrottle(t *testing.T) {
 		}
 		// The account id in the cookie is checked against the key: another
 		// account's prefix with a valid secret finds nothing.
-		if _, err := s.Get(ctx, "m8."+strings.SplitN(c1, ".", 2)[1]); err != auth.ErrNoSession {
+		if _, err := s.Get(ctx, "m8."+strings.SplitN(c1, ".", 2)[1]); !errors.Is(err, auth.ErrNoSession) {
 			t.Fatalf("swapped account: %v", err)
 		}
 		for _, bad := range []string{"", "m7", "m7.short", "x." + strings.Repeat("A", 43), "m07." + strings.Repeat("A", 43)} {
-			if _, err := s.Get(ctx, bad); err != auth.ErrNoSession {
+			if _, err := s.Get(ctx, bad); !errors.Is(err, auth.ErrNoSession) {
 				t.Fatalf("cookie %q: %v", bad, err)
 			}
 		}
@@ -61,7 +62,7 @@ func TestSessionsAndThrottle(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range []string{c1, c2} {
-			if _, err := s.Get(ctx, c); err != auth.ErrNoSession {
+			if _, err := s.Get(ctx, c); !errors.Is(err, auth.ErrNoSession) {
 				t.Fatalf("after sign out everywhere: %v", err)
 			}
 		}

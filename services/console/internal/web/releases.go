@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,7 +39,7 @@ func (w *Web) uploadRelease(c *fiber.Ctx) error {
 	if !strings.HasPrefix(ct, "multipart/form-data") {
 		return apperr.New(http.StatusBadRequest, "invalid_body", "Upload the APK with the form")
 	}
-	var body io.Reader = c.Context().RequestBodyStream()
+	body := c.Context().RequestBodyStream()
 	if body == nil {
 		body = bytes.NewReader(c.Body())
 	}

@@ -54,7 +54,7 @@ func TestAuthCache(t *testing.T) {
 		t.Fatal("stored after stop")
 	}
 
-	var off *authCache = newAuthCache(0)
+	off := newAuthCache(0)
 	off.put("da", "2026-01", now, 0, a)
 	if _, _, ok := off.get("da", "2026-01", now); ok {
 		t.Fatal("disabled cache answered")

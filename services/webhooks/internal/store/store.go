@@ -380,7 +380,7 @@ ORDER BY next_attempt_ms, id LIMIT ?`+lock, endpoint, nowMs, min(posts*per, clai
 			}
 			res, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_ms = ?, attempts = attempts + 1
 WHERE id IN (?) RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms, events, ids`,
-				leaseUntilMs, bun.In(ids))
+				leaseUntilMs, bun.List(ids))
 			if err != nil {
 				return err
 			}
