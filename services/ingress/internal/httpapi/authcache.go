@@ -25,8 +25,13 @@ import (
 //     one process) a request that follows the change's answer always sees
 //     it; a replica on its own connection sees it as soon as its reader has
 //     read it (a network hop after the change's answer);
-//   - an entry lives at most ttl, which bounds a broadcast lost to a
-//     reconnect, and never across a calendar month (usage is per month);
+//   - broadcasts can only be missed while the connection is down or when
+//     the subscription's buffer overflowed: every lookup first checks both
+//     (connection status, reconnect count, dropped count) and forgets
+//     everything if either happened, and nothing is cached while the
+//     connection is not up;
+//   - an entry lives at most ttl and never across a calendar month (usage
+//     is per month);
 //   - unknown tokens are never cached, and nothing that must be exact is
 //     decided from an entry: the rate limit is counted in the shared bucket
 //     on every request, and quota is reserved by billing on every queue
@@ -38,6 +43,11 @@ type authCache struct {
 
 	changes chan *nats.Msg // AccountChanged broadcasts not applied yet
 	done    chan struct{}  // closed by stop
+
+	nc         *nats.Conn         // the connection the broadcasts arrive on (nil until subscribe)
+	sub        *nats.Subscription // the broadcasts' subscription
+	reconnects uint64             // nc's reconnect count when last checked
+	dropped    int                // sub's dropped count when last checked
 
 	mu      sync.Mutex
 	gen     uint64 // bumped by every drop
@@ -95,6 +105,9 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 	if c == nil {
 		return events.AuthReply{}, 0, false
 	}
+	if !c.heard() {
+		return events.AuthReply{}, neverStore, false
+	}
 	c.applyChanges()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -106,6 +119,35 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 		delete(c.entries, digest)
 	}
 	return events.AuthReply{}, c.gen, false
+}
+
+// neverStore is a generation put never matches: the answer of a lookup made
+// while broadcasts could be missed is not kept.
+const neverStore = ^uint64(0)
+
+// heard reports whether every broadcast since the last check can have
+// arrived: the connection is up and neither reconnected nor dropped a
+// broadcast since. When not, everything cached is forgotten (and the caller
+// must not use the cache for this lookup).
+func (c *authCache) heard() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc == nil || c.stopped {
+		return false
+	}
+	if c.nc.Status() != nats.CONNECTED {
+		c.gen++
+		clear(c.entries)
+		return false
+	}
+	reconnects := c.nc.Stats().Reconnects
+	dropped, _ := c.sub.Dropped()
+	if reconnects != c.reconnects || dropped != c.dropped {
+		c.reconnects, c.dropped = reconnects, dropped
+		c.gen++
+		clear(c.entries)
+	}
+	return true
 }
 
 // put stores a lookup's answer unless something was dropped since gen was
@@ -177,6 +219,9 @@ func (c *authCache) subscribe(nc *nats.Conn, names events.Names) (*nats.Subscrip
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.nc, c.sub, c.reconnects = nc, sub, nc.Stats().Reconnects
+	c.mu.Unlock()
 	go func() {
 		for {
 			select {
