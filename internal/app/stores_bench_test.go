@@ -81,7 +81,7 @@ func BenchmarkStoreHooks(b *testing.B) {
 	start := seq.Load()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-	const clients = 8
+	const clients = 32
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
