@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
@@ -360,5 +362,45 @@ func TestStoresSurviveSIGKILL(t *testing.T) {
 			t.Fatalf("%d messages for %d orders", len(msgs), total)
 		}
 		t.Logf("%d of %d orders queued before SIGKILL; %d after restart, none twice", before, total, len(msgs))
+	})
+}
+
+// A store deleted while its delivery waits in the stream sends nothing:
+// the delivery is stored (as the receiving endpoint would), the store is
+// deleted, and the consumer drops it; a later delivery of a live store is
+// processed after it and is the account's only message.
+func TestStoresDeletedInFlight(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := start(t, b, map[string]string{"APITOSMS_READ_RATE_LIMIT": "100000"})
+		br := b.Broker(t)
+		_, tok := account(t, p.base, 1000, 60)
+		create := func(name string) string {
+			r := do(t, "POST", p.base+"/api/"+tok+"/stores", map[string]any{"platform": "woocommerce", "name": name,
+				"secret": "in-flight-secret", "defaultCountry": "BR"})
+			if r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			return r.json(t)["id"].(string)
+		}
+		gone, live := create("Gone"), create("Live")
+		if r := do(t, "DELETE", p.base+"/api/"+tok+"/stores/"+gone, nil); r.status != 204 {
+			t.Fatalf("delete: %d", r.status)
+		}
+		order := payload(t, "woocommerce_order.json")
+		for _, id := range []string{gone, live} {
+			msg := b.Names.StoreHookMsg(events.StoreHook{StoreID: id, Platform: "woocommerce", Topic: "order.created",
+				DeliveryID: "in-flight-" + id, ReceivedAt: time.Now(), Body: []byte(order)})
+			if _, err := br.JS.PublishMsg(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		log := waitLog(t, p.base+"/api/"+tok+"/stores/"+live, 1)
+		if log[0]["decision"] != "queued" {
+			t.Fatalf("live store: %v", log[0])
+		}
+		msgs := do(t, "GET", p.base+"/api/"+tok+"/messages", nil).json(t)["messages"].([]any)
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages, want only the live store's", len(msgs))
+		}
 	})
 }
