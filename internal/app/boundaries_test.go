@@ -56,7 +56,7 @@ func TestServicesDoNotImportEachOther(t *testing.T) {
 
 func TestParseTargets(t *testing.T) {
 	all, err := parseTargets("all")
-	if err != nil || strings.Join(all, ",") != "billing,queue,status,releases,webhooks,ingress" {
+	if err != nil || strings.Join(all, ",") != "billing,queue,status,releases,webhooks,stores,ingress" {
 		t.Fatalf("all: %v %v", all, err)
 	}
 	some, err := parseTargets("ingress, queue,ingress")
