@@ -1,17 +1,18 @@
 package app
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
@@ -310,10 +311,14 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 
 // At most once across SIGKILL: the stores service, in its own process, is
 // killed while it turns stored deliveries into SMS (between "stored" and
-// "queued"); after a restart every order has exactly one message.
+// "queued"); after a restart every order has exactly one message. The
+// deliveries are stored first (through the receiving endpoint, then
+// straight into the stream while the service is down, so that a backlog is
+// waiting when it starts), and the kill comes once the first SMS are queued.
 func TestStoresSurviveSIGKILL(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		p := start(t, b, map[string]string{"APITOSMS_READ_RATE_LIMIT": "100000"}, "-target=billing,queue,status,ingress")
+		br := b.Broker(t)
 		_, tok := account(t, p.base, 100000, 60)
 		addr := freeAddr(t)
 		cmd := startTargetOS(t, b, "stores", addr)
@@ -325,40 +330,93 @@ func TestStoresSurviveSIGKILL(t *testing.T) {
 		id := r.json(t)["id"].(string)
 		hook := "http://" + addr + "/hooks/woocommerce/" + id
 		order := payload(t, "woocommerce_order.json")
-		const total = 300
-		var wg sync.WaitGroup
-		for w := 0; w < 4; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < total; i += 4 {
-					body := strings.Replace(order, `"id": 727,`, fmt.Sprintf(`"id": %d,`, 10000+i), 1)
-					if r := woo(t, hook, "kill-test-secret", "order.created", fmt.Sprint(i), body); r.status != 200 {
-						t.Errorf("hook %d: %d %s", i, r.status, r.body)
-					}
-				}
-			}()
+		body := func(i int) string { return strings.Replace(order, `"id": 727,`, fmt.Sprintf(`"id": %d,`, 10000+i), 1) }
+		const viaHTTP, total = 50, 1000
+		for i := 0; i < viaHTTP; i++ {
+			if r := woo(t, hook, "kill-test-secret", "order.created", fmt.Sprint(i), body(i)); r.status != 200 {
+				t.Fatalf("hook %d: %d %s", i, r.status, r.body)
+			}
 		}
-		wg.Wait()
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		before := 0
-		if r, err := send("GET", p.base+"/api/"+tok+"/messages?limit=500", nil); err == nil {
-			before = len(r.json(t)["messages"].([]any))
+		for i := viaHTTP; i < total; i++ {
+			msg := b.Names.StoreHookMsg(events.StoreHook{StoreID: id, Platform: "woocommerce", Topic: "order.created",
+				DeliveryID: fmt.Sprint(i), ReceivedAt: time.Now(), Body: []byte(body(i))})
+			if _, err := br.JS.PublishMsg(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
 		}
+		count := func() int {
+			r, err := send("GET", p.base+"/api/"+tok+"/messages?limit=500", nil)
+			if err != nil || r.status != 200 {
+				return -1
+			}
+			n := len(r.json(t)["messages"].([]any))
+			for next, _ := r.json(t)["nextCursor"].(string); next != ""; {
+				r = do(t, "GET", p.base+"/api/"+tok+"/messages?limit=500&cursor="+next, nil)
+				n += len(r.json(t)["messages"].([]any))
+				next, _ = r.json(t)["nextCursor"].(string)
+			}
+			return n
+		}
+		cmd = startTargetOS(t, b, "stores", addr)
+		testkit.Eventually(t, 30*time.Second, "more SMS queued", func() bool { return count() > viaHTTP })
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		before := count()
 		startTargetOS(t, b, "stores", addr)
-		var msgs []any
-		testkit.Eventually(t, 60*time.Second, "every order queued", func() bool {
-			msgs = do(t, "GET", p.base+"/api/"+tok+"/messages?limit=500", nil).json(t)["messages"].([]any)
-			return len(msgs) >= total
+		testkit.Eventually(t, 60*time.Second, "every order queued", func() bool { return count() >= total })
+		// The stream is drained once the log holds every delivery.
+		testkit.Eventually(t, 60*time.Second, "every delivery logged", func() bool {
+			return len(storeLog(t, p.base+"/api/"+tok+"/stores/"+id)) >= total
 		})
-		time.Sleep(2 * time.Second) // a duplicate would show up by now
-		msgs = do(t, "GET", p.base+"/api/"+tok+"/messages?limit=500", nil).json(t)["messages"].([]any)
-		if len(msgs) != total {
-			t.Fatalf("%d messages for %d orders", len(msgs), total)
+		if n := count(); n != total {
+			t.Fatalf("%d messages for %d orders", n, total)
 		}
-		t.Logf("%d of %d orders queued before SIGKILL; %d after restart, none twice", before, total, len(msgs))
+		t.Logf("%d of %d orders queued at the SIGKILL; all %d after restart, none twice", before, total, total)
+	})
+}
+
+// A store deleted while its delivery waits in the stream sends nothing:
+// the delivery is stored (as the receiving endpoint would), the store is
+// deleted, and the consumer drops it; a later delivery of a live store is
+// processed after it and is the account's only message.
+func TestStoresDeletedInFlight(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := start(t, b, map[string]string{"APITOSMS_READ_RATE_LIMIT": "100000"})
+		br := b.Broker(t)
+		_, tok := account(t, p.base, 1000, 60)
+		create := func(name string) string {
+			r := do(t, "POST", p.base+"/api/"+tok+"/stores", map[string]any{"platform": "woocommerce", "name": name,
+				"secret": "in-flight-secret", "defaultCountry": "BR"})
+			if r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			return r.json(t)["id"].(string)
+		}
+		gone, live := create("Gone"), create("Live")
+		if r := do(t, "DELETE", p.base+"/api/"+tok+"/stores/"+gone, nil); r.status != 204 {
+			t.Fatalf("delete: %d", r.status)
+		}
+		order := payload(t, "woocommerce_order.json")
+		for _, id := range []string{gone, live} {
+			msg := b.Names.StoreHookMsg(events.StoreHook{StoreID: id, Platform: "woocommerce", Topic: "order.created",
+				DeliveryID: "in-flight-" + id, ReceivedAt: time.Now(), Body: []byte(order)})
+			if _, err := br.JS.PublishMsg(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		log := waitLog(t, p.base+"/api/"+tok+"/stores/"+live, 1)
+		if log[0]["decision"] != "queued" {
+			t.Fatalf("live store: %v", log[0])
+		}
+		msgs := do(t, "GET", p.base+"/api/"+tok+"/messages", nil).json(t)["messages"].([]any)
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages, want only the live store's", len(msgs))
+		}
 	})
 }

@@ -38,12 +38,35 @@ func StoreHookMsgID(store, delivery string) string { return "hook/" + store + "/
 // is the message's data, byte for byte as the shop sent it (it may not even
 // be JSON), and the rest travels in headers.
 type StoreHook struct {
-	StoreID    string    // the store connection's id
-	Platform   string    // shopify or woocommerce
-	Topic      string    // orders/create, order.updated, ...
-	DeliveryID string    // the platform's delivery id
-	ReceivedAt time.Time // when the receiving endpoint verified it
-	Body       []byte
+	StoreID    string    `json:"store"`
+	Platform   string    `json:"platform"` // shopify or woocommerce
+	Topic      string    `json:"topic"`    // orders/create, order.updated, ...
+	DeliveryID string    `json:"delivery"` // the platform's delivery id
+	ReceivedAt time.Time `json:"at"`       // when the receiving endpoint verified it
+	Body       []byte    `json:"body"`
+}
+
+// StoreHookBatch carries several deliveries received at the same moment in
+// one stream message (one fsync instead of one each): the receiving
+// endpoint's group commit. On the stream a message holds either one
+// StoreHook (headers and raw body) or a StoreHookBatch (JSON, header
+// Apitosms-Batch); the consumer accepts both.
+type StoreHookBatch struct {
+	Hooks []StoreHook `json:"hooks"`
+}
+
+// StoreHookBatchMsg returns the stream message of several deliveries; id
+// is its Nats-Msg-Id (fresh per batch: a retried publish is stored once).
+func (n Names) StoreHookBatchMsg(id string, hooks []StoreHook) (*nats.Msg, error) {
+	data, err := Marshal(StoreHookBatch{Hooks: hooks})
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(n.StoreHooksSubject())
+	m.Data = data
+	m.Header.Set(hookBatch, "1")
+	m.Header.Set(jetstream.MsgIDHeader, "hooks/"+id)
+	return m, nil
 }
 
 // Headers of a StoreHook message.
@@ -53,6 +76,7 @@ const (
 	hookTopic    = "Apitosms-Topic"
 	hookDelivery = "Apitosms-Delivery"
 	hookAt       = "Apitosms-At"
+	hookBatch    = "Apitosms-Batch"
 )
 
 // StoreHookMsg returns the stream message of h, with its Nats-Msg-Id.
@@ -66,6 +90,22 @@ func (n Names) StoreHookMsg(h StoreHook) *nats.Msg {
 	m.Header.Set(hookAt, h.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(jetstream.MsgIDHeader, StoreHookMsgID(h.StoreID, h.DeliveryID))
 	return m
+}
+
+// ParseStoreHooks reads a stream message: one StoreHook or a batch.
+func ParseStoreHooks(m jetstream.Msg) ([]StoreHook, error) {
+	if m.Headers().Get(hookBatch) != "" {
+		var b StoreHookBatch
+		if err := Unmarshal(m.Data(), &b); err != nil {
+			return nil, err
+		}
+		return b.Hooks, nil
+	}
+	h, err := ParseStoreHook(m)
+	if err != nil {
+		return nil, err
+	}
+	return []StoreHook{h}, nil
 }
 
 // ParseStoreHook reads a StoreHook message.

@@ -214,6 +214,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	swept := make(chan struct{})
 	go func() { s.sweep(workCtx); close(swept) }()
+	// The receiving endpoints' group commit runs until the HTTP intake has
+	// stopped (the process stops it before services), then drains.
+	coalesced := make(chan struct{})
+	go func() { s.hooks.Run(ctx, 4); close(coalesced) }()
 
 	var runErr error
 	select {
@@ -229,7 +233,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	srv.Close(stop)
 	stopWork()
-	for _, ch := range []<-chan struct{}{swept} {
+	for _, ch := range []<-chan struct{}{swept, coalesced} {
 		select {
 		case <-ch:
 		case <-stop.Done():

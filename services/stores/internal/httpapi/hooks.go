@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/apperr"
-	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
 	"github.com/apitosms/apitosms/services/stores/internal/orders"
@@ -50,8 +49,9 @@ type Hooks struct {
 	maxBody int
 	timeout time.Duration
 
-	mu    sync.Mutex
-	cache map[string]cached // store id -> connection, for cacheTTL
+	mu     sync.Mutex
+	cache  map[string]cached // store id -> connection, for cacheTTL
+	shared chan pendingHook  // deliveries waiting for a shared publish (coalesce.go)
 }
 
 // cacheTTL bounds how long a replica may keep verifying with a store's
@@ -71,7 +71,7 @@ type cached struct {
 func New(st *store.Store, sealer *secret.Sealer, js jetstream.JetStream, names events.Names, m *metrics.Metrics,
 	log *slog.Logger, maxBody int) *Hooks {
 	return &Hooks{st: st, sealer: sealer, js: js, names: names, m: m, log: log, maxBody: maxBody,
-		timeout: 900 * time.Millisecond, cache: map[string]cached{}}
+		timeout: 900 * time.Millisecond, cache: map[string]cached{}, shared: make(chan pendingHook, 4096)}
 }
 
 // Forget drops a store from the cache (it changed or was deleted).
@@ -142,7 +142,9 @@ func (h *Hooks) receive(c *fiber.Ctx, platform, sigHeader, topicHeader, idHeader
 		return err
 	}
 	sig := c.Get(sigHeader)
-	if sig == "" && platform == orders.WooCommerce && wooPing.Match(body) {
+	// WooCommerce's creation ping (unsigned in the versions we know; a
+	// signed one is answered the same): nothing to store.
+	if platform == orders.WooCommerce && wooPing.Match(body) {
 		h.m.Received.WithLabelValues(platform, "ping").Inc()
 		return c.JSON(fiber.Map{"ok": true})
 	}
@@ -157,17 +159,9 @@ func (h *Hooks) receive(c *fiber.Ctx, platform, sigHeader, topicHeader, idHeader
 		sum := sha256.Sum256(append([]byte(c.Get(topicHeader)+"\n"), body...))
 		delivery = "sha256:" + hex.EncodeToString(sum[:16])
 	}
-	msg := h.names.StoreHookMsg(events.StoreHook{
+	dup, err := h.store(ctx, events.StoreHook{
 		StoreID: id, Platform: platform, Topic: clip(c.Get(topicHeader), 100), DeliveryID: delivery,
 		ReceivedAt: time.Now(), Body: append([]byte(nil), body...),
-	})
-	var dup bool
-	err = broker.Retry(ctx, func(ctx context.Context) error {
-		ack, err := h.js.PublishMsg(ctx, msg)
-		if err == nil {
-			dup = ack.Duplicate
-		}
-		return err
 	})
 	if err != nil {
 		h.m.Received.WithLabelValues(platform, "error").Inc()

@@ -21,10 +21,13 @@ package process
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,13 +87,18 @@ func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	hooks := make([]events.StoreHook, 0, len(batch))
 	ids := map[string]bool{}
 	for _, msg := range batch {
-		h, err := events.ParseStoreHook(msg)
+		list, err := events.ParseStoreHooks(msg)
 		if err != nil {
 			p.log.Warn("store hook unreadable; dropped", "err", err)
 			continue
 		}
-		hooks = append(hooks, h)
-		ids[h.StoreID] = true
+		for _, h := range list {
+			if h.StoreID == "" || h.DeliveryID == "" {
+				continue
+			}
+			hooks = append(hooks, h)
+			ids[h.StoreID] = true
+		}
 	}
 	conns, err := p.conns(ctx, ids)
 	if err != nil {
@@ -126,7 +134,8 @@ func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	if err := p.reserve(ctx, all); err != nil {
 		return err
 	}
-	if err := p.publish(ctx, all); err != nil {
+	others, err := p.publish(ctx, all)
+	if err != nil {
 		return err
 	}
 	entries := make([]store.LogEntry, 0, len(all))
@@ -140,6 +149,11 @@ func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
 				if err := store.SetSend(ctx, tx, s.rec); err != nil {
 					return err
 				}
+			}
+		}
+		for _, r := range others {
+			if err := store.SetSend(ctx, tx, r); err != nil {
+				return err
 			}
 		}
 		if err := store.Finish(ctx, tx, entries, done); err != nil {
@@ -350,7 +364,9 @@ func (p *Processor) reserve(ctx context.Context, all []*sms) error {
 			}
 		}
 	}
+	placer := newPlacer()
 	err := p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		placer.reset()
 		live, err := store.Existing(ctx, tx, stores)
 		if err != nil {
 			return err
@@ -363,6 +379,10 @@ func (p *Processor) reserve(ctx context.Context, all []*sms) error {
 				}
 				s.entry.Decision, s.entry.Reason = Skipped, "store deleted"
 				continue
+			}
+			if s.entry.Decision == "" && s.rec.Grp == "" {
+				s.rec.AccountID, s.rec.Phone, s.rec.Body = s.conn.AccountID, s.phone, s.text
+				placer.place(&s.rec)
 			}
 			if s.rec.State == store.SendSkipped || s.entry.Decision == "" {
 				if err := store.SetSend(ctx, tx, s.rec); err != nil {
@@ -380,47 +400,114 @@ func (p *Processor) reserve(ctx context.Context, all []*sms) error {
 	return err
 }
 
-// publish takes step 5 for every SMS still waiting: all published at once
-// (async), each its own stream message with its own Nats-Msg-Id, then
-// every acknowledgement awaited.
-func (p *Processor) publish(ctx context.Context, all []*sms) error {
-	type pending struct {
-		s   *sms
-		ack jetstream.PubAckFuture
+// placer assigns waiting SMS to stream messages: up to MaxItemsPerEvent
+// items and maxGroupBytes of text each, named by a fresh id.
+type placer struct {
+	base  string
+	chunk int
+	n     int
+	bytes int
+}
+
+// maxGroupBytes keeps a stream message well under the broker's payload limit.
+const maxGroupBytes = 512 << 10
+
+func newPlacer() *placer {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return &placer{base: hex.EncodeToString(b[:])}
+}
+
+func (pl *placer) reset() { pl.chunk, pl.n, pl.bytes = 0, 0, 0 }
+
+func (pl *placer) place(r *store.Send) {
+	size := len(r.Body) + len(r.Phone) + 32
+	if pl.n > 0 && (pl.n >= events.MaxItemsPerEvent || pl.bytes+size > maxGroupBytes) {
+		pl.chunk, pl.n, pl.bytes = pl.chunk+1, 0, 0
 	}
-	var list []pending
-	at := time.Now().UTC()
+	r.Grp, r.Idx = pl.base+"-"+strconv.Itoa(pl.chunk), pl.n
+	pl.n++
+	pl.bytes += size
+}
+
+// publish takes step 5: the waiting SMS go to the accepted stream exactly
+// as the queue endpoint sends them, grouped in AcceptedBatch messages
+// (one fsync for many). Each message's Nats-Msg-Id is its group's id and
+// its items are the group's records in place order, so after a crash the
+// group is rebuilt from the database and republished as it was: the stream
+// answers with the first sequence, and every SMS gets the same position
+// (hash). Members of an old group that are not in this batch are marked
+// queued too (returned, for the final transaction).
+func (p *Processor) publish(ctx context.Context, all []*sms) ([]store.Send, error) {
+	groups := map[string][]*sms{}
+	var order []string
 	for _, s := range all {
 		if s.entry.Decision != "" {
 			continue
 		}
-		data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: at,
-			Items: []events.AcceptedSMS{{AccountID: s.conn.AccountID, Phone: s.phone, Text: s.text}}})
+		if _, ok := groups[s.rec.Grp]; !ok {
+			order = append(order, s.rec.Grp)
+		}
+		groups[s.rec.Grp] = append(groups[s.rec.Grp], s)
+	}
+	type pending struct {
+		grp     string
+		members []store.Send
+		ack     jetstream.PubAckFuture
+	}
+	var list []pending
+	at := time.Now().UTC()
+	for _, grp := range order {
+		members, err := store.Group(ctx, p.st.DB(), grp)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		items := make([]events.AcceptedSMS, len(members))
+		for i, m := range members {
+			if m.Idx != i {
+				return nil, fmt.Errorf("send group %s: place %d holds %d", grp, i, m.Idx)
+			}
+			items[i] = events.AcceptedSMS{AccountID: m.AccountID, Phone: m.Phone, Text: m.Body}
+		}
+		data, err := events.Marshal(events.AcceptedBatch{AcceptedAt: at, Items: items})
+		if err != nil {
+			return nil, err
 		}
 		msg := nats.NewMsg(p.names.AcceptedSubject())
 		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, "store/"+s.conn.ID+"/"+s.rec.SendKey)
+		msg.Header.Set(jetstream.MsgIDHeader, "store/"+grp)
 		f, err := p.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("publish accepted: %w", err)
+			return nil, fmt.Errorf("publish accepted: %w", err)
 		}
-		list = append(list, pending{s, f})
+		list = append(list, pending{grp, members, f})
 	}
+	var others []store.Send
 	for _, x := range list {
+		var seq uint64
 		select {
 		case ack := <-x.ack.Ok():
-			x.s.rec.Hash = p.hashes.Hash(events.Position(ack.Sequence, 0))
-			x.s.entry.Decision, x.s.entry.Hash = Queued, x.s.rec.Hash
-			p.m.Queued.Inc()
+			seq = ack.Sequence
 		case err := <-x.ack.Err():
-			return fmt.Errorf("publish accepted: %w", err)
+			return nil, fmt.Errorf("publish accepted: %w", err)
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
+		}
+		inHand := map[string]bool{}
+		for _, s := range groups[x.grp] {
+			s.rec.Hash = p.hashes.Hash(events.Position(seq, s.rec.Idx))
+			s.entry.Decision, s.entry.Hash = Queued, s.rec.Hash
+			inHand[s.rec.SendKey+"\x00"+s.rec.StoreID] = true
+			p.m.Queued.Inc()
+		}
+		for _, m := range x.members {
+			if !inHand[m.SendKey+"\x00"+m.StoreID] && m.State != store.SendQueued {
+				m.State, m.Hash = store.SendQueued, p.hashes.Hash(events.Position(seq, m.Idx))
+				others = append(others, m)
+			}
 		}
 	}
-	return nil
+	return others, nil
 }
 
 func (p *Processor) release(account int64, month string, n int) {

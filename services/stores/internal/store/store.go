@@ -81,6 +81,11 @@ type Send struct {
 	DeliveryID string `bun:"delivery_id"` // the delivery that owns it
 	State      string `bun:"state"`
 	Month      string `bun:"month"` // quota reserved in this month ("" = not yet)
+	Grp        string `bun:"grp"`   // the stream message it is published in ("" = not yet)
+	Idx        int    `bun:"idx"`   // its place in that message
+	AccountID  int64  `bun:"account_id"`
+	Phone      string `bun:"phone"`
+	Body       string `bun:"body"`
 	Hash       string `bun:"hash"`
 	CreatedMs  int64  `bun:"created_ms"`
 }
@@ -316,8 +321,15 @@ func ClaimSend(ctx context.Context, db bun.IDB, store, key, delivery string, now
 
 // SetSend writes a send record's state, month and hash.
 func SetSend(ctx context.Context, db bun.IDB, r Send) error {
-	_, err := db.NewUpdate().Model(&r).Column("state", "month", "hash").WherePK().Exec(ctx)
+	_, err := db.NewUpdate().Model(&r).Column("state", "month", "grp", "idx", "account_id", "phone", "body", "hash").WherePK().Exec(ctx)
 	return err
+}
+
+// Group returns every send record published in stream message grp, by place.
+func Group(ctx context.Context, db bun.IDB, grp string) ([]Send, error) {
+	var out []Send
+	err := db.NewSelect().Model(&out).Where("grp = ?", grp).Order("idx").Scan(ctx)
+	return out, err
 }
 
 // RememberOrder stores what is known of an order.

@@ -44,17 +44,28 @@ CREATE TABLE IF NOT EXISTS store_deliveries (
 
 -- One row per SMS an order and event may cause (send_key: order, template
 -- key, recipient): the at-most-once record. state: pending (month set once
--- quota is reserved), queued (hash set), skipped.
+-- quota is reserved; grp/idx/account_id/phone/body then name the stream
+-- message and place it is published in, so a retry republishes exactly
+-- it), queued (hash set), skipped.
 CREATE TABLE IF NOT EXISTS store_sends (
-    store_id    text   NOT NULL,
-    send_key    text   NOT NULL,
-    delivery_id text   NOT NULL,
-    state       text   NOT NULL,
-    month       text   NOT NULL DEFAULT '',
-    hash        text   NOT NULL DEFAULT '',
-    created_ms  bigint NOT NULL,
+    store_id    text    NOT NULL,
+    send_key    text    NOT NULL,
+    delivery_id text    NOT NULL,
+    state       text    NOT NULL,
+    month       text    NOT NULL DEFAULT '',
+    grp         text    NOT NULL DEFAULT '',
+    idx         integer NOT NULL DEFAULT 0,
+    account_id  bigint  NOT NULL DEFAULT 0,
+    phone       text    NOT NULL DEFAULT '',
+    body        text    NOT NULL DEFAULT '',
+    hash        text    NOT NULL DEFAULT '',
+    created_ms  bigint  NOT NULL,
     PRIMARY KEY (store_id, send_key)
 );
+
+--bun:split
+
+CREATE INDEX IF NOT EXISTS store_sends_grp ON store_sends (grp);
 
 --bun:split
 
