@@ -43,7 +43,7 @@ func BenchmarkStoreHooks(b *testing.B) {
 		done <- Run(ctx, Runtime{Getenv: be.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken, "APITOSMS_LOG_LEVEL": "error"}),
 			Stdout: io.Discard, Stderr: io.Discard, OnReady: func(addr string) { ready <- addr }})
 	}()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done }() //nolint:errcheck // the run ends with the benchmark; its error was checked where it matters
 	var base string
 	select {
 	case addr := <-ready:
@@ -164,6 +164,7 @@ func BenchmarkStoreHooks(b *testing.B) {
 
 // queuedSMS reads apitosms_stores_queued_messages_total from /metrics.
 func queuedSMS(b *testing.B, base string) int64 {
+	b.Helper()
 	r, err := send("GET", base+"/metrics", nil)
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,7 @@ import (
 // storesConformance drives every store, opt-out and receiving operation
 // (§13) through its declared answers. The server runs with
 // APITOSMS_STORES_MAX=2 and a 4096-byte body limit.
-func storesConformance(t *testing.T, o *oapi, js func(any) []byte) {
+func storesConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:thelper // a suite body: failures must point inside it
 	tok := newAccount(t, o, js, 100, 60)
 	tp := map[string]string{"token": tok}
 	list := "/api/{token}/stores"

@@ -240,7 +240,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	select {
-	case <-consumed:
+	case err := <-consumed:
+		if err != nil {
+			s.deps.Log.Warn("stores consumer stopped with an error", "err", err)
+		}
 	case <-stop.Done():
 		s.deps.Log.Warn("stores did not stop in time; unfinished deliveries are redelivered")
 	}

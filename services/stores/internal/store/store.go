@@ -257,7 +257,7 @@ func (s *Store) RemoveOptOuts(ctx context.Context, account int64, phones []strin
 	if len(phones) == 0 {
 		return 0, nil
 	}
-	res, err := s.db.NewDelete().Model((*OptOut)(nil)).Where("account_id = ? AND phone IN (?)", account, bun.In(phones)).Exec(ctx)
+	res, err := s.db.NewDelete().Model((*OptOut)(nil)).Where("account_id = ? AND phone IN (?)", account, bun.List(phones)).Exec(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -287,7 +287,7 @@ func Existing(ctx context.Context, db bun.IDB, ids []string) (map[string]bool, e
 		return out, nil
 	}
 	var got []string
-	if err := db.NewSelect().Model((*Conn)(nil)).Column("id").Where("id IN (?)", bun.In(ids)).Scan(ctx, &got); err != nil {
+	if err := db.NewSelect().Model((*Conn)(nil)).Column("id").Where("id IN (?)", bun.List(ids)).Scan(ctx, &got); err != nil {
 		return nil, err
 	}
 	for _, id := range got {

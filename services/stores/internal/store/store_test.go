@@ -71,11 +71,11 @@ func TestStoreContract(t *testing.T) {
 		// Deliveries and sends: the first claim owns the record.
 		err := st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
 			if done, err := store.SeeDelivery(ctx, tx, "st_a", "d1", now); err != nil || done {
-				return fmt.Errorf("first sight: %v %v", done, err)
+				return fmt.Errorf("first sight: %v %w", done, err)
 			}
 			r, err := store.ClaimSend(ctx, tx, "st_a", "o1:order_paid:customer", "d1", now)
 			if err != nil || r.DeliveryID != "d1" || r.State != store.SendPending {
-				return fmt.Errorf("claim: %+v %v", r, err)
+				return fmt.Errorf("claim: %+v %w", r, err)
 			}
 			r.Month, r.Grp, r.Idx, r.AccountID, r.Phone, r.Body = "2026-12", "g-0", 0, 1, "+14155550132", "hi"
 			return store.SetSend(ctx, tx, r)
