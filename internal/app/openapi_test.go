@@ -716,6 +716,11 @@ func webhooksConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// Both deliveries to /ok are logged before paging them one at a time
+	// (the log is written after the receiver answered).
+	if all := logOf(okID, "", 2); len(all["deliveries"].([]any)) < 2 {
+		t.Fatalf("deliveries logged: %v", all)
+	}
 	p1 := logOf(okID, "limit=1", 1)
 	if p1["nextCursor"] == nil {
 		t.Fatalf("deliveries page 1: %v", p1)
