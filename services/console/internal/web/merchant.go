@@ -457,6 +457,62 @@ func (w *Web) rotateWebhook(c *fiber.Ctx) error {
 	return w.webhooksView(c, "New signing secret (the old one keeps signing for 24 hours). Copy it now: it is not shown again.", r.Secret, c.Params("id"))
 }
 
+// editWebhook saves the edit form of one endpoint: every field is sent
+// (§10 PATCH with url, events, batch, enabled, description), so the
+// endpoint ends up exactly as the form showed it. No event ticked: all but
+// message.initiated, as at creation.
+func (w *Web) editWebhook(c *fiber.Ctx) error {
+	s := sess(c)
+	types := []string{}
+	for _, t := range events.NotificationTypes {
+		if c.FormValue("event_"+t) == "on" {
+			types = append(types, t)
+		}
+	}
+	url := strings.TrimSpace(c.FormValue("url"))
+	desc := c.FormValue("description")
+	batch := c.FormValue("batch") == "on"
+	enabled := c.FormValue("enabled") == "on"
+	ctx, cancel := rpcCtx(c)
+	defer cancel()
+	_, err := rpc.Call[events.WebhookUpdateRequest, events.Webhook](ctx, w.d.Conn, w.d.Names.WebhooksUpdate(),
+		events.WebhookUpdateRequest{AccountID: s.AccountID, ID: c.Params("id"), URL: &url, Events: &types,
+			Batch: &batch, Enabled: &enabled, Description: &desc})
+	if err != nil {
+		return w.webhookProblem(c, err)
+	}
+	return c.Redirect("/console/webhooks?flash=webhook+saved", http.StatusSeeOther)
+}
+
+// deleteWebhook removes an endpoint (§10 DELETE), confirmed.
+func (w *Web) deleteWebhook(c *fiber.Ctx) error {
+	s := sess(c)
+	if c.FormValue("confirm") != "yes" {
+		c.Status(http.StatusBadRequest)
+		c.Locals("problem", "Tick the box to confirm the deletion: its undelivered events are dropped")
+		return w.webhooksView(c, "", "", "")
+	}
+	ctx, cancel := rpcCtx(c)
+	defer cancel()
+	_, err := rpc.Call[events.WebhookRef, events.WebhookDeleted](ctx, w.d.Conn, w.d.Names.WebhooksDelete(),
+		events.WebhookRef{AccountID: s.AccountID, ID: c.Params("id")})
+	if err != nil {
+		return w.webhookProblem(c, err)
+	}
+	return c.Redirect("/console/webhooks?flash=webhook+deleted", http.StatusSeeOther)
+}
+
+// webhookProblem shows a refused webhook change (4xx: bad URL, unknown
+// event, not found) on the webhooks page; anything else is the error page.
+func (w *Web) webhookProblem(c *fiber.Ctx, err error) error {
+	if e, ok := apperr.As(err); ok && e.Status < 500 {
+		c.Status(e.Status)
+		c.Locals("problem", e.Message)
+		return w.webhooksView(c, "", "", "")
+	}
+	return err
+}
+
 func (w *Web) settingsPage(c *fiber.Ctx) error {
 	s := sess(c)
 	ctx, cancel := rpcCtx(c)

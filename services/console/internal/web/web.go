@@ -130,6 +130,8 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/webhooks", w.merchant, w.createWebhook)
 	g.Post("/webhooks/:id/test", w.merchant, w.testWebhook)
 	g.Post("/webhooks/:id/rotate", w.merchant, w.rotateWebhook)
+	g.Post("/webhooks/:id/edit", w.merchant, w.editWebhook)
+	g.Post("/webhooks/:id/delete", w.merchant, w.deleteWebhook)
 	g.Get("/settings", w.merchant, w.settingsPage)
 	g.Post("/settings", w.merchant, w.saveSettings)
 	g.Post("/send-test", w.merchant, w.sendTest)
@@ -141,6 +143,9 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Get("/admin/accounts", w.operator, w.accountsPage)
 	g.Post("/admin/accounts/:id/invite", w.operator, w.inviteAccount)
 	g.Post("/admin/accounts/:id/rotate-token", w.operator, w.operatorRotate)
+	g.Post("/admin/accounts", w.operator, w.createAccount)
+	g.Post("/admin/accounts/:id/subscription", w.operator, w.setSubscription)
+	g.Post("/admin/accounts/:id/subscription/end", w.operator, w.endSubscription)
 }
 
 // csp allows only the console's own assets: no inline script or style, no
