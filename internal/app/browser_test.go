@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -215,6 +216,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, "the test event arrives", func() bool { return hooks.Load() >= 1 })
 	run("deliveries", chromedp.Navigate(p.base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shoot("webhooks")
+	// Edit it (description, only message.sent, disabled), then delete it.
+	edit := `form[action$="/edit"] `
+	run("open edit", chromedp.Click(chromedp.CSS("details.edit summary")), chromedp.WaitVisible(chromedp.CSS(edit+`input[name="description"]`)),
+		chromedp.Clear(chromedp.CSS(edit+`input[name="description"]`)),
+		chromedp.SendKeys(chromedp.CSS(edit+`input[name="description"]`), "Shop backend v2"),
+		chromedp.Click(chromedp.CSS(edit+`input[name="event_message.sent"]`)),
+		chromedp.Click(chromedp.CSS(edit+`input[name="enabled"]`)))
+	shoot("webhook-edit")
+	run("save edit", chromedp.Click(chromedp.CSS(edit+`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := text("section[id^='wh-'] p"); !strings.Contains(got, "disabled") || !strings.Contains(got, "Shop backend v2") ||
+		!strings.Contains(got, "events: message.sent") {
+		t.Fatalf("webhook after the edit: %q", got)
+	}
+	run("delete", chromedp.Click(chromedp.CSS("details.edit summary")),
+		chromedp.Click(chromedp.CSS(`form[action$="/delete"] input[name="confirm"]`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/delete"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS("section[id^='wh-']")))
+	if got := text(".flash"); !strings.Contains(got, "webhook deleted") {
+		t.Fatalf("flash after delete: %q", got)
+	}
+	if l := do(t, "GET", p.base+"/api/"+newTok+"/webhooks", nil); len(l.json(t)["webhooks"].([]any)) != 0 {
+		t.Fatalf("webhooks after delete: %s", l.body)
+	}
 	// Send a test SMS from the console (through the merchant's token).
 	run("send test", chromedp.Navigate(p.base+"/console/messages"), chromedp.WaitVisible(chromedp.CSS("#test-phone")),
 		chromedp.SendKeys(chromedp.CSS("#test-phone"), "+15550009999"),
@@ -235,6 +259,40 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(text("tbody"), "shop@example.com") {
 		t.Fatal("accounts page lacks the account")
 	}
+	// Create an account (its token shown once), set a subscription, end it.
+	run("create account", chromedp.SendKeys(chromedp.CSS("#new-name"), "Second Shop"),
+		chromedp.SendKeys(chromedp.CSS("#new-email"), "second@example.com"),
+		chromedp.Submit(chromedp.CSS("#new-email")), chromedp.WaitVisible(chromedp.CSS("#new-token")))
+	if tok := value("#new-token"); len(tok) != 64 {
+		t.Fatalf("new account's token %q", tok)
+	}
+	shoot("account-created")
+	heading := text(".secret h2")
+	second, err := strconv.ParseInt(heading[strings.LastIndex(heading, " ")+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("new account heading %q", heading)
+	}
+	row := fmt.Sprintf("#acct-%d ", second)
+	run("subscription", chromedp.Click(chromedp.CSS(row+"details.sub summary")),
+		chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#plan-%d", second)), "gold"),
+		chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#limit-%d", second)), "500"),
+		chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#rate-%d", second)), "30"))
+	shoot("account-subscription")
+	run("save subscription", chromedp.Submit(chromedp.CSS(fmt.Sprintf("#plan-%d", second))), chromedp.WaitNotPresent(chromedp.CSS(".secret")))
+	if got := text(row + `td[data-label="Plan"]`); got != "gold" {
+		t.Fatalf("plan after the form: %q", got)
+	}
+	if got := text(row + `td[data-label="Used / limit"]`); got != "0 / 500" {
+		t.Fatalf("limit after the form: %q", got)
+	}
+	run("end subscription", chromedp.Click(chromedp.CSS(row+"details.sub summary")),
+		chromedp.Click(chromedp.CSS(row+`form[action$="/end"] input[name="confirm"]`)),
+		chromedp.Click(chromedp.CSS(row+`form[action$="/end"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(row+`form[action$="/end"]`)))
+	if got := text(row + `td[data-label="Plan"]`); got != "gold (ended)" {
+		t.Fatalf("plan after the end: %q", got)
+	}
+	run("accounts again", chromedp.Navigate(p.base+"/console/admin/accounts"), chromedp.WaitVisible(chromedp.CSS("#query")))
 	run("operator invite", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#acct-%d form[action$="/invite"] button`, id))),
 		chromedp.WaitVisible(chromedp.CSS("#invite-url")))
 	shoot("accounts")
