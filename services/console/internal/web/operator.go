@@ -27,6 +27,7 @@ type accountsData struct {
 	Created   bool // Token is a new account's first token
 	Problem   string
 	Flash     string
+	only      int64 // list this account first (a write's answer)
 }
 
 func (w *Web) accountsView(c *fiber.Ctx, d accountsData) error {
@@ -39,6 +40,11 @@ func (w *Web) accountsView(c *fiber.Ctx, d accountsData) error {
 		after = n
 	}
 	d.Query = c.Query("query")
+	if d.only > 0 {
+		// The id as query and the one before as cursor: the account is the
+		// first row whatever else matches.
+		d.Query, after = strconv.FormatInt(d.only, 10), d.only-1
+	}
 	ctx, cancel := rpcCtx(c)
 	defer cancel()
 	page, err := rpc.Call[events.AccountsRequest, events.AccountsReply](ctx, w.d.Conn, w.d.Names.BillingAccounts(),
@@ -76,7 +82,7 @@ func (w *Web) inviteAccount(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return w.accountsView(c, accountsData{InviteURL: url, InviteFor: id, Expires: expires.Format("2006-01-02 15:04 UTC")})
+	return w.accountsView(c, accountsData{InviteURL: url, InviteFor: id, Expires: expires.Format("2006-01-02 15:04 UTC"), only: id})
 }
 
 // operatorRotate issues a new token for an account and shows it once.
@@ -93,7 +99,7 @@ func (w *Web) operatorRotate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return w.accountsView(c, accountsData{Token: tok, TokenFor: id})
+	return w.accountsView(c, accountsData{Token: tok, TokenFor: id, only: id})
 }
 
 // The operator's account writes below go through this server's own operator
@@ -140,7 +146,7 @@ func (w *Web) createAccount(c *fiber.Ctx) error {
 		w.d.Log.Error("console: keeping a new account's token", "account", out.ID, "err", err)
 		flash = "Account created. Copy its API token now: it is shown once (the console could not keep a copy for the merchant's token page)."
 	}
-	return w.accountsView(c, accountsData{Token: out.APIToken, TokenFor: out.ID, Created: true, Flash: flash})
+	return w.accountsView(c, accountsData{Token: out.APIToken, TokenFor: out.ID, Created: true, Flash: flash, only: out.ID})
 }
 
 var errExpires = apperr.New(http.StatusBadRequest, "invalid_request", "Expiry must be a date such as 2027-01-31")
@@ -198,7 +204,8 @@ func (w *Web) endSubscription(c *fiber.Ctx) error {
 	return c.Redirect(accountsURL(id, "subscription-ended"), http.StatusSeeOther)
 }
 
-// accountsURL is the accounts page searched for one account, with a flash.
+// accountsURL is the accounts page with account id first, and a flash.
 func accountsURL(id int64, flash string) string {
-	return "/console/admin/accounts?" + url.Values{"query": {strconv.FormatInt(id, 10)}, "flash": {flash}}.Encode() + "#acct-" + strconv.FormatInt(id, 10)
+	return "/console/admin/accounts?" + url.Values{"query": {strconv.FormatInt(id, 10)}, "cursor": {strconv.FormatInt(id-1, 10)},
+		"flash": {flash}}.Encode() + "#acct-" + strconv.FormatInt(id, 10)
 }
