@@ -53,6 +53,12 @@ func TestConsoleManage(t *testing.T) {
 			!strings.Contains(r.body, `class="error"`) || !strings.Contains(r.body, "email") {
 			t.Fatalf("create with a bad email: %d %.500s", r.status, r.body)
 		}
+		// More accounts than one page holds: the new one's row is still shown.
+		for i := range 26 {
+			if r := admin(t, "POST", p.base+"/admin/v1/accounts", map[string]any{"name": fmt.Sprintf("Filler %d", i), "email": "filler@example.com"}); r.status != 201 {
+				t.Fatalf("filler account: %d", r.status)
+			}
+		}
 		create.Set("csrf", tok)
 		r := o.post("/console/admin/accounts", create)
 		m, mt := newAccountHeading.FindStringSubmatch(r.body), apiToken.FindStringSubmatch(r.body)
@@ -64,6 +70,9 @@ func TestConsoleManage(t *testing.T) {
 		}
 		id, _ := strconv.ParseInt(m[1], 10, 64)
 		apiTok := mt[1]
+		if !strings.Contains(r.body, fmt.Sprintf(`id="acct-%d"`, id)) || !strings.Contains(r.body, fmt.Sprintf(`action="/console/admin/accounts/%d/subscription"`, id)) {
+			t.Fatalf("the new account's row is not on the page: %.3000s", r.body)
+		}
 		got := admin(t, "GET", fmt.Sprintf("%s/admin/v1/accounts/%d", p.base, id), nil)
 		if got.status != 200 || got.json(t)["email"] != email {
 			t.Fatalf("created account: %d %s", got.status, got.body)
