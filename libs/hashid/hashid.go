@@ -25,16 +25,12 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/des" //nolint:gosec // G502: a 64-bit block is what a 64-bit hash needs (package comment)
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/apitosms/apitosms/libs/apperr"
-	"github.com/apitosms/apitosms/libs/broker"
 )
 
 // Len is the length of a hash: 16 lower-case hex characters.
@@ -108,54 +104,13 @@ func nibble(c byte) (byte, bool) {
 // keyName is the bucket entry holding the key.
 const keyName = "hash-key"
 
-// Load returns the codec of the deployment's key, kept in bucket (file
-// storage, replicated like the streams). The first caller ever creates the
-// key at random; every later or concurrent caller reads that one: the key is
-// written with a create that fails if the key exists (one writer wins, in a
-// cluster too), and everyone then reads what is stored. A read served by a
-// replica that has not seen the winner's create yet finds nothing: it is
-// read again until the key shows up or ctx ends.
+// Load returns the codec of the deployment's key, kept in bucket under
+// "hash-key" (libs/keys: the first caller ever creates it at random, every
+// later or concurrent caller reads that one).
 func Load(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Codec, error) {
-	kv, err := broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "apitosms deployment keys; losing them changes every message hash",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("keys bucket: %w", err)
-	}
-	fresh := make([]byte, KeySize)
-	_, _ = rand.Read(fresh) // crypto/rand.Read never fails (Go 1.24+)
-	var key []byte
-	err = broker.Ensure(ctx, "hash key", func(ctx context.Context) error {
-		entry, err := kv.Get(ctx, keyName)
-		if err == nil {
-			key = entry.Value()
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return err
-		}
-		// Create fails with ErrKeyExists when another process won (or when
-		// an earlier attempt of ours did and its answer was lost): the next
-		// attempt reads the winner's key.
-		_, err = kv.Create(ctx, keyName, fresh)
-		if err == nil {
-			key = fresh
-			return nil
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return errKeyNotVisible
-		}
-		return err
-	})
+	key, err := keys.Load(ctx, js, bucket, keyName, KeySize, replicas)
 	if err != nil {
 		return nil, err
 	}
 	return New(key)
 }
-
-// errKeyNotVisible makes Ensure read the key again after a create.
-var errKeyNotVisible = fmt.Errorf("hash key not readable yet: %w", apperr.ErrUnavailable)

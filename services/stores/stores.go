@@ -23,6 +23,7 @@ import (
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/stores/internal/httpapi"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
@@ -137,7 +138,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
-	sealer, err := secret.Load(ctx, deps.Broker.JS, deps.Names.KeysBucket(), deps.Replicas)
+	sealer, err := keys.LoadSealer(ctx, deps.Broker.JS, deps.Names.KeysBucket(), secret.KeyName, deps.Replicas)
 	if err != nil {
 		return nil, err
 	}

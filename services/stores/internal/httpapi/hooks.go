@@ -23,6 +23,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
 	"github.com/apitosms/apitosms/services/stores/internal/orders"
 	"github.com/apitosms/apitosms/services/stores/internal/rpcapi"
@@ -41,7 +42,7 @@ var wooPing = regexp.MustCompile(`^webhook_id=[0-9]{1,20}$`)
 // Hooks receives shop deliveries.
 type Hooks struct {
 	st      *store.Store
-	sealer  *secret.Sealer
+	sealer  *keys.Sealer
 	js      jetstream.JetStream
 	names   events.Names
 	m       *metrics.Metrics
@@ -68,7 +69,7 @@ type cached struct {
 
 // New returns the receiving endpoints; maxBody bounds a delivery (the
 // broker's max payload less room for headers).
-func New(st *store.Store, sealer *secret.Sealer, js jetstream.JetStream, names events.Names, m *metrics.Metrics,
+func New(st *store.Store, sealer *keys.Sealer, js jetstream.JetStream, names events.Names, m *metrics.Metrics,
 	log *slog.Logger, maxBody int) *Hooks {
 	return &Hooks{st: st, sealer: sealer, js: js, names: names, m: m, log: log, maxBody: maxBody,
 		timeout: 900 * time.Millisecond, cache: map[string]cached{}, shared: make(chan pendingHook, 4096)}
@@ -94,7 +95,7 @@ func (h *Hooks) lookup(ctx context.Context, id string) (store.Conn, string, erro
 	if err != nil {
 		return conn, "", err
 	}
-	sec, err := h.sealer.Open(conn.Secret)
+	sec, err := h.sealer.Open(conn.Secret, nil)
 	if err != nil {
 		return conn, "", err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/services/stores/internal/orders"
 	"github.com/apitosms/apitosms/services/stores/internal/phone"
@@ -67,13 +68,13 @@ type Settings struct {
 // API handles the requests.
 type API struct {
 	store   *store.Store
-	sealer  *secret.Sealer
+	sealer  *keys.Sealer
 	set     Settings
 	changed func(id string) // a store changed or was deleted
 }
 
 // New returns the API; changed is told of every store changed or deleted.
-func New(st *store.Store, sealer *secret.Sealer, set Settings, changed func(id string)) *API {
+func New(st *store.Store, sealer *keys.Sealer, set Settings, changed func(id string)) *API {
 	set.PublicURL = strings.TrimRight(set.PublicURL, "/")
 	return &API{store: st, sealer: sealer, set: set, changed: changed}
 }
@@ -298,7 +299,7 @@ func (a *API) apply(c *store.Conn, f fields) (string, error) {
 		if len(s) < MinSecret || len(s) > MaxSecret || !utf8.ValidString(s) {
 			return "", invalidBody(fmt.Sprintf("secret must be %d-%d characters", MinSecret, MaxSecret))
 		}
-		c.Secret = a.sealer.Seal(s)
+		c.Secret = a.sealer.Seal(s, nil)
 		return s, nil
 	}
 	return "", nil

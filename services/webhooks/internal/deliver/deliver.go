@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/services/webhooks/internal/guard"
 	"github.com/apitosms/apitosms/services/webhooks/internal/metrics"
@@ -63,7 +64,7 @@ const leaseMargin = 5 * time.Second
 type Dispatcher struct {
 	cfg     Config
 	store   *store.Store
-	sealer  *secret.Sealer
+	sealer  *keys.Sealer
 	client  *http.Client
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -77,7 +78,7 @@ type Dispatcher struct {
 }
 
 // New returns a dispatcher; g decides which addresses may be dialled.
-func New(cfg Config, st *store.Store, sealer *secret.Sealer, g *guard.Guard, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
+func New(cfg Config, st *store.Store, sealer *keys.Sealer, g *guard.Guard, m *metrics.Metrics, log *slog.Logger) *Dispatcher {
 	if len(cfg.Schedule) == 0 {
 		cfg.Schedule = DefaultSchedule
 	}
@@ -218,7 +219,7 @@ type target struct {
 
 func (d *Dispatcher) target(ep store.Endpoint, now time.Time) (target, error) {
 	t := target{id: ep.ID, url: ep.URL, batch: ep.Batch}
-	cur, err := d.sealer.Open(ep.Secret)
+	cur, err := d.sealer.Open(ep.Secret, nil)
 	if err != nil {
 		return t, err
 	}
@@ -228,7 +229,7 @@ func (d *Dispatcher) target(ep store.Endpoint, now time.Time) (target, error) {
 	}
 	t.keys = append(t.keys, k)
 	if ep.OldSecret != "" && ep.OldSecretUntilMs > store.Ms(now) {
-		old, err := d.sealer.Open(ep.OldSecret)
+		old, err := d.sealer.Open(ep.OldSecret, nil)
 		if err != nil {
 			return t, err
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/services/webhooks/internal/guard"
 	"github.com/apitosms/apitosms/services/webhooks/internal/secret"
@@ -53,7 +54,7 @@ type Settings struct {
 // API handles the requests.
 type API struct {
 	store  *store.Store
-	sealer *secret.Sealer
+	sealer *keys.Sealer
 	guard  *guard.Guard
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -64,7 +65,7 @@ type API struct {
 }
 
 // New returns the API; nc announces changes of subscriptions.
-func New(st *store.Store, sealer *secret.Sealer, g *guard.Guard, nc *nats.Conn, js jetstream.JetStream, names events.Names, set Settings, wake func(), log *slog.Logger) *API {
+func New(st *store.Store, sealer *keys.Sealer, g *guard.Guard, nc *nats.Conn, js jetstream.JetStream, names events.Names, set Settings, wake func(), log *slog.Logger) *API {
 	return &API{store: st, sealer: sealer, guard: g, nc: nc, js: js, names: names, set: set, wake: wake, log: log}
 }
 
@@ -204,7 +205,7 @@ func (a *API) Create(ctx context.Context, req events.WebhookCreateRequest) (even
 	e := store.Endpoint{
 		ID: newID(), AccountID: req.AccountID, URL: u, Events: strings.Join(list, ","),
 		Batch: req.Batch, Enabled: true, Description: req.Description,
-		Secret: a.sealer.Seal(sec), CreatedMs: now, UpdatedMs: now,
+		Secret: a.sealer.Seal(sec, nil), CreatedMs: now, UpdatedMs: now,
 	}
 	if err := a.store.CreateEndpoint(ctx, &e, a.set.MaxEndpoints); err != nil {
 		if errors.Is(err, store.ErrTooMany) {
@@ -326,7 +327,7 @@ func (a *API) Rotate(ctx context.Context, req events.WebhookRef) (events.Webhook
 	sec := secret.Generate()
 	now := time.Now()
 	e.OldSecret, e.OldSecretUntilMs = e.Secret, store.Ms(now.Add(a.set.RotationOverlap))
-	e.Secret = a.sealer.Seal(sec)
+	e.Secret = a.sealer.Seal(sec, nil)
 	e.UpdatedMs = store.Ms(now)
 	if err := a.store.UpdateEndpoint(ctx, &e); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
