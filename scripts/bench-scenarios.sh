@@ -6,7 +6,7 @@
 # default 20s), BENCH_PREFILL (messages queued before the drain, default
 # 500000), BENCH_NATS_URL, BENCH_DATABASE_URL (an existing database; each
 # run's own is created beside it), BENCH_DISTRIBUTED=0 to skip the
-# distributed mode, BENCH_FLAT=1 to add ingest and drain with 10 million
+# distributed mode, BENCH_FLAT=1 to add ingest and the three drains with 10 million
 # messages waiting (all-in-one; about five minutes each, most of it queueing
 # and storing the 10 million), BENCH_SCENARIOS to run only the named
 # scenarios (comma or space separated; naming a 10-million one runs it
@@ -30,6 +30,11 @@ bench_scenarios() {
 	_bench_scenario "$fn" "$backend" std drain -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s
 	# 1,000 phones on 100 tokens pulling 20 at a time (each reporting what it
 	# pulled) against a standing backlog: what big senders' SIM fleets do.
+	# The drain with contract §12 fields: half the backlog scheduled for
+	# later (a sendAt 29 days ahead: never handed out, the drain ends when
+	# the due half is pulled), and a tenth of it high priority.
+	_bench_scenario "$fn" "$backend" std drain-half-scheduled -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s -scheduled 0.5
+	_bench_scenario "$fn" "$backend" std drain-10pct-high -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s -high 0.1
 	_bench_scenario "$fn" "$backend" std phone-fleet -mode drain -merchants 100 -batch 1000 -phones 1000 -limit 20 -messages "$PREFILL" -duration 60s
 	_bench_scenario "$fn" "$backend" std mixed -mode mixed -merchants 4 -batch 1000 -phones 32 -limit 200 -duration "$DURATION"
 	# The drain again, each account with a "batch": true webhook on a local
@@ -44,6 +49,8 @@ bench_scenarios() {
 	if [ "$backend" = all-in-one ]; then
 		_bench_scenario "$fn" "$backend" flat ingest-10M-waiting -mode ingest -merchants 4 -batch 1000 -duration "$DURATION" -prefill 10000000
 		_bench_scenario "$fn" "$backend" flat drain-10M-waiting -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -prefill 10000000 -duration "$DURATION"
+		_bench_scenario "$fn" "$backend" flat drain-half-scheduled-10M-waiting -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -prefill 10000000 -duration "$DURATION" -scheduled 0.5
+		_bench_scenario "$fn" "$backend" flat drain-10pct-high-10M-waiting -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -prefill 10000000 -duration "$DURATION" -high 0.1
 	fi
 }
 

@@ -106,6 +106,9 @@ func (c *Config) defaults() error {
 	if c.Batch < 1 || c.Batch > 1000 {
 		return errors.New("batch must be 1..1000")
 	}
+	if c.Scheduled < 0 || c.Scheduled > 1 || c.High < 0 || c.High > 1 {
+		return errors.New("the scheduled and high shares must be 0..1")
+	}
 	if c.Mode != ModeIngest && c.Phones < 1 {
 		return fmt.Errorf("mode %s needs phones", c.Mode)
 	}
@@ -188,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	r := &run{cfg: cfg, client: client, tokens: tokens}
 	res = &Result{Scenario: cfg.Scenario, Backend: backend, Namespace: namespace, Mode: cfg.Mode, Merchants: cfg.Merchants,
-		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit}
+		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit, ScheduledShare: cfg.Scheduled, HighShare: cfg.High}
 	if err := r.execute(ctx, res); err != nil {
 		return nil, err
 	}
@@ -202,8 +205,9 @@ type run struct {
 	tokens    []string
 	merchants []*merchant
 	phones    []*phoneWorker
-	hooks     *hookReceiver   // with Webhooks
-	lookups   []*lookupWorker // lookup mode
+	hooks     *hookReceiver        // with Webhooks
+	lookups   []*lookupWorker      // lookup mode
+	dues      map[string]*tokenDue // by token: what a drain waits for
 	// base is what the prefill accepted, excluded from the window's figures.
 	base struct{ accepted, requests int64 }
 }
@@ -225,8 +229,12 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		r.hooks = h
 	}
 	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify}
+	r.dues = map[string]*tokenDue{}
+	for _, tok := range r.tokens {
+		r.dues[tok] = &tokenDue{}
+	}
 	for i, toks := range spread(r.tokens, cfg.Phones) {
-		r.phones = append(r.phones, newPhoneWorker(i, r.client, cfg.URL, toks, settings))
+		r.phones = append(r.phones, newPhoneWorker(i, r.client, cfg.URL, toks, r.dues, settings))
 	}
 
 	if cfg.Prefill > 0 {
@@ -361,7 +369,11 @@ func (r *run) prefill(ctx context.Context, res *Result) error {
 		r.base.requests += m.requests
 	}
 	r.base.accepted = accepted
-	res.Prefill = &Prefill{Messages: accepted, Seconds: secs, PerSec: float64(accepted) / secs, QueueLatency: latencyOf(&lat)}
+	var scheduled int64
+	for _, m := range r.merchants {
+		scheduled += m.scheduled
+	}
+	res.Prefill = &Prefill{Messages: accepted, Seconds: secs, PerSec: float64(accepted) / secs, QueueLatency: latencyOf(&lat), Scheduled: scheduled}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -379,6 +391,13 @@ func (r *run) prefill(ctx context.Context, res *Result) error {
 }
 
 func (r *run) runPhones(ctx context.Context, stop <-chan struct{}, untilEmpty bool) {
+	if untilEmpty {
+		// Each token is drained once its phones pulled what its merchant
+		// had accepted, less what was scheduled for later.
+		for i, m := range r.merchants {
+			r.dues[r.tokens[i]].due.Store(m.accepted - m.scheduled)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, w := range r.phones {
 		wg.Add(1)

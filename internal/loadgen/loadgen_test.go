@@ -115,6 +115,47 @@ func TestRunDrain(t *testing.T) {
 	}
 }
 
+// A drain with half the backlog scheduled for later and a tenth high
+// priority (contract §12) pulls exactly the due half, hands out none of the
+// scheduled ones, and ends when the due ones are drained (not at the cap),
+// on both backends.
+func TestRunDrainExtras(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := Run(ctx, Config{
+			Mode: ModeDrain, Spawn: &sc, Duration: time.Minute,
+			Merchants: 3, Batch: 250, Phones: 4, Limit: 100, Messages: 3_000, Success: 1, Verify: true,
+			Scheduled: 0.5, High: 0.1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Prefill == nil || res.Prefill.Messages != 3_000 || res.Prefill.Scheduled != 1_500 {
+			t.Fatalf("prefill: %+v, want 3000 with 1500 scheduled", res.Prefill)
+		}
+		if res.Pulled != 1_500 || res.Reported != 1_500 || res.Updated != 1_500 {
+			t.Fatalf("pulled %d, reported %d, updated %d: want the 1500 due each", res.Pulled, res.Reported, res.Updated)
+		}
+		if res.Verified == nil || !*res.Verified || res.ErrorTotal != 0 {
+			t.Fatalf("verified %v (%s), errors %v", res.Verified, res.VerifyError, res.Errors)
+		}
+		if res.Seconds >= 50 {
+			t.Fatalf("the drain ran to its cap (%.0f s): it did not see the due messages drained", res.Seconds)
+		}
+		if row := res.Row(); !strings.Contains(row, "1,500 of them scheduled for later") || !strings.Contains(row, "10% high priority") {
+			t.Fatalf("row does not describe the extras: %s", row)
+		}
+	})
+}
+
 func assertNamespaceGone(t *testing.T, natsURL, ns string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -25,6 +25,9 @@ type batchBody struct {
 	buf   []byte
 	slots []int // offsets of the timestamp digits
 	n     int   // items
+	x     extras
+	// scheduled counts the items with a sendAt (never due in the run).
+	scheduled int
 }
 
 // extras are the shares of items with §12 fields (Config.Scheduled, High).
@@ -43,7 +46,7 @@ func newBatchBody(m, n int, ex ...extras) *batchBody {
 		x = ex[0]
 	}
 	sendAt := time.Now().Add(29 * 24 * time.Hour).UTC().Format(time.RFC3339)
-	b := &batchBody{n: n, slots: make([]int, 0, n)}
+	b := &batchBody{n: n, slots: make([]int, 0, n), x: x}
 	if n > 1 {
 		b.buf = append(b.buf, '[')
 	}
@@ -64,6 +67,7 @@ func newBatchBody(m, n int, ex ...extras) *batchBody {
 		b.buf = appendPadded(b.buf, int64(i), 6)
 		b.buf = append(b.buf, '"')
 		if takes(x.scheduled, i) {
+			b.scheduled++
 			b.buf = append(b.buf, `,"sendAt":"`+sendAt+`"`...)
 		}
 		if takes(x.high, i) {
@@ -123,6 +127,10 @@ type merchant struct {
 	verify   bool
 	hashes   []string // accepted hashes, with verify
 	extras   extras
+	// scheduled counts the accepted messages with a sendAt (they wait, not
+	// due, for the whole run); waiting holds their hashes, with verify.
+	scheduled int64
+	waiting   map[string]bool
 }
 
 func newMerchant(id int, c *http.Client, baseURL, token string, batch int, verify bool, ex extras) *merchant {
@@ -193,7 +201,7 @@ func (m *merchant) send(ctx context.Context, body *batchBody) time.Duration {
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusUnprocessableEntity:
 		m.latency.Record(elapsed)
-		q, failed := m.parse()
+		q, failed := m.parse(body)
 		m.accepted += int64(q)
 		if failed > 0 {
 			m.errs.addN("queue item", failed)
@@ -214,27 +222,47 @@ func (m *merchant) send(ctx context.Context, body *batchBody) time.Duration {
 	}
 }
 
-// parse reads "queued" and "failed" from the response (and the hashes,
-// with verify) without decoding the item list in the common case.
-func (m *merchant) parse() (queued, failed int) {
+// parse reads "queued" and "failed" from the response of body (and the
+// hashes, with verify) without decoding the item list in the common case,
+// and counts the accepted items that were scheduled.
+func (m *merchant) parse(body *batchBody) (queued, failed int) {
 	b := m.resp.Bytes()
-	if m.verify {
+	if m.verify || (body.scheduled > 0 && intField(b, `"failed":`) > 0) {
+		// Which items were accepted matters: decode the list.
 		var r struct {
 			Queued int `json:"queued"`
 			Failed int `json:"failed"`
 			Items  []struct {
-				Hash string `json:"hash"`
+				Index int    `json:"index"`
+				Hash  string `json:"hash"`
 			} `json:"items"`
 		}
 		if json.Unmarshal(b, &r) != nil {
 			return 0, 0
 		}
 		for _, it := range r.Items {
+			sched := takes(body.x.scheduled, it.Index)
+			if sched {
+				m.scheduled++
+			}
+			if !m.verify {
+				continue
+			}
 			m.hashes = append(m.hashes, it.Hash)
+			if sched {
+				if m.waiting == nil {
+					m.waiting = map[string]bool{}
+				}
+				m.waiting[it.Hash] = true
+			}
 		}
 		return r.Queued, r.Failed
 	}
-	return intField(b, `"queued":`), intField(b, `"failed":`)
+	queued, failed = intField(b, `"queued":`), intField(b, `"failed":`)
+	if failed == 0 && queued == body.n {
+		m.scheduled += int64(body.scheduled)
+	}
+	return queued, failed
 }
 
 // intField returns the integer after the first occurrence of key in b (0 if

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/apitosms/apitosms/internal/phonesim"
@@ -14,6 +15,7 @@ import (
 // tokens (round robin). Its fields belong to it until the run has ended.
 type phoneWorker struct {
 	phones    []*phonesim.Phone
+	dues      []*tokenDue // of each phone's token
 	get       Histogram
 	status    Histogram
 	toPhone   Histogram // enqueue stamp -> get_messages response
@@ -24,6 +26,17 @@ type phoneWorker struct {
 	untracked int64 // pulled messages without a bench stamp
 }
 
+// tokenDue is what one token has to hand out in a drain: the messages its
+// merchant queued that are due (not scheduled for later), and how many its
+// phones pulled so far. Several phones may share it.
+type tokenDue struct {
+	due    atomic.Int64
+	pulled atomic.Int64
+}
+
+// drained reports whether the token's phones pulled all its due messages.
+func (d *tokenDue) drained() bool { return d.pulled.Load() >= d.due.Load() }
+
 type phoneSettings struct {
 	limit   int
 	success float64
@@ -32,7 +45,7 @@ type phoneSettings struct {
 	verify  bool
 }
 
-func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, s phoneSettings) *phoneWorker {
+func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, dues map[string]*tokenDue, s phoneSettings) *phoneWorker {
 	w := &phoneWorker{errs: errorCounts{}, verify: s.verify}
 	hooks := phonesim.Hooks{
 		OnRequest: func(endpoint string, code int, d time.Duration, err error) {
@@ -60,6 +73,7 @@ func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, s p
 		},
 	}
 	for i, tok := range tokens {
+		w.dues = append(w.dues, dues[tok])
 		w.phones = append(w.phones, phonesim.New(phonesim.Config{
 			URL: baseURL, Token: tok, Limit: s.limit, Success: s.success, Delay: s.delay,
 			Device: "bench" + strconv.Itoa(id), Client: c, Seed: uint64(id*1000 + i + 1), Hooks: hooks,
@@ -69,12 +83,21 @@ func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, s p
 }
 
 // run polls until stop closes or ctx ends. With untilEmpty a token is
-// dropped at its first empty poll and the worker ends when all are dropped
-// (the queue was filled beforehand, so empty means drained); otherwise an
-// idle round waits idle. A poll in progress when stop closes is finished,
-// report included.
+// dropped at its first empty poll once its phones pulled all its due
+// messages (the queue was filled beforehand; messages scheduled for later
+// are never due, so an empty poll alone would not tell a drained token from
+// one the server has not handed everything yet), and the worker ends when
+// all are dropped; an idle round waits idle. A poll in progress when stop
+// closes is finished, report included.
 func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty bool, idle time.Duration) {
-	active := append([]*phonesim.Phone(nil), w.phones...)
+	type slot struct {
+		ph  *phonesim.Phone
+		due *tokenDue
+	}
+	active := make([]slot, len(w.phones))
+	for i, ph := range w.phones {
+		active[i] = slot{ph, w.dues[i]}
+	}
 	for len(active) > 0 && ctx.Err() == nil {
 		select {
 		case <-stop:
@@ -84,7 +107,7 @@ func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty 
 		pulled := 0
 		var wait time.Duration
 		for i := 0; i < len(active); {
-			ph := active[i]
+			ph, due := active[i].ph, active[i].due
 			n, err := ph.Poll(ctx)
 			if err != nil {
 				if errors.Is(err, phonesim.ErrUnauthorized) {
@@ -93,8 +116,9 @@ func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty 
 				return
 			}
 			pulled += n
+			due.pulled.Add(int64(n))
 			wait = max(wait, ph.Stats.RetryAfter)
-			if n == 0 && ph.Stats.RetryAfter == 0 && untilEmpty {
+			if n == 0 && ph.Stats.RetryAfter == 0 && untilEmpty && due.drained() {
 				active = append(active[:i], active[i+1:]...)
 				continue
 			}

@@ -23,6 +23,9 @@ type Result struct {
 	Batch     int    `json:"batch"`
 	Phones    int    `json:"phones"`
 	Limit     int    `json:"limit"`
+	// Shares of queued items with contract §12 fields (-scheduled, -high).
+	ScheduledShare float64 `json:"scheduledShare,omitempty"`
+	HighShare      float64 `json:"highShare,omitempty"`
 
 	Seconds       float64 `json:"seconds"`
 	QueueRequests int64   `json:"queueRequests"`
@@ -106,6 +109,9 @@ type Prefill struct {
 	// StoredSeconds is from the prefill's start until the server had stored
 	// all of it (every consumer caught up); the window starts then.
 	StoredSeconds float64 `json:"storedSeconds"`
+	// Scheduled of Messages have a sendAt after the run: they wait, never
+	// due, and a drain hands out only the rest.
+	Scheduled int64 `json:"scheduled,omitempty"`
 }
 
 // Pressure is the share (percent) of the window during which at least one
@@ -207,6 +213,9 @@ func (r *Result) load() string {
 	var parts []string
 	if r.Mode == "drain" && r.Prefill != nil {
 		parts = append(parts, fmt.Sprintf("%s prefilled", thousands(float64(r.Prefill.Messages))))
+		if r.Prefill.Scheduled > 0 {
+			parts = append(parts, fmt.Sprintf("%s of them scheduled for later", thousands(float64(r.Prefill.Scheduled))))
+		}
 	} else if r.Mode == ModeLookup {
 		parts = append(parts, fmt.Sprintf("%d merchants × lookups of 1000", r.Merchants))
 		if r.Prefill != nil {
@@ -220,6 +229,12 @@ func (r *Result) load() string {
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
 		parts = append(parts, fmt.Sprintf("%d phones × limit %d", r.Phones, r.Limit))
+	}
+	if r.HighShare > 0 {
+		parts = append(parts, fmt.Sprintf("%g%% high priority", r.HighShare*100))
+	}
+	if r.ScheduledShare > 0 && (r.Mode != "drain" || r.Prefill == nil) {
+		parts = append(parts, fmt.Sprintf("%g%% scheduled for later", r.ScheduledShare*100))
 	}
 	if r.Webhooks != nil {
 		parts = append(parts, "a batch webhook per account")

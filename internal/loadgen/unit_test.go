@@ -161,3 +161,38 @@ func TestBatchBodyExtras(t *testing.T) {
 		t.Fatalf("%d scheduled, %d high; want 500 and 100", scheduled, high)
 	}
 }
+
+// A merchant counts the accepted items that were scheduled: from the body
+// when everything was accepted, from the item indexes when some failed.
+func TestMerchantCountsScheduled(t *testing.T) {
+	b := newBatchBody(0, 10, extras{scheduled: 0.5})
+	if b.scheduled != 5 {
+		t.Fatalf("body: %d scheduled, want 5", b.scheduled)
+	}
+	m := &merchant{errs: errorCounts{}}
+	m.resp.WriteString(`{"ok":true,"queued":10,"failed":0,"items":[]}`)
+	if q, f := m.parse(b); q != 10 || f != 0 || m.scheduled != 5 {
+		t.Fatalf("all accepted: queued %d failed %d scheduled %d", q, f, m.scheduled)
+	}
+	// Items 0 and 1 accepted: takes(0.5, i) picks the odd indexes.
+	m.resp.Reset()
+	m.resp.WriteString(`{"ok":true,"queued":2,"failed":8,"items":[{"index":0,"hash":"a"},{"index":1,"hash":"b"}],"errors":[]}`)
+	if q, f := m.parse(b); q != 2 || f != 8 || m.scheduled != 6 {
+		t.Fatalf("partly accepted: queued %d failed %d scheduled %d", q, f, m.scheduled)
+	}
+}
+
+// A token counts as drained only once its phones pulled all its due
+// messages; an empty poll before that does not end it.
+func TestTokenDue(t *testing.T) {
+	var d tokenDue
+	d.due.Store(3)
+	d.pulled.Add(2)
+	if d.drained() {
+		t.Fatal("drained with 2 of 3 pulled")
+	}
+	d.pulled.Add(1)
+	if !d.drained() {
+		t.Fatal("not drained with 3 of 3 pulled")
+	}
+}
