@@ -22,7 +22,7 @@ import (
 )
 
 // services are the targets every deployment must run.
-var services = []string{"ingress", "queue", "status", "billing", "releases", "stores", "console"}
+var services = []string{"ingress", "queue", "status", "billing", "releases", "stores", "webhooks", "console"}
 
 // knownEnv collects the environment variables the server reads: every
 // "APITOSMS_..." string literal (and GOMEMLIMIT) in its non-test Go code.

@@ -36,9 +36,10 @@ NODES=(n1 n2 n3)
 declare -A PORT=(
 	[billing-1]=$((BASE + 131)) [queue-1]=$((BASE + 111)) [queue-2]=$((BASE + 112))
 	[status-1]=$((BASE + 121)) [releases-1]=$((BASE + 141)) [stores-1]=$((BASE + 151))
+	[webhooks-1]=$((BASE + 161)) [console-1]=$((BASE + 171))
 	[ingress-1]=$((BASE + 101)) [ingress-2]=$((BASE + 102))
 )
-SERVICES=(billing-1 queue-1 queue-2 status-1 releases-1 stores-1 ingress-1 ingress-2)
+SERVICES=(billing-1 queue-1 queue-2 status-1 releases-1 stores-1 webhooks-1 console-1 ingress-1 ingress-2)
 
 node_index() { local i; for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] && echo $((i + 1)); done; }
 nats_client_port() { echo $((BASE + 220 + $(node_index "$1"))); }
@@ -143,7 +144,8 @@ start_caddy() {
 	spawn caddy env APITOSMS_PROXY_ADDR="127.0.0.1:$PROXY_PORT" CADDY_ADMIN="127.0.0.1:$CADDY_ADMIN_PORT" \
 		INGRESS_UPSTREAMS="$(upstreams ingress)" QUEUE_UPSTREAMS="$(upstreams queue)" \
 		STATUS_UPSTREAMS="$(upstreams status)" BILLING_UPSTREAMS="$(upstreams billing)" \
-		RELEASES_UPSTREAMS="$(upstreams releases)" STORES_UPSTREAMS="$(upstreams stores)" XDG_DATA_HOME="$DIR/caddy" XDG_CONFIG_HOME="$DIR/caddy" \
+		RELEASES_UPSTREAMS="$(upstreams releases)" STORES_UPSTREAMS="$(upstreams stores)" \
+		WEBHOOKS_UPSTREAMS="$(upstreams webhooks)" CONSOLE_UPSTREAMS="$(upstreams console)" XDG_DATA_HOME="$DIR/caddy" XDG_CONFIG_HOME="$DIR/caddy" \
 		caddy run --config "$ROOT/deployments/Caddyfile" --adapter caddyfile
 }
 
