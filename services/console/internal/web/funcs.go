@@ -12,6 +12,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05")
 	},
+	"deref": deref,
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {

@@ -1,0 +1,182 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/apitosms/apitosms/libs/apperr"
+	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/rpc"
+)
+
+// Store connections (contract §13). The stores service answers the same
+// rpc ingress forwards /api/{token}/stores… to; its replies are the
+// contract's JSON bodies, read here into the few fields the pages show
+// (services never import each other, so these are the console's own
+// copies of the contract's shapes).
+
+// storeView is a store as the contract shows it (§13).
+type storeView struct {
+	ID             string `json:"id"`
+	Platform       string `json:"platform"`
+	Name           string `json:"name"`
+	WebhookURL     string `json:"webhookUrl"`
+	DefaultCountry string `json:"defaultCountry"`
+	CreatedAt      string `json:"createdAt"`
+	Secret         string `json:"secret"`
+}
+
+// storeLogEntry is one decision of a store's log.
+type storeLogEntry struct {
+	ID          string  `json:"id"`
+	At          string  `json:"at"`
+	DeliveryID  string  `json:"deliveryId"`
+	Topic       string  `json:"topic"`
+	Event       *string `json:"event"`
+	OrderNumber *string `json:"orderNumber"`
+	Recipient   *string `json:"recipient"`
+	Decision    string  `json:"decision"`
+	Reason      *string `json:"reason"`
+	Hash        *string `json:"hash"`
+}
+
+type storesData struct {
+	Stores    []storeView
+	Secret    string
+	SecretFor string
+	Platforms []string
+}
+
+type storeLogData struct {
+	Store   storeView
+	Entries []storeLogEntry
+	Next    string
+	Limit   int
+}
+
+// storeLogPage is the log page's size (the contract's default page).
+const storeLogPage = 50
+
+// storesCall asks the stores service subject for req and decodes its
+// contract body into out (nil: the body is ignored).
+func (w *Web) storesCall(c *fiber.Ctx, subject string, req events.StoreRequest, out any, idempotent bool) error {
+	ctx, cancel := rpcCtx(c)
+	defer cancel()
+	var opts []rpc.CallOption
+	if idempotent {
+		opts = append(opts, rpc.Idempotent())
+	}
+	raw, err := rpc.Call[events.StoreRequest, json.RawMessage](ctx, w.d.Conn, subject, req, opts...)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func (w *Web) storesView(c *fiber.Ctx, flash, secret, secretFor string) error {
+	s := sess(c)
+	var l struct {
+		Stores []storeView `json:"stores"`
+	}
+	if err := w.storesCall(c, w.d.Names.StoresList(), events.StoreRequest{AccountID: s.AccountID}, &l, true); err != nil {
+		return err
+	}
+	problem, _ := c.Locals("problem").(string)
+	return w.render(c, "stores", view{Title: "Stores", Session: s, Nav: "stores", Flash: flash, Error: problem,
+		Data: storesData{Stores: l.Stores, Secret: secret, SecretFor: secretFor, Platforms: []string{"shopify", "woocommerce"}}})
+}
+
+func (w *Web) storesPage(c *fiber.Ctx) error {
+	return w.storesView(c, c.Query("flash"), "", "")
+}
+
+// storeLog shows one store and a page of its decisions, newest first;
+// ?cursor= follows the service's nextCursor.
+func (w *Web) storeLog(c *fiber.Ctx) error {
+	s := sess(c)
+	id := c.Params("id")
+	var st storeView
+	if err := w.storesCall(c, w.d.Names.StoresGet(), events.StoreRequest{AccountID: s.AccountID, ID: id}, &st, true); err != nil {
+		return err
+	}
+	var l struct {
+		Entries    []storeLogEntry `json:"entries"`
+		NextCursor *string         `json:"nextCursor"`
+	}
+	req := events.StoreRequest{AccountID: s.AccountID, ID: id, Limit: storeLogPage, Cursor: c.Query("cursor")}
+	if err := w.storesCall(c, w.d.Names.StoresLog(), req, &l, true); err != nil {
+		return err
+	}
+	d := storeLogData{Store: st, Entries: l.Entries, Limit: storeLogPage}
+	if l.NextCursor != nil {
+		d.Next = *l.NextCursor
+	}
+	return w.render(c, "storelog", view{Title: "Store " + st.Name, Session: s, Nav: "stores", Data: d})
+}
+
+// createStore adds a connection from the form (§13 POST). The secret is
+// the shop's signing key (Shopify's app secret; WooCommerce's may be left
+// empty, then the service draws one); the answer shows it once.
+func (w *Web) createStore(c *fiber.Ctx) error {
+	s := sess(c)
+	body := map[string]any{
+		"platform":       c.FormValue("platform"),
+		"name":           strings.TrimSpace(c.FormValue("name")),
+		"defaultCountry": strings.ToUpper(strings.TrimSpace(c.FormValue("defaultCountry"))),
+	}
+	if sec := c.FormValue("secret"); sec != "" {
+		body["secret"] = sec
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	var st storeView
+	err = w.storesCall(c, w.d.Names.StoresCreate(), events.StoreRequest{AccountID: s.AccountID, Body: raw,
+		ContentType: fiber.MIMEApplicationJSON}, &st, false)
+	if err != nil {
+		return w.storeProblem(c, err)
+	}
+	return w.storesView(c, "Store added. Paste its webhook URL into the shop. Its signing secret is shown once, here.", st.Secret, st.Name)
+}
+
+// deleteStore removes a connection (§13 DELETE), confirmed.
+func (w *Web) deleteStore(c *fiber.Ctx) error {
+	s := sess(c)
+	if c.FormValue("confirm") != "yes" {
+		c.Status(http.StatusBadRequest)
+		c.Locals("problem", "Tick the box to confirm the deletion: the shop's webhooks are refused from then on")
+		return w.storesView(c, "", "", "")
+	}
+	err := w.storesCall(c, w.d.Names.StoresDelete(), events.StoreRequest{AccountID: s.AccountID, ID: c.Params("id")}, nil, false)
+	if err != nil {
+		return w.storeProblem(c, err)
+	}
+	return c.Redirect("/console/stores?flash=store+deleted", http.StatusSeeOther)
+}
+
+// storeProblem shows a refused change (4xx: bad platform, missing name,
+// too many stores, not found) on the stores page; anything else is the
+// error page.
+func (w *Web) storeProblem(c *fiber.Ctx, err error) error {
+	if e, ok := apperr.As(err); ok && e.Status < 500 {
+		c.Status(e.Status)
+		c.Locals("problem", e.Message)
+		return w.storesView(c, "", "", "")
+	}
+	return err
+}
+
+// deref shows a nullable log field.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
