@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,8 +58,10 @@ type storeLogData struct {
 	Limit   int
 }
 
-// storeLogPage is the log page's size (the contract's default page).
+// storeLogPage is the log page's size unless ?limit= says otherwise.
 const storeLogPage = 50
+
+var errStoreLogLimit = apperr.New(http.StatusBadRequest, "invalid_limit", "limit must be a whole number from 1")
 
 // storesCall asks the stores service subject for req and decodes its
 // contract body into out (nil: the body is ignored).
@@ -97,7 +100,7 @@ func (w *Web) storesPage(c *fiber.Ctx) error {
 }
 
 // storeLog shows one store and a page of its decisions, newest first;
-// ?cursor= follows the service's nextCursor.
+// ?cursor= follows the service's nextCursor, ?limit= sets the page size.
 func (w *Web) storeLog(c *fiber.Ctx) error {
 	s := sess(c)
 	id := c.Params("id")
@@ -109,11 +112,19 @@ func (w *Web) storeLog(c *fiber.Ctx) error {
 		Entries    []storeLogEntry `json:"entries"`
 		NextCursor *string         `json:"nextCursor"`
 	}
-	req := events.StoreRequest{AccountID: s.AccountID, ID: id, Limit: storeLogPage, Cursor: c.Query("cursor")}
+	limit := storeLogPage
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			return errStoreLogLimit
+		}
+		limit = n // the service refuses more than its maximum page
+	}
+	req := events.StoreRequest{AccountID: s.AccountID, ID: id, Limit: limit, Cursor: c.Query("cursor")}
 	if err := w.storesCall(c, w.d.Names.StoresLog(), req, &l, true); err != nil {
 		return err
 	}
-	d := storeLogData{Store: st, Entries: l.Entries, Limit: storeLogPage}
+	d := storeLogData{Store: st, Entries: l.Entries, Limit: limit}
 	if l.NextCursor != nil {
 		d.Next = *l.NextCursor
 	}
