@@ -24,7 +24,7 @@ type proc struct {
 
 // start runs apitosms with args on backend b. With allInOne on the embedded
 // backend, the process starts its own embedded NATS server (no URL at all).
-func start(t *testing.T, b testkit.Backend, env map[string]string, args ...string) *proc {
+func start(t testing.TB, b testkit.Backend, env map[string]string, args ...string) *proc {
 	t.Helper()
 	e := map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken}
 	for k, v := range env {
@@ -52,7 +52,7 @@ func start(t *testing.T, b testkit.Backend, env map[string]string, args ...strin
 }
 
 // stop shuts the process down as SIGTERM would and checks it exits cleanly.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	if p.cancel == nil {
 		return
@@ -69,7 +69,7 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(b []byte) (int, error) {
 	defer func() { _ = recover() }()
@@ -86,7 +86,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -95,7 +95,7 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r response) list(t *testing.T) []map[string]any {
+func (r response) list(t testing.TB) []map[string]any {
 	t.Helper()
 	var m []map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -106,7 +106,7 @@ func (r response) list(t *testing.T) []map[string]any {
 
 var client = &http.Client{Timeout: 30 * time.Second}
 
-func do(t *testing.T, method, url string, body any, headers ...string) response {
+func do(t testing.TB, method, url string, body any, headers ...string) response {
 	t.Helper()
 	r, err := send(method, url, body, headers...)
 	if err != nil {
@@ -153,13 +153,13 @@ func send(method, url string, body any, headers ...string) (response, error) {
 	return response{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-func admin(t *testing.T, method, url string, body any) response {
+func admin(t testing.TB, method, url string, body any) response {
 	t.Helper()
 	return do(t, method, url, body, "Authorization", "Bearer "+adminToken)
 }
 
 // account creates an account with a subscription and returns its id and token.
-func account(t *testing.T, base string, monthlyLimit, ratePerMinute int) (int64, string) {
+func account(t testing.TB, base string, monthlyLimit, ratePerMinute int) (int64, string) {
 	t.Helper()
 	r := admin(t, "POST", base+"/admin/v1/accounts", map[string]any{"name": "Shop", "email": "shop@example.com"})
 	if r.status != 201 {

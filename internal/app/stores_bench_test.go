@@ -36,40 +36,11 @@ import (
 // Issue targets: 3,000 deliveries/s and 2,000 orders/s.
 func BenchmarkStoreHooks(b *testing.B) {
 	be := testkit.Embedded(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() {
-		done <- Run(ctx, Runtime{Getenv: be.Env(map[string]string{"APITOSMS_ADMIN_TOKEN": adminToken, "APITOSMS_LOG_LEVEL": "error"}),
-			Stdout: io.Discard, Stderr: io.Discard, OnReady: func(addr string) { ready <- addr }})
-	}()
-	defer func() { cancel(); <-done }() //nolint:errcheck // the run ends with the benchmark; its error was checked where it matters
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		b.Fatalf("start: %v", err)
-	case <-time.After(60 * time.Second):
-		b.Fatal("did not start")
-	}
-	r, err := send("POST", base+"/admin/v1/accounts", map[string]any{"name": "Bench", "email": "b@example.com"}, "Authorization", "Bearer "+adminToken)
-	if err != nil || r.status != 201 {
-		b.Fatalf("account: %v %d", err, r.status)
-	}
-	var acc struct {
-		ID       int64  `json:"id"`
-		APIToken string `json:"apiToken"`
-	}
-	if err := json.Unmarshal(r.body, &acc); err != nil {
-		b.Fatal(err)
-	}
-	sub := map[string]any{"plan": "bench", "monthlyLimit": 100000000, "rateLimitPerMinute": 100000}
-	if r, err := send("PUT", fmt.Sprintf("%s/admin/v1/accounts/%d/subscription", base, acc.ID), sub, "Authorization", "Bearer "+adminToken); err != nil || r.status != 200 {
-		b.Fatalf("subscription: %v %d", err, r.status)
-	}
+	p := start(b, be, map[string]string{"APITOSMS_LOG_LEVEL": "error"})
+	base := p.base
+	_, tok := account(b, base, 100000000, 100000)
 	const secret = "bench-secret-0123456789"
-	r, err = send("POST", base+"/api/"+acc.APIToken+"/stores", map[string]any{"platform": "woocommerce", "name": "Loja", "secret": secret, "defaultCountry": "BR"})
+	r, err := send("POST", base+"/api/"+tok+"/stores", map[string]any{"platform": "woocommerce", "name": "Loja", "secret": secret, "defaultCountry": "BR"})
 	if err != nil || r.status != 201 {
 		b.Fatalf("store: %v %d %s", err, r.status, r.body)
 	}
