@@ -122,5 +122,5 @@ func (n Names) Streams() []string {
 
 // Buckets lists every key-value bucket of the namespace.
 func (n Names) Buckets() []string {
-	return []string{n.RateLimitBucket(), n.IdempotencyBucket(), n.KeysBucket()}
+	return []string{n.RateLimitBucket(), n.IdempotencyBucket(), n.KeysBucket(), n.IngressCachesBucket()}
 }

@@ -32,6 +32,7 @@ type Config struct {
 	GroupCommitMax  int           // APITOSMS_BILLING_GROUP_COMMIT_MAX: reservations per transaction
 	CommitTimeout   time.Duration // APITOSMS_BILLING_COMMIT_TIMEOUT: bound of one group commit
 	ShutdownTimeout time.Duration // time in-flight requests get to finish at shutdown
+	Replicas        int           // bucket replicas (from APITOSMS_STREAM_REPLICAS)
 }
 
 // DefaultConfig returns the defaults.
@@ -41,6 +42,7 @@ func DefaultConfig() Config {
 		GroupCommitMax:  64,
 		CommitTimeout:   5 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
+		Replicas:        1,
 	}
 }
 
@@ -53,6 +55,7 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		GroupCommitMax:  r.Int("APITOSMS_BILLING_GROUP_COMMIT_MAX", d.GroupCommitMax),
 		CommitTimeout:   r.Duration("APITOSMS_BILLING_COMMIT_TIMEOUT", d.CommitTimeout),
 		ShutdownTimeout: d.ShutdownTimeout,
+		Replicas:        c.Replicas,
 	}
 	if c.ShutdownTimeout > 0 {
 		cfg.ShutdownTimeout = c.ShutdownTimeout
@@ -80,6 +83,7 @@ type Service struct {
 	api        *rpcapi.API
 	admin      *httpapi.Admin
 	rpcMetrics *rpc.Metrics
+	changed    *changes.Notifier
 }
 
 // New migrates billing's tables and registers its metrics; it starts nothing.
@@ -115,10 +119,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
-	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Log.With("service", "billing"))
+	changed, err := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log.With("service", "billing"))
+	if err != nil {
+		return nil, err
+	}
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
 		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed, inviter(deps)), rpcMetrics: rm,
+		changed: changed,
 	}, nil
 }
 
@@ -126,6 +134,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // ones, lets those in flight finish (up to the shutdown timeout) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.reserver.Close() // after the requests in flight are answered
+	// Known before the first change is answered: the ingress replicas that
+	// must acknowledge it.
+	if err := s.changed.Watch(ctx, s.deps.Broker.JS, s.cfg.Replicas); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("billing: %w", err)
+	}
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayed := make(chan struct{})
 	go func() { defer close(relayed); s.quota.Relay(relayCtx, rpcapi.QuotaRelayInterval) }()

@@ -104,6 +104,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if api.CachesLookups() {
+		presence, err := broker.EnsureKeyValue(ctx, deps.Broker.JS, events.IngressCachesConfig(deps.Names, cfg.Replicas))
+		if err == nil {
+			err = api.Announce(ctx, presence)
+		}
+		if err != nil {
+			api.Close()
+			return nil, fmt.Errorf("ingress: token cache presence: %w", err)
+		}
+	}
 	return &Service{api: api, publisher: pub, broker: deps.Broker}, nil
 }
 

@@ -127,7 +127,7 @@ func (a *API) Release(ctx context.Context, req events.ReleaseRequest) (events.Re
 		return events.ReleaseReply{}, err
 	}
 	// A cached lookup may say the limit is used up; it no longer is.
-	a.changed.Changed(req.AccountID)
+	a.changed.Released(req.AccountID)
 	a.metrics.released.Add(float64(req.Count))
 	return events.ReleaseReply{}, nil
 }

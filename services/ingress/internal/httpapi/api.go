@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
@@ -75,15 +76,26 @@ func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *id
 		return nil, fmt.Errorf("subscribe to account changes: %w", err)
 	}
 	if a.authSub != nil {
-		// The server has the subscription before any lookup is cached.
+		// The server has the subscription before the replica announces
+		// itself (Announce), and so before any lookup is cached.
 		if err := nc.Flush(); err != nil {
-			_ = a.authSub.Unsubscribe()
-			a.auth.stop()
+			a.Close()
 			return nil, fmt.Errorf("subscribe to account changes: %w", err)
 		}
 	}
 	return a, nil
 }
+
+// Announce tells billing, through the presence bucket kv
+// (events.IngressCachesBucket), that this replica caches token lookups and
+// must acknowledge account changes; lookups are cached only after it
+// succeeded. Without a cache it does nothing.
+func (a *API) Announce(ctx context.Context, kv jetstream.KeyValue) error {
+	return a.auth.announce(ctx, kv)
+}
+
+// CachesLookups reports whether this replica keeps token lookups at all.
+func (a *API) CachesLookups() bool { return a.auth != nil }
 
 // Close stops listening for account changes (and stops caching lookups).
 func (a *API) Close() {

@@ -1,10 +1,15 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/events"
 )
@@ -12,19 +17,21 @@ import (
 // authCache remembers billing's answers to token lookups for a short time,
 // so that a busy token costs one lookup per TTL instead of one per request.
 //
-// What keeps it right:
+// What keeps it right (docs/architecture.md, "Token lookups"):
 //   - billing broadcasts events.AccountChanged after every change that can
 //     alter an answer (token rotated, subscription put or ended, usage given
-//     back) and answers its caller only once the NATS server has taken it;
-//     every replica drops the account's entries when it arrives, and a
+//     back); every replica drops the account's entries when it arrives, and a
 //     lookup that was in flight when a change arrived is not stored
 //     (generation check), so it cannot bring the old answer back;
-//   - the broadcasts land in a channel that the NATS reader fills in order
-//     with everything else on the connection, and every lookup first applies
-//     what is waiting there: with billing on the same connection (all in
-//     one process) a request that follows the change's answer always sees
-//     it; a replica on its own connection sees it as soon as its reader has
-//     read it (a network hop after the change's answer);
+//   - the changes an operator or a merchant makes (rotation, subscription)
+//     are acknowledged: each replica answers the broadcast once it has
+//     dropped the entries, and billing answers the change only when every
+//     present replica did. A replica is present once its key is in the
+//     events.IngressCachesBucket, and it caches nothing before that;
+//   - usage given back is broadcast without waiting; an answer saying the
+//     month's limit is used up (or the subscription inactive) is never
+//     stored, so a stale entry can only be behind on usage, and billing's
+//     reservation refuses what ingress let through;
 //   - broadcasts can only be missed while the connection is down or when
 //     the subscription's buffer overflowed: every lookup first checks both
 //     (connection status, reconnect count, dropped count) and forgets
@@ -35,24 +42,23 @@ import (
 //   - unknown tokens are never cached, and nothing that must be exact is
 //     decided from an entry: the rate limit is counted in the shared bucket
 //     on every request, and quota is reserved by billing on every queue
-//     request (a cached "used" that is behind only means billing refuses
-//     instead of ingress; a subscription that expired since is refused by the
-//     reservation too).
+//     request.
 type authCache struct {
 	ttl time.Duration
+	id  string // this replica's key in the presence bucket and its acknowledgement
 
-	changes chan *nats.Msg // AccountChanged broadcasts not applied yet
-	done    chan struct{}  // closed by stop
+	presence jetstream.KeyValue // where the key is (nil until announce)
+	done     chan struct{}      // closed by stop: the key's refresher ends
 
+	mu         sync.Mutex
 	nc         *nats.Conn         // the connection the broadcasts arrive on (nil until subscribe)
 	sub        *nats.Subscription // the broadcasts' subscription
+	present    bool               // the key was written: billing waits for this replica
 	reconnects uint64             // nc's reconnect count when last checked
 	dropped    int                // sub's dropped count when last checked
-
-	mu      sync.Mutex
-	gen     uint64 // bumped by every drop
-	stopped bool   // no longer told of changes: stores nothing
-	entries map[string]authEntry
+	gen        uint64             // bumped by every drop
+	stopped    bool               // no longer told of changes: stores nothing
+	entries    map[string]authEntry
 }
 
 type authEntry struct {
@@ -69,34 +75,24 @@ func newAuthCache(ttl time.Duration) *authCache {
 	if ttl <= 0 {
 		return nil
 	}
-	return &authCache{ttl: ttl, entries: make(map[string]authEntry),
-		changes: make(chan *nats.Msg, authChangesBuffer), done: make(chan struct{})}
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return &authCache{ttl: ttl, id: hex.EncodeToString(b[:]), entries: make(map[string]authEntry),
+		done: make(chan struct{})}
 }
 
-// authChangesBuffer is how many change broadcasts may wait to be applied.
-const authChangesBuffer = 4096
-
-// applyChanges applies the broadcasts waiting in the channel, without
-// waiting for more.
-func (c *authCache) applyChanges() {
-	for {
-		select {
-		case m := <-c.changes:
-			c.apply(m)
-		default:
-			return
-		}
-	}
-}
-
-// apply drops what one broadcast names (everything, if it cannot be read).
+// apply drops what one broadcast names (everything, if it cannot be read)
+// and then acknowledges it when billing asks for that.
 func (c *authCache) apply(m *nats.Msg) {
 	var ev events.AccountChanged
 	if err := events.Unmarshal(m.Data, &ev); err != nil || ev.AccountID == 0 {
 		c.dropAll()
-		return
+	} else {
+		c.drop(ev.AccountID)
 	}
-	c.drop(ev.AccountID)
+	if m.Reply != "" {
+		_ = m.Respond([]byte(c.id)) // unanswered, billing waits its bound and says so
+	}
 }
 
 // get returns the answer cached for digest, if still good at now (month is
@@ -108,7 +104,6 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 	if !c.heard() {
 		return events.AuthReply{}, neverStore, false
 	}
-	c.applyChanges()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[digest]
@@ -132,7 +127,7 @@ const neverStore = ^uint64(0)
 func (c *authCache) heard() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.nc == nil || c.stopped {
+	if c.nc == nil || !c.present || c.stopped {
 		return false
 	}
 	if c.nc.Status() != nats.CONNECTED {
@@ -151,9 +146,10 @@ func (c *authCache) heard() bool {
 }
 
 // put stores a lookup's answer unless something was dropped since gen was
-// read (the answer may predate that change).
+// read (the answer may predate that change), or it refuses the account
+// (usage given back is not waited for: such an answer could outlive it).
 func (c *authCache) put(digest, month string, now time.Time, gen uint64, reply events.AuthReply) {
-	if c == nil {
+	if c == nil || !reply.SubscriptionActive || reply.Used >= reply.MonthlyLimit {
 		return
 	}
 	c.mu.Lock()
@@ -193,44 +189,88 @@ func (c *authCache) dropAll() {
 	clear(c.entries)
 }
 
-// stop forgets everything and stores nothing from now on: the change
-// broadcasts are no longer heard.
+// stop forgets everything, stores nothing from now on (the change
+// broadcasts are no longer heard) and deletes this replica's key, so that
+// billing stops waiting for it.
 func (c *authCache) stop() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gen++
-	if !c.stopped {
-		close(c.done)
-	}
+	wasStopped := c.stopped
 	c.stopped = true
 	clear(c.entries)
+	kv := c.presence
+	c.mu.Unlock()
+	if wasStopped {
+		return
+	}
+	close(c.done)
+	if kv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = kv.Delete(ctx, c.id) // if it fails the key ages out (events.IngressCacheTTL)
+	}
 }
 
-// subscribe listens for billing's account changes on nc, and applies them
-// also when no request comes (until stop). The caller unsubscribes when done.
+// subscribe listens for billing's account changes on nc, applying and
+// acknowledging each as it arrives. The caller flushes (so the server has
+// the subscription), announces, and unsubscribes when done.
 func (c *authCache) subscribe(nc *nats.Conn, names events.Names) (*nats.Subscription, error) {
 	if c == nil {
 		return nil, nil
 	}
-	sub, err := nc.ChanSubscribe(names.BillingAccountChanged(), c.changes)
+	sub, err := nc.Subscribe(names.BillingAccountChanged(), c.apply)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	c.nc, c.sub, c.reconnects = nc, sub, nc.Stats().Reconnects
 	c.mu.Unlock()
+	return sub, nil
+}
+
+// announce writes this replica's key into the presence bucket (after
+// subscribe: a replica billing waits for must hear the broadcasts), and
+// rewrites it every events.IngressCacheRefresh until stop. Nothing is cached
+// before it succeeded.
+func (c *authCache) announce(ctx context.Context, kv jetstream.KeyValue) error {
+	if c == nil {
+		return nil
+	}
+	if _, err := kv.Put(ctx, c.id, nil); err != nil {
+		return fmt.Errorf("announce the token cache: %w", err)
+	}
+	c.mu.Lock()
+	c.presence, c.present = kv, true
+	c.mu.Unlock()
 	go func() {
+		t := time.NewTicker(events.IngressCacheRefresh)
+		defer t.Stop()
 		for {
 			select {
-			case m := <-c.changes:
-				c.apply(m)
+			case <-t.C:
+				pctx, cancel := context.WithTimeout(context.Background(), events.IngressCacheRefresh)
+				_, err := kv.Put(pctx, c.id, nil)
+				cancel()
+				if err != nil {
+					// Billing may stop counting this replica: stop caching
+					// until a write succeeds again.
+					c.mu.Lock()
+					c.present = false
+					c.gen++
+					clear(c.entries)
+					c.mu.Unlock()
+					continue
+				}
+				c.mu.Lock()
+				c.present = !c.stopped
+				c.mu.Unlock()
 			case <-c.done:
 				return
 			}
 		}
 	}()
-	return sub, nil
+	return nil
 }
