@@ -32,7 +32,7 @@ for m in "${modules[@]}"; do
 	echo "== go vet $m"
 	(cd "$m" && $GO vet ./...)
 	echo "== golangci-lint $m"
-	(cd "$m" && "$root/bin/tools/golangci-lint" run --config "$root/.golangci.yml" ./...)
+	(cd "$m" && "$root/bin/tools/golangci-lint" run --allow-parallel-runners --config "$root/.golangci.yml" ./...)
 	if [ -z "$vulnskip" ]; then
 		echo "== govulncheck $m"
 		set +e
