@@ -245,13 +245,14 @@ func (c *authCache) announce(ctx context.Context, kv jetstream.KeyValue) error {
 	c.mu.Lock()
 	c.presence, c.present = kv, true
 	c.mu.Unlock()
+	refresh := context.WithoutCancel(ctx) // the refresher outlives New's context; stop ends it
 	go func() {
 		t := time.NewTicker(events.IngressCacheRefresh)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				pctx, cancel := context.WithTimeout(context.Background(), events.IngressCacheRefresh)
+				pctx, cancel := context.WithTimeout(refresh, events.IngressCacheRefresh)
 				_, err := kv.Put(pctx, c.id, nil)
 				cancel()
 				if err != nil {
