@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -137,8 +136,12 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		if len(list) == 0 {
 			list = []events.Notification{w.Notification}
 		}
+		// Unmarshal checked the whole message is valid JSON, so a
+		// RawMessage it filled is a complete JSON value: only a missing
+		// "data" is left to refuse (json.Valid again per event cost a
+		// quarter of the fan-out, by profile).
 		for _, n := range list {
-			if n.ID == "" || n.Type == "" || !json.Valid(n.Data) {
+			if n.ID == "" || n.Type == "" || len(n.Data) == 0 {
 				return fmt.Errorf("notification on %s lacks an id, a type or valid data", msg.Subject())
 			}
 			if !slices.Contains(accounts, n.AccountID) {
