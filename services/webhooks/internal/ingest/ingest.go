@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -47,29 +46,33 @@ func chunkRow(endpoint string, evs []events.Notification) store.Delivery {
 		n := evs[0]
 		return store.Delivery{EndpointID: endpoint, EventID: n.ID, Type: n.Type, EventMs: store.Ms(n.At), Payload: string(Payload(n)), Events: 1}
 	}
-	ids := make([]string, len(evs))
-	size := 0
+	// Each item is rendered straight into the chunk's buffer, sized once
+	// (no per-event payload slice, no copies).
+	size, idsLen := 0, len(evs)-1
 	oldest := store.Ms(evs[0].At)
-	for i, n := range evs {
-		ids[i] = n.ID
-		size += len(n.Data) + len(n.ID) + 96
+	for _, n := range evs {
+		size += len(n.Data) + 2*len(n.ID) + len(n.Type) + 80
+		idsLen += len(n.ID)
 		oldest = min(oldest, store.Ms(n.At))
 	}
-	b := make([]byte, 0, size)
+	var b strings.Builder
+	b.Grow(size)
+	ids := make([]byte, 0, idsLen)
 	for i, n := range evs {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
+			ids = append(ids, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = strconv.AppendQuote(b, n.ID)
-		b = append(b, ',')
-		b = append(b, Payload(n)[1:]...)
+		ids = append(ids, n.ID...)
+		b.WriteString(`{"id":`)
+		writeQuoted(&b, n.ID)
+		b.WriteByte(',')
+		writeFields(&b, n)
 	}
-	joined := strings.Join(ids, ",")
-	sum := sha256.Sum256([]byte(joined))
+	sum := sha256.Sum256(ids)
 	return store.Delivery{
 		EndpointID: endpoint, EventID: "chunk_" + hex.EncodeToString(sum[:16]), Type: "batch", EventMs: oldest,
-		Payload: string(b), Events: len(evs), IDs: joined,
+		Payload: b.String(), Events: len(evs), IDs: string(ids),
 	}
 }
 
@@ -87,6 +90,32 @@ func Payload(n events.Notification) []byte {
 	b = append(b, `","data":`...)
 	b = append(b, n.Data...)
 	return append(b, '}')
+}
+
+// writeFields writes what Payload(n) holds after its opening brace
+// (`"type":…,"timestamp":"…","data":…}`), where a batch item has its "id".
+func writeFields(b *strings.Builder, n events.Notification) {
+	b.WriteString(`"type":`)
+	writeQuoted(b, n.Type)
+	b.WriteString(`,"timestamp":"`)
+	b.WriteString(timestamp.Format(n.At))
+	b.WriteString(`","data":`)
+	b.Write(n.Data)
+	b.WriteByte('}')
+}
+
+// writeQuoted writes strconv.Quote(s) without allocating when s is plain
+// printable ASCII (event ids and types are).
+func writeQuoted(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b.WriteString(strconv.Quote(s))
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // Handle is a consumer.Handler. It is idempotent: a redelivered event finds
@@ -107,8 +136,12 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		if len(list) == 0 {
 			list = []events.Notification{w.Notification}
 		}
+		// Unmarshal checked the whole message is valid JSON, so a
+		// RawMessage it filled is a complete JSON value: only a missing
+		// "data" is left to refuse (json.Valid again per event cost a
+		// quarter of the fan-out, by profile).
 		for _, n := range list {
-			if n.ID == "" || n.Type == "" || !json.Valid(n.Data) {
+			if n.ID == "" || n.Type == "" || len(n.Data) == 0 {
 				return fmt.Errorf("notification on %s lacks an id, a type or valid data", msg.Subject())
 			}
 			if !slices.Contains(accounts, n.AccountID) {

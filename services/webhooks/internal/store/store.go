@@ -66,12 +66,15 @@ func (e Endpoint) EventList() []string {
 type Delivery struct {
 	bun.BaseModel `bun:"table:webhook_deliveries"`
 
-	ID            int64  `bun:"id,pk,autoincrement"`
-	EndpointID    string `bun:"endpoint_id"`
-	EventID       string `bun:"event_id"`
-	Type          string `bun:"type"`
-	EventMs       int64  `bun:"event_ms"`
-	Payload       string `bun:"payload"` // the body of a single delivery, as signed; a chunk's batch items
+	ID         int64  `bun:"id,pk,autoincrement"`
+	EndpointID string `bun:"endpoint_id"`
+	EventID    string `bun:"event_id"`
+	Type       string `bun:"type"`
+	EventMs    int64  `bun:"event_ms"`
+	// Payload is the body of a single delivery, as signed, or a chunk's
+	// batch items. It lives in webhook_payloads (same id), apart from the
+	// row a claim rewrites: Enqueue writes it, Claim reads it.
+	Payload       string `bun:"-"`
 	Attempts      int    `bun:"attempts"`
 	NextAttemptMs int64  `bun:"next_attempt_ms"`
 	// A chunk (several events of one producer message for a batch
@@ -256,17 +259,19 @@ func (s *Store) Endpoints(ctx context.Context, ids []string) (map[string]Endpoin
 // insertChunk bounds the rows of one INSERT on PostgreSQL.
 const insertChunk = 1000
 
-// Enqueue stores undelivered events in one transaction. A row that already
-// exists (same endpoint and event: a redelivered stream message) is left
-// alone, so fan-out is idempotent.
+// Enqueue stores undelivered events in one transaction: a webhook_deliveries
+// row each, and its payload in webhook_payloads. A row that already exists
+// (same endpoint and event: a redelivered stream message) is left alone with
+// its payload, so fan-out is idempotent.
 //
-// On SQLite (in process, no round trips) the rows go through one prepared
-// statement with bound parameters rather than bun's INSERT, which writes
+// On SQLite (in process, no round trips) the rows go through prepared
+// statements with bound parameters rather than bun's INSERT, which writes
 // every value into the SQL text: a chunk's payload is up to 500 events
 // (hundreds of kilobytes) that bun would escape and SQLite parse back, for
 // every row (a tenth of the server's CPU in a drain with a batch webhook,
 // by profile). On PostgreSQL a row per statement would cost a round trip
-// each: there bun's multi-row INSERT stays.
+// each: there each table takes one INSERT of up to insertChunk rows, its
+// columns bound as arrays (unnest), payloads never written into SQL text.
 func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 	if len(rows) == 0 {
 		return nil
@@ -277,32 +282,94 @@ func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 	if s.pg {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			for i := 0; i < len(rows); i += insertChunk {
-				chunk := rows[i:min(i+insertChunk, len(rows))]
-				if _, err := tx.NewInsert().Model(&chunk).ExcludeColumn("id").
-					On("CONFLICT (endpoint_id, event_id) DO NOTHING").Exec(ctx); err != nil {
+				if err := enqueuePG(ctx, tx.Tx, rows[i:min(i+insertChunk, len(rows))]); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 	}
-	const q = `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms, events, ids)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`
+	const qd = `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, attempts, next_attempt_ms, events, ids)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`
+	const qp = `INSERT INTO webhook_payloads (id, payload) VALUES (?, ?)`
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		stmt, err := tx.Tx.PrepareContext(ctx, q)
+		sd, err := tx.Tx.PrepareContext(ctx, qd)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer sd.Close()
+		sp, err := tx.Tx.PrepareContext(ctx, qp)
+		if err != nil {
+			return err
+		}
+		defer sp.Close()
 		for i := range rows {
 			r := &rows[i]
-			if _, err := stmt.ExecContext(ctx, r.EndpointID, r.EventID, r.Type, r.EventMs, r.Payload, r.Attempts,
-				r.NextAttemptMs, r.Events, r.IDs); err != nil {
+			res, err := sd.ExecContext(ctx, r.EndpointID, r.EventID, r.Type, r.EventMs, r.Attempts,
+				r.NextAttemptMs, r.Events, r.IDs)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				continue // already stored (its payload too)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			if _, err := sp.ExecContext(ctx, id, r.Payload); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// enqueuePG inserts rows and the payloads of those that were new.
+func enqueuePG(ctx context.Context, tx *sql.Tx, rows []Delivery) error {
+	n := len(rows)
+	var (
+		endpoints, eventIDs, types, idLists = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		eventMs, attempts, next, evs        = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	)
+	for i, r := range rows {
+		endpoints[i], eventIDs[i], types[i], idLists[i] = r.EndpointID, r.EventID, r.Type, r.IDs
+		eventMs[i], attempts[i], next[i], evs[i] = r.EventMs, int64(r.Attempts), r.NextAttemptMs, int64(r.Events)
+	}
+	res, err := tx.QueryContext(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, attempts, next_attempt_ms, events, ids)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::integer[], $6::bigint[], $7::integer[], $8::text[])
+ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id, endpoint_id, event_id`,
+		endpoints, eventIDs, types, eventMs, attempts, next, evs, idLists)
+	if err != nil {
+		return err
+	}
+	type key struct{ endpoint, event string }
+	at := make(map[key]int, n)
+	for i, r := range rows {
+		if _, dup := at[key{r.EndpointID, r.EventID}]; !dup {
+			at[key{r.EndpointID, r.EventID}] = i
+		}
+	}
+	var ids []int64
+	var payloads []string
+	for res.Next() {
+		var id int64
+		var k key
+		if err := res.Scan(&id, &k.endpoint, &k.event); err != nil {
+			res.Close()
+			return err
+		}
+		ids, payloads = append(ids, id), append(payloads, rows[at[k]].Payload)
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO webhook_payloads (id, payload) SELECT * FROM unnest($1::bigint[], $2::text[])`, ids, payloads)
+	return err
 }
 
 // DueEndpoints returns up to limit enabled endpoints with at least one event
@@ -378,21 +445,46 @@ ORDER BY next_attempt_ms, id LIMIT ?`+lock, endpoint, nowMs, min(posts*per, clai
 			if len(ids) == 0 {
 				return nil
 			}
+			// The lease rewrites the small row only; the payloads are read
+			// from their own table.
 			res, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_ms = ?, attempts = attempts + 1
-WHERE id IN (?) RETURNING id, endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms, events, ids`,
+WHERE id IN (?) RETURNING id, endpoint_id, event_id, type, event_ms, attempts, next_attempt_ms, events, ids`,
 				leaseUntilMs, bun.List(ids))
 			if err != nil {
 				return err
 			}
-			defer res.Close()
 			for res.Next() {
 				var d Delivery
-				if err := res.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.Type, &d.EventMs, &d.Payload, &d.Attempts, &d.NextAttemptMs, &d.Events, &d.IDs); err != nil {
+				if err := res.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.Type, &d.EventMs, &d.Attempts, &d.NextAttemptMs, &d.Events, &d.IDs); err != nil {
+					res.Close()
 					return err
 				}
 				out = append(out, d)
 			}
+			res.Close()
 			if err := res.Err(); err != nil {
+				return err
+			}
+			at := make(map[int64]int, len(out))
+			for i, d := range out {
+				at[d.ID] = i
+			}
+			pr, err := tx.QueryContext(ctx, `SELECT id, payload FROM webhook_payloads WHERE id IN (?)`, bun.List(ids))
+			if err != nil {
+				return err
+			}
+			defer pr.Close()
+			for pr.Next() {
+				var id int64
+				var p string
+				if err := pr.Scan(&id, &p); err != nil {
+					return err
+				}
+				if i, ok := at[id]; ok {
+					out[i].Payload = p
+				}
+			}
+			if err := pr.Err(); err != nil {
 				return err
 			}
 			// RETURNING gives no order: back to the due order.

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/apitosms/apitosms/libs/database"
+	"github.com/apitosms/apitosms/libs/testkit"
+)
+
+// A database made by the previous version (payloads in webhook_deliveries)
+// upgrades without losing an undelivered event: the payloads move to
+// webhook_payloads, claims return them, and a delivered row takes its
+// payload with it.
+func TestMigrationMovesPayloads(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		db := b.DB(t, Service)
+		dir := "migrations/sqlite"
+		if database.IsPostgres(db) {
+			dir = "migrations/postgres"
+		}
+		old := fstest.MapFS{}
+		for _, name := range []string{"20261201000001_init.up.sql", "20261201000002_chunks.up.sql"} {
+			data, err := migrations.ReadFile(dir + "/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old[dir+"/"+name] = &fstest.MapFile{Data: data}
+		}
+		if err := database.Migrate(ctx, db, old, Service); err != nil {
+			t.Fatalf("old migrations: %v", err)
+		}
+		const chunk = `{"id":"evt_a","type":"message.sent","timestamp":"2026-12-01T00:00:00+00:00","data":{}},{"id":"evt_b","type":"message.sent","timestamp":"2026-12-01T00:00:00+00:00","data":{}}`
+		const single = `{"type":"message.sent","timestamp":"2026-12-01T00:00:00+00:00","data":{"n":1}}`
+		for _, r := range []struct {
+			endpoint, event, typ, payload, ids string
+			events                             int
+		}{
+			{"wh_up", "chunk_1", "batch", chunk, "evt_a,evt_b", 2},
+			{"wh_up", "evt_c", "message.sent", single, "", 1},
+		} {
+			if _, err := db.ExecContext(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, payload, attempts, next_attempt_ms, events, ids)
+VALUES (?, ?, ?, 1, ?, 0, 0, ?, ?)`, r.endpoint, r.event, r.typ, r.payload, r.events, r.ids); err != nil {
+				t.Fatalf("old row: %v", err)
+			}
+		}
+		if err := Migrate(ctx, db); err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		st := New(db)
+		now := time.Now().UnixMilli()
+		got, err := st.Claim(ctx, "wh_up", now, now+60_000, 4, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Payload != chunk || got[1].Payload != single || got[0].Attempts != 1 {
+			t.Fatalf("claimed after the upgrade: %+v", got)
+		}
+		if n := payloads(t, st); n != 2 {
+			t.Fatalf("%d payload rows, want 2", n)
+		}
+		if _, err := st.Record(ctx, []Outcome{{
+			Attempt: &Attempt{EndpointID: "wh_up", WebhookID: "batch_x", Type: "batch", Events: 3, Attempt: 1, Delivered: true, AtMs: now},
+			IDs:     []int64{got[0].ID, got[1].ID}, Delivered: true,
+		}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if n := payloads(t, st); n != 0 {
+			t.Fatalf("%d payload rows left after delivery, want 0", n)
+		}
+	})
+}
+
+// Enqueue stores each row's payload once, a repeated row (a redelivered
+// stream message) changes nothing, a failed POST's reschedule keeps the
+// payload, and deleting the endpoint removes its payloads.
+func TestPayloadsFollowTheirRows(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		db := b.DB(t, Service)
+		if err := Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		st := New(db)
+		now := time.Now().UnixMilli()
+		if err := st.CreateEndpoint(ctx, &Endpoint{ID: "wh_p", AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
+			t.Fatal(err)
+		}
+		rows := func() []Delivery {
+			return []Delivery{
+				{EndpointID: "wh_p", EventID: "evt_1", Type: "message.sent", EventMs: now, Payload: `{"n":1}`},
+				{EndpointID: "wh_p", EventID: "evt_2", Type: "message.sent", EventMs: now, Payload: `{"n":2}`},
+			}
+		}
+		if err := st.Enqueue(ctx, rows()); err != nil {
+			t.Fatal(err)
+		}
+		again := append(rows(), Delivery{EndpointID: "wh_p", EventID: "evt_3", Type: "message.sent", EventMs: now, Payload: `{"n":3}`})
+		again[0].Payload = `{"n":"changed"}`
+		if err := st.Enqueue(ctx, again); err != nil {
+			t.Fatalf("enqueue again: %v", err)
+		}
+		if n := payloads(t, st); n != 3 {
+			t.Fatalf("%d payload rows, want 3", n)
+		}
+		got, err := st.Claim(ctx, "wh_p", now, now+60_000, 4, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`{"n":1}`, `{"n":2}`, `{"n":3}`}
+		if len(got) != 3 {
+			t.Fatalf("claimed %d rows, want 3", len(got))
+		}
+		for i, d := range got {
+			if d.Payload != want[i] {
+				t.Fatalf("row %d payload %q, want %q", i, d.Payload, want[i])
+			}
+		}
+		if _, err := st.Record(ctx, []Outcome{{
+			Attempt: &Attempt{EndpointID: "wh_p", WebhookID: "evt_1", Type: "message.sent", Events: 1, Attempt: 1, AtMs: now},
+			IDs:     []int64{got[0].ID}, NextAttemptMs: now,
+		}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		retry, err := st.Claim(ctx, "wh_p", now, now+60_000, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(retry) != 1 || retry[0].Payload != want[0] || retry[0].Attempts != 2 {
+			t.Fatalf("retry claim: %+v", retry)
+		}
+		if err := st.DeleteEndpoint(ctx, 7, "wh_p"); err != nil {
+			t.Fatal(err)
+		}
+		if n := payloads(t, st); n != 0 {
+			t.Fatalf("%d payload rows left after deleting the endpoint, want 0", n)
+		}
+	})
+}
+
+func payloads(t *testing.T, st *Store) int {
+	t.Helper()
+	var n int
+	if err := st.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM webhook_payloads").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
