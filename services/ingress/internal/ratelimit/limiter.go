@@ -17,20 +17,26 @@ import (
 )
 
 // Limiter keeps windows in a key-value bucket shared by all replicas.
+//
+// Concurrent requests of one window on this replica share its writes: while
+// one compare-and-set of a key is in flight, the requests that arrive for
+// that key wait, and the next round decides all of them on one read window
+// and writes the result with one compare-and-set (coalesce.go). The window
+// stays exact across replicas: a round whose compare-and-set loses to
+// another replica decides all its requests again from what is stored.
 type Limiter struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
-	// last holds the window and revision this replica last wrote per key
-	// (string -> seen), so the usual request needs one round trip (the
-	// compare-and-set) instead of two. A stale entry only ever lacks other
-	// replicas' requests: a refusal read from it is right, an admission is
-	// confirmed by the compare-and-set.
-	last sync.Map
-}
-
-type seen struct {
-	value []byte
-	rev   uint64
+	// keys holds one *keyState per window key this replica has used
+	// (string -> *keyState): its waiting requests, and the window and
+	// revision this replica last wrote, so the usual round needs one round
+	// trip (the compare-and-set) instead of two. A stale cached window only
+	// ever lacks other replicas' requests: a refusal read from it is right,
+	// an admission is confirmed by the compare-and-set.
+	keys sync.Map
+	// waited, when set (tests), is called after a request joined the
+	// requests waiting for a key's next round.
+	waited func()
 }
 
 // Open creates or opens the bucket. Windows are kept in memory storage: a
@@ -71,17 +77,21 @@ func (l *Limiter) AllowRead(ctx context.Context, account int64, limit int) (Deci
 	return l.allow(ctx, "read."+strconv.FormatInt(account, 10), limit)
 }
 
-func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, error) {
-	if limit < 1 {
-		limit = 1
-	}
-	cached, haveCache := l.last.Load(key)
+// decide runs one round for key: it decides every request of batch, in
+// order, on the window (the cached one first, then what the bucket holds
+// after a conflict) and stores the result with one compare-and-set. It
+// returns one decision per request, or the error every request of the
+// round gets. Only one round per key runs at a time (coalesce.go), so the
+// cached window is read and written by one goroutine at a time.
+func (l *Limiter) decide(ctx context.Context, ks *keyState, key string, limits []int) ([]Decision, error) {
+	haveCache := ks.rev != 0 || ks.value != nil
 	giveUp := time.Now().Add(broker.CallTimeout())
+	out := make([]Decision, len(limits))
 	for attempt := 0; attempt < minAttempts || time.Now().Before(giveUp); attempt++ {
 		var value []byte
 		var rev uint64
 		if haveCache {
-			value, rev = cached.(seen).value, cached.(seen).rev
+			value, rev = ks.value, ks.rev
 			haveCache = false // on conflict, read the bucket
 		} else {
 			entry, err := l.get(ctx, key)
@@ -90,39 +100,44 @@ func (l *Limiter) allow(ctx context.Context, key string, limit int) (Decision, e
 				value, rev = entry.Value(), entry.Revision()
 			case errors.Is(err, jetstream.ErrKeyNotFound):
 			default:
-				return Decision{}, fmt.Errorf("rate limit read: %w", err)
+				return nil, fmt.Errorf("rate limit read: %w", err)
 			}
 		}
 		st, err := decode(value)
 		if err != nil {
 			st = state{} // a corrupt window is reset rather than locking the account out
 		}
-		d := st.take(l.now(), limit)
-		if !d.Allowed {
-			return d, nil
+		now := l.now()
+		anyAllowed := false
+		for i, limit := range limits {
+			out[i] = st.take(now, max(limit, 1))
+			anyAllowed = anyAllowed || out[i].Allowed
+		}
+		if !anyAllowed {
+			return out, nil
 		}
 		next := st.encode()
 		newRev, err := l.write(ctx, key, next, rev)
 		if err == nil {
-			l.last.Store(key, seen{value: next, rev: newRev})
-			return d, nil
+			ks.value, ks.rev = next, newRev
+			return out, nil
 		}
 		if !isConflict(err) {
-			return Decision{}, fmt.Errorf("rate limit write: %w", err)
+			return nil, fmt.Errorf("rate limit write: %w", err)
 		}
 		// Another replica (or an expired key) moved the window: read it again.
 		if attempt > 0 {
 			pause := time.Duration(rand.IntN(min(200*attempt, 50_000))) * time.Microsecond //nolint:gosec // G404: jitter, not a secret
 			select {
 			case <-ctx.Done():
-				return Decision{}, fmt.Errorf("rate limit: %w", ctx.Err())
+				return nil, fmt.Errorf("rate limit: %w", ctx.Err())
 			case <-time.After(pause):
 			}
 		}
 	}
-	// Not a bug: the window could not be changed in time. The request is
-	// not counted; the client retries after Retry-After.
-	return Decision{}, fmt.Errorf("rate limit: too much contention: %w", apperr.ErrUnavailable)
+	// Not a bug: the window could not be changed in time. The requests are
+	// not counted; the clients retry after Retry-After.
+	return nil, fmt.Errorf("rate limit: too much contention: %w", apperr.ErrUnavailable)
 }
 
 func (l *Limiter) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {

@@ -48,7 +48,7 @@ func TestLostWriteAnswerCountsOnce(t *testing.T) {
 		allowed := 0
 		for i := range limit + 3 {
 			kv.lose.Store(1) // every write's answer is lost (the create's too)
-			l.last.Delete(int64(7))
+			l.forget("7")
 			d, err := l.Allow(ctx, 7, limit)
 			if err != nil {
 				t.Fatalf("request %d: %v", i, err)
