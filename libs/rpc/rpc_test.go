@@ -12,12 +12,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
+
+// Servers are closed in each test's cleanup: no worker may outlive it
+// (Close must not leak workers on timeout).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type echoReq struct {
 	N int `json:"n"`
