@@ -75,7 +75,8 @@ func TestCancelledBeforeHandOver(t *testing.T) {
 		defer b.Close()
 		occupied := make(chan struct{})
 		go func() { _ = b.Do(context.Background(), &job{}); close(occupied) }() // occupies the committer
-		synctest.Wait()                                                         // the committer holds the first job
+		// Every other goroutine is blocked: the committer holds the first job.
+		synctest.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		if err := b.Do(ctx, &job{}); !errors.Is(err, context.DeadlineExceeded) {
