@@ -39,10 +39,7 @@ type fixture struct {
 func newFixture(t *testing.T, b testkit.Backend) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := consumer.NewMetrics(reg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := consumer.NewMetrics(reg, "test")
 	return &fixture{
 		br: b.Broker(t), n: b.Names, reg: reg, m: m,
 		cfg: consumer.Config{

@@ -46,14 +46,8 @@ type fixture struct {
 func newFixture(t *testing.T, b testkit.Backend) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	rm, err := rpc.NewMetrics(reg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := consumer.NewMetrics(reg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm := rpc.NewMetrics(reg, "test")
+	cm := consumer.NewMetrics(reg, "test")
 	br := b.Broker(t)
 	return &fixture{
 		br: br, n: b.Names, cm: cm,

@@ -221,26 +221,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	st.UseReader(deps.Reader)
 	st.SetKeepText(cfg.KeepText)
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "queue")
-	if err != nil {
-		return nil, fmt.Errorf("queue consumer metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "queue")
-	if err != nil {
-		return nil, fmt.Errorf("queue rpc metrics: %w", err)
-	}
-	tm, err := metrics.NewTracking(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue tracking metrics: %w", err)
-	}
-	bm, err := metrics.NewBacklog(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue backlog metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	cm := consumer.NewMetrics(deps.Registerer, "queue")
+	rm := rpc.NewMetrics(deps.Registerer, "queue")
+	tm := metrics.NewTracking(deps.Registerer)
+	bm := metrics.NewBacklog(deps.Registerer)
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
 		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})

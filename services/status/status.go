@@ -8,7 +8,6 @@ package status
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -131,18 +130,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Tune(ctx, deps.DB); err != nil {
 		return nil, err
 	}
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("status metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "status")
-	if err != nil {
-		return nil, fmt.Errorf("status rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "status")
-	if err != nil {
-		return nil, fmt.Errorf("status consumer metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	rm := rpc.NewMetrics(deps.Registerer, "status")
+	cm := consumer.NewMetrics(deps.Registerer, "status")
 	catchUp, err := consumer.NewCatchUp(ctx, deps.Broker.JS, deps.Names.AcceptedStream(), events.DurableStatusIngest, cfg.CatchUpTimeout)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ package stores
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -148,18 +147,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	st := store.New(deps.DB)
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("stores metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "stores")
-	if err != nil {
-		return nil, fmt.Errorf("stores rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "stores")
-	if err != nil {
-		return nil, fmt.Errorf("stores consumer metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	rm := rpc.NewMetrics(deps.Registerer, "stores")
+	cm := consumer.NewMetrics(deps.Registerer, "stores")
 	// A shop's delivery travels as one stream message: at most 1 MiB, and
 	// never more than the broker takes (less room for the headers).
 	maxBody := min(MaxHookBody, int(deps.Broker.Conn.MaxPayload())-4096)

@@ -184,14 +184,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhooks metrics: %w", err)
 	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "webhooks")
-	if err != nil {
-		return nil, fmt.Errorf("webhooks rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "webhooks")
-	if err != nil {
-		return nil, fmt.Errorf("webhooks consumer metrics: %w", err)
-	}
+	rm := rpc.NewMetrics(deps.Registerer, "webhooks")
+	cm := consumer.NewMetrics(deps.Registerer, "webhooks")
 	g := guard.New(cfg.AllowPrivate)
 	disp := deliver.New(deliver.Config{
 		PerEndpoint: cfg.PerEndpoint, Workers: cfg.Workers, Timeout: cfg.Timeout,

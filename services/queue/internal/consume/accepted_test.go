@@ -29,10 +29,7 @@ func TestAcceptedIdempotent(t *testing.T) {
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		m, err := metrics.New(prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := metrics.New(prometheus.NewRegistry())
 		h := consume.NewAccepted(st, m, testkit.Logger(t))
 
 		const events1, perEvent = 3, 400

@@ -64,10 +64,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 		}
 		claimed += len(got)
 	}
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := metrics.New(prometheus.NewRegistry())
 	wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableQueueIngest, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -187,10 +184,7 @@ func TestReportedRedeliveryPublishesSameEvents(t *testing.T) {
 // account has an endpoint, and returns it once loaded.
 func knownSubscriptions(t testing.TB, br *broker.Broker, names events.Names) *notify.Subscriptions {
 	t.Helper()
-	m, err := rpc.NewMetrics(prometheus.NewRegistry(), "webhooks")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := rpc.NewMetrics(prometheus.NewRegistry(), "webhooks")
 	srv := rpc.NewServer(br.Conn, events.GroupWebhooks, 1, m, testkit.Logger(t))
 	t.Cleanup(func() { srv.Close(context.Background()) })
 	if err := rpc.Handle(srv, names.WebhooksSubscriptions(), "subscriptions",
