@@ -25,7 +25,7 @@ import (
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
@@ -291,8 +291,8 @@ func (s *Service) Run(ctx context.Context) error {
 		trackSrv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
-	accepted := consume.NewAccepted(s.store, s.m, s.log)
-	reported := consume.NewReported(s.store, wait, s.notify, s.m, s.log)
+	accepted := ingest.NewAccepted(s.store, s.m, s.log)
+	reported := ingest.NewReported(s.store, wait, s.notify, s.m, s.log)
 	// The claims, tracking requests and acks drain first (claims wait for
 	// ingestion), then the sweeps end (a sweep in hand is rolled back: it
 	// is one transaction), then the consumers stop after the batches in

@@ -26,8 +26,8 @@ import (
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/stores/internal/httpapi"
+	"github.com/apitosms/apitosms/services/stores/internal/ingest"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
-	"github.com/apitosms/apitosms/services/stores/internal/process"
 	"github.com/apitosms/apitosms/services/stores/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/stores/internal/secret"
 	"github.com/apitosms/apitosms/services/stores/internal/store"
@@ -100,7 +100,7 @@ type Service struct {
 	store       *store.Store
 	api         *rpcapi.API
 	hooks       *httpapi.Hooks
-	proc        *process.Processor
+	proc        *ingest.Processor
 	rpcMetrics  *rpc.Metrics
 	consMetrics *consumer.Metrics
 }
@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, deps: deps, store: st,
 		api:        rpcapi.New(st, sealer, rpcapi.Settings{PublicURL: cfg.PublicURL, MaxStores: cfg.MaxStores}, hooks.Forget),
 		hooks:      hooks,
-		proc:       process.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log),
+		proc:       ingest.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }

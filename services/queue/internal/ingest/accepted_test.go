@@ -1,4 +1,4 @@
-package consume_test
+package ingest_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -30,7 +30,7 @@ func TestAcceptedIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := metrics.New(prometheus.NewRegistry())
-		h := consume.NewAccepted(st, m, testkit.Logger(t))
+		h := ingest.NewAccepted(st, m, testkit.Logger(t))
 
 		const events1, perEvent = 3, 400
 		for e := range events1 {

@@ -1,4 +1,4 @@
-package consume_test
+package ingest_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/testkit"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
@@ -26,7 +26,7 @@ import (
 // Reported handler publishing events (none when events is false).
 type reportedRig struct {
 	st    *store.Store
-	h     *consume.Reported
+	h     *ingest.Reported
 	js    jetstream.JetStream
 	names events.Names
 }
@@ -80,7 +80,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 	if mode == subscribers {
 		nt.OnlySubscribed(knownSubscriptions(t, br, b.Names), nil)
 	}
-	return &reportedRig{st: st, h: consume.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
+	return &reportedRig{st: st, h: ingest.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
 }
 
 // reportedMsgs publishes ReportedBatch messages of size reports each (sent,
