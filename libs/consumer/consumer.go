@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/broker"
 )
@@ -45,39 +46,38 @@ type Metrics struct {
 	pending   *pendingCollector
 }
 
-// NewMetrics registers consumer metrics of service svc on reg.
-func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
+// NewMetrics registers consumer metrics of service svc on reg (promauto: it
+// panics if they are there already, a wiring mistake).
+func NewMetrics(reg prometheus.Registerer, svc string) *Metrics {
+	reg = prometheus.WrapRegistererWithPrefix("apitosms_"+svc+"_", reg)
+	f := promauto.With(reg)
 	m := &Metrics{
-		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_" + svc + "_consumer_messages_total",
+		processed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_messages_total",
 			Help: "Stream messages processed and acked, by durable consumer.",
 		}, []string{"durable"}),
-		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "apitosms_" + svc + "_consumer_batch_seconds",
+		batches: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "consumer_batch_seconds",
 			Help:    "Time to process one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
 		}, []string{"durable"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_" + svc + "_consumer_failures_total",
+		failures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_failures_total",
 			Help: "Handler failures (the messages are retried).",
 		}, []string{"durable"}),
-		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_" + svc + "_consumer_dead_letters_total",
+		dead: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_dead_letters_total",
 			Help: "Messages moved to the dead-letter subject.",
 		}, []string{"durable"}),
+		pending: &pendingCollector{
+			desc: prometheus.NewDesc("consumer_pending_messages",
+				"Stream messages not yet processed and acked by the durable consumer (its lag), read from JetStream at scrape time.",
+				[]string{"durable"}, nil),
+			consumers: map[string]jetstream.Consumer{},
+		},
 	}
-	m.pending = &pendingCollector{
-		desc: prometheus.NewDesc("apitosms_"+svc+"_consumer_pending_messages",
-			"Stream messages not yet processed and acked by the durable consumer (its lag), read from JetStream at scrape time.",
-			[]string{"durable"}, nil),
-		consumers: map[string]jetstream.Consumer{},
-	}
-	for _, c := range []prometheus.Collector{m.processed, m.batches, m.failures, m.dead, m.pending} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	reg.MustRegister(m.pending)
+	return m
 }
 
 // Run consumes until ctx is cancelled, then finishes the batch in hand and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/broker"
@@ -21,6 +22,10 @@ import (
 )
 
 const durable = events.DurableQueueIngest
+
+// The embedded NATS server and connections of a test end in its cleanup;
+// nothing the consumer started may outlive it.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fixture is one consumer on the accepted stream of a fresh namespace.
 type fixture struct {
@@ -34,10 +39,7 @@ type fixture struct {
 func newFixture(t *testing.T, b testkit.Backend) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := consumer.NewMetrics(reg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := consumer.NewMetrics(reg, "test")
 	return &fixture{
 		br: b.Broker(t), n: b.Names, reg: reg, m: m,
 		cfg: consumer.Config{
@@ -217,8 +219,11 @@ func TestPoisonMessageIsIsolatedAndDeadLettered(t *testing.T) {
 		if h := dl.Header.Get("Apitosms-Stream-Seq"); h != strconv.FormatUint(seqs[3], 10) {
 			t.Errorf("Apitosms-Stream-Seq = %q, want %d", h, seqs[3])
 		}
-		// Terminated: never delivered again.
-		time.Sleep(400 * time.Millisecond)
+		// Terminated: never delivered again (nothing is pending, awaiting
+		// an ack or due for redelivery).
+		if info := f.info(t); info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 {
+			t.Errorf("after settling: ack pending %d, pending %d, redelivered %d", info.NumAckPending, info.NumPending, info.NumRedelivered)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if poisonDeliveries != f.cfg.MaxDeliver {
@@ -280,7 +285,7 @@ func TestCancelReturnsNilPromptly(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		f := newFixture(t, b)
 		stop := f.start(t, func(context.Context, []jetstream.Msg) error { return nil })
-		time.Sleep(200 * time.Millisecond) // let Run block waiting for messages
+		testkit.Eventually(t, 5*time.Second, "Run waiting for messages", func() bool { return f.info(t).NumWaiting > 0 })
 		start := time.Now()
 		if err := stop(); err != nil {
 			t.Fatalf("Run: %v", err)

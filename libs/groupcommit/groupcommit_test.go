@@ -6,21 +6,30 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/groupcommit"
 )
+
+// The tests run in synctest bubbles: time is virtual, and "every other
+// goroutine is blocked" (synctest.Wait) replaces sleeping for a handover.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type job struct {
 	in  int
 	out int
 }
 
-func TestBatchesConcurrentJobsAndReturnsEach(t *testing.T) {
+func TestBatchesConcurrentJobsAndReturnsEach(t *testing.T) { synctest.Test(t, testBatches) }
+
+func testBatches(t *testing.T) {
 	var batches, maxSize atomic.Int64
 	b := groupcommit.New(8, func(ctx context.Context, batch []*job) {
-		time.Sleep(2 * time.Millisecond) // a commit takes time: others queue behind it
+		time.Sleep(2 * time.Millisecond) // a commit takes (virtual) time: others queue behind it
 		for _, j := range batch {
 			j.out = j.in * 2
 		}
@@ -60,20 +69,27 @@ func TestDoAfterCloseIsUnavailable(t *testing.T) {
 }
 
 func TestCancelledBeforeHandOver(t *testing.T) {
-	block := make(chan struct{})
-	b := groupcommit.New(1, func(context.Context, []*job) { <-block }, nil)
-	defer b.Close()
-	go func() { _ = b.Do(context.Background(), &job{}) }() // occupies the committer
-	time.Sleep(10 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := b.Do(ctx, &job{}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("want the caller's deadline, got %v", err)
-	}
-	close(block)
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		b := groupcommit.New(1, func(context.Context, []*job) { <-block }, nil)
+		defer b.Close()
+		occupied := make(chan struct{})
+		go func() { _ = b.Do(context.Background(), &job{}); close(occupied) }() // occupies the committer
+		// Every other goroutine is blocked: the committer holds the first job.
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if err := b.Do(ctx, &job{}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("want the caller's deadline, got %v", err)
+		}
+		close(block)
+		<-occupied
+	})
 }
 
-func TestCommitContextOutlivesCaller(t *testing.T) {
+func TestCommitContextOutlivesCaller(t *testing.T) { synctest.Test(t, testCommitOutlives) }
+
+func testCommitOutlives(t *testing.T) {
 	b := groupcommit.New(4, func(ctx context.Context, batch []*job) {
 		time.Sleep(20 * time.Millisecond)
 		for _, j := range batch {
@@ -92,7 +108,9 @@ func TestCommitContextOutlivesCaller(t *testing.T) {
 }
 
 // NewParallel commits up to workers batches at once.
-func TestParallelCommitsBatchesAtOnce(t *testing.T) {
+func TestParallelCommitsBatchesAtOnce(t *testing.T) { synctest.Test(t, testParallel) }
+
+func testParallel(t *testing.T) {
 	const workers = 3
 	var mu sync.Mutex
 	inFlight, peak := 0, 0
@@ -120,16 +138,7 @@ func TestParallelCommitsBatchesAtOnce(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := inFlight
-		mu.Unlock()
-		if n == workers || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	synctest.Wait() // every worker holds a batch, the other jobs wait
 	close(release)
 	wg.Wait()
 	b.Close()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/broker"
@@ -174,25 +175,21 @@ type Metrics struct {
 	seconds *prometheus.HistogramVec
 }
 
-// NewMetrics registers the rpc metrics of service svc on reg.
-func NewMetrics(reg prometheus.Registerer, svc string) (*Metrics, error) {
-	m := &Metrics{
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_" + svc + "_rpc_handled_total",
+// NewMetrics registers the rpc metrics of service svc on reg (promauto: it
+// panics if they are there already, a wiring mistake).
+func NewMetrics(reg prometheus.Registerer, svc string) *Metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_"+svc+"_", reg))
+	return &Metrics{
+		handled: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rpc_handled_total",
 			Help: "Requests answered, by subject suffix and outcome (ok, client_error, error).",
 		}, []string{"method", "outcome"}),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "apitosms_" + svc + "_rpc_duration_seconds",
+		seconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rpc_duration_seconds",
 			Help:    "Time to answer a request.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
 		}, []string{"method"}),
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.seconds} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // NewServer returns a server answering as a member of queue group group,

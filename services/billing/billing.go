@@ -113,10 +113,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("billing metrics: %w", err)
 	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "billing")
-	if err != nil {
-		return nil, fmt.Errorf("billing rpc metrics: %w", err)
-	}
+	rm := rpc.NewMetrics(deps.Registerer, "billing")
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
 	changed, err := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log.With("service", "billing"))

@@ -146,10 +146,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "console")
-	if err != nil {
-		return nil, fmt.Errorf("console rpc metrics: %w", err)
-	}
+	rm := rpc.NewMetrics(deps.Registerer, "console")
 	return &Service{cfg: cfg, deps: deps, store: st, web: w, rpcMetrics: rm}, nil
 }
 

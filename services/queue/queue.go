@@ -23,8 +23,9 @@ import (
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/rpcapi"
@@ -220,26 +221,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	st.UseReader(deps.Reader)
 	st.SetKeepText(cfg.KeepText)
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "queue")
-	if err != nil {
-		return nil, fmt.Errorf("queue consumer metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "queue")
-	if err != nil {
-		return nil, fmt.Errorf("queue rpc metrics: %w", err)
-	}
-	tm, err := metrics.NewTracking(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue tracking metrics: %w", err)
-	}
-	bm, err := metrics.NewBacklog(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("queue backlog metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	cm := consumer.NewMetrics(deps.Registerer, "queue")
+	rm := rpc.NewMetrics(deps.Registerer, "queue")
+	tm := metrics.NewTracking(deps.Registerer)
+	bm := metrics.NewBacklog(deps.Registerer)
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableQueueIngest},
 		consumer.Watch{Stream: deps.Names.ReportedStream(), Durable: events.DurableQueueReported})
@@ -269,6 +255,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	// Tracking (contract §9) reads the messages table once the reports
+	// published before the request are applied too.
+	reportsIn, err := consumer.NewCatchUp(ctx, js, n.ReportedStream(), events.DurableQueueReported, s.cfg.ClaimWaitTimeout)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
 	// Message events only for accounts with a subscribed endpoint
 	// (notify.Subscriptions); set before anything publishes.
 	subs, err := notify.NewSubscriptions(s.deps.Broker.Conn, n, s.log)
@@ -276,134 +268,57 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("queue: webhook subscriptions: %w", err)
 	}
 	s.notify.OnlySubscribed(subs, s.tm)
-	subsCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
-	subsDone := make(chan struct{})
-	go func() { defer close(subsDone); subs.Run(subsCtx) }()
-	defer func() { stopSubs(); <-subsDone }() // after the consumers, which publish
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)
-	if err := rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).
-		PublishInitiated(notify.NewInitiated(s.notify, s.store)).Register(srv, n); err != nil {
-		srv.Close(ctx)
-		return fmt.Errorf("queue: %w", err)
-	}
-	acks, err := rpcapi.StartAcks(s.deps.Broker.Conn, n, claims, s.m, s.log)
-	if err != nil {
-		srv.Close(ctx)
-		return fmt.Errorf("queue: claim acks: %w", err)
-	}
-	claimSweepCtx, stopClaimSweep := context.WithCancel(ctx)
-	defer stopClaimSweep()
-	swept := make(chan struct{})
-	go func() {
-		defer close(swept)
-		sweep.RunClaims(claimSweepCtx, s.store, s.cfg.ClaimSweepInterval, s.m, s.log)
-	}()
-	// Tracking (contract §9) reads the messages table once the reports
-	// published before the request are applied too.
-	reportsIn, err := consumer.NewCatchUp(ctx, js, n.ReportedStream(), events.DurableQueueReported, s.cfg.ClaimWaitTimeout)
-	if err != nil {
-		srv.Close(ctx)
-		acks.Close(ctx)
-		return fmt.Errorf("queue: %w", err)
-	}
-	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.notify, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
-	tracking := rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload())
 	// Tracking has workers of its own: lookups waiting for the consumers
 	// never hold up claims.
 	trackSrv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, max(s.cfg.RPCConcurrency/4, 4), s.rm, s.log)
-	err = tracking.Register(trackSrv, n)
+	sweeper := sweep.New(s.store, s.deps.Broker.Conn, n, s.notify, s.cfg.Retention, s.cfg.SweepInterval, s.tm, s.log)
+	err = errors.Join(
+		rpcapi.NewClaims(claims, wait, s.m, s.cfg.ClaimConfirmTimeout).
+			PublishInitiated(notify.NewInitiated(s.notify, s.store)).Register(srv, n),
+		rpcapi.NewTracking(s.store, wait, reportsIn, sweeper, s.tm, s.deps.Broker.Conn.MaxPayload()).Register(trackSrv, n),
+		rpcapi.NewSettings(s.store).Register(trackSrv, n), // lease settings (§12)
+		rpcapi.NewPhones(s.store, s.cfg.PhoneOfflineAfter).Register(trackSrv, n),
+	)
+	var acks *rpcapi.Acks
 	if err == nil {
-		err = rpcapi.NewSettings(s.store).Register(trackSrv, n) // lease settings (§12)
+		acks, err = rpcapi.StartAcks(s.deps.Broker.Conn, n, claims, s.m, s.log)
 	}
 	if err != nil {
 		srv.Close(ctx)
-		acks.Close(ctx)
 		trackSrv.Close(ctx)
 		return fmt.Errorf("queue: %w", err)
 	}
-	if err := rpcapi.NewPhones(s.store, s.cfg.PhoneOfflineAfter).Register(trackSrv, n); err != nil {
-		srv.Close(ctx)
-		acks.Close(ctx)
-		trackSrv.Close(ctx)
-		return fmt.Errorf("queue: %w", err)
-	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
-	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
-	defer func() { stopSweep(); <-sweepDone }()
-	phonesDone := make(chan struct{})
-	go func() {
-		defer close(phonesDone)
-		sweep.RunPhones(sweepCtx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
-	}()
-	defer func() { stopSweep(); <-phonesDone }()
-	backlogDone := make(chan struct{})
-	go func() {
-		defer close(backlogDone)
-		sweep.RunBacklog(sweepCtx, s.store, s.bm, s.cfg.BacklogInterval, s.log)
-	}()
-	defer func() { stopSweep(); <-backlogDone }()
-
-	// Consumers outlive ctx until the claims in flight, which wait for
-	// ingestion, are answered.
-	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumers()
-	accepted := consume.NewAccepted(s.store, s.m, s.log)
-	reported := consume.NewReported(s.store, wait, s.notify, s.m, s.log)
-	runs := []struct {
-		cfg consumer.Config
-		h   consumer.Handler
-	}{
-		{s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, s.cfg.IngestLinger), accepted.Handle},
-		{s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle},
-	}
-	done := make(chan error, len(runs))
-	for _, r := range runs {
-		go func() {
-			err := consumer.Run(consumeCtx, js, r.cfg, r.h, s.cm, s.log)
-			if err == nil && consumeCtx.Err() == nil {
-				err = fmt.Errorf("consumer %s stopped", r.cfg.Durable)
+	accepted := ingest.NewAccepted(s.store, s.m, s.log)
+	reported := ingest.NewReported(s.store, wait, s.notify, s.m, s.log)
+	// The claims, tracking requests and acks drain first (claims wait for
+	// ingestion), then the sweeps end (a sweep in hand is rolled back: it
+	// is one transaction), then the consumers stop after the batches in
+	// hand; the subscriptions outlive them, as they publish.
+	r := lifecycle.New("queue", s.cfg.ShutdownTimeout, s.log).
+		Intake(srv, trackSrv, acks).
+		Go("claim sweep", func(ctx context.Context) {
+			sweep.RunClaims(ctx, s.store, s.cfg.ClaimSweepInterval, s.m, s.log)
+		}).
+		Go("retention sweep", sweeper.Run).
+		Go("phones sweep", func(ctx context.Context) {
+			sweep.RunPhones(ctx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
+		}).
+		Go("backlog", func(ctx context.Context) { sweep.RunBacklog(ctx, s.store, s.bm, s.cfg.BacklogInterval, s.log) }).
+		Support("webhook subscriptions", subs.Run).
+		Consume(js, s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, s.cfg.IngestLinger), accepted.Handle, s.cm).
+		Consume(js, s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle, s.cm).
+		Finally(func() {
+			if err := accepted.Close(); err != nil {
+				s.log.Warn("close ingest statements", "err", err)
 			}
-			done <- err
-		}()
-	}
+		})
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	s.log.Info("queue started", "claim_subject", n.QueueClaim())
-
-	var fatal error
-	running := len(runs)
-	select {
-	case <-ctx.Done():
-	case fatal = <-done:
-		running--
-		s.log.Error("queue consumer failed", "err", fatal)
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	srv.Close(shutdown)
-	trackSrv.Close(shutdown)
-	acks.Close(shutdown)
-	stopClaimSweep()
-	<-swept // a sweep in hand is rolled back: it is one transaction
-	stopConsumers()
-	for ; running > 0; running-- {
-		select {
-		case err := <-done:
-			if err != nil && fatal == nil && consumeCtx.Err() == nil {
-				fatal = err
-			}
-		case <-shutdown.Done():
-			s.log.Warn("queue consumers did not stop in time")
-			return fatal
-		}
-	}
-	if err := accepted.Close(); err != nil {
-		s.log.Warn("close ingest statements", "err", err)
-	}
-	return fatal
+	return r.Run(ctx)
 }
 
 func (s *Service) consumerConfig(stream, durable string, batch int, linger time.Duration) consumer.Config {

@@ -47,10 +47,7 @@ func TestIngestRedelivery(t *testing.T) {
 			t.Fatalf("fetched %d messages, want 2", len(msgs))
 		}
 		reg := prometheus.NewRegistry()
-		m, err := metrics.New(reg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := metrics.New(reg)
 		in := ingest.New(store.New(h.db), m)
 		for range 2 {
 			if err := in.Handle(ctx, msgs); err != nil {

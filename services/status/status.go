@@ -8,7 +8,6 @@ package status
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/status/internal/apply"
 	"github.com/apitosms/apitosms/services/status/internal/ingest"
@@ -130,18 +130,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Tune(ctx, deps.DB); err != nil {
 		return nil, err
 	}
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("status metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "status")
-	if err != nil {
-		return nil, fmt.Errorf("status rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "status")
-	if err != nil {
-		return nil, fmt.Errorf("status consumer metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	rm := rpc.NewMetrics(deps.Registerer, "status")
+	cm := consumer.NewMetrics(deps.Registerer, "status")
 	catchUp, err := consumer.NewCatchUp(ctx, deps.Broker.JS, deps.Names.AcceptedStream(), events.DurableStatusIngest, cfg.CatchUpTimeout)
 	if err != nil {
 		return nil, err
@@ -168,64 +159,30 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.applier.Stop()
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupStatus, s.cfg.RPCConcurrency, s.rpcMetrics, s.deps.Log)
 	if err := rpc.Handle(srv, s.deps.Names.StatusApply(), "apply", s.applier.Apply); err != nil {
+		srv.Close(ctx)
 		return err
 	}
-	s.serving.Store(true)
-	defer s.serving.Store(false)
 	// The consumer outlives ctx until the requests in flight, which may wait
 	// for ingestion (read-your-writes), are answered: stopping it first
-	// would make a clean shutdown answer them 503.
-	consCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumer()
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	defer stopRelay()
-	relayed := make(chan struct{})
-	go func() {
-		defer close(relayed)
-		s.applier.Relay(relayCtx, s.cfg.OutboxInterval, s.cfg.OutboxAge)
-	}()
-	consumed := make(chan error, 1)
-	go func() {
-		consumed <- consumer.Run(consCtx, s.deps.Broker.JS, consumer.Config{
+	// would make a clean shutdown answer them 503. Once they are, the relay
+	// has ended and what they published is deleted from the outbox.
+	r := lifecycle.New("status", s.cfg.ShutdownTimeout, s.deps.Log).
+		Intake(srv).
+		Go("outbox relay", func(ctx context.Context) {
+			s.applier.Relay(ctx, s.cfg.OutboxInterval, s.cfg.OutboxAge)
+		}).
+		AfterDrain(s.applier.Flush).
+		Consume(s.deps.Broker.JS, consumer.Config{
 			Stream:     s.deps.Names.AcceptedStream(),
 			Durable:    events.DurableStatusIngest,
 			DeadLetter: s.deps.Names.DeadLetterSubject(events.DurableStatusIngest),
 			Batch:      s.cfg.IngestBatch,
 			Linger:     s.cfg.IngestLinger,
 			MaxDeliver: uint64(max(s.cfg.IngestMaxDeliver, 1)),
-		}, s.ingester.Handle, s.consMetrics, s.deps.Log)
-	}()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-consumed:
-		if err == nil {
-			err = errors.New("consumer stopped unexpectedly")
-		}
-		consumed <- nil
-		runErr = fmt.Errorf("status ingest: %w", err)
-	}
-	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	srv.Close(stop)
-	// Requests are done: stop the relay and delete what they published.
-	stopRelay()
-	<-relayed
-	s.applier.Flush(stop)
-	stopConsumer()
-	select {
-	case err := <-consumed:
-		if err != nil {
-			s.deps.Log.Debug("status ingest stopped", "err", err)
-		}
-	case <-stop.Done():
-		s.deps.Log.Warn("status ingest did not stop in time")
-	}
-	if runErr != nil && ctx.Err() == nil {
-		return runErr
-	}
-	return nil
+		}, s.ingester.Handle, s.consMetrics)
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	return r.Run(ctx)
 }
 
 // Ready reports whether reports are answered at once: Run is serving, the

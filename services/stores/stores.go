@@ -10,7 +10,6 @@ package stores
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -24,10 +23,11 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/keys"
+	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/stores/internal/httpapi"
+	"github.com/apitosms/apitosms/services/stores/internal/ingest"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
-	"github.com/apitosms/apitosms/services/stores/internal/process"
 	"github.com/apitosms/apitosms/services/stores/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/stores/internal/secret"
 	"github.com/apitosms/apitosms/services/stores/internal/store"
@@ -100,7 +100,7 @@ type Service struct {
 	store       *store.Store
 	api         *rpcapi.API
 	hooks       *httpapi.Hooks
-	proc        *process.Processor
+	proc        *ingest.Processor
 	rpcMetrics  *rpc.Metrics
 	consMetrics *consumer.Metrics
 }
@@ -147,18 +147,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	st := store.New(deps.DB)
-	m, err := metrics.New(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("stores metrics: %w", err)
-	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "stores")
-	if err != nil {
-		return nil, fmt.Errorf("stores rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "stores")
-	if err != nil {
-		return nil, fmt.Errorf("stores consumer metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer)
+	rm := rpc.NewMetrics(deps.Registerer, "stores")
+	cm := consumer.NewMetrics(deps.Registerer, "stores")
 	// A shop's delivery travels as one stream message: at most 1 MiB, and
 	// never more than the broker takes (less room for the headers).
 	maxBody := min(MaxHookBody, int(deps.Broker.Conn.MaxPayload())-4096)
@@ -167,7 +158,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, deps: deps, store: st,
 		api:        rpcapi.New(st, sealer, rpcapi.Settings{PublicURL: cfg.PublicURL, MaxStores: cfg.MaxStores}, hooks.Forget),
 		hooks:      hooks,
-		proc:       process.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log),
+		proc:       ingest.New(st, deps.Broker.Conn, deps.Broker.JS, deps.Names, hashes, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }
@@ -200,58 +191,23 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	workCtx, stopWork := context.WithCancel(ctx)
-	defer stopWork()
-	consumed := make(chan error, 1)
-	go func() {
-		consumed <- consumer.Run(workCtx, s.deps.Broker.JS, consumer.Config{
+	// The receiving endpoints' group commit runs until the HTTP intake has
+	// stopped (the process stops it before services), then drains; the
+	// consumer stops after the batch in hand (an unfinished delivery is
+	// redelivered and resumed).
+	return lifecycle.New("stores", s.cfg.ShutdownTimeout, s.deps.Log).
+		Intake(srv).
+		Go("sweep", s.sweep).
+		Go("hooks group commit", func(ctx context.Context) { s.hooks.Run(ctx, 4) }).
+		Consume(s.deps.Broker.JS, consumer.Config{
 			Stream:     n.StoreHooksStream(),
 			Durable:    events.DurableStoresIngest,
 			DeadLetter: n.DeadLetterSubject(events.DurableStoresIngest),
 			Batch:      s.cfg.Batch,
 			Linger:     2 * time.Millisecond,
 			MaxDeliver: 20,
-		}, s.proc.Handle, s.consMetrics, s.deps.Log)
-	}()
-	swept := make(chan struct{})
-	go func() { s.sweep(workCtx); close(swept) }()
-	// The receiving endpoints' group commit runs until the HTTP intake has
-	// stopped (the process stops it before services), then drains.
-	coalesced := make(chan struct{})
-	go func() { s.hooks.Run(ctx, 4); close(coalesced) }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-consumed:
-		if err == nil {
-			err = errors.New("consumer stopped unexpectedly")
-		}
-		consumed <- nil
-		runErr = fmt.Errorf("stores ingest: %w", err)
-	}
-	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	srv.Close(stop)
-	stopWork()
-	for _, ch := range []<-chan struct{}{swept, coalesced} {
-		select {
-		case <-ch:
-		case <-stop.Done():
-		}
-	}
-	select {
-	case err := <-consumed:
-		if err != nil {
-			s.deps.Log.Warn("stores consumer stopped with an error", "err", err)
-		}
-	case <-stop.Done():
-		s.deps.Log.Warn("stores did not stop in time; unfinished deliveries are redelivered")
-	}
-	if runErr != nil && ctx.Err() == nil {
-		return runErr
-	}
-	return nil
+		}, s.proc.Handle, s.consMetrics).
+		Run(ctx)
 }
 
 // sweep removes old log entries, dedupe records, send records and orders

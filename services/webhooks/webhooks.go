@@ -21,6 +21,7 @@ import (
 	"github.com/apitosms/apitosms/libs/consumer"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/keys"
+	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/services/webhooks/internal/deliver"
 	"github.com/apitosms/apitosms/services/webhooks/internal/guard"
@@ -183,14 +184,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhooks metrics: %w", err)
 	}
-	rm, err := rpc.NewMetrics(deps.Registerer, "webhooks")
-	if err != nil {
-		return nil, fmt.Errorf("webhooks rpc metrics: %w", err)
-	}
-	cm, err := consumer.NewMetrics(deps.Registerer, "webhooks")
-	if err != nil {
-		return nil, fmt.Errorf("webhooks consumer metrics: %w", err)
-	}
+	rm := rpc.NewMetrics(deps.Registerer, "webhooks")
+	cm := consumer.NewMetrics(deps.Registerer, "webhooks")
 	g := guard.New(cfg.AllowPrivate)
 	disp := deliver.New(deliver.Config{
 		PerEndpoint: cfg.PerEndpoint, Workers: cfg.Workers, Timeout: cfg.Timeout,
@@ -231,56 +226,22 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	workCtx, stopWork := context.WithCancel(ctx)
-	defer stopWork()
-	consumed := make(chan error, 1)
-	go func() {
-		consumed <- consumer.Run(workCtx, s.deps.Broker.JS, consumer.Config{
+	// Requests drain first, then POSTs in flight finish (an unfinished one
+	// is sent again after its lease), then the fan-out consumer stops after
+	// the batch in hand.
+	return lifecycle.New("webhooks", s.cfg.ShutdownTimeout, s.deps.Log).
+		Intake(srv).
+		Go("dispatcher", s.dispatcher.Run).
+		Go("sweep", s.sweep).
+		Consume(s.deps.Broker.JS, consumer.Config{
 			Stream:     n.NotifyStream(),
 			Durable:    events.DurableWebhooksFanout,
 			DeadLetter: n.DeadLetterSubject(events.DurableWebhooksFanout),
 			Batch:      s.cfg.IngestBatch,
 			Linger:     s.cfg.IngestLinger,
 			MaxDeliver: 10,
-		}, s.ingester.Handle, s.consMetrics, s.deps.Log)
-	}()
-	dispatched := make(chan struct{})
-	go func() { s.dispatcher.Run(workCtx); close(dispatched) }()
-	swept := make(chan struct{})
-	go func() { s.sweep(workCtx); close(swept) }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-consumed:
-		if err == nil {
-			err = errors.New("consumer stopped unexpectedly")
-		}
-		consumed <- nil
-		runErr = fmt.Errorf("webhooks fan-out: %w", err)
-	}
-	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	srv.Close(stop)
-	stopWork()
-	for _, ch := range []<-chan struct{}{dispatched, swept} {
-		select {
-		case <-ch:
-		case <-stop.Done():
-			s.deps.Log.Warn("webhooks did not stop in time; unfinished deliveries are sent again after their lease")
-		}
-	}
-	select {
-	case err := <-consumed:
-		if err != nil {
-			s.deps.Log.Debug("webhooks consumer stopped", "err", err)
-		}
-	case <-stop.Done():
-	}
-	if runErr != nil && ctx.Err() == nil {
-		return runErr
-	}
-	return nil
+		}, s.ingester.Handle, s.consMetrics).
+		Run(ctx)
 }
 
 // sweep removes old log rows (and old events of disabled endpoints) every

@@ -1,6 +1,9 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Backlog is the gauges of what the queue holds, refreshed periodically
 // (sweep.RunBacklog), totals over every account.
@@ -10,26 +13,22 @@ type Backlog struct {
 	OldestWaiting prometheus.Gauge
 }
 
-// NewBacklog registers the backlog gauges on reg.
-func NewBacklog(reg prometheus.Registerer) (*Backlog, error) {
+// NewBacklog registers the backlog gauges on reg (promauto: it panics if one is there already, a wiring mistake).
+func NewBacklog(reg prometheus.Registerer) *Backlog {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_queue_", reg))
 	m := &Backlog{
-		Waiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "apitosms_queue_waiting_messages",
+		Waiting: f.NewGauge(prometheus.GaugeOpts{
+			Name: "waiting_messages",
 			Help: "Messages waiting to be handed out (status new), all accounts; refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
 		}),
-		Initiated: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "apitosms_queue_initiated_messages",
+		Initiated: f.NewGauge(prometheus.GaugeOpts{
+			Name: "initiated_messages",
 			Help: "Messages handed out and not reported final yet (status initiated), all accounts; refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
 		}),
-		OldestWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "apitosms_queue_oldest_waiting_seconds",
+		OldestWaiting: f.NewGauge(prometheus.GaugeOpts{
+			Name: "oldest_waiting_seconds",
 			Help: "Age of the oldest waiting message (0 when none waits); refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Waiting, m.Initiated, m.OldestWaiting} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return m
 }

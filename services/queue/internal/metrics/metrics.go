@@ -1,7 +1,10 @@
 // Package metrics declares the queue service's own Prometheus metrics.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics of the queue service. No label carries an account, phone or hash.
 type Metrics struct {
@@ -19,62 +22,58 @@ type Metrics struct {
 	MsgExpired prometheus.Counter   // messages expired: lifetime or lease (§12)
 }
 
-// New registers the metrics on reg.
-func New(reg prometheus.Registerer) (*Metrics, error) {
-	reports := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "apitosms_queue_outcomes_total",
+// New registers the metrics on reg (promauto: it panics if one is there already, a wiring mistake).
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_queue_", reg))
+	reports := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "outcomes_total",
 		Help: "Messages that reached a final status reported by a phone, by status (sent, failed); a repeated report is not counted.",
 	}, []string{"status"})
 	m := &Metrics{
-		Ingested: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_ingested_messages_total",
+		Ingested: f.NewCounter(prometheus.CounterOpts{
+			Name: "ingested_messages_total",
 			Help: "Accepted messages stored in the queue (redeliveries not counted).",
 		}),
-		Claimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_claimed_messages_total",
+		Claimed: f.NewCounter(prometheus.CounterOpts{
+			Name: "claimed_messages_total",
 			Help: "Messages handed out to phones.",
 		}),
-		ClaimWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "apitosms_queue_claim_wait_seconds",
+		ClaimWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "claim_wait_seconds",
 			Help:    "Time a claim waited for ingestion to catch up with the accepted stream (read-your-writes).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
 		}),
-		ClaimGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "apitosms_queue_claim_group_size",
+		ClaimGroup: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "claim_group_size",
 			Help:    "Claims committed in one shared transaction (group commit).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32},
 		}),
-		Reported: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_reported_messages_total",
+		Reported: f.NewCounter(prometheus.CounterOpts{
+			Name: "reported_messages_total",
 			Help: "Queued messages set to a final status by delivery reports.",
 		}),
 		Sent:   reports.WithLabelValues("sent"),
 		Failed: reports.WithLabelValues("failed"),
-		Acked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_claims_acked_total",
+		Acked: f.NewCounter(prometheus.CounterOpts{
+			Name: "claims_acked_total",
 			Help: "Claims confirmed by the ingress that wrote their answer.",
 		}),
-		Expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_claims_expired_total",
+		Expired: f.NewCounter(prometheus.CounterOpts{
+			Name: "claims_expired_total",
 			Help: "Claims not confirmed within the confirm timeout (ingress died, request timed out, ack lost), swept back.",
 		}),
-		Requeued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_requeued_messages_total",
+		Requeued: f.NewCounter(prometheus.CounterOpts{
+			Name: "requeued_messages_total",
 			Help: "Messages of expired claims set back to new at their FIFO place.",
 		}),
-		Promoted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_promoted_messages_total",
+		Promoted: f.NewCounter(prometheus.CounterOpts{
+			Name: "promoted_messages_total",
 			Help: "Scheduled messages (sendAt) that became due and wait for hand-out.",
 		}),
-		MsgExpired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_queue_expired_messages_total",
+		MsgExpired: f.NewCounter(prometheus.CounterOpts{
+			Name: "expired_messages_total",
 			Help: "Messages expired (status 4): lifetime (ttl, validUntil) ended while waiting, or hand-out lease ran out.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{reports, m.Ingested, m.Claimed, m.ClaimWait, m.ClaimGroup, m.Reported, m.Acked, m.Expired, m.Requeued, m.Promoted, m.MsgExpired} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return m
 }

@@ -1,6 +1,9 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Tracking are the metrics of message tracking (contract §9): cancels,
 // quota refunds and retention.
@@ -20,10 +23,11 @@ type Tracking struct {
 	SubscriptionsKnown prometheus.Gauge
 }
 
-// NewTracking registers the tracking metrics on reg.
-func NewTracking(reg prometheus.Registerer) (*Tracking, error) {
+// NewTracking registers the tracking metrics on reg (promauto: it panics if one is there already, a wiring mistake).
+func NewTracking(reg prometheus.Registerer) *Tracking {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_queue_", reg))
 	c := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_queue_" + name, Help: help})
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	m := &Tracking{
 		Cancelled:       c("cancelled_messages_total", "Messages cancelled by their merchant before being handed out."),
@@ -33,14 +37,8 @@ func NewTracking(reg prometheus.Registerer) (*Tracking, error) {
 		SweepErrors:     c("sweep_errors_total", "Retention or refund sweeps that failed."),
 		EventsPublished: c("events_published_total", "Message and phone events published for webhooks."),
 		EventsSkipped:   c("events_skipped_total", "Message and phone events not published: no enabled endpoint of the account subscribes to their type."),
-		SubscriptionsKnown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apitosms_queue_webhook_subscriptions_known",
+		SubscriptionsKnown: f.NewGauge(prometheus.GaugeOpts{Name: "webhook_subscriptions_known",
 			Help: "1 while the accounts' webhook subscriptions are known; 0 while every event is published (webhooks service not answering)."}),
 	}
-	for _, x := range []prometheus.Collector{m.Cancelled, m.Refunded, m.RefundFailures, m.Removed, m.SweepErrors,
-		m.EventsPublished, m.EventsSkipped, m.SubscriptionsKnown} {
-		if err := reg.Register(x); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return m
 }

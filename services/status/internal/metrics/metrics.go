@@ -1,7 +1,10 @@
 // Package metrics holds the status service's own Prometheus metrics.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Report outcomes, the values of the outcome label.
 const (
@@ -20,38 +23,34 @@ type Metrics struct {
 	OutboxRelayed   prometheus.Counter     // apitosms_status_outbox_relayed_total
 }
 
-// New registers the metrics on reg.
-func New(reg prometheus.Registerer) (*Metrics, error) {
+// New registers the metrics on reg (promauto: it panics if one is there already, a wiring mistake).
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_status_", reg))
 	m := &Metrics{
-		Reports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_status_reports_total",
+		Reports: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reports_total",
 			Help: "Delivery report entries applied, by outcome (updated, unknown, invalid, conflict).",
 		}, []string{"outcome"}),
-		Ingested: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_status_ingested_messages_total",
+		Ingested: f.NewCounter(prometheus.CounterOpts{
+			Name: "ingested_messages_total",
 			Help: "Accepted SMS recorded from the accepted stream (redeliveries included).",
 		}),
-		ApplyWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "apitosms_status_apply_wait_seconds",
+		ApplyWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "apply_wait_seconds",
 			Help:    "Time a status request waited for the ingest consumer to catch up before answering unknown hashes.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
 		}),
-		PublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_status_reported_publish_failures_total",
+		PublishFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "reported_publish_failures_total",
 			Help: "ReportedBatch publishes that failed (the event stays in the outbox and is relayed later).",
 		}),
-		OutboxRelayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_status_outbox_relayed_total",
+		OutboxRelayed: f.NewCounter(prometheus.CounterOpts{
+			Name: "outbox_relayed_total",
 			Help: "ReportedBatch events published by the outbox relay: left by a failed publish or a stopped process.",
 		}),
-	}
-	for _, c := range []prometheus.Collector{m.Reports, m.Ingested, m.ApplyWait, m.PublishFailures, m.OutboxRelayed} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
 	}
 	for _, o := range []string{OutcomeUpdated, OutcomeUnknown, OutcomeInvalid, OutcomeConflict} {
 		m.Reports.WithLabelValues(o)
 	}
-	return m, nil
+	return m
 }

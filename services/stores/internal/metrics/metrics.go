@@ -2,7 +2,10 @@
 // bounded (platform, outcome, decision): never store ids, tokens or phones.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics of the stores service.
 type Metrics struct {
@@ -11,26 +14,22 @@ type Metrics struct {
 	Queued    prometheus.Counter
 }
 
-// New registers the metrics on reg.
-func New(reg prometheus.Registerer) (*Metrics, error) {
+// New registers the metrics on reg (promauto: it panics if one is there already, a wiring mistake).
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_stores_", reg))
 	m := &Metrics{
-		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_stores_hooks_received_total",
+		Received: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "hooks_received_total",
 			Help: "Shop deliveries received, by platform and outcome (stored, ping, bad_signature, unknown_store, error).",
 		}, []string{"platform", "outcome"}),
-		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_stores_decisions_total",
+		Decisions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "decisions_total",
 			Help: "Decisions taken on received deliveries (queued, skipped, duplicate, rejected).",
 		}, []string{"decision"}),
-		Queued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_stores_queued_messages_total",
+		Queued: f.NewCounter(prometheus.CounterOpts{
+			Name: "queued_messages_total",
 			Help: "SMS published to the accepted stream for shop events.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Received, m.Decisions, m.Queued} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return m
 }

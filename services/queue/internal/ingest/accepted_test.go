@@ -1,4 +1,4 @@
-package consume_test
+package ingest_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -29,11 +29,8 @@ func TestAcceptedIdempotent(t *testing.T) {
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		m, err := metrics.New(prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := consume.NewAccepted(st, m, testkit.Logger(t))
+		m := metrics.New(prometheus.NewRegistry())
+		h := ingest.NewAccepted(st, m, testkit.Logger(t))
 
 		const events1, perEvent = 3, 400
 		for e := range events1 {

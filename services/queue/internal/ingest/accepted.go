@@ -1,6 +1,6 @@
-// Package consume holds the queue's stream handlers: ingesting accepted
+// Package ingest holds the queue's stream handlers: ingesting accepted
 // batches into the messages table and applying delivery reports.
-package consume
+package ingest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package consume_test
+package ingest_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/testkit"
-	"github.com/apitosms/apitosms/services/queue/internal/consume"
+	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/notify"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
@@ -26,7 +26,7 @@ import (
 // Reported handler publishing events (none when events is false).
 type reportedRig struct {
 	st    *store.Store
-	h     *consume.Reported
+	h     *ingest.Reported
 	js    jetstream.JetStream
 	names events.Names
 }
@@ -64,10 +64,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 		}
 		claimed += len(got)
 	}
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := metrics.New(prometheus.NewRegistry())
 	wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableQueueIngest, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +80,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 	if mode == subscribers {
 		nt.OnlySubscribed(knownSubscriptions(t, br, b.Names), nil)
 	}
-	return &reportedRig{st: st, h: consume.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
+	return &reportedRig{st: st, h: ingest.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
 }
 
 // reportedMsgs publishes ReportedBatch messages of size reports each (sent,
@@ -187,10 +184,7 @@ func TestReportedRedeliveryPublishesSameEvents(t *testing.T) {
 // account has an endpoint, and returns it once loaded.
 func knownSubscriptions(t testing.TB, br *broker.Broker, names events.Names) *notify.Subscriptions {
 	t.Helper()
-	m, err := rpc.NewMetrics(prometheus.NewRegistry(), "webhooks")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := rpc.NewMetrics(prometheus.NewRegistry(), "webhooks")
 	srv := rpc.NewServer(br.Conn, events.GroupWebhooks, 1, m, testkit.Logger(t))
 	t.Cleanup(func() { srv.Close(context.Background()) })
 	if err := rpc.Handle(srv, names.WebhooksSubscriptions(), "subscriptions",

@@ -1,4 +1,4 @@
-// Package process turns stored shop deliveries (the store-hooks stream) into
+// Package ingest turns stored shop deliveries (the store-hooks stream) into
 // queued SMS, at most once per order, event and recipient:
 //
 //  1. the delivery is recorded (store_deliveries); one already done is a
@@ -17,7 +17,7 @@
 // Steps 1-3, 4's record and 6 each take one transaction for the whole
 // batch (on SQLite one fsync each), billing one request per account. A
 // store deleted before step 5 sends nothing.
-package process
+package ingest
 
 import (
 	"context"
