@@ -116,10 +116,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	rm := rpc.NewMetrics(deps.Registerer, "billing")
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
-	changed, err := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log.With("service", "billing"))
-	if err != nil {
-		return nil, err
-	}
+	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log.With("service", "billing"))
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
 		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed, inviter(deps)), rpcMetrics: rm,

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
@@ -37,20 +38,15 @@ type Notifier struct {
 const AckWait = 2 * time.Second
 
 // New returns a notifier publishing on nc; a nil nc makes a notifier that
-// does nothing (tests of the store alone). It registers its counter with
-// reg (nil: not registered).
-func New(nc *nats.Conn, names events.Names, reg prometheus.Registerer, log *slog.Logger) (*Notifier, error) {
-	n := &Notifier{nc: nc, names: names, log: log, ackWait: AckWait, present: map[string]time.Time{},
-		unacked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_billing_account_changes_unacknowledged_total",
+// does nothing (tests of the store alone). Its counter is registered with
+// reg (nil: not registered; promauto panics on a double registration, a
+// wiring mistake).
+func New(nc *nats.Conn, names events.Names, reg prometheus.Registerer, log *slog.Logger) *Notifier {
+	return &Notifier{nc: nc, names: names, log: log, ackWait: AckWait, present: map[string]time.Time{},
+		unacked: promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_billing_", reg)).NewCounter(prometheus.CounterOpts{
+			Name: "account_changes_unacknowledged_total",
 			Help: "Account changes (token rotated, subscription put or ended) that some ingress replica did not acknowledge within the bound; its cache may have served the old answer up to its TTL.",
 		})}
-	if reg != nil {
-		if err := reg.Register(n.unacked); err != nil {
-			return nil, fmt.Errorf("register billing change metrics: %w", err)
-		}
-	}
-	return n, nil
 }
 
 // SetAckWait changes the bound of Changed (tests).

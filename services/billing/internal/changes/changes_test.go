@@ -59,10 +59,7 @@ func TestChangedWaitsForEveryPresentReplica(t *testing.T) {
 			}
 		}
 
-		n, err := New(br.Conn, b.Names, prometheus.NewRegistry(), testkit.Logger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		n := New(br.Conn, b.Names, prometheus.NewRegistry(), testkit.Logger(t))
 		n.SetAckWait(300 * time.Millisecond)
 		if err := n.Watch(ctx, br.JS, 1); err != nil {
 			t.Fatal(err)
