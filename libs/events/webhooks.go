@@ -143,7 +143,7 @@ func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Nam
 		}
 	}
 	for chunk, i := 0, 0; i < len(ns); chunk, i = chunk+1, i+MaxNotificationsPerMessage {
-		body, err := Marshal(NotificationBatch{Batch: ns[i:min(i+MaxNotificationsPerMessage, len(ns))]})
+		body, err := encodeNotificationBatch(ns[i:min(i+MaxNotificationsPerMessage, len(ns))])
 		if err != nil {
 			return fmt.Errorf("encode notifications: %w", err)
 		}
@@ -152,6 +152,11 @@ func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Nam
 		}
 	}
 	return nil
+}
+
+// encodeNotificationBatch is the body of a NotificationBatch message of ns.
+func encodeNotificationBatch(ns []Notification) ([]byte, error) {
+	return Marshal(NotificationBatch{Batch: ns})
 }
 
 // NotifyBatchSubject is the subject of NotificationBatch messages.
