@@ -107,3 +107,64 @@ func BenchmarkEncodeNotificationBatch1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(ns))/b.Elapsed().Seconds(), "events/s")
 }
+
+// A message event's data is byte for byte what Marshal gives for the
+// message object, whatever its text, times and §12 fields.
+func TestMessageObjectJSONEqualsMarshal(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456789, time.UTC)
+	local := time.Date(2026, 12, 1, 18, 4, 5, 0, time.FixedZone("CET", 3600))
+	texts := []string{
+		"hello", "", "quote \" backslash \\ slash /", "line\nbreak\ttab\r\x00\x1f\x7f",
+		"<b>&amp;</b>", "ünïcødé Привет 你好 🎉", "sep\u2028\u2029", "bad \xff utf8",
+	}
+	var cases []TrackedSMS
+	for i, text := range texts {
+		cases = append(cases, TrackedSMS{Pos: int64(i), Phone: "+49 151 <1>", Text: text, Status: StatusSent, QueuedAt: at, ClaimedAt: &local, FinishedAt: &at, Device: "dev \"é\"", Attempts: 3})
+	}
+	cases = append(cases,
+		TrackedSMS{Status: StatusInitiated, QueuedAt: local, ClaimedAt: &at, Attempts: 1},
+		TrackedSMS{Status: StatusFailed, SendAt: 1764608645123, ValidUntil: 1764612245000, High: true},
+		TrackedSMS{Status: StatusExpired, ValidUntil: 1764612245000, Device: "d"},
+		TrackedSMS{Status: StatusCancelled, SendAt: 1, Attempts: -1},
+		TrackedSMS{Status: 99},
+	)
+	for i, m := range cases {
+		o := NewMessageObject(fmt.Sprintf("hash%d", i), m)
+		want, err := Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.appendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("#%d:\n got %s\nwant %s", i, got, want)
+		}
+		if n, ok := MessageNotification(1, "h", m); ok {
+			if want, _ := Marshal(NewMessageObject("h", m)); !bytes.Equal(n.Data, want) {
+				t.Errorf("#%d: notification data %s, want %s", i, n.Data, want)
+			}
+		}
+	}
+}
+
+// BenchmarkMessageNotification1000 renders 1000 message.sent events as the
+// queue does for a reported batch.
+func BenchmarkMessageNotification1000(b *testing.B) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456789, time.UTC)
+	m := TrackedSMS{
+		Pos: 1, Phone: "+4915112345678", Text: "Your code is 123456. Do not share it.", Status: StatusSent,
+		QueuedAt: at, ClaimedAt: &at, FinishedAt: &at, Device: "phone-1", Attempts: 1,
+	}
+	b.ReportAllocs()
+	for range b.N {
+		for i := range 1000 {
+			m.Pos = int64(i)
+			if _, ok := MessageNotification(42, "k3J9x00001", m); !ok {
+				b.Fatal("no notification")
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}
