@@ -127,3 +127,52 @@ func TestPositionIsStrictlyIncreasing(t *testing.T) {
 		t.Error("last item of seq 1 not before first item of seq 2")
 	}
 }
+
+// PublishNotifications stores a batch whose bytes are what Marshal of the
+// NotificationBatch gives (the format the webhooks service decodes), ids
+// and text needing escapes included.
+func TestPublishNotificationsWireFormat(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		br, err := broker.Open(ctx, broker.Config{URL: b.NATSURL, Name: t.Name()}, testkit.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(br.Close)
+		if err := events.EnsureStreams(ctx, br.JS, b.Names, events.Topology{}); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 1, 17, 4, 5, 120000000, time.UTC)
+		sms := events.TrackedSMS{Pos: 9, Phone: "+491511", Text: "Grüße \"<ok>\" \\ 🎉\n\u2028", Status: events.StatusFailed, QueuedAt: at, FinishedAt: &at, Attempts: 2}
+		msg, ok := events.MessageNotification(5, "abc", sms)
+		if !ok {
+			t.Fatal("no notification")
+		}
+		ns := []events.Notification{
+			msg,
+			{ID: "evt_<1>", AccountID: 5, Type: events.TypeWebhookTest, Endpoint: "wh_é"}, // At and Data filled
+		}
+		if err := events.PublishNotifications(ctx, br.JS, b.Names, "wire-"+t.Name(), ns); err != nil {
+			t.Fatal(err)
+		}
+		want, err := events.Marshal(events.NotificationBatch{Batch: ns}) // ns as PublishNotifications filled it
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := br.JS.Stream(ctx, b.Names.NotifyStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetLastMsgForSubject(ctx, b.Names.NotifyBatchSubject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Data) != string(want) {
+			t.Fatalf("stored\n%s\nwant\n%s", got.Data, want)
+		}
+		if string(ns[1].Data) != "{}" || ns[1].At.IsZero() {
+			t.Fatalf("defaults not filled: %+v", ns[1])
+		}
+	})
+}

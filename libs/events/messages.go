@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/apitosms/apitosms/libs/timestamp"
@@ -72,6 +73,71 @@ func NewMessageObject(hash string, m TrackedSMS) MessageObject {
 	return out
 }
 
+// appendJSON appends o as Marshal encodes it, byte for byte, without
+// Marshal's second pass over each timestamp's MarshalJSON output (the
+// queue renders one object per message event; see docs/benchmarks.md,
+// issue 10).
+func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"hash":`...)
+	if b, err = appendJSONString(b, o.Hash); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"phone":`...)
+	if b, err = appendJSONString(b, o.Phone); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"text":`...)
+	if b, err = appendJSONString(b, o.Text); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(o.Status), 10)
+	b = append(b, `,"statusName":`...)
+	if b, err = appendJSONString(b, o.StatusName); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"queuedAt":`...)
+	b = appendTimestamp(b, o.QueuedAt)
+	b = append(b, `,"initiatedAt":`...)
+	b = appendTimestamp(b, o.InitiatedAt)
+	b = append(b, `,"finishedAt":`...)
+	b = appendTimestamp(b, o.FinishedAt)
+	b = append(b, `,"device":`...)
+	if o.Device == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendJSONString(b, *o.Device); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(o.Attempts), 10)
+	if o.SendAt != nil {
+		b = append(b, `,"sendAt":`...)
+		b = appendTimestamp(b, *o.SendAt)
+	}
+	if o.ValidUntil != nil {
+		b = append(b, `,"validUntil":`...)
+		b = appendTimestamp(b, *o.ValidUntil)
+	}
+	if o.Priority != "" {
+		b = append(b, `,"priority":`...)
+		if b, err = appendJSONString(b, o.Priority); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendTimestamp appends t as its MarshalJSON renders it.
+func appendTimestamp(b []byte, t timestamp.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, timestamp.Layout)
+	return append(b, '"')
+}
+
 // messageEventTypes are the webhook event types of message statuses.
 var messageEventTypes = map[int]string{
 	StatusInitiated: TypeMessageInitiated,
@@ -113,7 +179,8 @@ func MessageNotification(accountID int64, hash string, m TrackedSMS) (Notificati
 	case m.FinishedAt != nil:
 		at = *m.FinishedAt
 	}
-	data, err := Marshal(NewMessageObject(hash, m))
+	o := NewMessageObject(hash, m)
+	data, err := o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device)))
 	if err != nil { // cannot happen: plain strings, ints and times
 		return Notification{}, false
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,6 +126,8 @@ func PublishNotification(ctx context.Context, js jetstream.JetStream, names Name
 // MaxNotificationsPerMessage, with Nats-Msg-Id batchID/<chunk>: a producer
 // that retries with the same batchID (and the same ns) is stored once.
 // Each notification keeps its own ID (the webhook-id). It fills At when zero.
+// Each Data must come from Marshal (compact, valid JSON): it is written
+// into the message as is, not checked again.
 func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Names, batchID string, ns []Notification) error {
 	if batchID == "" {
 		return errors.New("notifications: batch id required")
@@ -143,7 +146,7 @@ func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Nam
 		}
 	}
 	for chunk, i := 0, 0; i < len(ns); chunk, i = chunk+1, i+MaxNotificationsPerMessage {
-		body, err := Marshal(NotificationBatch{Batch: ns[i:min(i+MaxNotificationsPerMessage, len(ns))]})
+		body, err := encodeNotificationBatch(ns[i:min(i+MaxNotificationsPerMessage, len(ns))])
 		if err != nil {
 			return fmt.Errorf("encode notifications: %w", err)
 		}
@@ -152,6 +155,76 @@ func PublishNotifications(ctx context.Context, js jetstream.JetStream, names Nam
 		}
 	}
 	return nil
+}
+
+// encodeNotificationBatch is the body of a NotificationBatch message of ns,
+// byte for byte what Marshal(NotificationBatch{Batch: ns}) gives for events
+// whose Data came from Marshal (compact, valid JSON, HTML characters
+// escaped). Each event's Data is written as is: encoding the batch with
+// Marshal would check and compact every event's data again, a second
+// encoding of each event (see docs/benchmarks.md, issue 10).
+func encodeNotificationBatch(ns []Notification) ([]byte, error) {
+	size := len(`{"batch":[]}`)
+	for i := range ns {
+		size += len(ns[i].ID) + len(ns[i].Type) + len(ns[i].Data) + len(ns[i].Endpoint) + 96
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"batch":[`...)
+	var err error
+	for i := range ns {
+		n := &ns[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		if b, err = appendJSONString(b, n.ID); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"a":`...)
+		b = strconv.AppendInt(b, n.AccountID, 10)
+		b = append(b, `,"type":`...)
+		if b, err = appendJSONString(b, n.Type); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"at":`...)
+		if y := n.At.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("notification %s: time %v out of range", n.ID, n.At)
+		}
+		b = append(b, '"')
+		b = n.At.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","data":`...)
+		if len(n.Data) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, n.Data...)
+		}
+		if n.Endpoint != "" {
+			b = append(b, `,"endpoint":`...)
+			if b, err = appendJSONString(b, n.Endpoint); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendJSONString appends s as Marshal encodes a string: as is when it is
+// printable ASCII needing no escape (every id and type the producers make),
+// else through Marshal.
+func appendJSONString(b []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, err := Marshal(s)
+			if err != nil {
+				return nil, err
+			}
+			return append(b, enc...), nil
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }
 
 // NotifyBatchSubject is the subject of NotificationBatch messages.
