@@ -102,7 +102,32 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return v
 	}
-	// shoot captures the current page at desktop width, then at 375 px.
+	axeJS, err := os.ReadFile(filepath.Join("testdata", "axe", "axe.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// audit runs axe-core on the current page at the current width and
+	// fails the test (without stopping it) on every serious or critical
+	// violation, naming the rule, the elements and the rule's help.
+	audited := 0
+	audit := func(name string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](string(axeJS))); err != nil {
+			t.Fatalf("inject axe-core on %s: %v", name, err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](axeRun, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("axe.run on %s: %v", name, err)
+		}
+		audited++
+		for _, v := range found {
+			if v.Impact == "serious" || v.Impact == "critical" {
+				t.Errorf("axe on %s: %s (%s) at %s: %s", name, v.ID, v.Impact, strings.Join(v.Targets, ", "), v.Help)
+			}
+		}
+	}
+	// shoot captures the current page at desktop width, then at 375 px,
+	// and audits it with axe-core at both.
 	shoot := func(name string) {
 		t.Helper()
 		for _, size := range []struct {
@@ -110,6 +135,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			w, h   int64
 		}{{"desktop", 1280, 900}, {"phone", 375, 812}} {
 			run("viewport", chromedp.EmulateViewport(size.w, size.h))
+			audit(name + "-" + size.suffix)
 			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatalf("screenshot %s: %v", name, err)
@@ -249,11 +275,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run("settings", chromedp.Navigate(p.base+"/console/settings"), chromedp.WaitVisible(chromedp.CSS("#leaseSeconds")))
 	shoot("settings")
+	keyboard(t, ctx, "settings", "#leaseSeconds", "#onLeaseExpiry", "#maxAttempts", `form[action="/console/settings"] button[type="submit"]`)
 
 	// Sign out; the operator signs in with the admin token.
 	run("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)), chromedp.WaitVisible(chromedp.CSS("#email")))
 	shoot("signin")
-	run("operator sign-in", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")),
+	keyboard(t, ctx, "sign-in", "#email", "#password", `form[action="/console/signin"] button[type="submit"]`)
+	run("operator sign-in page", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shoot("admin-signin")
+	run("operator sign-in",
 		chromedp.SendKeys(chromedp.CSS("#token"), adminToken), chromedp.Submit(chromedp.CSS("#token")),
 		chromedp.WaitVisible(chromedp.CSS("#query")))
 	if !strings.Contains(text("tbody"), "shop@example.com") {
@@ -319,5 +349,68 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("system page consumers: %q", text("tbody"))
 	}
 	shoot("system")
-	t.Logf("screenshots in %s", shots)
+	if audited < 2*16 {
+		t.Fatalf("axe-core audited %d page views, want every page at both widths", audited)
+	}
+	t.Logf("screenshots in %s; axe-core audited %d page views", shots, audited)
 }
+
+// axeViolation is the part of an axe-core violation the failure names.
+type axeViolation struct {
+	ID      string   `json:"id"`
+	Impact  string   `json:"impact"`
+	Help    string   `json:"help"`
+	Targets []string `json:"targets"`
+}
+
+// axeRun runs axe-core (injected just before) on the whole document and
+// answers its violations, each with the CSS selectors of the elements.
+const axeRun = `axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations.map(v => ({
+	id: v.id, impact: v.impact || "", help: v.help,
+	targets: v.nodes.map(n => n.target.join(" "))})))`
+
+// keyboard presses Tab from the top of the current page until every
+// selector in want has had the focus (at most 30 presses) and checks that
+// each, when focused, shows a focus outline: the main form controls are
+// reachable by keyboard with a visible focus.
+func keyboard(t *testing.T, ctx context.Context, page string, want ...string) {
+	t.Helper()
+	// Start from the document: blur whatever a click left focused.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 30 && len(seen) < len(want); i++ {
+		if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+			t.Fatalf("tab on %s: %v", page, err)
+		}
+		for _, sel := range want {
+			st, err := chromedp.Run(ctx, chromedp.Evaluate[focusState](fmt.Sprintf(focusJS, strconv.Quote(sel))))
+			if err != nil {
+				t.Fatalf("focus on %s: %v", page, err)
+			}
+			if !st.Focused {
+				continue
+			}
+			if st.OutlineStyle == "none" || st.OutlineWidth == "0px" {
+				t.Errorf("%s: %s has the keyboard focus without a visible outline (%s %s)", page, sel, st.OutlineStyle, st.OutlineWidth)
+			}
+			seen[sel] = true
+		}
+	}
+	for _, sel := range want {
+		if !seen[sel] {
+			t.Errorf("%s: Tab never reaches %s", page, sel)
+		}
+	}
+}
+
+// focusState is whether an element has the focus and its outline then.
+type focusState struct {
+	Focused      bool   `json:"focused"`
+	OutlineStyle string `json:"outlineStyle"`
+	OutlineWidth string `json:"outlineWidth"`
+}
+
+const focusJS = `(() => { const e = document.querySelector(%s); const f = !!e && e === document.activeElement;
+	const s = f ? getComputedStyle(e) : {}; return {focused: f, outlineStyle: s.outlineStyle || "", outlineWidth: s.outlineWidth || ""}; })()`
