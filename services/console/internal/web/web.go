@@ -21,7 +21,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -55,7 +54,6 @@ type Deps struct {
 	Sealer   *auth.Sealer
 	Hashes   *hashid.Codec
 	JS       jetstream.JetStream
-	Gatherer prometheus.Gatherer // this process's metrics (nil: none shown)
 	Log      *slog.Logger
 }
 
