@@ -1,12 +1,14 @@
 package app
 
 import (
+	"context"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/internal/phonesim"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
@@ -14,7 +16,7 @@ import (
 // deployment (separate processes: billing+status, two queues, webhooks,
 // ingress, console) shows every replica's answer gathered over NATS: two
 // queue replicas ready, the waiting messages queued through ingress, the
-// webhook backlog, a service nobody runs as "no replica answered", and a
+// webhook backlog, the phone that pulled online, a service nobody runs as "no replica answered", and a
 // replica that stopped no longer counted.
 func TestConsoleSystemSplit(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
@@ -33,6 +35,12 @@ func TestConsoleSystemSplit(t *testing.T) {
 			}
 		}
 
+		// A phone pulls once (and takes one message): it is online.
+		phone := phonesim.New(phonesim.Config{URL: in.base, Token: tok, Device: "Pixel-8", Limit: 1})
+		if _, err := phone.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+
 		o := newBrowser(t, con.base)
 		f := o.get("/console/admin/signin")
 		if r := o.post("/console/admin/signin", url.Values{"csrf": {csrf(t, f)}, "token": {adminToken}}); r.status != 303 {
@@ -46,9 +54,10 @@ func TestConsoleSystemSplit(t *testing.T) {
 			return m[1]
 		}
 		var page string
-		testkit.Eventually(t, 20*time.Second, "three waiting messages on the system page", func() bool {
+		testkit.Eventually(t, 20*time.Second, "two waiting messages and one phone online on the system page", func() bool {
 			page = o.get("/console/admin/system").body
-			return regexp.MustCompile(`<h2>Waiting messages</h2><p class="big">3</p>`).MatchString(page)
+			return strings.Contains(page, `<h2>Waiting messages</h2><p class="big">2</p>`) &&
+				strings.Contains(page, `<h2>Phones online</h2><p class="big">1</p>`)
 		})
 		for svc, want := range map[string]string{"queue": "2", "webhooks": "1", "ingress": "1", "billing": "1", "status": "1", "console": "1"} {
 			r := row(page, svc)

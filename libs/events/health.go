@@ -39,6 +39,7 @@ var HealthGauges = []string{
 	"apitosms_queue_waiting_messages",
 	"apitosms_queue_oldest_waiting_seconds",
 	"apitosms_queue_initiated_messages",
+	"apitosms_queue_phones_online",
 	"apitosms_webhooks_backlog_events",
 	"apitosms_webhooks_oldest_undelivered_seconds",
 }

@@ -342,7 +342,7 @@ func (s *Service) Run(ctx context.Context) error {
 	backlogDone := make(chan struct{})
 	go func() {
 		defer close(backlogDone)
-		sweep.RunBacklog(sweepCtx, s.store, s.bm, s.cfg.BacklogInterval, s.log)
+		sweep.RunBacklog(sweepCtx, s.store, s.bm, s.cfg.BacklogInterval, s.cfg.PhoneOfflineAfter, s.log)
 	}()
 	defer func() { stopSweep(); <-backlogDone }()
 

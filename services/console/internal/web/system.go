@@ -53,6 +53,7 @@ var systemGauges = []struct{ name, label, unit string }{
 	{"apitosms_queue_waiting_messages", "Waiting messages", ""},
 	{"apitosms_queue_oldest_waiting_seconds", "Oldest waiting message", " s"},
 	{"apitosms_queue_initiated_messages", "Handed out, not reported", ""},
+	{"apitosms_queue_phones_online", "Phones online", ""},
 	{"apitosms_webhooks_backlog_events", "Webhook events undelivered", ""},
 	{"apitosms_webhooks_oldest_undelivered_seconds", "Oldest undelivered webhook event", " s"},
 }

@@ -8,6 +8,7 @@ type Backlog struct {
 	Waiting       prometheus.Gauge
 	Initiated     prometheus.Gauge
 	OldestWaiting prometheus.Gauge
+	PhonesOnline  prometheus.Gauge
 }
 
 // NewBacklog registers the backlog gauges on reg.
@@ -25,8 +26,12 @@ func NewBacklog(reg prometheus.Registerer) (*Backlog, error) {
 			Name: "apitosms_queue_oldest_waiting_seconds",
 			Help: "Age of the oldest waiting message (0 when none waits); refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
 		}),
+		PhonesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apitosms_queue_phones_online",
+			Help: "Phones seen within APITOSMS_PHONE_OFFLINE_AFTER, all accounts; refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.Waiting, m.Initiated, m.OldestWaiting} {
+	for _, c := range []prometheus.Collector{m.Waiting, m.Initiated, m.OldestWaiting, m.PhonesOnline} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
