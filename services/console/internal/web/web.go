@@ -150,6 +150,7 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/admin/releases/:code/delete", w.operator, w.deleteRelease)
 	g.Get("/admin/system", w.operator, w.systemPage)
 	g.Get("/admin/accounts", w.operator, w.accountsPage)
+	g.Get("/admin/accounts/:id", w.operator, w.accountPage)
 	g.Post("/admin/accounts/:id/invite", w.operator, w.inviteAccount)
 	g.Post("/admin/accounts/:id/rotate-token", w.operator, w.operatorRotate)
 	g.Post("/admin/accounts", w.operator, w.createAccount)
