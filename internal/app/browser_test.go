@@ -319,12 +319,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run("settings", chromedp.Navigate(p.base+"/console/settings"), chromedp.WaitVisible(chromedp.CSS("#leaseSeconds")))
 	shoot("settings")
-	keyboard(t, ctx, "settings", "#leaseSeconds", "#onLeaseExpiry", "#maxAttempts", `form[action="/console/settings"] button[type="submit"]`)
+	keyboard(ctx, t, "settings", "#leaseSeconds", "#onLeaseExpiry", "#maxAttempts", `form[action="/console/settings"] button[type="submit"]`)
 
 	// Sign out; the operator signs in with the admin token.
 	run("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)), chromedp.WaitVisible(chromedp.CSS("#email")))
 	shoot("signin")
-	keyboard(t, ctx, "sign-in", "#email", "#password", `form[action="/console/signin"] button[type="submit"]`)
+	keyboard(ctx, t, "sign-in", "#email", "#password", `form[action="/console/signin"] button[type="submit"]`)
 	run("operator sign-in page", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")))
 	shoot("admin-signin")
 	run("operator sign-in",
@@ -370,6 +370,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("operator invite", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#acct-%d form[action$="/invite"] button`, id))),
 		chromedp.WaitVisible(chromedp.CSS("#invite-url")))
 	shoot("accounts")
+	run("account page", chromedp.Navigate(fmt.Sprintf("%s/console/admin/accounts/%d", p.base, id)), chromedp.WaitVisible(chromedp.CSS("#history")))
+	if got := text(`#history tbody td[data-label="Messages"]`); got != "2" { // the message the phone sent and the test SMS
+		t.Fatalf("usage history: %q", got)
+	}
+	shoot("account")
 
 	// Releases: upload an APK (the progress bar's XHR path), activate it.
 	apk := filepath.Join(t.TempDir(), "app.apk")
@@ -393,7 +398,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("system page consumers: %q", text("tbody"))
 	}
 	shoot("system")
-	if audited < 2*20 {
+	if audited < 2*21 {
 		t.Fatalf("axe-core audited %d page views, want every page at both widths", audited)
 	}
 	t.Logf("screenshots in %s; axe-core audited %d page views", shots, audited)
@@ -417,7 +422,7 @@ const axeRun = `axe.run(document, {resultTypes: ["violations"]}).then(r => r.vio
 // selector in want has had the focus (at most 30 presses) and checks that
 // each, when focused, shows a focus outline: the main form controls are
 // reachable by keyboard with a visible focus.
-func keyboard(t *testing.T, ctx context.Context, page string, want ...string) {
+func keyboard(ctx context.Context, t *testing.T, page string, want ...string) {
 	t.Helper()
 	// Start from the document: blur whatever a click left focused.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`)); err != nil {

@@ -19,8 +19,8 @@ var funcs = template.FuncMap{
 		}
 		return ts
 	},
-	"inc":   func(n int) int { return n + 1 },
-	"dec":   func(n int) int { return n - 1 },
+	"inc": func(n int) int { return n + 1 },
+	"dec": func(n int) int { return n - 1 },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {
