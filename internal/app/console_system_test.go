@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apitosms/apitosms/internal/phonesim"
+	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
 
@@ -90,4 +93,15 @@ func TestConsoleSystemSplit(t *testing.T) {
 			t.Fatal("webhook backlog shown with no webhooks replica")
 		}
 	})
+}
+
+// TestHealthServicesAreTheTargets: the system page's list of services
+// (events.Services, "no replica answered" for a missing one) names every
+// target and nothing else.
+func TestHealthServicesAreTheTargets(t *testing.T) {
+	got := slices.Sorted(slices.Values(events.Services))
+	want := slices.Sorted(maps.Keys(targets))
+	if !slices.Equal(got, want) {
+		t.Fatalf("events.Services = %v, targets = %v", got, want)
+	}
 }
