@@ -85,7 +85,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 7*time.Minute) // the axe-core audits take most of it (~80 s alone, much more on a loaded machine)
 	defer cancel()
 
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -102,7 +102,32 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return v
 	}
-	// shoot captures the current page at desktop width, then at 375 px.
+	axeJS, err := os.ReadFile(filepath.Join("testdata", "axe", "axe.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// audit runs axe-core on the current page at the current width and
+	// fails the test (without stopping it) on every serious or critical
+	// violation, naming the rule, the elements and the rule's help.
+	audited := 0
+	audit := func(name string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](string(axeJS))); err != nil {
+			t.Fatalf("inject axe-core on %s: %v", name, err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](axeRun, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("axe.run on %s: %v", name, err)
+		}
+		audited++
+		for _, v := range found {
+			if v.Impact == "serious" || v.Impact == "critical" {
+				t.Errorf("axe on %s: %s (%s) at %s: %s", name, v.ID, v.Impact, strings.Join(v.Targets, ", "), v.Help)
+			}
+		}
+	}
+	// shoot captures the current page at desktop width, then at 375 px,
+	// and audits it with axe-core at both.
 	shoot := func(name string) {
 		t.Helper()
 		for _, size := range []struct {
@@ -110,6 +135,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			w, h   int64
 		}{{"desktop", 1280, 900}, {"phone", 375, 812}} {
 			run("viewport", chromedp.EmulateViewport(size.w, size.h))
+			audit(name + "-" + size.suffix)
 			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatalf("screenshot %s: %v", name, err)
@@ -239,6 +265,50 @@ func TestConsoleInBrowser(t *testing.T) {
 	if l := do(t, "GET", p.base+"/api/"+newTok+"/webhooks", nil); len(l.json(t)["webhooks"].([]any)) != 0 {
 		t.Fatalf("webhooks after delete: %s", l.body)
 	}
+	// Connect a store, preview and save one of its texts, opt a phone out.
+	run("connect store", chromedp.Navigate(p.base+"/console/stores"), chromedp.WaitVisible(chromedp.CSS("#name")),
+		chromedp.SetValue(chromedp.CSS("#platform"), "woocommerce"),
+		chromedp.SendKeys(chromedp.CSS("#name"), "Glina <Ceramics>"),
+		chromedp.SendKeys(chromedp.CSS("#defaultCountry"), "PL"),
+		chromedp.Submit(chromedp.CSS("#name")),
+		chromedp.WaitVisible(chromedp.CSS("#secret-value")))
+	if got := text("tbody"); !strings.Contains(got, "Glina <Ceramics>") {
+		t.Fatalf("stores page after connecting: %q", got)
+	}
+	shoot("stores")
+	shipped := "#tpl-order_shipped "
+	run("store page", chromedp.Click(chromedp.CSS(`a[href^="/console/stores/st_"]:not([href$="/log"])`)),
+		chromedp.WaitVisible(chromedp.CSS(shipped+"textarea")),
+		chromedp.Clear(chromedp.CSS(shipped+"textarea")),
+		chromedp.SendKeys(chromedp.CSS(shipped+"textarea"), "Zamówienie {order_number} wysłane: {shop_name}"),
+		chromedp.Click(chromedp.CSS(shipped+`button[value="preview"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#preview-order_shipped")))
+	if got := text("#preview-order_shipped .encoding"); got != "UCS-2" {
+		t.Fatalf("preview encoding %q", got)
+	}
+	if got := text("#preview-order_shipped .sms"); !strings.Contains(got, "wysłane: Glina <Ceramics>") {
+		t.Fatalf("preview text %q", got)
+	}
+	shoot("store-preview")
+	run("save text", chromedp.Click(chromedp.CSS(shipped+`button[value="save"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	storePath, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeURL, _ := url.Parse(storePath)
+	st := do(t, "GET", p.base+"/api/"+newTok+strings.TrimPrefix(storeURL.Path, "/console"), nil)
+	if got := st.json(t)["templates"].(map[string]any)["order_shipped"].(map[string]any)["text"]; got != "Zamówienie {order_number} wysłane: {shop_name}" {
+		t.Fatalf("saved text %v (%s)", got, st.body)
+	}
+	run("opt-out", chromedp.Navigate(p.base+"/console/optouts"), chromedp.WaitVisible(chromedp.CSS("#phones")),
+		chromedp.SendKeys(chromedp.CSS("#phones"), "+48601234567"),
+		chromedp.Submit(chromedp.CSS("#phones")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := text("#optouts tbody"); !strings.Contains(got, "+48601234567") {
+		t.Fatalf("opt-outs after adding: %q", got)
+	}
+	shoot("optouts")
+
 	// Send a test SMS from the console (through the merchant's token).
 	run("send test", chromedp.Navigate(p.base+"/console/messages"), chromedp.WaitVisible(chromedp.CSS("#test-phone")),
 		chromedp.SendKeys(chromedp.CSS("#test-phone"), "+15550009999"),
@@ -249,11 +319,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run("settings", chromedp.Navigate(p.base+"/console/settings"), chromedp.WaitVisible(chromedp.CSS("#leaseSeconds")))
 	shoot("settings")
+	keyboard(ctx, t, "settings", "#leaseSeconds", "#onLeaseExpiry", "#maxAttempts", `form[action="/console/settings"] button[type="submit"]`)
 
 	// Sign out; the operator signs in with the admin token.
 	run("sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)), chromedp.WaitVisible(chromedp.CSS("#email")))
 	shoot("signin")
-	run("operator sign-in", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")),
+	keyboard(ctx, t, "sign-in", "#email", "#password", `form[action="/console/signin"] button[type="submit"]`)
+	run("operator sign-in page", chromedp.Navigate(p.base+"/console/admin/signin"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shoot("admin-signin")
+	run("operator sign-in",
 		chromedp.SendKeys(chromedp.CSS("#token"), adminToken), chromedp.Submit(chromedp.CSS("#token")),
 		chromedp.WaitVisible(chromedp.CSS("#query")))
 	if !strings.Contains(text("tbody"), "shop@example.com") {
@@ -296,6 +370,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("operator invite", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#acct-%d form[action$="/invite"] button`, id))),
 		chromedp.WaitVisible(chromedp.CSS("#invite-url")))
 	shoot("accounts")
+	run("account page", chromedp.Navigate(fmt.Sprintf("%s/console/admin/accounts/%d", p.base, id)), chromedp.WaitVisible(chromedp.CSS("#history")))
+	if got := text(`#history tbody td[data-label="Messages"]`); got != "2" { // the message the phone sent and the test SMS
+		t.Fatalf("usage history: %q", got)
+	}
+	shoot("account")
 
 	// Releases: upload an APK (the progress bar's XHR path), activate it.
 	apk := filepath.Join(t.TempDir(), "app.apk")
@@ -319,5 +398,68 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("system page consumers: %q", text("tbody"))
 	}
 	shoot("system")
-	t.Logf("screenshots in %s", shots)
+	if audited < 2*21 {
+		t.Fatalf("axe-core audited %d page views, want every page at both widths", audited)
+	}
+	t.Logf("screenshots in %s; axe-core audited %d page views", shots, audited)
 }
+
+// axeViolation is the part of an axe-core violation the failure names.
+type axeViolation struct {
+	ID      string   `json:"id"`
+	Impact  string   `json:"impact"`
+	Help    string   `json:"help"`
+	Targets []string `json:"targets"`
+}
+
+// axeRun runs axe-core (injected just before) on the whole document and
+// answers its violations, each with the CSS selectors of the elements.
+const axeRun = `axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations.map(v => ({
+	id: v.id, impact: v.impact || "", help: v.help,
+	targets: v.nodes.map(n => n.target.join(" "))})))`
+
+// keyboard presses Tab from the top of the current page until every
+// selector in want has had the focus (at most 30 presses) and checks that
+// each, when focused, shows a focus outline: the main form controls are
+// reachable by keyboard with a visible focus.
+func keyboard(ctx context.Context, t *testing.T, page string, want ...string) {
+	t.Helper()
+	// Start from the document: blur whatever a click left focused.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 30 && len(seen) < len(want); i++ {
+		if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+			t.Fatalf("tab on %s: %v", page, err)
+		}
+		for _, sel := range want {
+			st, err := chromedp.Run(ctx, chromedp.Evaluate[focusState](fmt.Sprintf(focusJS, strconv.Quote(sel))))
+			if err != nil {
+				t.Fatalf("focus on %s: %v", page, err)
+			}
+			if !st.Focused {
+				continue
+			}
+			if st.OutlineStyle == "none" || st.OutlineWidth == "0px" {
+				t.Errorf("%s: %s has the keyboard focus without a visible outline (%s %s)", page, sel, st.OutlineStyle, st.OutlineWidth)
+			}
+			seen[sel] = true
+		}
+	}
+	for _, sel := range want {
+		if !seen[sel] {
+			t.Errorf("%s: Tab never reaches %s", page, sel)
+		}
+	}
+}
+
+// focusState is whether an element has the focus and its outline then.
+type focusState struct {
+	Focused      bool   `json:"focused"`
+	OutlineStyle string `json:"outlineStyle"`
+	OutlineWidth string `json:"outlineWidth"`
+}
+
+const focusJS = `(() => { const e = document.querySelector(%s); const f = !!e && e === document.activeElement;
+	const s = f ? getComputedStyle(e) : {}; return {focused: f, outlineStyle: s.outlineStyle || "", outlineWidth: s.outlineWidth || ""}; })()`

@@ -101,7 +101,7 @@ func prepareConsole(r *config.Reader, c config.Common) builder {
 	return func(ctx context.Context, in *infra) (service, error) {
 		return console.New(ctx, cfg, console.Deps{
 			Broker: in.broker, DB: in.dbs["console"], Names: in.names, Replicas: in.common.Replicas,
-			Registerer: in.reg, Gatherer: in.reg, Log: in.log,
+			Registerer: in.reg, Log: in.log,
 		})
 	}
 }

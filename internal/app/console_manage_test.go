@@ -113,6 +113,20 @@ func TestConsoleManage(t *testing.T) {
 		if !strings.Contains(page.body, "Subscription saved.") || !strings.Contains(page.body, "1 / 50") || !strings.Contains(page.body, "30/min") {
 			t.Fatalf("accounts page after the subscription: %.3000s", page.body)
 		}
+		// The subscription's dates on the list; the account's page: its
+		// dates and the month's count in the usage history.
+		started, _ := s["startedAt"].(string)
+		if len(started) < 10 || !strings.Contains(page.body, "since "+started[:10]+" until 2100-01-01") {
+			t.Fatalf("subscription dates (started %q) not on the accounts page: %.3000s", started, page.body)
+		}
+		ap := o.get(fmt.Sprintf("/console/admin/accounts/%d", id))
+		if ap.status != 200 || !strings.Contains(ap.body, `<span id="expires">2100-01-01</span>`) ||
+			!regexp.MustCompile(`<tr id="month-\d{4}-\d{2}"><td data-label="Month">\d{4}-\d{2}</td><td data-label="Messages">1</td>`).MatchString(ap.body) {
+			t.Fatalf("account page: %d %.4000s", ap.status, ap.body)
+		}
+		if r := o.get("/console/admin/accounts/999999999"); r.status != 404 {
+			t.Fatalf("page of an unknown account: %d", r.status)
+		}
 
 		// End: refused without CSRF and without confirmation, then ended.
 		end := subPath + "/end"
@@ -130,6 +144,9 @@ func TestConsoleManage(t *testing.T) {
 		}
 		if q := queueOne(t, p.base, apiTok); q != 402 {
 			t.Fatalf("queue after the end: %d", q)
+		}
+		if ap := o.get(fmt.Sprintf("/console/admin/accounts/%d", id)); !strings.Contains(ap.body, "gold (ended)") || !strings.Contains(ap.body, `<span id="ended">`) {
+			t.Fatalf("account page after the end: %.3000s", ap.body)
 		}
 		if r := o.post("/console/admin/accounts/999999999/subscription/end", url.Values{"csrf": {tok}, "confirm": {"yes"}}); r.status != 404 {
 			t.Fatalf("end for an unknown account: %d", r.status)

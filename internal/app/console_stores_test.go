@@ -1,7 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -169,6 +173,9 @@ func TestConsoleStores(t *testing.T) {
 			t.Fatal("the secret is shown again")
 		}
 
+		storeEditing(t, a, p.base, tok, sid, oid, mc)
+		optOutPages(t, a, p.base, tok, mc)
+
 		// Delete: refused without CSRF and unconfirmed, then deleted.
 		del := "/console/stores/" + sid + "/delete"
 		if r := a.post(del, url.Values{"confirm": {"yes"}}); r.status != 403 {
@@ -193,4 +200,197 @@ func TestConsoleStores(t *testing.T) {
 			t.Fatalf("stores page after the delete: %.2000s", r.body)
 		}
 	})
+}
+
+// storeEditing drives a store's settings page: texts per event previewed
+// (the service's text, encoding and segments, the shop's name escaped),
+// an unknown placeholder refused at save with the service's sentence in
+// the form and nothing saved, a text saved; the settings refused without
+// CSRF or with a bad country, then saved; another account's store 404.
+func storeEditing(t *testing.T, a *browser, base, tok, sid, oid, mc string) {
+	t.Helper()
+	api := base + "/api/" + tok + "/stores/" + sid
+	ep := a.get("/console/stores/" + sid)
+	if ep.status != 200 || !strings.Contains(ep.body, `id="tpl-order_shipped"`) || !strings.Contains(ep.body, `id="tpl-admin_new_order"`) ||
+		strings.Contains(ep.body, "<script>alert(1)") || !strings.Contains(ep.body, "&lt;script&gt;alert(1)&lt;/script&gt;Glina") {
+		t.Fatalf("store page: %d %.3000s", ep.status, ep.body)
+	}
+	for _, path := range []string{"/console/stores/" + oid, "/console/stores/st_nope"} {
+		if r := a.get(path); r.status != 404 {
+			t.Fatalf("%s: %d", path, r.status)
+		}
+	}
+	if r := a.post("/console/stores/"+oid+"/templates/order_paid", url.Values{"csrf": {mc}, "text": {"x"}, "action": {"save"}}); r.status != 404 {
+		t.Fatalf("another account's template: %d", r.status)
+	}
+	stored := func() map[string]any {
+		return do(t, "GET", api, nil).json(t)["templates"].(map[string]any)["order_shipped"].(map[string]any)
+	}
+	before := stored()
+	tpl := "/console/stores/" + sid + "/templates/order_shipped"
+	if r := a.post(tpl, url.Values{"text": {"Sent {order_number}"}, "action": {"save"}}); r.status != 403 {
+		t.Fatalf("save without CSRF: %d", r.status)
+	}
+	// Preview: the service's rendering of the typed text, nothing saved.
+	text := "Zamówienie {order_number} wysłane: {shop_name}"
+	want := do(t, "POST", api+"/preview", map[string]any{"event": "order_shipped", "text": text}).json(t)
+	pv := a.post(tpl, url.Values{"csrf": {mc}, "text": {text}, "enabled": {"yes"}, "action": {"preview"}})
+	if pv.status != 200 || !strings.Contains(pv.body, `id="preview-order_shipped"`) ||
+		!strings.Contains(pv.body, `class="encoding">`+want["encoding"].(string)+"<") ||
+		!strings.Contains(pv.body, fmt.Sprintf(`class="segments">%v<`, want["segments"])) ||
+		!strings.Contains(pv.body, "wysłane: &lt;script&gt;alert(1)&lt;/script&gt;Glina") || strings.Contains(pv.body, "<script>alert(1)") {
+		t.Fatalf("preview (want %v): %d %.4000s", want, pv.status, pv.body)
+	}
+	if want["encoding"] != "UCS-2" {
+		t.Fatalf("preview of a Polish text: %v", want)
+	}
+	// An unknown placeholder: refused at save, the service's sentence in
+	// that form, the typed text kept, nothing saved.
+	bad := a.post(tpl, url.Values{"csrf": {mc}, "text": {"Hi {nickname}"}, "enabled": {"yes"}, "action": {"save"}})
+	if bad.status != 400 || !strings.Contains(bad.body, `id="problem-order_shipped"`) || !strings.Contains(bad.body, "nickname") ||
+		!strings.Contains(bad.body, ">Hi {nickname}</textarea>") {
+		t.Fatalf("unknown placeholder: %d %.4000s", bad.status, bad.body)
+	}
+	if got := stored(); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Fatalf("template changed by refused forms: %v, was %v", got, before)
+	}
+	// Saved (disabled, markup in it): the API shows it, the page escapes it.
+	saved := "Order {order_number} <b>shipped</b>"
+	if r := a.post(tpl, url.Values{"csrf": {mc}, "text": {saved}, "action": {"save"}}); r.status != 303 ||
+		!strings.HasPrefix(r.header.Get("Location"), "/console/stores/"+sid+"?flash=") {
+		t.Fatalf("save: %d %v %.1000s", r.status, r.header, r.body)
+	}
+	if got := stored(); got["text"] != saved || got["enabled"] != false {
+		t.Fatalf("saved template: %v", got)
+	}
+	if r := a.get("/console/stores/" + sid); !strings.Contains(r.body, "Order {order_number} &lt;b&gt;shipped&lt;/b&gt;</textarea>") {
+		t.Fatalf("saved template on the page: %.4000s", r.body)
+	}
+
+	// Settings: refused without CSRF, a bad country shown, then saved.
+	set := "/console/stores/" + sid + "/settings"
+	good := url.Values{"name": {"Glina 2"}, "defaultCountry": {"pl"}, "adminPhones": {"+48 601 234 567\n\n"}, "phoneFrom_shipping": {"yes"}}
+	if r := a.post(set, good); r.status != 403 {
+		t.Fatalf("settings without CSRF: %d", r.status)
+	}
+	if r := a.post(set, url.Values{"csrf": {mc}, "name": {"Glina 2"}, "defaultCountry": {"XX"}, "phoneFrom_billing": {"yes"}}); r.status != 400 ||
+		!strings.Contains(r.body, `id="settings-problem"`) || !strings.Contains(r.body, "defaultCountry") {
+		t.Fatalf("bad country: %d %.2000s", r.status, r.body)
+	}
+	if r := a.post("/console/stores/"+oid+"/settings", url.Values{"csrf": {mc}, "name": {"mine"}, "defaultCountry": {"US"}, "phoneFrom_billing": {"yes"}}); r.status != 404 {
+		t.Fatalf("another account's settings: %d", r.status)
+	}
+	if got := do(t, "GET", api, nil).json(t); got["defaultCountry"] != "PL" || !strings.Contains(got["name"].(string), "<script>") {
+		t.Fatalf("store changed by refused forms: %v", got)
+	}
+	good.Set("csrf", mc)
+	if r := a.post(set, good); r.status != 303 {
+		t.Fatalf("settings: %d %.2000s", r.status, r.body)
+	}
+	got := do(t, "GET", api, nil).json(t)
+	if got["name"] != "Glina 2" || got["defaultCountry"] != "PL" || fmt.Sprint(got["adminPhones"]) != "[+48601234567]" || fmt.Sprint(got["phoneFrom"]) != "[shipping]" {
+		t.Fatalf("settings saved as %v", got)
+	}
+}
+
+// optOutPages drives the opt-out list: add (refused without CSRF, a bad
+// phone shown with what was typed), CSV import (refused without CSRF),
+// remove, and paging (100 a page) over the service's list.
+func optOutPages(t *testing.T, a *browser, base, tok, mc string) {
+	t.Helper()
+	api := base + "/api/" + tok + "/opt-outs"
+	list := func() string { return fmt.Sprint(do(t, "GET", api, nil).json(t)["phones"]) }
+	if r := a.get("/console/optouts"); r.status != 200 || !strings.Contains(r.body, "No opted-out phone.") {
+		t.Fatalf("opt-outs page: %d %.2000s", r.status, r.body)
+	}
+	if r := a.post("/console/optouts", url.Values{"phones": {"+48601234567"}}); r.status != 403 {
+		t.Fatalf("add without CSRF: %d", r.status)
+	}
+	if r := a.post("/console/optouts", url.Values{"csrf": {mc}, "phones": {"+48601234567\n<b>12</b>"}}); r.status != 400 ||
+		!strings.Contains(r.body, `class="error"`) || !strings.Contains(r.body, "&lt;b&gt;12&lt;/b&gt;</textarea>") {
+		t.Fatalf("bad phone: %d %.2000s", r.status, r.body)
+	}
+	if l := list(); l != "[]" {
+		t.Fatalf("opt-outs after refused forms: %s", l)
+	}
+	if r := a.post("/console/optouts", url.Values{"csrf": {mc}, "phones": {"+48601234567, +1 (415) 555-0132"}}); r.status != 303 ||
+		!strings.Contains(r.header.Get("Location"), "flash=2+phone") {
+		t.Fatalf("add: %d %v", r.status, r.header)
+	}
+	csvFile := "phone\n+48 512 345 678\n"
+	if r := a.upload("/console/optouts/import", url.Values{}, "file", "optouts.csv", []byte(csvFile)); r.status != 403 {
+		t.Fatalf("import without CSRF: %d", r.status)
+	}
+	if r := a.upload("/console/optouts/import", url.Values{"csrf": {mc}}, "file", "optouts.csv", []byte(csvFile)); r.status != 303 {
+		t.Fatalf("import: %d %.2000s", r.status, r.body)
+	}
+	if l := list(); l != "[+14155550132 +48512345678 +48601234567]" {
+		t.Fatalf("opt-outs after add and import: %s", l)
+	}
+	// html/template writes + as &#43;.
+	if r := a.get("/console/optouts"); !strings.Contains(r.body, ">&#43;48512345678<") || !strings.Contains(r.body, "3 phone(s)") {
+		t.Fatalf("opt-outs page: %.3000s", r.body)
+	}
+	if r := a.post("/console/optouts/remove", url.Values{"phone": {"+14155550132"}}); r.status != 403 {
+		t.Fatalf("remove without CSRF: %d", r.status)
+	}
+	if r := a.post("/console/optouts/remove", url.Values{"csrf": {mc}, "phone": {"+14155550132"}}); r.status != 303 {
+		t.Fatalf("remove: %d %.1000s", r.status, r.body)
+	}
+	if l := list(); l != "[+48512345678 +48601234567]" {
+		t.Fatalf("opt-outs after remove: %s", l)
+	}
+	// 120 more: two pages, every phone once.
+	var b strings.Builder
+	for i := range 120 {
+		fmt.Fprintf(&b, "+4860130%04d\n", i)
+	}
+	if r := a.upload("/console/optouts/import", url.Values{"csrf": {mc}}, "file", "many.csv", []byte(b.String())); r.status != 303 {
+		t.Fatalf("import 120: %d %.2000s", r.status, r.body)
+	}
+	p1, p2 := a.get("/console/optouts"), a.get("/console/optouts?page=2")
+	if !strings.Contains(p1.body, `href="/console/optouts?page=2"`) || !strings.Contains(p2.body, `href="/console/optouts?page=1"`) {
+		t.Fatalf("paging links: %.4000s", p1.body)
+	}
+	for i := range 120 {
+		ph := fmt.Sprintf(">&#43;4860130%04d<", i)
+		if strings.Count(p1.body+p2.body, ph) != 1 {
+			t.Fatalf("%s on %d pages", ph, strings.Count(p1.body+p2.body, ph))
+		}
+	}
+	if r := a.get("/console/optouts?page=0"); r.status != 400 {
+		t.Fatalf("page 0: %d", r.status)
+	}
+}
+
+// upload posts a multipart form with one file, as a browser does.
+func (b *browser) upload(path string, fields url.Values, field, name string, content []byte) page {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, vs := range fields {
+		for _, v := range vs {
+			_ = mw.WriteField(k, v)
+		}
+	}
+	fw, err := mw.CreateFormFile(field, name)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	_, _ = fw.Write(content)
+	if err := mw.Close(); err != nil {
+		b.t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", b.base+path, &buf)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, body: string(raw), header: resp.Header}
 }

@@ -240,6 +240,11 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		svcs = append(svcs, s)
 	}
 	registerProcessMetrics(in, names, svcs)
+	healthSub, err := answerHealth(in, names, svcs, rd)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = healthSub.Unsubscribe() }()
 	if common.AdminToken == "" && (contains(names, "billing") || contains(names, "releases")) {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
 	}

@@ -40,6 +40,24 @@ type AccountReply struct {
 	RateLimitPerMinute int    `json:"rateLimitPerMinute"`
 	Month              string `json:"month"`
 	Used               int64  `json:"used"`
+	// The subscription's dates (contract timestamps; empty: none, or no
+	// subscription).
+	StartedAt string `json:"startedAt,omitempty"`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	EndedAt   string `json:"endedAt,omitempty"`
+	// History is the messages counted per month, newest first (at most
+	// UsageMonths; months without a message absent). Only BillingAccount
+	// fills it.
+	History []MonthUsage `json:"history,omitempty"`
+}
+
+// UsageMonths bounds AccountReply.History.
+const UsageMonths = 24
+
+// MonthUsage is one month's count ("2026-12").
+type MonthUsage struct {
+	Month string `json:"month"`
+	Used  int64  `json:"used"`
 }
 
 // AccountsRequest asks for up to Limit accounts with id above After,

@@ -20,11 +20,20 @@ func TestConsoleRequests(t *testing.T) {
 			got.MonthlyLimit != 100 || got.RateLimitPerMinute != 120 || got.Used != 0 {
 			t.Fatalf("account = %+v, %v", got, err)
 		}
+		if got.StartedAt == "" || got.ExpiresAt != "" || got.EndedAt != "" || len(got.History) != 0 {
+			t.Fatalf("subscription dates and history before any send: %+v", got)
+		}
+		// Usage history: this month's count once messages are reserved.
+		res := mustReserve(t, r, b.Names, a.ID, 3)
+		got, err = call[events.AccountRequest, events.AccountReply](t, r.nc, b.Names.BillingAccount(), events.AccountRequest{AccountID: a.ID})
+		if err != nil || len(got.History) != 1 || got.History[0] != (events.MonthUsage{Month: res.Month, Used: 3}) {
+			t.Fatalf("history after 3 reserved: %+v, %v", got.History, err)
+		}
 		_, err = call[events.AccountRequest, events.AccountReply](t, r.nc, b.Names.BillingAccount(), events.AccountRequest{AccountID: 1 << 40})
 		wantCode(t, err, "account_not_found")
 
 		page, err := call[events.AccountsRequest, events.AccountsReply](t, r.nc, b.Names.BillingAccounts(), events.AccountsRequest{Query: itoa(a.ID), Limit: 10})
-		if err != nil || len(page.Accounts) == 0 {
+		if err != nil || len(page.Accounts) == 0 || page.Accounts[0].StartedAt != got.StartedAt || page.Accounts[0].History != nil {
 			t.Fatalf("accounts = %+v, %v", page, err)
 		}
 		_, err = call[events.AccountsRequest, events.AccountsReply](t, r.nc, b.Names.BillingAccounts(), events.AccountsRequest{Limit: 0})

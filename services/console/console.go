@@ -75,7 +75,6 @@ type Deps struct {
 	Names      events.Names
 	Replicas   int
 	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer // the process's metrics, for the system page (optional)
 	Log        *slog.Logger
 }
 
@@ -138,7 +137,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	w, err := web.New(web.Config{PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, InviteTTL: cfg.InviteTTL,
 		SignInAttempts: cfg.SignInAttempts, APIURL: cfg.APIURL}, web.Deps{
 		Conn: deps.Broker.Conn, Names: deps.Names, Store: st, Sessions: sessions, Throttle: throttle,
-		Sealer: sealer, Hashes: hashes, JS: js, Gatherer: deps.Gatherer, Log: deps.Log,
+		Sealer: sealer, Hashes: hashes, JS: js, Log: deps.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)

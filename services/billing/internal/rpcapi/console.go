@@ -3,6 +3,7 @@ package rpcapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -29,7 +30,15 @@ func (a *API) Account(ctx context.Context, req events.AccountRequest) (events.Ac
 	if err != nil {
 		return events.AccountReply{}, err
 	}
-	return accountReply(v, month, a), nil
+	out := accountReply(v, month, a)
+	hist, err := a.store.UsageHistory(ctx, req.AccountID, events.UsageMonths)
+	if err != nil {
+		return events.AccountReply{}, err
+	}
+	for _, h := range hist {
+		out.History = append(out.History, events.MonthUsage{Month: h.Month, Used: h.Used})
+	}
+	return out, nil
 }
 
 // Accounts lists accounts like GET /admin/v1/accounts.
@@ -76,6 +85,14 @@ func accountReply(v store.AccountView, month string, a *API) events.AccountReply
 	if v.Subscription != nil {
 		out.Plan = v.Subscription.Plan
 		out.SubscriptionActive = v.Subscription.Active(now)
+		for _, d := range []struct {
+			t   time.Time
+			out *string
+		}{{v.Subscription.StartedAt, &out.StartedAt}, {v.Subscription.ExpiresAt, &out.ExpiresAt}, {v.Subscription.EndedAt, &out.EndedAt}} {
+			if !d.t.IsZero() {
+				*d.out = timestamp.Format(d.t)
+			}
+		}
 	}
 	return out
 }

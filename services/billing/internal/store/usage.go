@@ -257,3 +257,24 @@ func (s *Store) Release(ctx context.Context, id int64, month string, count int) 
 	}
 	return nil
 }
+
+// MonthUsage is one month's count of an account.
+type MonthUsage struct {
+	Month string // "2026-12"
+	Used  int64
+}
+
+// UsageHistory returns account id's counted messages per month, newest
+// first, at most months of them (months without a message have no row).
+func (s *Store) UsageHistory(ctx context.Context, id int64, months int) ([]MonthUsage, error) {
+	var rows []usageModel
+	if err := s.db.NewSelect().Model(&rows).Column("month", "used").Where("account_id = ?", id).
+		Order("month DESC").Limit(int64(months)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("usage history: %w", err)
+	}
+	out := make([]MonthUsage, len(rows))
+	for i, r := range rows {
+		out[i] = MonthUsage{Month: r.Month, Used: r.Used}
+	}
+	return out, nil
+}

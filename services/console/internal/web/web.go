@@ -21,7 +21,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -55,7 +54,6 @@ type Deps struct {
 	Sealer   *auth.Sealer
 	Hashes   *hashid.Codec
 	JS       jetstream.JetStream
-	Gatherer prometheus.Gatherer // this process's metrics (nil: none shown)
 	Log      *slog.Logger
 }
 
@@ -136,6 +134,13 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/stores", w.merchant, w.createStore)
 	g.Get("/stores/:id/log", w.merchant, w.storeLog)
 	g.Post("/stores/:id/delete", w.merchant, w.deleteStore)
+	g.Get("/stores/:id", w.merchant, w.storeEdit)
+	g.Post("/stores/:id/settings", w.merchant, w.saveStoreSettings)
+	g.Post("/stores/:id/templates/:event", w.merchant, w.storeTemplateForm)
+	g.Get("/optouts", w.merchant, w.optOuts)
+	g.Post("/optouts", w.merchant, w.addOptOuts)
+	g.Post("/optouts/remove", w.merchant, w.removeOptOut)
+	g.Post("/optouts/import", w.merchant, w.importOptOuts)
 	g.Get("/settings", w.merchant, w.settingsPage)
 	g.Post("/settings", w.merchant, w.saveSettings)
 	g.Post("/send-test", w.merchant, w.sendTest)
@@ -145,6 +150,7 @@ func (w *Web) Routes(r fiber.Router) {
 	g.Post("/admin/releases/:code/delete", w.operator, w.deleteRelease)
 	g.Get("/admin/system", w.operator, w.systemPage)
 	g.Get("/admin/accounts", w.operator, w.accountsPage)
+	g.Get("/admin/accounts/:id", w.operator, w.accountPage)
 	g.Post("/admin/accounts/:id/invite", w.operator, w.inviteAccount)
 	g.Post("/admin/accounts/:id/rotate-token", w.operator, w.operatorRotate)
 	g.Post("/admin/accounts", w.operator, w.createAccount)

@@ -11,6 +11,7 @@ type Backlog struct {
 	Waiting       prometheus.Gauge
 	Initiated     prometheus.Gauge
 	OldestWaiting prometheus.Gauge
+	PhonesOnline  prometheus.Gauge
 }
 
 // NewBacklog registers the backlog gauges on reg (promauto: it panics if one is there already, a wiring mistake).
@@ -28,6 +29,10 @@ func NewBacklog(reg prometheus.Registerer) *Backlog {
 		OldestWaiting: f.NewGauge(prometheus.GaugeOpts{
 			Name: "oldest_waiting_seconds",
 			Help: "Age of the oldest waiting message (0 when none waits); refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
+		}),
+		PhonesOnline: f.NewGauge(prometheus.GaugeOpts{
+			Name: "phones_online",
+			Help: "Phones seen within APITOSMS_PHONE_OFFLINE_AFTER, all accounts; refreshed every APITOSMS_QUEUE_BACKLOG_INTERVAL (15 s).",
 		}),
 	}
 	return m

@@ -74,3 +74,13 @@ func (s *Store) Backlog(ctx context.Context, floor int64) (Backlog, error) {
 	}
 	return b, nil
 }
+
+// PhonesOnline counts the phones of every account seen (a pull or a
+// report) since since: the ones the phones page shows online.
+func (s *Store) PhonesOnline(ctx context.Context, since time.Time) (int64, error) {
+	var n int64
+	if err := s.readDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM phones WHERE last_seen_ms >= "+s.param(1), since.UnixMilli()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("phones online: %w", err)
+	}
+	return n, nil
+}

@@ -15,7 +15,7 @@ const backlogRescan = 40
 
 // RunBacklog refreshes the backlog gauges now and every interval until ctx
 // ends. A failed count leaves the gauges as they were (logged).
-func RunBacklog(ctx context.Context, st *store.Store, m *metrics.Backlog, interval time.Duration, log *slog.Logger) {
+func RunBacklog(ctx context.Context, st *store.Store, m *metrics.Backlog, interval, offlineAfter time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var floor int64
@@ -38,6 +38,13 @@ func RunBacklog(ctx context.Context, st *store.Store, m *metrics.Backlog, interv
 				age = max(time.Since(b.OldestAt).Seconds(), 0)
 			}
 			m.OldestWaiting.Set(age)
+		}
+		if n, err := st.PhonesOnline(ctx, time.Now().Add(-offlineAfter)); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("count phones online failed", "err", err)
+			}
+		} else {
+			m.PhonesOnline.Set(float64(n))
 		}
 		select {
 		case <-ctx.Done():
