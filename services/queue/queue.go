@@ -306,7 +306,9 @@ func (s *Service) Run(ctx context.Context) error {
 		Go("phones sweep", func(ctx context.Context) {
 			sweep.RunPhones(ctx, s.store, s.notify, s.cfg.PhoneOfflineAfter, sweep.PhoneCheckInterval(s.cfg.PhoneOfflineAfter), s.log)
 		}).
-		Go("backlog", func(ctx context.Context) { sweep.RunBacklog(ctx, s.store, s.bm, s.cfg.BacklogInterval, s.cfg.PhoneOfflineAfter, s.log) }).
+		Go("backlog", func(ctx context.Context) {
+			sweep.RunBacklog(ctx, s.store, s.bm, s.cfg.BacklogInterval, s.cfg.PhoneOfflineAfter, s.log)
+		}).
 		Support("webhook subscriptions", subs.Run).
 		Consume(js, s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, s.cfg.IngestLinger), accepted.Handle, s.cm).
 		Consume(js, s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle, s.cm).
