@@ -109,10 +109,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	m, err := rpcapi.NewMetrics(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("billing metrics: %w", err)
-	}
+	m := rpcapi.NewMetrics(deps.Registerer)
 	rm := rpc.NewMetrics(deps.Registerer, "billing")
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)

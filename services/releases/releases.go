@@ -106,10 +106,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := httpapi.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
+	m := httpapi.NewMetrics(reg)
 	h := httpapi.New(httpapi.Config{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, MaxAPKBytes: cfg.MaxAPKBytes,
 		DownloadTimeout: cfg.DownloadTimeout,

@@ -8,7 +8,6 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -180,10 +179,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	st := store.New(deps.DB)
-	m, err := metrics.New(deps.Registerer, st.Backlog)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer, st.Backlog)
 	rm := rpc.NewMetrics(deps.Registerer, "webhooks")
 	cm := consumer.NewMetrics(deps.Registerer, "webhooks")
 	g := guard.New(cfg.AllowPrivate)
