@@ -127,9 +127,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
-	if err := store.Tune(ctx, deps.DB); err != nil {
-		return nil, err
-	}
 	m := metrics.New(deps.Registerer)
 	rm := rpc.NewMetrics(deps.Registerer, "status")
 	cm := consumer.NewMetrics(deps.Registerer, "status")

@@ -171,9 +171,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
-	if err := store.Tune(ctx, deps.DB); err != nil {
-		return nil, err
-	}
 	sealer, err := keys.LoadSealer(ctx, deps.Broker.JS, deps.Names.KeysBucket(), secret.KeyName, deps.Replicas)
 	if err != nil {
 		return nil, err
