@@ -2,6 +2,8 @@ package database_test
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -127,4 +129,51 @@ func TestMigrateConcurrent(t *testing.T) {
 			t.Errorf("things rows = %d, %v; want 1", things, err)
 		}
 	})
+}
+
+// TestSQLitePragmasSurviveReconnect: the connection settings are in the DSN,
+// so a connection the pool opens after losing one has them too.
+func TestSQLitePragmasSurviveReconnect(t *testing.T) {
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Config{DataDir: t.TempDir(), Service: "webhooks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := func(when string) {
+		t.Helper()
+		var cache, temp int
+		if err := db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -8192 {
+			t.Errorf("%s: cache_size = %d, %v; want -8192", when, cache, err)
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&temp); err != nil || temp != 2 {
+			t.Errorf("%s: temp_store = %d, %v; want 2 (MEMORY)", when, temp, err)
+		}
+	}
+	check("first connection")
+	// Change a setting on the pool's only connection, then have the pool
+	// drop it (driver.ErrBadConn closes it): the next query opens a fresh one.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA cache_size = -1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Raw(func(any) error { return driver.ErrBadConn }); !errors.Is(err, driver.ErrBadConn) {
+		t.Fatalf("Raw = %v", err)
+	}
+	_ = conn.Close()
+	check("fresh connection")
+
+	// A service without its own size keeps SQLite's default (-2000).
+	other, err := database.Open(ctx, database.Config{DataDir: t.TempDir(), Service: "billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var cache int
+	if err := other.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -2000 {
+		t.Errorf("billing cache_size = %d, %v; want -2000", cache, err)
+	}
 }

@@ -6,7 +6,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/httpapi"
 	"github.com/apitosms/apitosms/services/billing/internal/rpcapi"
@@ -88,35 +88,24 @@ type Service struct {
 
 // New migrates billing's tables and registers its metrics; it starts nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil || deps.Log == nil {
-		return nil, errors.New("billing: Broker, DB, Registerer and Log are required")
+	if err := wiring.Check("billing", deps); err != nil {
+		return nil, err
 	}
-	deps.Log = deps.Log.With("service", "billing")
+	deps.Log = wiring.Logger(deps.Log, "billing")
 	d := DefaultConfig()
-	if cfg.RPCConcurrency < 1 {
-		cfg.RPCConcurrency = d.RPCConcurrency
-	}
-	if cfg.GroupCommitMax < 1 {
-		cfg.GroupCommitMax = d.GroupCommitMax
-	}
-	if cfg.CommitTimeout <= 0 {
-		cfg.CommitTimeout = d.CommitTimeout
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = d.ShutdownTimeout
-	}
+	wiring.Default(&cfg.RPCConcurrency, d.RPCConcurrency)
+	wiring.Default(&cfg.GroupCommitMax, d.GroupCommitMax)
+	wiring.Default(&cfg.CommitTimeout, d.CommitTimeout)
+	wiring.Default(&cfg.ShutdownTimeout, d.ShutdownTimeout)
 	st := store.New(deps.DB)
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	m, err := rpcapi.NewMetrics(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("billing metrics: %w", err)
-	}
+	m := rpcapi.NewMetrics(deps.Registerer)
 	rm := rpc.NewMetrics(deps.Registerer, "billing")
-	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log.With("service", "billing"))
+	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log)
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
-	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log.With("service", "billing"))
+	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log)
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
 		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed, inviter(deps)), rpcMetrics: rm,

@@ -17,6 +17,7 @@ import (
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/hashid"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/ingress/internal/httpapi"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
@@ -78,6 +79,9 @@ type Service struct {
 
 // New opens the rate-limit, idempotency and keys buckets.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if err := wiring.Check("ingress", deps); err != nil {
+		return nil, err
+	}
 	if cfg.ReadRateLimit < 1 {
 		return nil, fmt.Errorf("ingress: APITOSMS_READ_RATE_LIMIT must be at least 1, got %d", cfg.ReadRateLimit)
 	}
@@ -100,7 +104,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		ReadRateLimit:  cfg.ReadRateLimit,
 		AuthCacheTTL:   cfg.AuthCacheTTL,
-	}, deps.Registerer, deps.Log.With("service", "ingress"))
+	}, deps.Registerer, wiring.Logger(deps.Log, "ingress"))
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/apitosms/apitosms/libs/hashid"
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/queue/internal/ingest"
 	"github.com/apitosms/apitosms/services/queue/internal/metrics"
 	"github.com/apitosms/apitosms/services/queue/internal/notify"
@@ -176,45 +177,27 @@ type Service struct {
 
 // New migrates the messages table and registers metrics; it starts nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
-		return nil, errors.New("queue: broker, database and registerer are required")
-	}
-	d := DefaultConfig()
-	if cfg.ClaimWaitTimeout <= 0 {
-		cfg.ClaimWaitTimeout = d.ClaimWaitTimeout
-	}
-	if cfg.RPCConcurrency <= 0 {
-		cfg.RPCConcurrency = d.RPCConcurrency
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if cfg.ClaimConfirmTimeout <= 0 {
-		cfg.ClaimConfirmTimeout = d.ClaimConfirmTimeout
-	}
-	if cfg.ClaimSweepInterval <= 0 {
-		cfg.ClaimSweepInterval = d.ClaimSweepInterval
+	if err := wiring.Check("queue", deps, "Reader"); err != nil {
+		return nil, err
 	}
 	if cfg.invalid != nil {
 		return nil, fmt.Errorf("queue: %w", cfg.invalid)
 	}
-	if cfg.PhoneOfflineAfter <= 0 {
-		cfg.PhoneOfflineAfter = d.PhoneOfflineAfter
-	}
-	if cfg.BacklogInterval <= 0 {
-		cfg.BacklogInterval = d.BacklogInterval
-	}
+	d := DefaultConfig()
+	wiring.Default(&cfg.ClaimWaitTimeout, d.ClaimWaitTimeout)
+	wiring.Default(&cfg.RPCConcurrency, d.RPCConcurrency)
+	wiring.Default(&cfg.ShutdownTimeout, d.ShutdownTimeout)
+	wiring.Default(&cfg.ClaimConfirmTimeout, d.ClaimConfirmTimeout)
+	wiring.Default(&cfg.ClaimSweepInterval, d.ClaimSweepInterval)
+	wiring.Default(&cfg.PhoneOfflineAfter, d.PhoneOfflineAfter)
+	wiring.Default(&cfg.BacklogInterval, d.BacklogInterval)
 	if cfg.Retention <= 0 {
 		return nil, errors.New("queue: APITOSMS_RETENTION must be positive")
 	}
 	if cfg.SweepInterval <= 0 {
 		return nil, errors.New("queue: APITOSMS_QUEUE_SWEEP_INTERVAL must be positive")
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("service", "queue")
+	log := wiring.Logger(deps.Log, "queue")
 	st := store.New(deps.DB)
 	if err := st.Migrate(ctx); err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/releases/internal/blob"
 	"github.com/apitosms/apitosms/services/releases/internal/httpapi"
 	"github.com/apitosms/apitosms/services/releases/internal/store"
@@ -83,21 +84,14 @@ type Service struct {
 // New migrates the releases tables, creates or opens the object store
 // bucket and registers the metrics. It starts nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil {
-		return nil, errors.New("releases: broker and database required")
+	if err := wiring.Check("releases", deps); err != nil {
+		return nil, err
 	}
 	if cfg.MaxAPKBytes <= 0 || cfg.DownloadTimeout <= 0 {
 		return nil, errors.New("releases: MaxAPKBytes and DownloadTimeout must be positive")
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("service", "releases")
+	log := wiring.Logger(deps.Log, "releases")
 	reg := deps.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	st, err := store.Open(ctx, deps.DB)
 	if err != nil {
 		return nil, err
@@ -106,10 +100,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := httpapi.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
+	m := httpapi.NewMetrics(reg)
 	h := httpapi.New(httpapi.Config{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, MaxAPKBytes: cfg.MaxAPKBytes,
 		DownloadTimeout: cfg.DownloadTimeout,

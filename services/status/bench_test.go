@@ -36,9 +36,6 @@ func benchIngest(b *testing.B, n int) {
 		if err := store.Migrate(ctx, db); err != nil {
 			b.Fatal(err)
 		}
-		if err := store.Tune(ctx, db); err != nil {
-			b.Fatal(err)
-		}
 		st := store.New(db)
 		rows := make([]store.Row, n)
 		seq := uint64(0)

@@ -21,6 +21,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/status/internal/apply"
 	"github.com/apitosms/apitosms/services/status/internal/ingest"
 	"github.com/apitosms/apitosms/services/status/internal/metrics"
@@ -98,36 +99,18 @@ type Service struct {
 // New migrates the deliveries table and registers the metrics; it starts
 // nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
-		return nil, errors.New("status: broker, database and registerer required")
-	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
-	deps.Log = deps.Log.With("service", "status")
-	d := DefaultConfig()
-	if cfg.IngestBatch <= 0 {
-		cfg.IngestBatch = d.IngestBatch
-	}
-	if cfg.RPCConcurrency <= 0 {
-		cfg.RPCConcurrency = d.RPCConcurrency
-	}
-	if cfg.CatchUpTimeout <= 0 {
-		cfg.CatchUpTimeout = d.CatchUpTimeout
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if cfg.OutboxInterval <= 0 {
-		cfg.OutboxInterval = d.OutboxInterval
-	}
-	if cfg.OutboxAge <= 0 {
-		cfg.OutboxAge = d.OutboxAge
-	}
-	if err := store.Migrate(ctx, deps.DB); err != nil {
+	if err := wiring.Check("status", deps); err != nil {
 		return nil, err
 	}
-	if err := store.Tune(ctx, deps.DB); err != nil {
+	deps.Log = wiring.Logger(deps.Log, "status")
+	d := DefaultConfig()
+	wiring.Default(&cfg.IngestBatch, d.IngestBatch)
+	wiring.Default(&cfg.RPCConcurrency, d.RPCConcurrency)
+	wiring.Default(&cfg.CatchUpTimeout, d.CatchUpTimeout)
+	wiring.Default(&cfg.ShutdownTimeout, d.ShutdownTimeout)
+	wiring.Default(&cfg.OutboxInterval, d.OutboxInterval)
+	wiring.Default(&cfg.OutboxAge, d.OutboxAge)
+	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, err
 	}
 	m := metrics.New(deps.Registerer)

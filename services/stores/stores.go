@@ -9,7 +9,6 @@ package stores
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/stores/internal/httpapi"
 	"github.com/apitosms/apitosms/services/stores/internal/ingest"
 	"github.com/apitosms/apitosms/services/stores/internal/metrics"
@@ -108,30 +108,18 @@ type Service struct {
 // New migrates the tables, loads the sealing and hash keys and registers the
 // metrics; it starts nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
-		return nil, errors.New("stores: broker, database and registerer required")
+	if err := wiring.Check("stores", deps); err != nil {
+		return nil, err
 	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
-	deps.Log = deps.Log.With("service", "stores")
+	deps.Log = wiring.Logger(deps.Log, "stores")
 	d := DefaultConfig()
-	for _, fix := range []struct {
-		v   *int
-		def int
-	}{{&cfg.MaxStores, d.MaxStores}, {&cfg.Batch, d.Batch}, {&cfg.RPCConcurrency, d.RPCConcurrency}} {
-		if *fix.v <= 0 {
-			*fix.v = fix.def
-		}
-	}
-	for _, fix := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{{&cfg.LogRetention, d.LogRetention}, {&cfg.Dedupe, d.Dedupe}, {&cfg.KeepOrders, d.KeepOrders}, {&cfg.ShutdownTimeout, d.ShutdownTimeout}} {
-		if *fix.v <= 0 {
-			*fix.v = fix.def
-		}
-	}
+	wiring.Default(&cfg.MaxStores, d.MaxStores)
+	wiring.Default(&cfg.Batch, d.Batch)
+	wiring.Default(&cfg.RPCConcurrency, d.RPCConcurrency)
+	wiring.Default(&cfg.LogRetention, d.LogRetention)
+	wiring.Default(&cfg.Dedupe, d.Dedupe)
+	wiring.Default(&cfg.KeepOrders, d.KeepOrders)
+	wiring.Default(&cfg.ShutdownTimeout, d.ShutdownTimeout)
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = d.PublicURL
 	}

@@ -7,8 +7,6 @@ package webhooks
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/apitosms/apitosms/libs/keys"
 	"github.com/apitosms/apitosms/libs/lifecycle"
 	"github.com/apitosms/apitosms/libs/rpc"
+	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/webhooks/internal/deliver"
 	"github.com/apitosms/apitosms/services/webhooks/internal/guard"
 	"github.com/apitosms/apitosms/services/webhooks/internal/ingest"
@@ -139,40 +138,28 @@ type Service struct {
 // New migrates the tables, loads the secret-sealing key and registers the
 // metrics; it starts nothing.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
-	if deps.Broker == nil || deps.DB == nil || deps.Registerer == nil {
-		return nil, errors.New("webhooks: broker, database and registerer required")
+	if err := wiring.Check("webhooks", deps); err != nil {
+		return nil, err
 	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
-	deps.Log = deps.Log.With("service", "webhooks")
+	deps.Log = wiring.Logger(deps.Log, "webhooks")
 	d := DefaultConfig()
-	for _, fix := range []struct {
-		v   *int
-		def int
-	}{{&cfg.PerEndpoint, d.PerEndpoint}, {&cfg.Workers, d.Workers}, {&cfg.MaxEndpoints, d.MaxEndpoints},
-		{&cfg.BatchSize, d.BatchSize}, {&cfg.IngestBatch, d.IngestBatch}, {&cfg.RPCConcurrency, d.RPCConcurrency}} {
-		if *fix.v <= 0 {
-			*fix.v = fix.def
-		}
-	}
+	wiring.Default(&cfg.PerEndpoint, d.PerEndpoint)
+	wiring.Default(&cfg.Workers, d.Workers)
+	wiring.Default(&cfg.MaxEndpoints, d.MaxEndpoints)
+	wiring.Default(&cfg.BatchSize, d.BatchSize)
 	cfg.BatchSize = min(cfg.BatchSize, 500)
-	for _, fix := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{{&cfg.Timeout, d.Timeout}, {&cfg.DisableAfter, d.DisableAfter}, {&cfg.RotationOverlap, d.RotationOverlap},
-		{&cfg.Poll, d.Poll}, {&cfg.LogRetention, d.LogRetention}, {&cfg.ShutdownTimeout, d.ShutdownTimeout}} {
-		if *fix.v <= 0 {
-			*fix.v = fix.def
-		}
-	}
+	wiring.Default(&cfg.IngestBatch, d.IngestBatch)
+	wiring.Default(&cfg.RPCConcurrency, d.RPCConcurrency)
+	wiring.Default(&cfg.Timeout, d.Timeout)
+	wiring.Default(&cfg.DisableAfter, d.DisableAfter)
+	wiring.Default(&cfg.RotationOverlap, d.RotationOverlap)
+	wiring.Default(&cfg.Poll, d.Poll)
+	wiring.Default(&cfg.LogRetention, d.LogRetention)
+	wiring.Default(&cfg.ShutdownTimeout, d.ShutdownTimeout)
 	if len(cfg.RetrySchedule) == 0 {
 		cfg.RetrySchedule = d.RetrySchedule
 	}
 	if err := store.Migrate(ctx, deps.DB); err != nil {
-		return nil, err
-	}
-	if err := store.Tune(ctx, deps.DB); err != nil {
 		return nil, err
 	}
 	sealer, err := keys.LoadSealer(ctx, deps.Broker.JS, deps.Names.KeysBucket(), secret.KeyName, deps.Replicas)
@@ -180,10 +167,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	st := store.New(deps.DB)
-	m, err := metrics.New(deps.Registerer, st.Backlog)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks metrics: %w", err)
-	}
+	m := metrics.New(deps.Registerer, st.Backlog)
 	rm := rpc.NewMetrics(deps.Registerer, "webhooks")
 	cm := consumer.NewMetrics(deps.Registerer, "webhooks")
 	g := guard.New(cfg.AllowPrivate)

@@ -37,10 +37,7 @@ func TestQuotaRelayPublishesDueEvents(t *testing.T) {
 		if g, err := st.ReserveBatch(ctx, now, []domain.Reservation{{AccountID: acc.ID, Count: 5}}); err != nil || g[0].Crossed != domain.QuotaWarning|domain.QuotaExhausted {
 			t.Fatalf("reserve: %+v, %v", g, err)
 		}
-		m, err := NewMetrics(prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := NewMetrics(prometheus.NewRegistry())
 		q := NewQuotaEvents(br.JS, b.Names, st, m, testkit.Logger(t))
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -62,16 +63,11 @@ type API struct {
 // New returns the API.
 func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *idempotency.Store,
 	publisher *publish.Publisher, hashes *hashid.Codec, set Settings, reg prometheus.Registerer, log *slog.Logger) (*API, error) {
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	phones, err := newPhoneTable(reg)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics(reg)
+	phones := newPhoneTable(reg)
 	a := &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones,
 		auth: newAuthCache(set.AuthCacheTTL)}
+	var err error
 	if a.authSub, err = a.auth.subscribe(nc, names); err != nil {
 		return nil, fmt.Errorf("subscribe to account changes: %w", err)
 	}
@@ -215,20 +211,16 @@ type metrics struct {
 	reports      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_ingress_", reg))
 	m := &metrics{
-		accepted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
-		rateLimited:  prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_rate_limited_total", Help: "Requests refused with 429."}),
-		replays:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
-		quotaCut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
-		quotaRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_quota_refused_requests_total", Help: "Queue requests refused with 402 limit_exceeded (nothing left of the monthly limit)."}),
-		claimed:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_handed_out_messages_total", Help: "SMS returned by get_messages."}),
-		reports:      prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_status_entries_total", Help: "Entries received in status requests."}),
+		accepted:     f.NewCounter(prometheus.CounterOpts{Name: "accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
+		rateLimited:  f.NewCounter(prometheus.CounterOpts{Name: "rate_limited_total", Help: "Requests refused with 429."}),
+		replays:      f.NewCounter(prometheus.CounterOpts{Name: "idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
+		quotaCut:     f.NewCounter(prometheus.CounterOpts{Name: "quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
+		quotaRefused: f.NewCounter(prometheus.CounterOpts{Name: "quota_refused_requests_total", Help: "Queue requests refused with 402 limit_exceeded (nothing left of the monthly limit)."}),
+		claimed:      f.NewCounter(prometheus.CounterOpts{Name: "handed_out_messages_total", Help: "SMS returned by get_messages."}),
+		reports:      f.NewCounter(prometheus.CounterOpts{Name: "status_entries_total", Help: "Entries received in status requests."}),
 	}
-	for _, c := range []prometheus.Collector{m.accepted, m.rateLimited, m.replays, m.quotaCut, m.quotaRefused, m.claimed, m.reports} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return m
 }

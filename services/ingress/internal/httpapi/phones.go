@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
@@ -43,19 +44,15 @@ type phoneTable struct {
 	failed  prometheus.Counter
 }
 
-func newPhoneTable(reg prometheus.Registerer) (*phoneTable, error) {
+func newPhoneTable(reg prometheus.Registerer) *phoneTable {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_ingress_", reg))
 	t := &phoneTable{
 		seen:    map[phoneKey]*events.PhoneSeen{},
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_phones_dropped_total", Help: "Phone sightings dropped because the table of phones seen between two flushes was full."}),
-		flushes: prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_phone_flushes_total", Help: "Batches of phone sightings sent to the queue service."}),
-		failed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "apitosms_ingress_phone_flush_failures_total", Help: "Batches of phone sightings the queue service did not take (sent again with the next)."}),
+		dropped: f.NewCounter(prometheus.CounterOpts{Name: "phones_dropped_total", Help: "Phone sightings dropped because the table of phones seen between two flushes was full."}),
+		flushes: f.NewCounter(prometheus.CounterOpts{Name: "phone_flushes_total", Help: "Batches of phone sightings sent to the queue service."}),
+		failed:  f.NewCounter(prometheus.CounterOpts{Name: "phone_flush_failures_total", Help: "Batches of phone sightings the queue service did not take (sent again with the next)."}),
 	}
-	for _, c := range []prometheus.Collector{t.dropped, t.flushes, t.failed} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
+	return t
 }
 
 // see records that account's phone device pulled (pull) or reported at at.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -60,37 +59,10 @@ func New(db *bun.DB) *Store {
 	return &Store{db: db, pg: database.IsPostgres(db)}
 }
 
-// Migrate creates or updates the queue's tables, and tunes the SQLite
-// connection for bulk ingestion.
+// Migrate creates or updates the queue's tables. (The SQLite connection
+// settings for bulk ingestion are in the DSN: libs/database.)
 func (s *Store) Migrate(ctx context.Context) error {
-	if err := database.Migrate(ctx, s.db, migrations, Service); err != nil {
-		return err
-	}
-	return s.tune(ctx)
-}
-
-// sqlitePragmas: statement journals (needed by multi-row INSERT ... ON
-// CONFLICT) live in memory, and the page cache is 4 MiB. A bigger cache
-// (16 MiB was tried) holds more of the messages table and its indexes but raised the
-// process's peak RSS by about 50 MiB under ingest (dirty pages of large
-// transactions fill it) with no drain gain beyond this machine's noise; the
-// OS page cache serves the rest. They only affect speed and memory, so
-// losing them with a reconnect is harmless.
-var sqlitePragmas = []string{
-	"PRAGMA temp_store = MEMORY",
-	"PRAGMA cache_size = -4096",
-}
-
-func (s *Store) tune(ctx context.Context) error {
-	if s.pg {
-		return nil
-	}
-	for _, p := range sqlitePragmas {
-		if _, err := s.sqlDB().ExecContext(ctx, p); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-	}
-	return nil
+	return database.Migrate(ctx, s.db, migrations, Service)
 }
 
 // Ping reports whether the database answers.

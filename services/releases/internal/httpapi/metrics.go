@@ -1,6 +1,9 @@
 package httpapi
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Download kinds (label "kind" of apitosms_releases_downloads_total).
 const (
@@ -26,26 +29,22 @@ type Metrics struct {
 	uploads       *prometheus.CounterVec
 }
 
-// NewMetrics registers the metrics on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// NewMetrics registers the metrics on reg (promauto: it panics if one is there already, a wiring mistake).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_releases_", reg))
 	m := &Metrics{
-		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_releases_downloads_total",
+		downloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "downloads_total",
 			Help: "APK download requests answered, by kind (full, range, head, not_modified).",
 		}, []string{"kind"}),
-		downloadBytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_releases_download_bytes_total",
+		downloadBytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "download_bytes_total",
 			Help: "APK bytes sent to clients.",
 		}),
-		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_releases_uploads_total",
+		uploads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_total",
 			Help: "APK uploads, by outcome (published, invalid, duplicate, too_large, error).",
 		}, []string{"outcome"}),
-	}
-	for _, c := range []prometheus.Collector{m.downloads, m.downloadBytes, m.uploads} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
 	}
 	for _, k := range []string{kindFull, kindRange, kindHead, kindNotModified} {
 		m.downloads.WithLabelValues(k)
@@ -53,5 +52,5 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, o := range []string{outcomePublished, outcomeInvalid, outcomeDuplicate, outcomeTooLarge, outcomeError} {
 		m.uploads.WithLabelValues(o)
 	}
-	return m, nil
+	return m
 }

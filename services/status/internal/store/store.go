@@ -9,7 +9,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,33 +48,6 @@ func New(db *bun.DB) *Store {
 // Migrate creates or updates the service's tables.
 func Migrate(ctx context.Context, db *bun.DB) error {
 	return database.Migrate(ctx, db, migrations, Service)
-}
-
-// sqliteCacheKiB is the page cache of the SQLite connection: twice the
-// default. 16 MiB was tried; it raised the process's peak RSS by about
-// 50 MiB under ingest (dirty pages of large transactions fill it) with no
-// drain gain beyond this machine's noise; the OS page cache serves the rest.
-const sqliteCacheKiB = 4 << 10
-
-// Tune sets connection settings that only affect speed. On SQLite the
-// service has one long-lived connection (libs/database), so a PRAGMA run
-// here stays in effect; should the pool ever reopen the connection, only
-// speed is lost.
-func Tune(ctx context.Context, db *bun.DB) error {
-	if database.IsPostgres(db) {
-		return nil
-	}
-	for _, pragma := range []string{
-		fmt.Sprintf("PRAGMA cache_size = -%d", sqliteCacheKiB),
-		// Statement journals of multi-row statements inside a transaction
-		// (group commit) go to memory instead of a temporary file.
-		"PRAGMA temp_store = MEMORY",
-	} {
-		if _, err := db.ExecContext(ctx, pragma); err != nil {
-			return fmt.Errorf("tune sqlite: %w", err)
-		}
-	}
-	return nil
 }
 
 // Postgres reports whether the store is on PostgreSQL (which takes

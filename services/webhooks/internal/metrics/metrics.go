@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Outcomes of one POST.
@@ -29,43 +30,44 @@ type Metrics struct {
 // Backlog reads the undelivered events at scrape time.
 type Backlog func(ctx context.Context) (count int64, oldestMs int64, err error)
 
-// New registers the metrics on reg; backlog feeds the two backlog gauges.
-func New(reg prometheus.Registerer, backlog Backlog) (*Metrics, error) {
+// New registers the metrics on reg (promauto: it panics if one is there
+// already, a wiring mistake); backlog feeds the two backlog gauges.
+func New(reg prometheus.Registerer, backlog Backlog) *Metrics {
+	reg = prometheus.WrapRegistererWithPrefix("apitosms_webhooks_", reg)
+	f := promauto.With(reg)
 	m := &Metrics{
-		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_webhooks_deliveries_total",
+		Deliveries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "deliveries_total",
 			Help: "Webhook POSTs by outcome (delivered, failed, gone, blocked).",
 		}, []string{"outcome"}),
-		Events: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_webhooks_events_delivered_total",
+		Events: f.NewCounter(prometheus.CounterOpts{
+			Name: "events_delivered_total",
 			Help: "Events delivered (each event of a batch counts).",
 		}),
-		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "apitosms_webhooks_attempt_duration_seconds",
+		Latency: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "attempt_duration_seconds",
 			Help:    "Time of one webhook POST, from connecting to the answer.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 		}),
-		Enqueued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apitosms_webhooks_enqueued_total",
+		Enqueued: f.NewCounter(prometheus.CounterOpts{
+			Name: "enqueued_total",
 			Help: "Events stored for delivery, one per matching endpoint.",
 		}),
-		Disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "apitosms_webhooks_endpoints_disabled_total",
+		Disabled: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "endpoints_disabled_total",
 			Help: "Endpoints disabled by the service, by reason (gone, failing).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.Deliveries, m.Events, m.Latency, m.Enqueued, m.Disabled, &backlogCollector{read: backlog}} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	// One collector for the two gauges: one query answers both. The
+	// prefixed registerer prefixes its descriptions' names too.
+	reg.MustRegister(&backlogCollector{read: backlog})
+	return m
 }
 
 var (
-	backlogDesc = prometheus.NewDesc("apitosms_webhooks_backlog_events",
+	backlogDesc = prometheus.NewDesc("backlog_events",
 		"Events not yet delivered to enabled endpoints (one per endpoint), read from the database at scrape time.", nil, nil)
-	oldestDesc = prometheus.NewDesc("apitosms_webhooks_oldest_undelivered_seconds",
+	oldestDesc = prometheus.NewDesc("oldest_undelivered_seconds",
 		"Age of the oldest event not yet delivered to an enabled endpoint; 0 when none.", nil, nil)
 )
 

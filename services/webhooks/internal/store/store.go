@@ -644,19 +644,3 @@ func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
-
-// Tune sets SQLite connection settings that only affect speed (the service
-// has one long-lived SQLite connection, libs/database): a page cache of
-// 8 MiB, four times the default, holds a burst of undelivered events so
-// claims and deletes find their pages without reading them back.
-func Tune(ctx context.Context, db *bun.DB) error {
-	if database.IsPostgres(db) {
-		return nil
-	}
-	for _, pragma := range []string{"PRAGMA cache_size = -8192", "PRAGMA temp_store = MEMORY"} {
-		if _, err := db.ExecContext(ctx, pragma); err != nil {
-			return fmt.Errorf("tune sqlite: %w", err)
-		}
-	}
-	return nil
-}
