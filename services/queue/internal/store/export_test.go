@@ -13,8 +13,12 @@ func (s *Store) ReportSQL(n int) string {
 
 // Extras SQL, for plan tests.
 const (
-	PromoteProbeSQL = promoteProbeSQLite
-	ExpireProbeSQL  = expireProbeSQLite
-	PromoteSQL      = promoteSQLite
-	ExpireSQL       = expireSQLite
+	ExpireProbeSQL          = expireProbeSQLite
+	ExpireSQL               = expireSQLite
+	ExpireScheduledProbeSQL = expireScheduledProbe
 )
+
+// The picks of scheduled rows and the promote probe, for plan tests.
+func (s *Store) PickDueSQL() string      { return s.pickDue() }
+func (s *Store) PickEndedSQL() string    { return s.pickEnded() }
+func (s *Store) PromoteProbeSQL() string { return s.promoteProbe() }

@@ -5,10 +5,10 @@ package store
 //
 // The state machine of a message (docs/architecture.md, "States") is
 // enforced by the statements of this package, each guarded by the state it
-// leaves: scheduled (-1) → new (Promote) ; new/scheduled → cancelled
-// (Cancel), expired (ExpireDue) ; new → initiated (Claim) ; initiated →
-// new or expired (Sweep, under the same claim only) ; new/initiated → sent
-// or failed (ApplyReports).
+// leaves: scheduled (-1, in its own table until due: scheduled.go) → new
+// (Promote) ; new/scheduled → cancelled (Cancel), expired (ExpireDue) ;
+// new → initiated (Claim) ; initiated → new or expired (Sweep, under the
+// same claim only) ; new/initiated/scheduled → sent or failed (ApplyReports).
 
 import (
 	"context"
@@ -19,27 +19,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Promote makes up to limit scheduled messages whose send_at is at or
-// before now new (due: the claim index then holds them at their FIFO
-// place) and returns how many. Replicas may promote at once: each row
-// changes once (PostgreSQL skips rows another promotion holds; SQLite has
-// one writer).
-func (s *Store) Promote(ctx context.Context, now time.Time, limit int) (int64, error) {
-	q := promoteSQLite
-	if s.pg {
-		q = `WITH due AS (
-    SELECT pos FROM messages WHERE status = -1 AND send_at <= $1 ORDER BY send_at LIMIT $2 FOR UPDATE SKIP LOCKED
-) UPDATE messages m SET status = 0 FROM due WHERE m.pos = due.pos AND m.status = -1`
-	} else if !s.anyDue(ctx, promoteProbeSQLite, now) {
-		return 0, nil
-	}
-	res, err := s.sqlDB().ExecContext(ctx, q, now.UnixMilli(), limit)
-	if err != nil {
-		return 0, fmt.Errorf("promote scheduled: %w", err)
-	}
-	return res.RowsAffected()
-}
 
 // anyDue reports whether probe (one parameter: now in Unix ms) finds a row,
 // read without SQLite's write lock; on error it answers true so that the
@@ -53,42 +32,47 @@ func (s *Store) anyDue(ctx context.Context, probe string, now time.Time) bool {
 // ExpireDue expires up to limit waiting messages (new or scheduled) whose
 // valid_until is at or before now: status 4, an outcome row, and the quota
 // marked for refund (the cancel outbox, TakeRefunds), all in one
-// transaction. It returns the expired positions, ascending. A message being
-// claimed at the same moment is either handed out (its lifetime had not
-// ended when the claim read it) or expired, never both.
+// transaction; a scheduled one moves into messages as expired. It returns
+// the expired positions, ascending. A message being claimed at the same
+// moment is either handed out (its lifetime had not ended when the claim
+// read it) or expired, never both.
 func (s *Store) ExpireDue(ctx context.Context, now time.Time, limit int) ([]int64, error) {
+	if !s.pg && !s.anyDue(ctx, expireProbeSQLite, now) && !s.anyDue(ctx, expireScheduledProbe, now) {
+		return nil, nil
+	}
 	blank := ""
 	if s.blankText {
 		blank = ", text = ''"
 	}
-	if s.pg {
-		rows, err := s.sqlDB().QueryContext(ctx, `WITH due AS (
-    SELECT pos FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= $1
-    ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED
-), dead AS (
-    UPDATE messages m SET status = 4, refund = 1`+blank+` FROM due WHERE m.pos = due.pos AND m.status <= 0 RETURNING m.pos
-), recorded AS (
-    INSERT INTO outcomes (pos, status, finished_at) SELECT pos, 4, $3 FROM dead ON CONFLICT DO NOTHING
-)
-SELECT pos FROM dead`, now.UnixMilli(), limit, now.UTC())
-		out, err := scanPositions(rows, err)
-		if err != nil {
-			return nil, fmt.Errorf("expire due: %w", err)
-		}
-		slices.Sort(out)
-		return out, nil
-	}
-	if !s.anyDue(ctx, expireProbeSQLite, now) {
-		return nil, nil
-	}
 	var out []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expireSQLite, "refund = 1", "refund = 1"+blank, 1), now.UnixMilli(), limit))
+	err := s.trackTx(ctx, func(tx *sql.Tx) error {
+		moved, err := s.moveScheduled(ctx, tx, s.pickEnded(), []any{now.UnixMilli(), limit}, StatusExpired, 1)
 		if err != nil {
 			return err
 		}
-		return s.recordExpired(ctx, tx, out, now)
+		out = moved
+		if len(moved) > 0 {
+			if err := s.recordExpired(ctx, tx, moved, now); err != nil {
+				return err
+			}
+		}
+		if len(moved) >= limit {
+			return nil
+		}
+		var dead []int64
+		if s.pg {
+			dead, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expirePostgres, "refund = 1", "refund = 1"+blank, 1),
+				now.UnixMilli(), limit-len(moved), now.UTC()))
+			out = append(out, dead...)
+			return err
+		}
+		dead, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expireSQLite, "refund = 1", "refund = 1"+blank, 1),
+			now.UnixMilli(), limit-len(moved)))
+		if err != nil {
+			return err
+		}
+		out = append(out, dead...)
+		return s.recordExpired(ctx, tx, dead, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire due: %w", err)
@@ -97,18 +81,24 @@ SELECT pos FROM dead`, now.UnixMilli(), limit, now.UTC())
 	return out, nil
 }
 
-// The SQLite statements of Promote and ExpireDue, each backed by its
-// partial index (messages_scheduled_idx, messages_valid_idx) so that their
-// cost does not grow with the backlog; the probes run first without the
-// write lock.
+// The statements of ExpireDue on messages, each backed by the partial
+// index messages_valid_idx so that their cost does not grow with the
+// backlog; the SQLite probes run first without the write lock.
 const (
-	promoteProbeSQLite = `SELECT 1 FROM messages WHERE status = -1 AND send_at <= ? LIMIT 1`
-	promoteSQLite      = `UPDATE messages SET status = 0 WHERE status = -1 AND pos IN (
-    SELECT pos FROM messages WHERE status = -1 AND send_at <= ? ORDER BY send_at LIMIT ?)`
-	expireProbeSQLite = `SELECT 1 FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ? LIMIT 1`
-	expireSQLite      = `UPDATE messages SET status = 4, refund = 1
+	expireProbeSQLite    = `SELECT 1 FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ? LIMIT 1`
+	expireScheduledProbe = `SELECT 1 FROM scheduled WHERE valid_until IS NOT NULL AND valid_until <= ? LIMIT 1`
+	expireSQLite         = `UPDATE messages SET status = 4, refund = 1
 WHERE status <= 0 AND pos IN (SELECT pos FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= ?
     ORDER BY valid_until LIMIT ?) RETURNING pos`
+	expirePostgres = `WITH due AS (
+    SELECT pos FROM messages WHERE status <= 0 AND valid_until IS NOT NULL AND valid_until <= $1
+    ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED
+), dead AS (
+    UPDATE messages m SET status = 4, refund = 1 FROM due WHERE m.pos = due.pos AND m.status <= 0 RETURNING m.pos
+), recorded AS (
+    INSERT INTO outcomes (pos, status, finished_at) SELECT pos, 4, $3 FROM dead ON CONFLICT DO NOTHING
+)
+SELECT pos FROM dead`
 )
 
 // Settings are an account's lease settings (contract §12). LeaseSeconds 0:

@@ -340,8 +340,10 @@ func TestExtrasPlansSQLite(t *testing.T) {
 		sql, index string
 		args       []any
 	}{
-		{store.PromoteProbeSQL, "messages_scheduled_idx", []any{1}},
-		{store.PromoteSQL, "messages_scheduled_idx", []any{1, 10}},
+		{st.PromoteProbeSQL(), "scheduled_send_idx", []any{1}},
+		{st.PickDueSQL(), "scheduled_send_idx", []any{1, 10}},
+		{st.PickEndedSQL(), "scheduled_valid_idx", []any{1, 10}},
+		{store.ExpireScheduledProbeSQL, "scheduled_valid_idx", []any{1}},
 		{store.ExpireProbeSQL, "messages_valid_idx", []any{1}},
 		{store.ExpireSQL, "messages_valid_idx", []any{1, 10}},
 	} {

@@ -203,15 +203,43 @@ func (in *Inserter) insertSQL(n int) string {
 const extraColumns = 9
 
 // insertExtras stores messages with §12 fields: one due later than now
-// is scheduled (status -1, out of the claim index until the sweeper
-// promotes it); lane 0 is high priority. It returns how many were added.
+// is scheduled (status -1, in the scheduled table until Promote moves it
+// into messages when due); lane 0 is high priority. It returns how many
+// were added.
 func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMessage, now time.Time) (int, error) {
+	var due, later []NewMessage
+	for _, m := range msgs {
+		if m.SendAt > now.UnixMilli() {
+			later = append(later, m)
+		} else {
+			due = append(due, m)
+		}
+	}
+	// A redelivered message keeps the row it got first, in either table
+	// (ON CONFLICT sees only its own table).
+	due, err := in.s.dropStored(ctx, tx, "scheduled", due)
+	if err != nil {
+		return 0, err
+	}
+	if later, err = in.s.dropStored(ctx, tx, "messages", later); err != nil {
+		return 0, err
+	}
+	added, err := in.insertInto(ctx, tx, "messages", due, StatusNew)
+	if err != nil {
+		return 0, err
+	}
+	more, err := in.insertInto(ctx, tx, "scheduled", later, StatusScheduled)
+	return added + more, err
+}
+
+// insertInto stores msgs in table (messages or scheduled) with status.
+func (in *Inserter) insertInto(ctx context.Context, tx *sql.Tx, table string, msgs []NewMessage, status int) (int, error) {
 	added := 0
 	var b strings.Builder
 	for rest := msgs; len(rest) > 0; {
 		n := min(len(rest), chunkSizes[0])
 		b.Reset()
-		b.WriteString("INSERT INTO messages (pos, account_id, phone, text, accepted_at, status, send_at, valid_until, lane) VALUES ")
+		b.WriteString("INSERT INTO " + table + " (pos, account_id, phone, text, accepted_at, status, send_at, valid_until, lane) VALUES ")
 		args := make([]any, 0, n*extraColumns)
 		for i, m := range rest[:n] {
 			if i > 0 {
@@ -220,10 +248,7 @@ func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMess
 			b.WriteByte('(')
 			in.s.placeholders(&b, i*extraColumns+1, extraColumns)
 			b.WriteByte(')')
-			status, lane := StatusNew, 1
-			if m.SendAt > now.UnixMilli() {
-				status = StatusScheduled
-			}
+			lane := 1
 			if m.High {
 				lane = 0
 			}
@@ -233,16 +258,46 @@ func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMess
 		b.WriteString(" ON CONFLICT DO NOTHING")
 		res, err := tx.ExecContext(ctx, b.String(), args...)
 		if err != nil {
-			return 0, fmt.Errorf("insert messages: %w", err)
+			return 0, fmt.Errorf("insert %s: %w", table, err)
 		}
 		k, err := res.RowsAffected()
 		if err != nil {
-			return 0, fmt.Errorf("insert messages: %w", err)
+			return 0, fmt.Errorf("insert %s: %w", table, err)
 		}
 		added += int(k)
 		rest = rest[n:]
 	}
 	return added, nil
+}
+
+// dropStored returns msgs without those whose position table (messages or
+// scheduled) holds.
+func (s *Store) dropStored(ctx context.Context, tx *sql.Tx, table string, msgs []NewMessage) ([]NewMessage, error) {
+	stored := map[int64]bool{}
+	var b strings.Builder
+	for rest := msgs; len(rest) > 0; {
+		n := min(len(rest), lookupChunk)
+		b.Reset()
+		b.WriteString("SELECT pos FROM " + table + " WHERE pos IN (")
+		s.placeholders(&b, 1, n)
+		b.WriteByte(')')
+		args := make([]any, n)
+		for i := range rest[:n] {
+			args[i] = rest[i].Pos
+		}
+		found, err := scanPositions(tx.QueryContext(ctx, b.String(), args...))
+		if err != nil {
+			return nil, fmt.Errorf("insert messages: %w", err)
+		}
+		for _, p := range found {
+			stored[p] = true
+		}
+		rest = rest[n:]
+	}
+	if len(stored) == 0 {
+		return msgs, nil
+	}
+	return slices.DeleteFunc(msgs, func(m NewMessage) bool { return stored[m.Pos] }), nil
 }
 
 // nullMs is a Unix-millisecond parameter, NULL for 0.

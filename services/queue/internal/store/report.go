@@ -91,6 +91,12 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 		}
 		rest = rest[n:]
 	}
+	if len(rows) < len(positions) {
+		// Some not in messages: scheduled ones (rare) move there first.
+		if err := s.takeReportedScheduled(ctx, tx, reports, rows); err != nil {
+			return out, err
+		}
+	}
 
 	// Initiated rows of claims not confirmed yet are few (a report usually
 	// comes long after its claim's ack): look their claims up.

@@ -51,7 +51,13 @@ const trackColumns = `m.pos, m.account_id, m.phone, m.text, ` + trackStatus + `,
 o.finished_at, COALESCE(o.device, ''), CASE WHEN m.attempts = 0 AND m.claimed_at IS NOT NULL THEN 1 ELSE m.attempts END,
 COALESCE(m.send_at, 0), COALESCE(m.valid_until, 0), m.lane`
 
-const trackFrom = " FROM messages m LEFT JOIN outcomes o ON o.pos = m.pos"
+var trackFrom = trackFromTable("messages")
+
+// trackFromTable is trackFrom on table: messages or scheduled (scheduled.go),
+// whose rows have the same columns.
+func trackFromTable(table string) string {
+	return " FROM " + table + " m LEFT JOIN outcomes o ON o.pos = m.pos"
+}
 
 // trackStatus is a message's status as tracking shows it.
 const trackStatus = "COALESCE(o.status, CASE WHEN m.status < 0 THEN 0 ELSE m.status END)"
@@ -83,13 +89,14 @@ func (s *Store) readDB() *sql.DB {
 func (s *Store) Lookup(ctx context.Context, accountID int64, positions []int64) ([]Tracked, error) {
 	var out []Tracked
 	var b strings.Builder
-	args := make([]any, 0, lookupChunk+1)
+	args := make([]any, 0, 2*(lookupChunk+1))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), lookupChunk)
 		args = append(args[:0], accountID)
 		for _, p := range rest[:n] {
 			args = append(args, p)
 		}
+		args = append(args, args...) // the scheduled arm's
 		rows, err := s.readDB().QueryContext(ctx, s.lookupSQL(&b, n), args...)
 		if out, err = scanTracked(rows, err, out); err != nil {
 			return nil, fmt.Errorf("lookup: %w", err)
@@ -101,13 +108,22 @@ func (s *Store) Lookup(ctx context.Context, accountID int64, positions []int64) 
 
 const lookupChunk = 1000
 
-// lookupSQL is the SELECT of n positions of one account; +account_id keeps
-// the planner on the primary key rather than an account index.
+// lookupSQL is the SELECT of n positions of one account, from messages and
+// scheduled in one statement (one snapshot: a message being moved is found
+// once); its parameters are the account and the positions, twice.
+// +account_id keeps the planner on the primary key rather than an account
+// index.
 func (s *Store) lookupSQL(b *strings.Builder, n int) string {
 	b.Reset()
-	b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE +m.account_id = " + s.param(1) + " AND m.pos IN (")
-	s.placeholders(b, 2, n)
-	b.WriteByte(')')
+	for i, table := range []string{"messages", "scheduled"} {
+		first := i * (n + 1)
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT " + trackColumns + trackFromTable(table) + " WHERE +m.account_id = " + s.param(first+1) + " AND m.pos IN (")
+		s.placeholders(b, first+2, n)
+		b.WriteByte(')')
+	}
 	return b.String()
 }
 
@@ -136,14 +152,33 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Tracked, error) 
 	return out, nil
 }
 
-// historySQL is the statement and arguments of History.
+// historySQL is the statement and arguments of History: the newest
+// q.Limit of messages and of scheduled, merged in one statement (one
+// snapshot, so a message being moved shows once).
 func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	var b strings.Builder
-	args := []any{q.AccountID, q.Before}
-	b.WriteString("SELECT " + trackColumns + trackFrom + " WHERE m.account_id = " + s.param(1) + " AND m.pos < " + s.param(2))
+	var args []any
+	for i, table := range []string{"messages", "scheduled"} {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT * FROM (")
+		args = s.historyArm(&b, q, table, args)
+		b.WriteString(") h" + table)
+	}
+	args = append(args, q.Limit)
+	b.WriteString(" ORDER BY 1 DESC LIMIT " + s.param(len(args)))
+	return b.String(), args
+}
+
+// historyArm writes History's SELECT from table (newest q.Limit first),
+// numbering its parameters after args, and returns args with them.
+func (s *Store) historyArm(b *strings.Builder, q HistoryQuery, table string, args []any) []any {
+	args = append(args, q.AccountID, q.Before)
+	b.WriteString("SELECT " + trackColumns + trackFromTable(table) + " WHERE m.account_id = " + s.param(len(args)-1) + " AND m.pos < " + s.param(len(args)))
 	if len(q.Statuses) > 0 {
 		b.WriteString(" AND " + trackStatus + " IN (")
-		s.placeholders(&b, len(args)+1, len(q.Statuses))
+		s.placeholders(b, len(args)+1, len(q.Statuses))
 		b.WriteByte(')')
 		for _, st := range q.Statuses {
 			args = append(args, st)
@@ -163,7 +198,7 @@ func (s *Store) historySQL(q HistoryQuery) (string, []any) {
 	}
 	args = append(args, q.Limit)
 	b.WriteString(" ORDER BY m.pos DESC LIMIT " + s.param(len(args)))
-	return b.String(), args
+	return args
 }
 
 // timeParam is t as stored: SQLite compares the driver's text layout.
@@ -175,7 +210,7 @@ func (s *Store) timeParam(t time.Time) any {
 }
 
 // Cancel sets the account's message at pos cancelled if it is still new
-// (or scheduled), records when, and marks its quota to be given back (TakeRefunds). It
+// (or scheduled: moved into messages as cancelled), records when, and marks its quota to be given back (TakeRefunds). It
 // returns the cancelled message; ErrNotFound when the account has no message
 // there; ErrNotCancellable when it was handed out or is final. It guards the
 // row as claims do: on PostgreSQL the UPDATE waits for a claim holding the
@@ -194,13 +229,21 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)                                    //nolint:gosec // G202: as above
 	var out Tracked
 	err := s.trackTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, update, StatusCancelled, pos, accountID)
+		// A scheduled message first: a promotion holding it moves it before
+		// the UPDATE below (a statement of its own) looks in messages.
+		moved, err := s.moveScheduled(ctx, tx, s.pickOne(), []any{pos, accountID}, StatusCancelled, 1)
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
+		n := int64(len(moved))
+		if n == 0 {
+			res, err := tx.ExecContext(ctx, update, StatusCancelled, pos, accountID)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return err
+			}
 		}
 		if n == 1 {
 			if _, err := tx.ExecContext(ctx, outcome, pos, StatusCancelled, s.timeParam(now)); err != nil {

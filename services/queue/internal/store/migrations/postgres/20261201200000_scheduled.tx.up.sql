@@ -1,0 +1,51 @@
+-- Scheduled messages (sendAt ahead) live apart from messages until due, so
+-- that a backlog of future messages does not sit between the due rows a
+-- claim, a report and a status update touch (pos order): those rows stay
+-- on as few pages as without it. Same columns as messages; status is -1.
+-- The sweeper (Promote) moves due rows into messages at their own pos
+-- (their FIFO place); a cancel or an expiry moves a row out as final.
+-- Tracking reads both tables. Run in one transaction with the move below.
+CREATE TABLE scheduled (
+    pos         bigint      PRIMARY KEY,
+    account_id  bigint  NOT NULL,
+    phone       text    NOT NULL,
+    text        text    NOT NULL,
+    status      smallint NOT NULL DEFAULT -1,
+    accepted_at timestamptz NOT NULL,
+    claimed_at  timestamptz,
+    claim_id    bigint,
+    attempts    integer NOT NULL DEFAULT 0,
+    refund      smallint NOT NULL DEFAULT 0,
+    send_at     bigint  NOT NULL,
+    valid_until bigint,
+    lane        integer NOT NULL DEFAULT 1
+);
+
+--bun:split
+
+-- Due ones first (Promote).
+CREATE INDEX scheduled_send_idx ON scheduled (send_at);
+
+--bun:split
+
+-- Those with a lifetime, by its end (ExpireDue).
+CREATE INDEX scheduled_valid_idx ON scheduled (valid_until) WHERE valid_until IS NOT NULL;
+
+--bun:split
+
+-- History, newest first per account.
+CREATE INDEX scheduled_account_idx ON scheduled (account_id, pos);
+
+--bun:split
+
+INSERT INTO scheduled (pos, account_id, phone, text, status, accepted_at, claimed_at, claim_id, attempts, refund, send_at, valid_until, lane)
+    SELECT pos, account_id, phone, text, -1, accepted_at, claimed_at, claim_id, attempts, refund, COALESCE(send_at, 0), valid_until, lane
+    FROM messages WHERE status = -1;
+
+--bun:split
+
+DELETE FROM messages WHERE status = -1;
+
+--bun:split
+
+DROP INDEX IF EXISTS messages_scheduled_idx;
