@@ -5,6 +5,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -14,10 +15,12 @@ import (
 )
 
 // accounts is the part of an AcceptedBatch this service keeps: whose each
-// message is. Decoding only that skips copying every phone number and text.
+// message is, and whether it was scheduled for later. Decoding only that skips copying every phone number and text.
 type accounts struct {
-	Items []struct {
+	AcceptedAt time.Time `json:"at"`
+	Items      []struct {
 		AccountID int64 `json:"a"`
+		SendAt    int64 `json:"s"` // Unix ms, 0: at once
 	} `json:"items"`
 }
 
@@ -57,7 +60,8 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			rows = make([]store.Row, 0, len(batch)*len(ev.Items))
 		}
 		for i, it := range ev.Items {
-			rows = append(rows, store.Row{Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID})
+			rows = append(rows, store.Row{Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID,
+				Later: it.SendAt > ev.AcceptedAt.UnixMilli()})
 		}
 	}
 	if err := in.store.Ingest(ctx, rows); err != nil {

@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"time"
@@ -57,16 +58,22 @@ func (s *Store) Postgres() bool { return s.pg }
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Get returns the row of the message at pos, or sql.ErrNoRows.
+// Get returns the row of the message at pos (in deliveries or
+// deliveries_later), or sql.ErrNoRows.
 func (s *Store) Get(ctx context.Context, pos int64) (Delivery, error) {
 	var d Delivery
 	err := s.db.NewSelect().Model(&d).Where("pos = ?", pos).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.db.NewSelect().Model(&d).ModelTableExpr("deliveries_later AS delivery").Where("pos = ?", pos).Scan(ctx)
+	}
 	return d, err
 }
 
-// Count returns the number of rows.
+// Count returns the number of rows of both tables.
 func (s *Store) Count(ctx context.Context) (int64, error) {
-	return s.db.NewSelect().Model((*Delivery)(nil)).Count(ctx)
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM deliveries) + (SELECT COUNT(*) FROM deliveries_later)").Scan(&n)
+	return n, err
 }
 
 // retryable reports whether a PostgreSQL statement failed only because of a
