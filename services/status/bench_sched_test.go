@@ -2,7 +2,6 @@ package status_test
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,7 +50,7 @@ func benchDueSettle(b *testing.B, be testkit.Backend, per int) {
 		}
 	}
 	positions := make([]int64, size)
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	payload := make([]byte, 8*size)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -76,16 +75,5 @@ func benchDueSettle(b *testing.B, be testkit.Backend, per int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/sms")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*size), "cpu-ns/sms")
-}
-
-// processCPU is the CPU time (user and system) the process used so far: on
-// a shared machine it counts the work of an operation without the time
-// spent waiting for a core (on PostgreSQL, the client's part only).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testkit.ProcessCPU()-cpu0)/float64(b.N*size), "cpu-ns/sms")
 }

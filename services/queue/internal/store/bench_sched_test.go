@@ -2,10 +2,10 @@ package store_test
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -55,7 +55,7 @@ func benchDueChain(b *testing.B, st *store.Store, per int) {
 	}
 	flush()
 	reports := make([]store.Report, size)
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -77,16 +77,5 @@ func benchDueChain(b *testing.B, st *store.Store, per int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/sms")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*size), "cpu-ns/sms")
-}
-
-// processCPU is the CPU time (user and system) the process used so far: on
-// a shared machine it counts the work of an operation without the time
-// spent waiting for a core (on PostgreSQL, the client's part only).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testkit.ProcessCPU()-cpu0)/float64(b.N*size), "cpu-ns/sms")
 }
