@@ -40,7 +40,7 @@ func benchDueSettle(b *testing.B, be testkit.Backend, per int) {
 	for i := range due {
 		pos := int64(i*(per+1) + 1)
 		for j := range per + 1 {
-			batch = append(batch, store.Row{Pos: pos + int64(j), AccountID: 1, Later: j > 0})
+			batch = append(batch, store.Row{Pos: pos + int64(j), AccountID: 1})
 		}
 		if len(batch) >= 8000 || i == due-1 {
 			if err := st.Ingest(ctx, batch); err != nil {

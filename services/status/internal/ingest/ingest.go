@@ -5,7 +5,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,12 +14,10 @@ import (
 )
 
 // accounts is the part of an AcceptedBatch this service keeps: whose each
-// message is, and whether it was scheduled for later. Decoding only that skips copying every phone number and text.
+// message is. Decoding only that skips copying every phone number and text.
 type accounts struct {
-	AcceptedAt time.Time `json:"at"`
-	Items      []struct {
+	Items []struct {
 		AccountID int64 `json:"a"`
-		SendAt    int64 `json:"s"` // Unix ms, 0: at once
 	} `json:"items"`
 }
 
@@ -60,8 +57,7 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			rows = make([]store.Row, 0, len(batch)*len(ev.Items))
 		}
 		for i, it := range ev.Items {
-			rows = append(rows, store.Row{Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID,
-				Later: it.SendAt > ev.AcceptedAt.UnixMilli()})
+			rows = append(rows, store.Row{Pos: events.Position(meta.Sequence.Stream, i), AccountID: it.AccountID})
 		}
 	}
 	if err := in.store.Ingest(ctx, rows); err != nil {

@@ -32,34 +32,21 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 }
 
 // MarkFinal sets status, device and reportedAt on those of the account's
-// messages at positions whose status is not final yet, in one statement (a
-// second, on deliveries_later, only for positions the first did not change),
-// and returns the positions it changed. A message already final, another
+// messages at positions whose status is not final yet, in one statement, and
+// returns the positions it changed. A message already final, another
 // account's message or an unknown position is left alone and not returned.
 // Of two concurrent calls for the same message exactly one changes it.
 func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
 	if len(positions) == 0 {
 		return nil, nil
 	}
-	changed, err := q.markFinalIn(ctx, "deliveries", accountID, positions, status, device, reportedAt)
-	if err != nil || len(changed) == len(positions) {
-		return changed, err
-	}
-	// The rest may be messages that were scheduled (deliveries_later):
-	// looked for only when some position was not changed in deliveries.
-	more, err := q.markFinalIn(ctx, "deliveries_later", accountID, positions, status, device, reportedAt)
-	return append(changed, more...), err
-}
-
-// markFinalIn is MarkFinal on table (deliveries or deliveries_later).
-func (q *Queries) markFinalIn(ctx context.Context, table string, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
-	query := `UPDATE ` + table + ` SET status = ?, device = ?, reported_at = ?
+	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
 		WHERE account_id = ? AND pos IN (?) AND status < ? RETURNING pos`
 	if q.pg {
 		// Lock the rows in position order first, so requests touching the
 		// same messages in different orders never deadlock.
-		query = `UPDATE ` + table + ` SET status = ?, device = ?, reported_at = ?
-			WHERE pos IN (SELECT pos FROM ` + table + `
+		query = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+			WHERE pos IN (SELECT pos FROM deliveries
 				WHERE account_id = ? AND pos IN (?) AND status < ?
 				ORDER BY pos FOR UPDATE)
 			AND status < ? RETURNING pos`
@@ -97,9 +84,7 @@ func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int
 		return out, nil
 	}
 	rows, err := q.db.QueryContext(ctx,
-		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)
-		UNION ALL SELECT pos, status FROM deliveries_later WHERE account_id = ? AND pos IN (?)`,
-		accountID, bun.List(positions), accountID, bun.List(positions))
+		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.List(positions))
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)
 	}

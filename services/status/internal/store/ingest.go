@@ -14,10 +14,6 @@ import (
 type Row struct {
 	Pos       int64 // FIFO position (events.Position): the message's key
 	AccountID int64
-	// Later: accepted with a sendAt after its acceptance (decided from the
-	// event alone, so a redelivery picks the same table): its row goes to
-	// deliveries_later, apart from the rows of due messages.
-	Later bool
 }
 
 // chunkRows bounds the rows of one INSERT: 2 bind variables a row stays far
@@ -41,25 +37,9 @@ func (s *Store) Ingest(ctx context.Context, rows []Row) error {
 		return fmt.Errorf("begin ingest: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	now, later := rows, []Row(nil)
-	if slices.ContainsFunc(rows, func(r Row) bool { return r.Later }) {
-		now = make([]Row, 0, len(rows))
-		for _, r := range rows {
-			if r.Later {
-				later = append(later, r)
-			} else {
-				now = append(now, r)
-			}
-		}
-	}
-	for _, part := range []struct {
-		table string
-		rows  []Row
-	}{{"deliveries", now}, {"deliveries_later", later}} {
-		for start := 0; start < len(part.rows); start += chunkRows {
-			if err := s.insert(ctx, tx, part.table, part.rows[start:min(start+chunkRows, len(part.rows))]); err != nil {
-				return err
-			}
+	for start := 0; start < len(rows); start += chunkRows {
+		if err := s.insert(ctx, tx, rows[start:min(start+chunkRows, len(rows))]); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -70,11 +50,11 @@ func (s *Store) Ingest(ctx context.Context, rows []Row) error {
 
 func byPos(a, b Row) int { return cmp.Compare(a.Pos, b.Pos) }
 
-// insert adds rows to table with one multi-row statement.
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, table string, rows []Row) error {
+// insert adds rows with one multi-row statement.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []Row) error {
 	var q strings.Builder
 	q.Grow(64 + len(rows)*16)
-	q.WriteString("INSERT INTO " + table + " (pos, account_id) VALUES ")
+	q.WriteString("INSERT INTO deliveries (pos, account_id) VALUES ")
 	args := make([]any, 0, 2*len(rows))
 	for i, r := range rows {
 		if i > 0 {
@@ -87,7 +67,7 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, table string, rows []Row
 	}
 	q.WriteString(" ON CONFLICT DO NOTHING")
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("insert %s: %w", table, err)
+		return fmt.Errorf("insert deliveries: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"time"
@@ -58,22 +57,16 @@ func (s *Store) Postgres() bool { return s.pg }
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Get returns the row of the message at pos (in deliveries or
-// deliveries_later), or sql.ErrNoRows.
+// Get returns the row of the message at pos, or sql.ErrNoRows.
 func (s *Store) Get(ctx context.Context, pos int64) (Delivery, error) {
 	var d Delivery
 	err := s.db.NewSelect().Model(&d).Where("pos = ?", pos).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = s.db.NewSelect().Model(&d).ModelTableExpr("deliveries_later AS delivery").Where("pos = ?", pos).Scan(ctx)
-	}
 	return d, err
 }
 
-// Count returns the number of rows of both tables.
+// Count returns the number of rows.
 func (s *Store) Count(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM deliveries) + (SELECT COUNT(*) FROM deliveries_later)").Scan(&n)
-	return n, err
+	return s.db.NewSelect().Model((*Delivery)(nil)).Count(ctx)
 }
 
 // retryable reports whether a PostgreSQL statement failed only because of a
