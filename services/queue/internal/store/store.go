@@ -1,5 +1,6 @@
 // Package store keeps the queue's messages table: pending (status 0) and
-// handed-out SMS, ordered by their FIFO position. It runs on SQLite and
+// handed-out SMS, ordered by their FIFO position; scheduled ones wait in
+// the scheduled table until due (scheduled.go). It runs on SQLite and
 // PostgreSQL; where the SQL differs, both variants live side by side here.
 package store
 
@@ -23,7 +24,8 @@ const Service = "queue"
 var migrations embed.FS
 
 // Message statuses stored in the status column (as in the contract, plus
-// StatusScheduled: new, but not due yet; tracking shows it as new).
+// StatusScheduled: new, but not due yet, a row of the scheduled table;
+// tracking shows it as new).
 const (
 	StatusScheduled = -1
 	StatusNew       = 0
