@@ -33,8 +33,15 @@ type Config struct {
 	Durable    string
 	DeadLetter string        // subject for messages given up on
 	Batch      int           // most messages per handler call
-	Linger     time.Duration // how long to wait for a batch to fill once one message arrived
-	MaxDeliver uint64        // attempts before dead-lettering
+	Linger     time.Duration // how long to wait for the next message of a batch (from the latest one)
+	// Window, when set, replaces Linger: once a batch's first message is in
+	// hand, the batch takes every message that arrives within Window of it
+	// (and whatever is already fetched), up to Batch. A steady trickle, each
+	// message a few milliseconds after the last, then shares one handler
+	// call (one transaction) per Window instead of one per message, and no
+	// message waits longer than Window for its batch to start.
+	Window     time.Duration
+	MaxDeliver uint64 // attempts before dead-lettering
 }
 
 // Metrics of the consumers of one service.
@@ -148,8 +155,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		}
 		pause = 0
 		batch = append(batch[:0], msg)
+		fill := filler{linger: cfg.Linger, window: cfg.Window, start: time.Now()}
 		for len(batch) < cfg.Batch {
-			more, err := it.Next(jetstream.NextMaxWait(cfg.Linger))
+			more, err := it.Next(jetstream.NextMaxWait(fill.wait()))
 			if err != nil {
 				break
 			}
@@ -157,6 +165,25 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		}
 		r.process(work, batch)
 	}
+}
+
+// filler decides how long a batch waits for its next message.
+type filler struct {
+	linger, window time.Duration
+	start          time.Time // when the batch's first message was in hand
+}
+
+// afterWindow is the wait for the next message once a batch's Window has
+// passed: long enough to take messages already fetched (they are in the
+// iterator's buffer), too short to wait for new ones.
+const afterWindow = 100 * time.Microsecond
+
+// wait is how long to wait for the batch's next message.
+func (f filler) wait() time.Duration {
+	if f.window <= 0 {
+		return f.linger
+	}
+	return max(f.window-time.Since(f.start), afterWindow)
 }
 
 // iteratorMaxPause bounds the back-off after consecutive iterator errors.

@@ -31,7 +31,7 @@ import (
 // Config holds the status service's settings.
 type Config struct {
 	IngestBatch      int           // APITOSMS_STATUS_INGEST_BATCH: most accepted events per ingest transaction
-	IngestLinger     time.Duration // APITOSMS_STATUS_INGEST_LINGER: wait for an ingest batch to fill
+	IngestLinger     time.Duration // APITOSMS_STATUS_INGEST_LINGER: how long an ingest batch fills after its first message
 	IngestMaxDeliver int           // APITOSMS_STATUS_INGEST_MAX_DELIVER: attempts before an event is dead-lettered
 	RPCConcurrency   int           // APITOSMS_STATUS_RPC_CONCURRENCY: status requests handled at once
 	CatchUpTimeout   time.Duration // APITOSMS_STATUS_CATCHUP_TIMEOUT: read-your-writes wait before answering unavailable
@@ -44,7 +44,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IngestBatch:      16,
-		IngestLinger:     5 * time.Millisecond,
+		IngestLinger:     20 * time.Millisecond,
 		IngestMaxDeliver: 10,
 		RPCConcurrency:   256,
 		CatchUpTimeout:   5 * time.Second,
@@ -160,7 +160,7 @@ func (s *Service) Run(ctx context.Context) error {
 			Durable:    events.DurableStatusIngest,
 			DeadLetter: s.deps.Names.DeadLetterSubject(events.DurableStatusIngest),
 			Batch:      s.cfg.IngestBatch,
-			Linger:     s.cfg.IngestLinger,
+			Window:     s.cfg.IngestLinger,
 			MaxDeliver: uint64(max(s.cfg.IngestMaxDeliver, 1)),
 		}, s.ingester.Handle, s.consMetrics)
 	s.serving.Store(true)
