@@ -252,27 +252,3 @@ func Run(t testing.TB, run func(context.Context) error) {
 		}
 	})
 }
-
-// DeadLetters returns the messages in namespace n's dead-letter stream.
-func DeadLetters(t testing.TB, br *broker.Broker, n events.Names) []*jetstream.RawStreamMsg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := br.JS.Stream(ctx, n.DeadLetterStream())
-	if err != nil {
-		t.Fatalf("dead-letter stream: %v", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("get dead letter %d: %v", seq, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -40,21 +39,7 @@ func TestAcceptedCrashBetweenCommitAndAck(t *testing.T) {
 
 		// The first process: pulls the four from the durable, commits them,
 		// dies before acking.
-		cons, err := br.JS.Consumer(ctx, b.Names.AcceptedStream(), events.DurableQueueIngest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fetched, err := cons.Fetch(4, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var msgs []jetstream.Msg
-		for msg := range fetched.Messages() {
-			msgs = append(msgs, msg)
-		}
-		if len(msgs) != 4 {
-			t.Fatalf("fetched %d messages, want 4", len(msgs))
-		}
+		msgs := testkit.Pull(t, br, b.Names.AcceptedStream(), events.DurableQueueIngest, 4)
 		first := ingest.NewAccepted(st, metrics.New(prometheus.NewRegistry()), testkit.Logger(t))
 		if err := first.Handle(ctx, msgs); err != nil {
 			t.Fatalf("first process: %v", err)
@@ -70,17 +55,7 @@ func TestAcceptedCrashBetweenCommitAndAck(t *testing.T) {
 		publishAccepted(t, br, b.Names, want, perEvent, "e")
 
 		// The next process.
-		m := metrics.New(prometheus.NewRegistry())
-		next := ingest.NewAccepted(st, m, testkit.Logger(t))
-		t.Cleanup(func() { _ = next.Close() }) // after the consumer stopped
-		runIngest(t, br, b.Names, next.Handle)
-		wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableQueueIngest, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wait.Wait(ctx); err != nil {
-			t.Fatalf("catch up: %v", err)
-		}
+		m := runIngest(t, br, b.Names, st)
 
 		checkMessages(t, st, want)
 		if dead := testkit.DeadLetters(t, br, b.Names); len(dead) != 0 {
@@ -110,17 +85,7 @@ func TestAcceptedPoisonFailsAlone(t *testing.T) {
 		}
 		publishAccepted(t, br, b.Names, want, perEvent, "b")
 
-		m := metrics.New(prometheus.NewRegistry())
-		h := ingest.NewAccepted(st, m, testkit.Logger(t))
-		t.Cleanup(func() { _ = h.Close() }) // after the consumer stopped
-		runIngest(t, br, b.Names, h.Handle)
-		wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableQueueIngest, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wait.Wait(ctx); err != nil {
-			t.Fatalf("catch up: %v", err)
-		}
+		runIngest(t, br, b.Names, st)
 
 		checkMessages(t, st, want)
 		dead := testkit.DeadLetters(t, br, b.Names)
@@ -155,10 +120,15 @@ func publishAccepted(t *testing.T, br *broker.Broker, n events.Names, want map[i
 	}
 }
 
-// runIngest runs the queue's ingest consumer with h (a 200 ms window, one
-// attempt before dead-lettering) until the test ends.
-func runIngest(t *testing.T, br *broker.Broker, n events.Names, h libconsumer.Handler) {
+// runIngest runs the queue's ingest consumer storing into st (a 200 ms
+// window, one attempt before dead-lettering) until the test ends; it
+// returns the handler's metrics once everything published so far is
+// processed.
+func runIngest(t *testing.T, br *broker.Broker, n events.Names, st *store.Store) *metrics.Metrics {
 	t.Helper()
+	m := metrics.New(prometheus.NewRegistry())
+	h := ingest.NewAccepted(st, m, testkit.Logger(t))
+	t.Cleanup(func() { _ = h.Close() }) // runs after the consumer stopped
 	cfg := libconsumer.Config{
 		Stream:     n.AcceptedStream(),
 		Durable:    events.DurableQueueIngest,
@@ -169,8 +139,10 @@ func runIngest(t *testing.T, br *broker.Broker, n events.Names, h libconsumer.Ha
 	}
 	cm := libconsumer.NewMetrics(prometheus.NewRegistry(), "queue")
 	testkit.Run(t, func(ctx context.Context) error {
-		return libconsumer.Run(ctx, br.JS, cfg, h, cm, testkit.Logger(t))
+		return libconsumer.Run(ctx, br.JS, cfg, h.Handle, cm, testkit.Logger(t))
 	})
+	testkit.CaughtUp(t, br, n.AcceptedStream(), events.DurableQueueIngest)
+	return m
 }
 
 // checkMessages fails unless the messages table holds exactly want

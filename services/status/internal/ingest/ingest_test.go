@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
@@ -59,21 +58,7 @@ func TestIngestRedeliveryAndPoison(t *testing.T) {
 		publish(4, 5)
 
 		// The first process: pulls both from the durable, commits, dies.
-		cons, err := br.JS.Consumer(ctx, b.Names.AcceptedStream(), events.DurableStatusIngest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fetched, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var msgs []jetstream.Msg
-		for msg := range fetched.Messages() {
-			msgs = append(msgs, msg)
-		}
-		if len(msgs) != 2 {
-			t.Fatalf("fetched %d messages, want 2", len(msgs))
-		}
+		msgs := testkit.Pull(t, br, b.Names.AcceptedStream(), events.DurableStatusIngest, 2)
 		if err := ingest.New(st, metrics.New(prometheus.NewRegistry())).Handle(ctx, msgs); err != nil {
 			t.Fatalf("first process: %v", err)
 		}
@@ -101,13 +86,7 @@ func TestIngestRedeliveryAndPoison(t *testing.T) {
 		testkit.Run(t, func(ctx context.Context) error {
 			return libconsumer.Run(ctx, br.JS, cfg, h.Handle, cm, testkit.Logger(t))
 		})
-		wait, err := libconsumer.NewCatchUp(ctx, br.JS, b.Names.AcceptedStream(), events.DurableStatusIngest, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wait.Wait(ctx); err != nil {
-			t.Fatalf("catch up: %v", err)
-		}
+		testkit.CaughtUp(t, br, b.Names.AcceptedStream(), events.DurableStatusIngest)
 
 		var rows []store.Delivery
 		if err := db.NewSelect().Model(&rows).Order("pos").Scan(ctx); err != nil {
