@@ -40,7 +40,10 @@ type Config struct {
 	// message a few milliseconds after the last, then shares one handler
 	// call (one transaction) per Window instead of one per message, and no
 	// message waits longer than Window for its batch to start.
-	Window     time.Duration
+	Window time.Duration
+	// Hurry, with a Window, ends a batch's window early when a reader in
+	// this process waits for the consumer (CatchUp with the same Hurry).
+	Hurry      *Hurry
 	MaxDeliver uint64 // attempts before dead-lettering
 }
 
@@ -155,36 +158,50 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		}
 		pause = 0
 		batch = append(batch[:0], msg)
-		fill := filler{linger: cfg.Linger, window: cfg.Window, start: time.Now()}
-		for len(batch) < cfg.Batch {
-			more, err := it.Next(jetstream.NextMaxWait(fill.wait()))
-			if err != nil {
-				break
-			}
-			batch = append(batch, more)
-		}
+		batch = r.fill(it, batch)
 		r.process(work, batch)
 	}
 }
 
-// filler decides how long a batch waits for its next message.
-type filler struct {
-	linger, window time.Duration
-	start          time.Time // when the batch's first message was in hand
+// fill adds to batch, up to Batch, what arrives within Linger of its latest
+// message or, with a Window, within Window of its first one (or until a
+// reader hurries it), then whatever is already fetched.
+func (r *runner) fill(it jetstream.MessagesContext, batch []jetstream.Msg) []jetstream.Msg {
+	if r.cfg.Window <= 0 {
+		for len(batch) < r.cfg.Batch {
+			more, err := it.Next(jetstream.NextMaxWait(r.cfg.Linger))
+			if err != nil {
+				return batch
+			}
+			batch = append(batch, more)
+		}
+		return batch
+	}
+	window, cancel := context.WithTimeout(r.cfg.Hurry.asked(), r.cfg.Window)
+	defer cancel()
+	for len(batch) < r.cfg.Batch {
+		more, err := it.Next(jetstream.NextContext(window))
+		if err != nil {
+			break
+		}
+		batch = append(batch, more)
+	}
+	// The window is over: take what the iterator already holds, without
+	// waiting for more.
+	for len(batch) < r.cfg.Batch {
+		more, err := it.Next(jetstream.NextMaxWait(afterWindow))
+		if err != nil {
+			break
+		}
+		batch = append(batch, more)
+	}
+	return batch
 }
 
 // afterWindow is the wait for the next message once a batch's Window has
 // passed: long enough to take messages already fetched (they are in the
 // iterator's buffer), too short to wait for new ones.
 const afterWindow = 100 * time.Microsecond
-
-// wait is how long to wait for the batch's next message.
-func (f filler) wait() time.Duration {
-	if f.window <= 0 {
-		return f.linger
-	}
-	return max(f.window-time.Since(f.start), afterWindow)
-}
 
 // iteratorMaxPause bounds the back-off after consecutive iterator errors.
 const iteratorMaxPause = 5 * time.Second

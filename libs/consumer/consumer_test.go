@@ -488,3 +488,43 @@ func TestWindowGathersATrickle(t *testing.T) {
 		}
 	})
 }
+
+// A reader waiting on a CatchUp that shares the consumer's Hurry ends the
+// batch's Window: with a window far longer than the reader's timeout, the
+// reader still gets its message stored, and the batch held only it. Without
+// the Hurry the same wait gives up unavailable (the window holds the batch).
+func TestHurryEndsTheWindow(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		f.cfg.Window = time.Hour
+		hurry := new(consumer.Hurry)
+		f.cfg.Hurry = hurry
+		calls := make(chan int, 10)
+		f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			calls <- len(batch)
+			return nil
+		})
+		ctx := context.Background()
+		slow, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := f.publish(t, 1)
+		testkit.Eventually(t, 5*time.Second, "delivered", func() bool {
+			return f.info(t).Delivered.Stream == seqs[0]
+		})
+		if _, err := slow.Wait(ctx); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("Wait without the Hurry inside an hour's window: %v, want unavailable", err)
+		}
+		cu, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cu.HurryWith(hurry).Wait(ctx); err != nil {
+			t.Fatalf("Wait with the Hurry: %v", err)
+		}
+		if n := <-calls; n != 1 {
+			t.Fatalf("the hurried batch held %d messages, want 1", n)
+		}
+	})
+}

@@ -240,6 +240,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	// A claim waiting for the accepted stream cuts this process's ingest
+	// window short, so read-your-writes does not pay IngestLinger.
+	hurry := new(consumer.Hurry)
+	wait.HurryWith(hurry)
 	// Tracking (contract §9) reads the messages table once the reports
 	// published before the request are applied too.
 	reportsIn, err := consumer.NewCatchUp(ctx, js, n.ReportedStream(), events.DurableQueueReported, s.cfg.ClaimWaitTimeout)
@@ -295,7 +299,7 @@ func (s *Service) Run(ctx context.Context) error {
 			sweep.RunBacklog(ctx, s.store, s.bm, s.cfg.BacklogInterval, s.cfg.PhoneOfflineAfter, s.log)
 		}).
 		Support("webhook subscriptions", subs.Run).
-		Consume(js, s.ingestConfig(n), accepted.Handle, s.cm).
+		Consume(js, s.ingestConfig(n, hurry), accepted.Handle, s.cm).
 		Consume(js, s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle, s.cm).
 		Finally(func() {
 			if err := accepted.Close(); err != nil {
@@ -322,9 +326,10 @@ func (s *Service) consumerConfig(stream, durable string, batch int, linger time.
 // ingestConfig is the accepted stream's consumer: a batch takes what
 // arrives within IngestLinger of its first message, so one-message requests
 // arriving a few milliseconds apart share an insert transaction.
-func (s *Service) ingestConfig(n events.Names) consumer.Config {
+func (s *Service) ingestConfig(n events.Names, hurry *consumer.Hurry) consumer.Config {
 	c := s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, 0)
 	c.Window = s.cfg.IngestLinger
+	c.Hurry = hurry
 	return c
 }
 

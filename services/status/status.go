@@ -94,6 +94,8 @@ type Service struct {
 	// once (see Ready).
 	startup *consumer.Startup
 	serving atomic.Bool
+	// hurry lets a report waiting for the ingest consumer cut its window short.
+	hurry *consumer.Hurry
 }
 
 // New migrates the deliveries table and registers the metrics; it starts
@@ -120,6 +122,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	hurry := new(consumer.Hurry)
+	catchUp.HurryWith(hurry)
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableStatusIngest})
 	if err != nil {
@@ -127,7 +131,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	st := store.New(deps.DB)
 	return &Service{
-		cfg: cfg, deps: deps, store: st, startup: startup,
+		cfg: cfg, deps: deps, store: st, startup: startup, hurry: hurry,
 		ingester:   ingest.New(st, m),
 		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
@@ -161,6 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 			DeadLetter: s.deps.Names.DeadLetterSubject(events.DurableStatusIngest),
 			Batch:      s.cfg.IngestBatch,
 			Window:     s.cfg.IngestLinger,
+			Hurry:      s.hurry,
 			MaxDeliver: uint64(max(s.cfg.IngestMaxDeliver, 1)),
 		}, s.ingester.Handle, s.consMetrics)
 	s.serving.Store(true)
