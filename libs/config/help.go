@@ -31,7 +31,7 @@ var meanings = map[string]string{
 	"APITOSMS_QUEUE_CLAIM_WAIT_TIMEOUT":     "read-your-writes wait of get_messages before 503",
 	"APITOSMS_QUEUE_RPC_CONCURRENCY":        "claims answered at once",
 	"APITOSMS_QUEUE_INGEST_BATCH":           "accepted stream messages per insert transaction",
-	"APITOSMS_QUEUE_INGEST_LINGER":          "wait for an ingest batch to fill",
+	"APITOSMS_QUEUE_INGEST_LINGER":          "how long an ingest batch fills after its first message",
 	"APITOSMS_QUEUE_REPORTED_BATCH":         "status reports applied per transaction",
 	"APITOSMS_QUEUE_MAX_DELIVER":            "attempts before a stream message is dead-lettered",
 	"APITOSMS_QUEUE_SWEEP_INTERVAL":         "how often retention and quota refunds of cancelled and expired messages run",
@@ -70,7 +70,7 @@ var meanings = map[string]string{
 	"APITOSMS_CONSOLE_API_URL":         "this server's public API as the console reaches it (test SMS, releases); unset: APITOSMS_PUBLIC_URL",
 
 	"APITOSMS_STATUS_INGEST_BATCH":       "accepted stream messages per insert transaction",
-	"APITOSMS_STATUS_INGEST_LINGER":      "wait for an ingest batch to fill",
+	"APITOSMS_STATUS_INGEST_LINGER":      "how long an ingest batch fills after its first message",
 	"APITOSMS_STATUS_INGEST_MAX_DELIVER": "attempts before a stream message is dead-lettered",
 	"APITOSMS_STATUS_RPC_CONCURRENCY":    "status reports handled at once",
 	"APITOSMS_STATUS_CATCHUP_TIMEOUT":    "read-your-writes wait of status reports before 503",

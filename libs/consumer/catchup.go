@@ -31,6 +31,7 @@ type CatchUp struct {
 	cons    jetstream.Consumer
 	timeout time.Duration
 	floor   atomic.Uint64 // highest ack floor seen: later waits skip the consumer lookup when it covers them
+	hurry   *Hurry        // asked on every lookup that finds the consumer short (nil: none)
 
 	mu     sync.Mutex
 	polled chan struct{} // closed when the consumer lookup in flight ends; nil when none is
@@ -52,6 +53,14 @@ func NewCatchUp(ctx context.Context, js jetstream.JetStream, stream, durable str
 	c := &CatchUp{stream: s, cons: cons, timeout: timeout}
 	c.raise(cons.CachedInfo().AckFloor.Stream)
 	return c, nil
+}
+
+// HurryWith makes every consumer lookup that finds the consumer short ask h,
+// so a batch of that consumer gathering in this process (Config.Hurry)
+// commits now instead of at the end of its Window. It returns c.
+func (c *CatchUp) HurryWith(h *Hurry) *CatchUp {
+	c.hurry = h
+	return c
 }
 
 // Wait returns once every message published before the call is processed,
@@ -121,6 +130,9 @@ func (c *CatchUp) refresh(ctx context.Context) error {
 	ci, err := c.cons.Info(ctx)
 	if err == nil {
 		c.raise(ci.AckFloor.Stream)
+		if ci.NumAckPending > 0 || ci.NumPending > 0 {
+			c.hurry.Ask()
+		}
 	}
 	c.mu.Lock()
 	c.polled = nil

@@ -33,8 +33,18 @@ type Config struct {
 	Durable    string
 	DeadLetter string        // subject for messages given up on
 	Batch      int           // most messages per handler call
-	Linger     time.Duration // how long to wait for a batch to fill once one message arrived
-	MaxDeliver uint64        // attempts before dead-lettering
+	Linger     time.Duration // how long to wait for the next message of a batch (from the latest one)
+	// Window, when set, replaces Linger: once a batch's first message is in
+	// hand, the batch takes every message that arrives within Window of it
+	// (and whatever is already fetched), up to Batch. A steady trickle, each
+	// message a few milliseconds after the last, then shares one handler
+	// call (one transaction) per Window instead of one per message, and no
+	// message waits longer than Window for its batch to start.
+	Window time.Duration
+	// Hurry, with a Window, ends a batch's window early when a reader in
+	// this process waits for the consumer (CatchUp with the same Hurry).
+	Hurry      *Hurry
+	MaxDeliver uint64 // attempts before dead-lettering
 }
 
 // Metrics of the consumers of one service.
@@ -148,16 +158,50 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, m *
 		}
 		pause = 0
 		batch = append(batch[:0], msg)
-		for len(batch) < cfg.Batch {
-			more, err := it.Next(jetstream.NextMaxWait(cfg.Linger))
-			if err != nil {
-				break
-			}
-			batch = append(batch, more)
-		}
+		batch = r.fill(it, batch)
 		r.process(work, batch)
 	}
 }
+
+// fill adds to batch, up to Batch, what arrives within Linger of its latest
+// message or, with a Window, within Window of its first one (or until a
+// reader hurries it), then whatever is already fetched.
+func (r *runner) fill(it jetstream.MessagesContext, batch []jetstream.Msg) []jetstream.Msg {
+	if r.cfg.Window <= 0 {
+		for len(batch) < r.cfg.Batch {
+			more, err := it.Next(jetstream.NextMaxWait(r.cfg.Linger))
+			if err != nil {
+				return batch
+			}
+			batch = append(batch, more)
+		}
+		return batch
+	}
+	window, cancel := context.WithTimeout(r.cfg.Hurry.asked(), r.cfg.Window)
+	defer cancel()
+	for len(batch) < r.cfg.Batch {
+		more, err := it.Next(jetstream.NextContext(window))
+		if err != nil {
+			break
+		}
+		batch = append(batch, more)
+	}
+	// The window is over: take what the iterator already holds, without
+	// waiting for more.
+	for len(batch) < r.cfg.Batch {
+		more, err := it.Next(jetstream.NextMaxWait(afterWindow))
+		if err != nil {
+			break
+		}
+		batch = append(batch, more)
+	}
+	return batch
+}
+
+// afterWindow is the wait for the next message once a batch's Window has
+// passed: long enough to take messages already fetched (they are in the
+// iterator's buffer), too short to wait for new ones.
+const afterWindow = 100 * time.Microsecond
 
 // iteratorMaxPause bounds the back-off after consecutive iterator errors.
 const iteratorMaxPause = 5 * time.Second

@@ -123,25 +123,7 @@ func (f *fixture) counter(t *testing.T, name string) float64 {
 // deadLetters returns the messages in the dead-letter stream.
 func (f *fixture) deadLetters(t *testing.T) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := f.br.JS.Stream(ctx, f.n.DeadLetterStream())
-	if err != nil {
-		t.Fatalf("dead-letter stream: %v", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("get dead letter %d: %v", seq, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return testkit.DeadLetters(t, f.br, f.n)
 }
 
 func TestSuccessAcksEverythingOnce(t *testing.T) {
@@ -452,6 +434,97 @@ func TestCatchUpManyWaitersShareThePoll(t *testing.T) {
 		}
 		if cu.Floor() < seqs[2] {
 			t.Fatalf("floor %d, want %d", cu.Floor(), seqs[2])
+		}
+	})
+}
+
+// With a Window, messages that arrive one by one after a batch's first
+// message (each after the previous was delivered, as one-message requests
+// do) share one handler call, up to Batch; the next one starts a new batch.
+func TestWindowGathersATrickle(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		f.cfg.Batch = 4
+		f.cfg.Linger = time.Millisecond // unused with a Window
+		f.cfg.Window = 3 * time.Second  // long, so a stalled box does not end it early
+		var mu sync.Mutex
+		var calls [][]string
+		stop := f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			var call []string
+			for _, m := range batch {
+				call = append(call, string(m.Data()))
+			}
+			calls = append(calls, call)
+			return nil
+		})
+		// m0..m4 one at a time, each once the previous one is delivered
+		// (pending on the consumer, no call made yet).
+		var last uint64
+		for i := range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ack, err := f.br.JS.Publish(ctx, f.n.AcceptedSubject(), []byte(fmt.Sprintf("m%d", i)))
+			cancel()
+			if err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			last = ack.Sequence
+			if i < 4 {
+				testkit.Eventually(t, 5*time.Second, "delivered", func() bool {
+					return f.info(t).Delivered.Stream == last
+				})
+			}
+		}
+		testkit.Eventually(t, 10*time.Second, "all acked", func() bool { return f.settled(t, last) })
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := [][]string{{"m0", "m1", "m2", "m3"}, {"m4"}}
+		if fmt.Sprint(calls) != fmt.Sprint(want) {
+			t.Fatalf("handler calls %v, want %v (a window's trickle in one call, bounded by Batch)", calls, want)
+		}
+	})
+}
+
+// A reader waiting on a CatchUp that shares the consumer's Hurry ends the
+// batch's Window: with a window far longer than the reader's timeout, the
+// reader still gets its message stored, and the batch held only it. Without
+// the Hurry the same wait gives up unavailable (the window holds the batch).
+func TestHurryEndsTheWindow(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		f := newFixture(t, b)
+		f.cfg.Window = time.Hour
+		hurry := new(consumer.Hurry)
+		f.cfg.Hurry = hurry
+		calls := make(chan int, 10)
+		f.start(t, func(_ context.Context, batch []jetstream.Msg) error {
+			calls <- len(batch)
+			return nil
+		})
+		ctx := context.Background()
+		slow, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := f.publish(t, 1)
+		testkit.Eventually(t, 5*time.Second, "delivered", func() bool {
+			return f.info(t).Delivered.Stream == seqs[0]
+		})
+		if _, err := slow.Wait(ctx); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("Wait without the Hurry inside an hour's window: %v, want unavailable", err)
+		}
+		cu, err := consumer.NewCatchUp(ctx, f.br.JS, f.cfg.Stream, f.cfg.Durable, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cu.HurryWith(hurry).Wait(ctx); err != nil {
+			t.Fatalf("Wait with the Hurry: %v", err)
+		}
+		if n := <-calls; n != 1 {
+			t.Fatalf("the hurried batch held %d messages, want 1", n)
 		}
 	})
 }

@@ -45,7 +45,9 @@ type Config struct {
 	// IngestBatch is the most stream messages stored in one transaction.
 	// APITOSMS_QUEUE_INGEST_BATCH.
 	IngestBatch int
-	// IngestLinger is how long a batch may wait to fill. APITOSMS_QUEUE_INGEST_LINGER.
+	// IngestLinger is how long an ingest batch fills after its first
+	// message (the longest a message waits for its transaction to start).
+	// APITOSMS_QUEUE_INGEST_LINGER.
 	IngestLinger time.Duration
 	// ReportedBatch is the most report messages applied in one transaction.
 	// APITOSMS_QUEUE_REPORTED_BATCH.
@@ -95,7 +97,7 @@ func DefaultConfig() Config {
 		ClaimWaitTimeout: 5 * time.Second,
 		RPCConcurrency:   256,
 		IngestBatch:      16,
-		IngestLinger:     2 * time.Millisecond,
+		IngestLinger:     20 * time.Millisecond,
 		ReportedBatch:    100,
 		MaxDeliver:       10,
 		ShutdownTimeout:  20 * time.Second,
@@ -238,6 +240,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	// A claim waiting for the accepted stream cuts this process's ingest
+	// window short, so read-your-writes does not pay IngestLinger.
+	hurry := new(consumer.Hurry)
+	wait.HurryWith(hurry)
 	// Tracking (contract §9) reads the messages table once the reports
 	// published before the request are applied too.
 	reportsIn, err := consumer.NewCatchUp(ctx, js, n.ReportedStream(), events.DurableQueueReported, s.cfg.ClaimWaitTimeout)
@@ -293,7 +299,7 @@ func (s *Service) Run(ctx context.Context) error {
 			sweep.RunBacklog(ctx, s.store, s.bm, s.cfg.BacklogInterval, s.cfg.PhoneOfflineAfter, s.log)
 		}).
 		Support("webhook subscriptions", subs.Run).
-		Consume(js, s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, s.cfg.IngestLinger), accepted.Handle, s.cm).
+		Consume(js, s.ingestConfig(n, hurry), accepted.Handle, s.cm).
 		Consume(js, s.consumerConfig(n.ReportedStream(), events.DurableQueueReported, s.cfg.ReportedBatch, 0), reported.Handle, s.cm).
 		Finally(func() {
 			if err := accepted.Close(); err != nil {
@@ -315,6 +321,16 @@ func (s *Service) consumerConfig(stream, durable string, batch int, linger time.
 		Linger:     linger,
 		MaxDeliver: uint64(max(s.cfg.MaxDeliver, 1)),
 	}
+}
+
+// ingestConfig is the accepted stream's consumer: a batch takes what
+// arrives within IngestLinger of its first message, so one-message requests
+// arriving a few milliseconds apart share an insert transaction.
+func (s *Service) ingestConfig(n events.Names, hurry *consumer.Hurry) consumer.Config {
+	c := s.consumerConfig(n.AcceptedStream(), events.DurableQueueIngest, s.cfg.IngestBatch, 0)
+	c.Window = s.cfg.IngestLinger
+	c.Hurry = hurry
+	return c
 }
 
 // Ready reports whether the queue answers claims at once: Run is serving,

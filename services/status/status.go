@@ -31,7 +31,7 @@ import (
 // Config holds the status service's settings.
 type Config struct {
 	IngestBatch      int           // APITOSMS_STATUS_INGEST_BATCH: most accepted events per ingest transaction
-	IngestLinger     time.Duration // APITOSMS_STATUS_INGEST_LINGER: wait for an ingest batch to fill
+	IngestLinger     time.Duration // APITOSMS_STATUS_INGEST_LINGER: how long an ingest batch fills after its first message
 	IngestMaxDeliver int           // APITOSMS_STATUS_INGEST_MAX_DELIVER: attempts before an event is dead-lettered
 	RPCConcurrency   int           // APITOSMS_STATUS_RPC_CONCURRENCY: status requests handled at once
 	CatchUpTimeout   time.Duration // APITOSMS_STATUS_CATCHUP_TIMEOUT: read-your-writes wait before answering unavailable
@@ -44,7 +44,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IngestBatch:      16,
-		IngestLinger:     5 * time.Millisecond,
+		IngestLinger:     20 * time.Millisecond,
 		IngestMaxDeliver: 10,
 		RPCConcurrency:   256,
 		CatchUpTimeout:   5 * time.Second,
@@ -94,6 +94,8 @@ type Service struct {
 	// once (see Ready).
 	startup *consumer.Startup
 	serving atomic.Bool
+	// hurry lets a report waiting for the ingest consumer cut its window short.
+	hurry *consumer.Hurry
 }
 
 // New migrates the deliveries table and registers the metrics; it starts
@@ -120,6 +122,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	hurry := new(consumer.Hurry)
+	catchUp.HurryWith(hurry)
 	startup, err := consumer.NewStartup(ctx, deps.Broker.JS,
 		consumer.Watch{Stream: deps.Names.AcceptedStream(), Durable: events.DurableStatusIngest})
 	if err != nil {
@@ -127,7 +131,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	st := store.New(deps.DB)
 	return &Service{
-		cfg: cfg, deps: deps, store: st, startup: startup,
+		cfg: cfg, deps: deps, store: st, startup: startup, hurry: hurry,
 		ingester:   ingest.New(st, m),
 		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
 		rpcMetrics: rm, consMetrics: cm,
@@ -160,7 +164,8 @@ func (s *Service) Run(ctx context.Context) error {
 			Durable:    events.DurableStatusIngest,
 			DeadLetter: s.deps.Names.DeadLetterSubject(events.DurableStatusIngest),
 			Batch:      s.cfg.IngestBatch,
-			Linger:     s.cfg.IngestLinger,
+			Window:     s.cfg.IngestLinger,
+			Hurry:      s.hurry,
 			MaxDeliver: uint64(max(s.cfg.IngestMaxDeliver, 1)),
 		}, s.ingester.Handle, s.consMetrics)
 	s.serving.Store(true)
