@@ -7,9 +7,7 @@ package rpcapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,21 +77,8 @@ func New(st *store.Store, sealer *keys.Sealer, set Settings, changed func(id str
 	return &API{store: st, sealer: sealer, set: set, changed: changed}
 }
 
-// NewID returns a store id: "st_" + 128 random bits in hex.
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "st_" + hex.EncodeToString(b[:])
-}
-
 // WellFormedID reports whether id can name a store at all.
-func WellFormedID(id string) bool {
-	if len(id) != 35 || !strings.HasPrefix(id, "st_") {
-		return false
-	}
-	_, err := hex.DecodeString(id[3:])
-	return err == nil && strings.ToLower(id) == id
-}
+func WellFormedID(id string) bool { return store.Stores.WellFormedID(id) }
 
 // View is the contract's shape of a store (no secret, except in the
 // answer to its creation).
@@ -338,7 +323,7 @@ func (a *API) Create(ctx context.Context, req events.StoreRequest) (json.RawMess
 		f.Secret = &generated
 	}
 	now := store.Ms(time.Now())
-	c := store.Conn{ID: NewID(), AccountID: req.AccountID, Platform: *f.Platform, AdminPhones: "[]",
+	c := store.Conn{ID: store.Stores.NewID(), AccountID: req.AccountID, Platform: *f.Platform, AdminPhones: "[]",
 		Templates: "{}", PhoneFrom: "billing,shipping", CreatedMs: now, UpdatedMs: now}
 	sec, err := a.apply(&c, f)
 	if err != nil {
@@ -371,9 +356,6 @@ func (a *API) List(ctx context.Context, req events.StoreRequest) (json.RawMessag
 }
 
 func (a *API) get(ctx context.Context, account int64, id string) (store.Conn, error) {
-	if !WellFormedID(id) {
-		return store.Conn{}, ErrNotFound
-	}
 	c, err := a.store.Get(ctx, account, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, ErrNotFound

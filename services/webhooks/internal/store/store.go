@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
+	"github.com/apitosms/apitosms/libs/accountrows"
 	"github.com/apitosms/apitosms/libs/database"
 )
 
@@ -148,26 +149,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Ms is t in Unix milliseconds.
 func Ms(t time.Time) int64 { return t.UnixMilli() }
 
+// Endpoints is the kind of the webhook_endpoints table's rows: ids "wh_" +
+// 32 hex digits.
+var Endpoints = accountrows.Kind{Prefix: "wh_", Lock: 0x7768, NotFound: ErrNotFound, AtMax: ErrTooMany}
+
 // CreateEndpoint inserts e unless its account already has max endpoints
 // (ErrTooMany). Concurrent creations for one account are serialised, so the
 // limit holds.
 func (s *Store) CreateEndpoint(ctx context.Context, e *Endpoint, max int) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?, ?)", int32(0x7768), int32(e.AccountID)); err != nil {
-				return err
-			}
-		}
-		n, err := tx.NewSelect().Model((*Endpoint)(nil)).Where("account_id = ?", e.AccountID).Count(ctx)
-		if err != nil {
-			return err
-		}
-		if n >= int64(max) {
-			return ErrTooMany
-		}
-		_, err = tx.NewInsert().Model(e).Exec(ctx)
-		return err
-	})
+	return accountrows.Create(ctx, s.db, Endpoints, e.AccountID, e, max)
 }
 
 // ListEndpoints returns an account's endpoints, oldest first.
@@ -178,14 +168,9 @@ func (s *Store) ListEndpoints(ctx context.Context, account int64) ([]Endpoint, e
 }
 
 // GetEndpoint returns an account's endpoint, or ErrNotFound (also for
-// another account's endpoint).
+// another account's endpoint or a malformed id).
 func (s *Store) GetEndpoint(ctx context.Context, account int64, id string) (Endpoint, error) {
-	var e Endpoint
-	err := s.db.NewSelect().Model(&e).Where("id = ? AND account_id = ?", id, account).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, ErrNotFound
-	}
-	return e, err
+	return accountrows.Get[Endpoint](ctx, s.db, Endpoints, account, id)
 }
 
 // UpdateEndpoint writes every field of e (matched by id and account).
