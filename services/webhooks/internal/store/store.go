@@ -11,12 +11,10 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
 	"github.com/apitosms/apitosms/libs/accountrows"
@@ -397,7 +395,7 @@ func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs 
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var out []Delivery
-	err := withRetry(ctx, func() error {
+	err := database.RetryConflicts(ctx, func() error {
 		out = out[:0]
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhook_deliveries WHERE endpoint_id = ? AND next_attempt_ms <= ?
@@ -606,26 +604,4 @@ func (s *Store) Pending(ctx context.Context, endpoint string) (int64, error) {
 	var n int64
 	err := s.db.NewSelect().Model((*Delivery)(nil)).ColumnExpr("COALESCE(SUM(events), 0)").Where("endpoint_id = ?", endpoint).Scan(ctx, &n)
 	return n, err
-}
-
-// withRetry runs fn again a few times after a PostgreSQL deadlock or
-// serialization failure.
-func withRetry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := range 5 {
-		if err = fn(); err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("after retries: %w", err)
-}
-
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
