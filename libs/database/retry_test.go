@@ -29,18 +29,26 @@ func TestRetryConflictsRunsASerializationFailureAgain(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "INSERT INTO retry_skew VALUES (1, 0), (2, 0)"); err != nil {
 			t.Fatal(err)
 		}
-		serializable := &sql.TxOptions{Isolation: sql.LevelSerializable}
+		// begin opens a serializable transaction that has read the table.
+		begin := func() (*sql.Tx, error) {
+			tx, err := db.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+			if err != nil {
+				return nil, err
+			}
+			var sum int
+			if err := tx.QueryRowContext(ctx, "SELECT sum(v) FROM retry_skew").Scan(&sum); err != nil {
+				_ = tx.Rollback()
+				return nil, err
+			}
+			return tx, nil
+		}
 		// other reads what the first reads and writes what it does not.
 		other := func() error {
-			tx, err := db.BeginTx(ctx, serializable)
+			tx, err := begin()
 			if err != nil {
 				return err
 			}
 			defer tx.Rollback() //nolint:errcheck // no-op after commit
-			var sum int
-			if err := tx.QueryRowContext(ctx, "SELECT sum(v) FROM retry_skew").Scan(&sum); err != nil {
-				return err
-			}
 			if _, err := tx.ExecContext(ctx, "UPDATE retry_skew SET v = v + 1 WHERE k = 1"); err != nil {
 				return err
 			}
@@ -50,15 +58,11 @@ func TestRetryConflictsRunsASerializationFailureAgain(t *testing.T) {
 		var first error
 		err := database.RetryConflicts(ctx, func() error {
 			attempts++
-			tx, err := db.BeginTx(ctx, serializable)
+			tx, err := begin()
 			if err != nil {
 				return err
 			}
 			defer tx.Rollback() //nolint:errcheck // no-op after commit
-			var sum int
-			if err := tx.QueryRowContext(ctx, "SELECT sum(v) FROM retry_skew").Scan(&sum); err != nil {
-				return err
-			}
 			if attempts == 1 {
 				if err := other(); err != nil {
 					t.Errorf("other transaction: %v", err)
