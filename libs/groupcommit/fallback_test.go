@@ -49,7 +49,7 @@ func sharedTx(db *bun.DB, table string, txs *int, before func(ctx context.Contex
 func keys(t *testing.T, db *bun.DB, table string) []string {
 	t.Helper()
 	var ks []string
-	if err := db.NewRaw("SELECT k FROM " + table + " ORDER BY k").Scan(context.Background(), &ks); err != nil {
+	if err := db.NewRaw("SELECT k FROM "+table+" ORDER BY k").Scan(context.Background(), &ks); err != nil {
 		t.Fatal(err)
 	}
 	return ks
