@@ -146,3 +146,67 @@ type StoreRequest struct {
 	Limit       int    `json:"limit,omitempty"`
 	Cursor      string `json:"cursor,omitempty"`
 }
+
+// Replies of the stores RPCs: the contract's JSON bodies (§13), declared
+// once for the stores service that writes them and the console that reads
+// them.
+
+// StoreTemplateKeys lists every template key, in the contract's order.
+var StoreTemplateKeys = []string{"order_created", "order_paid", "order_shipped", "order_cancelled",
+	"order_refunded", "order_on_hold", "admin_new_order"}
+
+// StoreTemplate is one event's SMS template.
+type StoreTemplate struct {
+	Enabled bool   `json:"enabled"`
+	Text    string `json:"text"`
+}
+
+// StoreView is a store (the reply of .get, .update; of .create with
+// Secret, the one answer that shows it).
+type StoreView struct {
+	ID             string                   `json:"id"`
+	Platform       string                   `json:"platform"`
+	Name           string                   `json:"name"`
+	WebhookURL     string                   `json:"webhookUrl"`
+	DefaultCountry string                   `json:"defaultCountry"`
+	AdminPhones    []string                 `json:"adminPhones"`
+	Templates      map[string]StoreTemplate `json:"templates"`
+	PhoneFrom      []string                 `json:"phoneFrom"`
+	CreatedAt      string                   `json:"createdAt"`
+	UpdatedAt      string                   `json:"updatedAt"`
+	Secret         string                   `json:"secret,omitempty"`
+}
+
+// StoreList is the reply of .list: the account's stores, oldest first.
+type StoreList struct {
+	Stores []StoreView `json:"stores"`
+}
+
+// StoreLogEntry is one decision of a store's log; absent values are null.
+type StoreLogEntry struct {
+	ID          string  `json:"id"`
+	At          string  `json:"at"`
+	DeliveryID  string  `json:"deliveryId"`
+	Topic       string  `json:"topic"`
+	Event       *string `json:"event"`
+	OrderNumber *string `json:"orderNumber"`
+	Recipient   *string `json:"recipient"`
+	Decision    string  `json:"decision"`
+	Reason      *string `json:"reason"`
+	Hash        *string `json:"hash"`
+}
+
+// StoreLogPage is the reply of .log: a page of decisions, newest first;
+// NextCursor (null on the last page) asks for the next.
+type StoreLogPage struct {
+	Entries    []StoreLogEntry `json:"entries"`
+	NextCursor *string         `json:"nextCursor"`
+}
+
+// StorePreview is the reply of .preview: a template rendered for a sample
+// order (fields in the order the reply always had).
+type StorePreview struct {
+	Encoding string `json:"encoding"`
+	Segments int    `json:"segments"`
+	Text     string `json:"text"`
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/httpapi"
+	"github.com/apitosms/apitosms/services/billing/internal/metrics"
 	"github.com/apitosms/apitosms/services/billing/internal/rpcapi"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
@@ -101,11 +102,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	m := rpcapi.NewMetrics(deps.Registerer)
+	m := metrics.New(deps.Registerer)
 	rm := rpc.NewMetrics(deps.Registerer, "billing")
 	quota := rpcapi.NewQuotaEvents(deps.Broker.JS, deps.Names, st, m, deps.Log)
 	res := rpcapi.NewReserver(st, quota, cfg.GroupCommitMax, cfg.CommitTimeout, m.ObserveBatch)
-	changed := changes.New(deps.Broker.Conn, deps.Names, deps.Registerer, deps.Log)
+	changed := changes.New(deps.Broker.Conn, deps.Names, m.ChangesUnacknowledged, deps.Log)
 	return &Service{
 		cfg: cfg, deps: deps, store: st, reserver: res, quota: quota,
 		api: rpcapi.New(st, res, m, changed), admin: httpapi.New(st, changed, inviter(deps)), rpcMetrics: rm,

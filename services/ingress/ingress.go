@@ -20,6 +20,7 @@ import (
 	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/ingress/internal/httpapi"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
+	"github.com/apitosms/apitosms/services/ingress/internal/metrics"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
 )
@@ -104,7 +105,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		ReadRateLimit:  cfg.ReadRateLimit,
 		AuthCacheTTL:   cfg.AuthCacheTTL,
-	}, deps.Registerer, wiring.Logger(deps.Log, "ingress"))
+	}, metrics.New(deps.Registerer), wiring.Logger(deps.Log, "ingress"))
 	if err != nil {
 		return nil, err
 	}

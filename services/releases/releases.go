@@ -30,6 +30,7 @@ import (
 	"github.com/apitosms/apitosms/libs/wiring"
 	"github.com/apitosms/apitosms/services/releases/internal/blob"
 	"github.com/apitosms/apitosms/services/releases/internal/httpapi"
+	"github.com/apitosms/apitosms/services/releases/internal/metrics"
 	"github.com/apitosms/apitosms/services/releases/internal/store"
 )
 
@@ -100,7 +101,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := httpapi.NewMetrics(reg)
+	m := metrics.New(reg)
 	h := httpapi.New(httpapi.Config{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, MaxAPKBytes: cfg.MaxAPKBytes,
 		DownloadTimeout: cfg.DownloadTimeout,

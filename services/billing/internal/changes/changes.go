@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
@@ -38,15 +37,10 @@ type Notifier struct {
 const AckWait = 2 * time.Second
 
 // New returns a notifier publishing on nc; a nil nc makes a notifier that
-// does nothing (tests of the store alone). Its counter is registered with
-// reg (nil: not registered; promauto panics on a double registration, a
-// wiring mistake).
-func New(nc *nats.Conn, names events.Names, reg prometheus.Registerer, log *slog.Logger) *Notifier {
-	return &Notifier{nc: nc, names: names, log: log, ackWait: AckWait, present: map[string]time.Time{},
-		unacked: promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_billing_", reg)).NewCounter(prometheus.CounterOpts{
-			Name: "account_changes_unacknowledged_total",
-			Help: "Account changes (token rotated, subscription put or ended) that some ingress replica did not acknowledge within the bound; its cache may have served the old answer up to its TTL.",
-		})}
+// does nothing (tests of the store alone). unacked counts the changes some
+// present replica did not acknowledge in time.
+func New(nc *nats.Conn, names events.Names, unacked prometheus.Counter, log *slog.Logger) *Notifier {
+	return &Notifier{nc: nc, names: names, log: log, ackWait: AckWait, present: map[string]time.Time{}, unacked: unacked}
 }
 
 // SetAckWait changes the bound of Changed (tests).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
+	"github.com/apitosms/apitosms/services/billing/internal/metrics"
 )
 
 // replica stands for one ingress cache: it subscribes to the broadcasts
@@ -59,7 +60,7 @@ func TestChangedWaitsForEveryPresentReplica(t *testing.T) {
 			}
 		}
 
-		n := New(br.Conn, b.Names, prometheus.NewRegistry(), testkit.Logger(t))
+		n := New(br.Conn, b.Names, metrics.New(prometheus.NewRegistry()).ChangesUnacknowledged, testkit.Logger(t))
 		n.SetAckWait(300 * time.Millisecond)
 		if err := n.Watch(ctx, br.JS, 1); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/metrics"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
 
@@ -24,13 +25,13 @@ type QuotaEvents struct {
 	js    jetstream.JetStream
 	names events.Names
 	st    *store.Store
-	m     *Metrics
+	m     *metrics.Metrics
 	log   *slog.Logger
 }
 
 // NewQuotaEvents returns the publisher of quota events (js nil: none are
 // published; they stay due).
-func NewQuotaEvents(js jetstream.JetStream, names events.Names, st *store.Store, m *Metrics, log *slog.Logger) *QuotaEvents {
+func NewQuotaEvents(js jetstream.JetStream, names events.Names, st *store.Store, m *metrics.Metrics, log *slog.Logger) *QuotaEvents {
 	return &QuotaEvents{js: js, names: names, st: st, m: m, log: log}
 }
 
@@ -69,11 +70,11 @@ func (q *QuotaEvents) Publish(ctx context.Context, evs []store.QuotaEvent) error
 		batchID += "|" + n.ID
 	}
 	if err := events.PublishNotifications(ctx, q.js, q.names, batchID, list); err != nil {
-		q.m.quotaEventFailures.Inc()
+		q.m.QuotaEventFailures.Inc()
 		return err
 	}
 	for _, n := range list {
-		q.m.quotaEvents.WithLabelValues(n.Type).Inc()
+		q.m.QuotaEvents.WithLabelValues(n.Type).Inc()
 	}
 	return q.st.PublishedQuotaEvents(ctx, evs)
 }

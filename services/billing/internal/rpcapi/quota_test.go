@@ -11,6 +11,7 @@ import (
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/metrics"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
 
@@ -37,7 +38,7 @@ func TestQuotaRelayPublishesDueEvents(t *testing.T) {
 		if g, err := st.ReserveBatch(ctx, now, []domain.Reservation{{AccountID: acc.ID, Count: 5}}); err != nil || g[0].Crossed != domain.QuotaWarning|domain.QuotaExhausted {
 			t.Fatalf("reserve: %+v, %v", g, err)
 		}
-		m := NewMetrics(prometheus.NewRegistry())
+		m := metrics.New(prometheus.NewRegistry())
 		q := NewQuotaEvents(br.JS, b.Names, st, m, testkit.Logger(t))
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})

@@ -15,6 +15,7 @@ import (
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/billing/internal/changes"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
+	"github.com/apitosms/apitosms/services/billing/internal/metrics"
 	"github.com/apitosms/apitosms/services/billing/internal/store"
 )
 
@@ -27,14 +28,14 @@ var (
 type API struct {
 	store    *store.Store
 	reserver *Reserver
-	metrics  *Metrics
+	metrics  *metrics.Metrics
 	changed  *changes.Notifier // tells ingress caches of usage given back
 	now      func() time.Time
 }
 
 // New returns the handlers; reservations go through reserver, and changed
 // (may be nil) learns the accounts whose usage a release lowered.
-func New(st *store.Store, reserver *Reserver, m *Metrics, changed *changes.Notifier) *API {
+func New(st *store.Store, reserver *Reserver, m *metrics.Metrics, changed *changes.Notifier) *API {
 	return &API{store: st, reserver: reserver, metrics: m, changed: changed, now: time.Now}
 }
 
@@ -95,17 +96,17 @@ func (a *API) Reserve(ctx context.Context, req events.ReserveRequest) (events.Re
 	if err != nil {
 		return events.ReserveReply{}, err
 	}
-	outcome := OutcomeGranted
+	outcome := metrics.OutcomeGranted
 	switch {
 	case !g.SubscriptionActive:
-		outcome = OutcomeNoSubscription
+		outcome = metrics.OutcomeNoSubscription
 	case g.Granted == 0 && req.Count > 0:
-		outcome = OutcomeExhausted
+		outcome = metrics.OutcomeExhausted
 	case g.Granted < req.Count:
-		outcome = OutcomePartial
+		outcome = metrics.OutcomePartial
 	}
-	a.metrics.reservations.WithLabelValues(outcome).Inc()
-	a.metrics.reserved.Add(float64(g.Granted))
+	a.metrics.Reservations.WithLabelValues(outcome).Inc()
+	a.metrics.Reserved.Add(float64(g.Granted))
 	return events.ReserveReply{
 		Granted: g.Granted, Used: g.Used, Limit: g.Limit, Month: g.Month,
 		SubscriptionActive: g.SubscriptionActive,
@@ -128,6 +129,6 @@ func (a *API) Release(ctx context.Context, req events.ReleaseRequest) (events.Re
 	}
 	// A cached lookup may say the limit is used up; it no longer is.
 	a.changed.Released(req.AccountID)
-	a.metrics.released.Add(float64(req.Count))
+	a.metrics.Released.Add(float64(req.Count))
 	return events.ReleaseReply{}, nil
 }

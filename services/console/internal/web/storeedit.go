@@ -18,44 +18,18 @@ import (
 // service validates everything (placeholders, phones, countries); a
 // refusal is shown in the form that caused it, with what was typed kept.
 
-// templateKeys are the contract's template keys, in its order (§13).
-var templateKeys = []string{"order_created", "order_paid", "order_shipped", "order_cancelled",
-	"order_refunded", "order_on_hold", "admin_new_order"}
-
-// storeTemplate is one event's template as the contract shows it.
-type storeTemplate struct {
-	Enabled bool   `json:"enabled"`
-	Text    string `json:"text"`
-}
-
-// storeDetail is a store with the settings the PATCH can change.
-type storeDetail struct {
-	storeView
-	AdminPhones []string                 `json:"adminPhones"`
-	Templates   map[string]storeTemplate `json:"templates"`
-	PhoneFrom   []string                 `json:"phoneFrom"`
-	UpdatedAt   string                   `json:"updatedAt"`
-}
-
-// previewView is the §13 preview's answer.
-type previewView struct {
-	Text     string `json:"text"`
-	Segments int    `json:"segments"`
-	Encoding string `json:"encoding"`
-}
-
 // templateRow is one event's form on the page.
 type templateRow struct {
 	Key     string
 	Enabled bool
 	Text    string
-	Preview *previewView
+	Preview *events.StorePreview
 	Problem string
 	Open    bool
 }
 
 type storeEditData struct {
-	Store       storeDetail
+	Store       events.StoreView
 	AdminPhones string // one a line, as typed or as stored
 	Templates   []templateRow
 	Problem     string // the settings form's refusal
@@ -70,20 +44,20 @@ func (w *Web) storeEdit(c *fiber.Ctx) error {
 	return w.renderStoreEdit(c, st, c.Query("flash"), "", "", nil)
 }
 
-func (w *Web) storeDetail(c *fiber.Ctx) (storeDetail, error) {
-	var st storeDetail
+func (w *Web) storeDetail(c *fiber.Ctx) (events.StoreView, error) {
+	var st events.StoreView
 	err := w.storesCall(c, w.d.Names.StoresGet(), events.StoreRequest{AccountID: sess(c).AccountID, ID: c.Params("id")}, &st, true)
 	return st, err
 }
 
 // renderStoreEdit shows the page; row, when not nil, replaces the stored
 // template of its key (what was typed, its preview or its refusal).
-func (w *Web) renderStoreEdit(c *fiber.Ctx, st storeDetail, flash, problem, adminPhones string, row *templateRow) error {
+func (w *Web) renderStoreEdit(c *fiber.Ctx, st events.StoreView, flash, problem, adminPhones string, row *templateRow) error {
 	d := storeEditData{Store: st, Problem: problem, AdminPhones: adminPhones}
 	if problem == "" {
 		d.AdminPhones = strings.Join(st.AdminPhones, "\n")
 	}
-	for _, k := range templateKeys {
+	for _, k := range events.StoreTemplateKeys {
 		if row != nil && row.Key == k {
 			d.Templates = append(d.Templates, *row)
 			continue
@@ -134,7 +108,7 @@ func (w *Web) saveStoreSettings(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var out storeDetail
+	var out events.StoreView
 	err = w.storesCall(c, w.d.Names.StoresUpdate(), events.StoreRequest{AccountID: sess(c).AccountID, ID: st.ID, Body: raw,
 		ContentType: fiber.MIMEApplicationJSON}, &out, false)
 	if err != nil {
@@ -160,7 +134,7 @@ func (w *Web) storeTemplateForm(c *fiber.Ctx) error {
 	}
 	key := c.Params("event")
 	known := false
-	for _, k := range templateKeys {
+	for _, k := range events.StoreTemplateKeys {
 		known = known || k == key
 	}
 	if !known {
@@ -173,7 +147,7 @@ func (w *Web) storeTemplateForm(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		var p previewView
+		var p events.StorePreview
 		if err := w.storesCall(c, w.d.Names.StoresPreview(), req, &p, true); err != nil {
 			msg, ok := refused(c, err)
 			if !ok {
@@ -185,7 +159,7 @@ func (w *Web) storeTemplateForm(c *fiber.Ctx) error {
 		}
 		return w.renderStoreEdit(c, st, "", "", "", &row)
 	}
-	req.Body, err = json.Marshal(map[string]any{"templates": map[string]storeTemplate{key: {Enabled: row.Enabled, Text: row.Text}}})
+	req.Body, err = json.Marshal(map[string]any{"templates": map[string]events.StoreTemplate{key: {Enabled: row.Enabled, Text: row.Text}}})
 	if err != nil {
 		return err
 	}

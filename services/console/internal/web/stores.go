@@ -15,45 +15,19 @@ import (
 
 // Store connections (contract §13). The stores service answers the same
 // rpc ingress forwards /api/{token}/stores… to; its replies are the
-// contract's JSON bodies, read here into the few fields the pages show
-// (services never import each other, so these are the console's own
-// copies of the contract's shapes).
-
-// storeView is a store as the contract shows it (§13).
-type storeView struct {
-	ID             string `json:"id"`
-	Platform       string `json:"platform"`
-	Name           string `json:"name"`
-	WebhookURL     string `json:"webhookUrl"`
-	DefaultCountry string `json:"defaultCountry"`
-	CreatedAt      string `json:"createdAt"`
-	Secret         string `json:"secret"`
-}
-
-// storeLogEntry is one decision of a store's log.
-type storeLogEntry struct {
-	ID          string  `json:"id"`
-	At          string  `json:"at"`
-	DeliveryID  string  `json:"deliveryId"`
-	Topic       string  `json:"topic"`
-	Event       *string `json:"event"`
-	OrderNumber *string `json:"orderNumber"`
-	Recipient   *string `json:"recipient"`
-	Decision    string  `json:"decision"`
-	Reason      *string `json:"reason"`
-	Hash        *string `json:"hash"`
-}
+// contract's JSON bodies, declared once in libs/events (StoreView,
+// StoreList, StoreLogPage, StorePreview).
 
 type storesData struct {
-	Stores    []storeView
+	Stores    []events.StoreView
 	Secret    string
 	SecretFor string
 	Platforms []string
 }
 
 type storeLogData struct {
-	Store   storeView
-	Entries []storeLogEntry
+	Store   events.StoreView
+	Entries []events.StoreLogEntry
 	Next    string
 	Limit   int
 }
@@ -84,9 +58,7 @@ func (w *Web) storesCall(c *fiber.Ctx, subject string, req events.StoreRequest, 
 
 func (w *Web) storesView(c *fiber.Ctx, flash, secret, secretFor string) error {
 	s := sess(c)
-	var l struct {
-		Stores []storeView `json:"stores"`
-	}
+	var l events.StoreList
 	if err := w.storesCall(c, w.d.Names.StoresList(), events.StoreRequest{AccountID: s.AccountID}, &l, true); err != nil {
 		return err
 	}
@@ -104,14 +76,11 @@ func (w *Web) storesPage(c *fiber.Ctx) error {
 func (w *Web) storeLog(c *fiber.Ctx) error {
 	s := sess(c)
 	id := c.Params("id")
-	var st storeView
+	var st events.StoreView
 	if err := w.storesCall(c, w.d.Names.StoresGet(), events.StoreRequest{AccountID: s.AccountID, ID: id}, &st, true); err != nil {
 		return err
 	}
-	var l struct {
-		Entries    []storeLogEntry `json:"entries"`
-		NextCursor *string         `json:"nextCursor"`
-	}
+	var l events.StoreLogPage
 	limit := storeLogPage
 	if q := c.Query("limit"); q != "" {
 		n, err := strconv.Atoi(q)
@@ -148,7 +117,7 @@ func (w *Web) createStore(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var st storeView
+	var st events.StoreView
 	err = w.storesCall(c, w.d.Names.StoresCreate(), events.StoreRequest{AccountID: s.AccountID, Body: raw,
 		ContentType: fiber.MIMEApplicationJSON}, &st, false)
 	if err != nil {

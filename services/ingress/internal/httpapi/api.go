@@ -17,8 +17,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
@@ -27,6 +25,7 @@ import (
 	"github.com/apitosms/apitosms/libs/timestamp"
 	"github.com/apitosms/apitosms/libs/token"
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
+	"github.com/apitosms/apitosms/services/ingress/internal/metrics"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
 )
@@ -54,7 +53,7 @@ type API struct {
 	hashes    *hashid.Codec
 	set       Settings
 	log       *slog.Logger
-	m         *metrics
+	m         *metrics.Metrics
 	phones    *phoneTable // phones seen since the last flush (phones.go)
 	auth      *authCache  // billing's token lookups, reused (nil: off)
 	authSub   *nats.Subscription
@@ -62,9 +61,8 @@ type API struct {
 
 // New returns the API.
 func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *idempotency.Store,
-	publisher *publish.Publisher, hashes *hashid.Codec, set Settings, reg prometheus.Registerer, log *slog.Logger) (*API, error) {
-	m := newMetrics(reg)
-	phones := newPhoneTable(reg)
+	publisher *publish.Publisher, hashes *hashid.Codec, set Settings, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	phones := newPhoneTable(m)
 	a := &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones,
 		auth: newAuthCache(set.AuthCacheTTL)}
 	var err error
@@ -162,7 +160,7 @@ func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (even
 	c.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
 	c.Set("X-RateLimit-Reset", strconv.Itoa(seconds(d.Reset)))
 	if !d.Allowed {
-		a.m.rateLimited.Inc()
+		a.m.RateLimited.Inc()
 		retry := max(seconds(d.Reset), 1)
 		return auth, errRateLimited.With("retryAfter", retry).WithHeader("Retry-After", strconv.Itoa(retry))
 	}
@@ -198,29 +196,4 @@ func seconds(d time.Duration) int {
 
 func (a *API) timeout(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), a.set.RequestTimeout)
-}
-
-type metrics struct {
-	accepted    prometheus.Counter
-	rateLimited prometheus.Counter
-	replays     prometheus.Counter
-	quotaCut    prometheus.Counter
-	// quotaRefused counts 402 limit_exceeded answers.
-	quotaRefused prometheus.Counter
-	claimed      prometheus.Counter
-	reports      prometheus.Counter
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_ingress_", reg))
-	m := &metrics{
-		accepted:     f.NewCounter(prometheus.CounterOpts{Name: "accepted_messages_total", Help: "SMS accepted (answered 200 and stored in the accepted stream)."}),
-		rateLimited:  f.NewCounter(prometheus.CounterOpts{Name: "rate_limited_total", Help: "Requests refused with 429."}),
-		replays:      f.NewCounter(prometheus.CounterOpts{Name: "idempotent_replays_total", Help: "Queue requests answered from a stored Idempotency-Key response."}),
-		quotaCut:     f.NewCounter(prometheus.CounterOpts{Name: "quota_refused_messages_total", Help: "Valid SMS refused because the monthly limit was reached."}),
-		quotaRefused: f.NewCounter(prometheus.CounterOpts{Name: "quota_refused_requests_total", Help: "Queue requests refused with 402 limit_exceeded (nothing left of the monthly limit)."}),
-		claimed:      f.NewCounter(prometheus.CounterOpts{Name: "handed_out_messages_total", Help: "SMS returned by get_messages."}),
-		reports:      f.NewCounter(prometheus.CounterOpts{Name: "status_entries_total", Help: "Entries received in status requests."}),
-	}
-	return m
 }

@@ -93,7 +93,7 @@ func (a *API) getMessages(c *fiber.Ctx) error {
 	for i, m := range res.Messages {
 		out[i] = message{Phone: m.Phone, Text: m.Text, Hash: a.hashes.Hash(m.Pos)}
 	}
-	a.m.claimed.Add(float64(len(out)))
+	a.m.Claimed.Add(float64(len(out)))
 	return a.answerClaimed(c, out, res.ClaimIDs)
 }
 

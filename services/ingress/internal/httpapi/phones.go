@@ -8,11 +8,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/rpc"
 	"github.com/apitosms/apitosms/libs/timestamp"
+	"github.com/apitosms/apitosms/services/ingress/internal/metrics"
 )
 
 // Phones (contract §11). A phone is known by the device name of its pulls
@@ -44,15 +44,9 @@ type phoneTable struct {
 	failed  prometheus.Counter
 }
 
-func newPhoneTable(reg prometheus.Registerer) *phoneTable {
-	f := promauto.With(prometheus.WrapRegistererWithPrefix("apitosms_ingress_", reg))
-	t := &phoneTable{
-		seen:    map[phoneKey]*events.PhoneSeen{},
-		dropped: f.NewCounter(prometheus.CounterOpts{Name: "phones_dropped_total", Help: "Phone sightings dropped because the table of phones seen between two flushes was full."}),
-		flushes: f.NewCounter(prometheus.CounterOpts{Name: "phone_flushes_total", Help: "Batches of phone sightings sent to the queue service."}),
-		failed:  f.NewCounter(prometheus.CounterOpts{Name: "phone_flush_failures_total", Help: "Batches of phone sightings the queue service did not take (sent again with the next)."}),
-	}
-	return t
+func newPhoneTable(m *metrics.Metrics) *phoneTable {
+	return &phoneTable{seen: map[phoneKey]*events.PhoneSeen{},
+		dropped: m.PhonesDropped, flushes: m.PhoneFlushes, failed: m.PhoneFlushFailures}
 }
 
 // see records that account's phone device pulled (pull) or reported at at.

@@ -56,7 +56,7 @@ func (a *API) queue(c *fiber.Ctx) error {
 			return err
 		}
 		if replay != nil {
-			a.m.replays.Inc()
+			a.m.Replays.Inc()
 			c.Set("Idempotent-Replayed", "true")
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 			return c.Status(replay.Status).Send(replay.Body)
@@ -130,7 +130,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	for _, v := range parsed.Valid[res.Granted:] {
 		errs = append(errs, events.IndexError{Index: v.Index, Error: batch.ErrQuotaExceeded})
 	}
-	a.m.quotaCut.Add(float64(len(parsed.Valid) - res.Granted))
+	a.m.QuotaCut.Add(float64(len(parsed.Valid) - res.Granted))
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Index < errs[j].Index })
 
 	out := make([]events.AcceptedSMS, len(accepted))
@@ -148,7 +148,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	for i, v := range accepted {
 		items[i] = queueItem{Index: v.Index, Hash: a.hashes.Hash(positions[i]), Phone: v.Phone}
 	}
-	a.m.accepted.Add(float64(len(out)))
+	a.m.Accepted.Add(float64(len(out)))
 	if errs == nil {
 		errs = []events.IndexError{}
 	}
@@ -157,8 +157,8 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 
 // quotaRefused counts a 402 limit_exceeded answer refusing valid messages.
 func (a *API) quotaRefused(valid int) {
-	a.m.quotaRefused.Inc()
-	a.m.quotaCut.Add(float64(valid))
+	a.m.QuotaRefused.Inc()
+	a.m.QuotaCut.Add(float64(valid))
 }
 
 // release gives back a reservation whose messages were not accepted.

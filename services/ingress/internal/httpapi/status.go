@@ -56,7 +56,7 @@ func (a *API) status(c *fiber.Ctx) error {
 	}
 	req.AccountID = auth.AccountID
 	a.phones.see(auth.AccountID, req.Device, false, time.Now())
-	a.m.reports.Add(float64(len(req.Reports) + len(errs)))
+	a.m.Reports.Add(float64(len(req.Reports) + len(errs)))
 	updated := 0
 	if len(req.Reports) > 0 {
 		res, err := rpc.Call[events.ApplyRequest, events.ApplyReply](ctx, a.nc, a.names.StatusApply(), req,

@@ -110,7 +110,7 @@ func (g *ClaimGroup) Close() {
 }
 
 // commit runs the group's live claims in one transaction, or each alone if
-// that fails, and sets every job's result.
+// that fails (groupcommit.SharedTx), and sets every job's result.
 func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	live := group[:0:0]
 	for _, j := range group {
@@ -122,24 +122,17 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 		return
 	}
 	stmt := g.prepare(ctx)
-	err := g.st.inTx(ctx, func(tx *sql.Tx) error {
-		for _, j := range live {
-			if j.err = g.run(ctx, tx, stmt, j); j.err != nil {
-				return j.err
+	_ = groupcommit.SharedTx[*claimJob, *sql.Tx]{
+		InTx: func(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+			return g.st.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+		},
+		Run: func(ctx context.Context, tx *sql.Tx, j *claimJob) error { return g.run(ctx, tx, stmt, j) },
+		Done: func(j *claimJob, err error) {
+			if j.err = err; err != nil {
+				j.out, j.acked = nil, 0
 			}
-		}
-		return nil
-	})
-	if err == nil {
-		return
-	}
-	if len(live) == 1 {
-		live[0].out, live[0].acked, live[0].err = nil, 0, err
-		return
-	}
-	for _, j := range live {
-		g.claimAlone(ctx, stmt, j)
-	}
+		},
+	}.Commit(ctx, live)
 }
 
 // run runs j (a claim or an ack) in tx, setting its result.
@@ -151,14 +144,6 @@ func (g *ClaimGroup) run(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, j *cla
 		j.out, err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
 	}
 	return err
-}
-
-// claimAlone runs j in a transaction of its own.
-func (g *ClaimGroup) claimAlone(ctx context.Context, stmt *sql.Stmt, j *claimJob) {
-	j.err = g.st.inTx(ctx, func(tx *sql.Tx) error { return g.run(ctx, tx, stmt, j) })
-	if j.err != nil {
-		j.out, j.acked = nil, 0
-	}
 }
 
 // prepare returns the claim statement, prepared on first use. It runs

@@ -80,17 +80,7 @@ func (s *Store) sqlDB() *sql.DB { return s.db.DB }
 // placeholders appends n comma-separated parameter markers, numbered from
 // first on PostgreSQL ($1, $2, ...), plain ? on SQLite.
 func (s *Store) placeholders(b *strings.Builder, first, n int) {
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if s.pg {
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(first + i))
-		} else {
-			b.WriteByte('?')
-		}
-	}
+	database.Placeholders(b, s.pg, first, n)
 }
 
 // param returns the marker of the i-th (1-based) parameter.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apitosms/apitosms/services/releases/internal/blob"
+	"github.com/apitosms/apitosms/services/releases/internal/metrics"
 	"github.com/apitosms/apitosms/services/releases/internal/store"
 )
 
@@ -53,7 +54,7 @@ func (h *Handler) downloadVersion(c *fiber.Ctx) error {
 func (h *Handler) serve(c *fiber.Ctx, v store.Version) error {
 	etag := `"` + v.SHA256 + `"`
 	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagListMatches(inm, etag) {
-		h.metrics.downloads.WithLabelValues(kindNotModified).Inc()
+		h.m.Downloads.WithLabelValues(metrics.KindNotModified).Inc()
 		c.Set(fiber.HeaderETag, etag)
 		return c.SendStatus(http.StatusNotModified)
 	}
@@ -76,7 +77,7 @@ func (h *Handler) serve(c *fiber.Ctx, v store.Version) error {
 	c.Set(fiber.HeaderAcceptRanges, "bytes")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	if head {
-		h.metrics.downloads.WithLabelValues(kindHead).Inc()
+		h.m.Downloads.WithLabelValues(metrics.KindHead).Inc()
 		c.Status(http.StatusOK)
 		c.Response().Header.SetContentLength(int(v.FileSize))
 		return nil
@@ -95,14 +96,14 @@ func (h *Handler) serve(c *fiber.Ctx, v store.Version) error {
 			body.Close()
 			return err
 		}
-		h.metrics.downloads.WithLabelValues(kindFull).Inc()
+		h.m.Downloads.WithLabelValues(metrics.KindFull).Inc()
 	} else {
-		h.metrics.downloads.WithLabelValues(kindRange).Inc()
+		h.m.Downloads.WithLabelValues(metrics.KindRange).Inc()
 	}
 	c.Status(status)
 	// fasthttp copies the stream to the client after the handler returns,
 	// then closes it.
-	c.Context().SetBodyStream(&countingReader{ReadCloser: body, bytes: h.metrics.downloadBytes,
+	c.Context().SetBodyStream(&countingReader{ReadCloser: body, bytes: h.m.DownloadBytes,
 		log: h.log, code: v.VersionCode}, int(length))
 	return nil
 }

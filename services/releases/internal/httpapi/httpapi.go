@@ -16,6 +16,7 @@ import (
 	"github.com/apitosms/apitosms/libs/adminauth"
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/services/releases/internal/blob"
+	"github.com/apitosms/apitosms/services/releases/internal/metrics"
 	"github.com/apitosms/apitosms/services/releases/internal/store"
 )
 
@@ -51,7 +52,7 @@ type Config struct {
 type Handler struct {
 	store     *store.Store
 	blobs     *blob.Store
-	metrics   *Metrics
+	m         *metrics.Metrics
 	log       *slog.Logger
 	publicURL string
 	adminTok  string
@@ -61,9 +62,9 @@ type Handler struct {
 }
 
 // New returns the handlers over st and blobs.
-func New(cfg Config, st *store.Store, blobs *blob.Store, m *Metrics, log *slog.Logger) *Handler {
+func New(cfg Config, st *store.Store, blobs *blob.Store, m *metrics.Metrics, log *slog.Logger) *Handler {
 	return &Handler{
-		store: st, blobs: blobs, metrics: m, log: log,
+		store: st, blobs: blobs, m: m, log: log,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		adminTok:  cfg.AdminToken, maxAPK: cfg.MaxAPKBytes,
 		downloadTimeout: cfg.DownloadTimeout,

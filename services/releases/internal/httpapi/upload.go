@@ -17,6 +17,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/services/releases/internal/blob"
+	"github.com/apitosms/apitosms/services/releases/internal/metrics"
 	"github.com/apitosms/apitosms/services/releases/internal/store"
 )
 
@@ -49,12 +50,12 @@ func (h *Handler) upload(c *fiber.Ctx) error {
 		var v store.Version
 		v, err = h.receive(c.UserContext(), src)
 		if err == nil {
-			h.metrics.uploads.WithLabelValues(outcomePublished).Inc()
+			h.m.Uploads.WithLabelValues(metrics.OutcomePublished).Inc()
 			h.log.Info("app version published", "versionCode", v.VersionCode, "bytes", v.FileSize)
 			return c.Status(http.StatusCreated).JSON(h.adminVersion(v), jsonType)
 		}
 	}
-	h.metrics.uploads.WithLabelValues(uploadOutcome(err)).Inc()
+	h.m.Uploads.WithLabelValues(uploadOutcome(err)).Inc()
 	if raw != nil {
 		// Read what the client still sends so it gets the answer rather than
 		// a reset connection; give up (and close) past drainLimit.
@@ -233,17 +234,17 @@ func readField(r io.Reader, name string, max int64) (string, error) {
 func uploadOutcome(err error) string {
 	e, ok := apperr.As(err)
 	if !ok {
-		return outcomeError
+		return metrics.OutcomeError
 	}
 	switch e.Code {
 	case errVersionExists.Code:
-		return outcomeDuplicate
+		return metrics.OutcomeDuplicate
 	case "apk_too_large":
-		return outcomeTooLarge
+		return metrics.OutcomeTooLarge
 	case "invalid_body", errInvalidAPK.Code:
-		return outcomeInvalid
+		return metrics.OutcomeInvalid
 	}
-	return outcomeError
+	return metrics.OutcomeError
 }
 
 // part is one form field or file of an upload.

@@ -39,32 +39,20 @@ func newCommitter(st *store.Store, r *relay) *committer {
 	}, nil)}
 }
 
-// commitGroup also deletes the outbox events published since the last
-// group (outbox.go): no commit of their own while reports flow.
+// commitGroup runs the group in one transaction, or each work alone if that
+// fails (groupcommit.SharedTx). The shared transaction also deletes the
+// outbox events published since the last group (outbox.go): no commit of
+// their own while reports flow.
 func commitGroup(ctx context.Context, st *store.Store, r *relay, group []*job) {
 	published := r.takeDone()
-	err := st.InTx(ctx, func(ctx context.Context, q *store.Queries) error {
-		if err := q.DeleteOutbox(ctx, published); err != nil {
-			return err
-		}
-		for _, j := range group {
-			if err := j.work(ctx, q); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := groupcommit.SharedTx[*job, *store.Queries]{
+		InTx:   st.InTx,
+		Run:    func(ctx context.Context, q *store.Queries, j *job) error { return j.work(ctx, q) },
+		Done:   func(j *job, err error) { j.err = err },
+		Before: func(ctx context.Context, q *store.Queries) error { return q.DeleteOutbox(ctx, published) },
+	}.Commit(ctx, group)
 	if err != nil {
 		r.putBack(published)
-	}
-	if err == nil || len(group) == 1 {
-		for _, j := range group {
-			j.err = err
-		}
-		return
-	}
-	for _, j := range group {
-		j.err = st.InTx(ctx, j.work)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // finalFrom is the lowest final status: statuses below it may still change.
@@ -24,7 +26,7 @@ type Queries struct {
 // different orders), fn runs again in a new transaction, a few times, so fn
 // must be re-runnable.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Queries) error) error {
-	return withRetry(ctx, func() error {
+	return database.RetryConflicts(ctx, func() error {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			return fn(ctx, &Queries{db: tx, pg: s.pg})
 		})

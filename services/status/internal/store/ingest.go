@@ -6,8 +6,9 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // Row is one accepted message to record with status 0.
@@ -61,7 +62,7 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []Row) error {
 			q.WriteByte(',')
 		}
 		q.WriteByte('(')
-		s.params(&q, len(args), 2)
+		database.Placeholders(&q, s.pg, len(args)+1, 2)
 		q.WriteByte(')')
 		args = append(args, r.Pos, r.AccountID)
 	}
@@ -70,20 +71,4 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []Row) error {
 		return fmt.Errorf("insert deliveries: %w", err)
 	}
 	return nil
-}
-
-// params writes n comma-separated bind placeholders numbered after the first
-// `before` ones, in the dialect's syntax.
-func (s *Store) params(q *strings.Builder, before, n int) {
-	for i := range n {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		if s.pg {
-			q.WriteByte('$')
-			q.WriteString(strconv.Itoa(before + i + 1))
-		} else {
-			q.WriteByte('?')
-		}
-	}
 }

@@ -8,10 +8,8 @@ package store
 import (
 	"context"
 	"embed"
-	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
 	"github.com/apitosms/apitosms/libs/database"
@@ -67,27 +65,4 @@ func (s *Store) Get(ctx context.Context, pos int64) (Delivery, error) {
 // Count returns the number of rows.
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	return s.db.NewSelect().Model((*Delivery)(nil)).Count(ctx)
-}
-
-// retryable reports whether a PostgreSQL statement failed only because of a
-// deadlock or serialization conflict and may simply be run again.
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}
-
-// withRetry runs fn, again a few times if it hit a retryable conflict.
-func withRetry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := range 5 {
-		if err = fn(); err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
 }

@@ -7,9 +7,7 @@ package rpcapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,37 +77,8 @@ func New(st *store.Store, sealer *keys.Sealer, set Settings, changed func(id str
 	return &API{store: st, sealer: sealer, set: set, changed: changed}
 }
 
-// NewID returns a store id: "st_" + 128 random bits in hex.
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "st_" + hex.EncodeToString(b[:])
-}
-
 // WellFormedID reports whether id can name a store at all.
-func WellFormedID(id string) bool {
-	if len(id) != 35 || !strings.HasPrefix(id, "st_") {
-		return false
-	}
-	_, err := hex.DecodeString(id[3:])
-	return err == nil && strings.ToLower(id) == id
-}
-
-// View is the contract's shape of a store (no secret, except in the
-// answer to its creation).
-type View struct {
-	ID             string                        `json:"id"`
-	Platform       string                        `json:"platform"`
-	Name           string                        `json:"name"`
-	WebhookURL     string                        `json:"webhookUrl"`
-	DefaultCountry string                        `json:"defaultCountry"`
-	AdminPhones    []string                      `json:"adminPhones"`
-	Templates      map[string]templates.Template `json:"templates"`
-	PhoneFrom      []string                      `json:"phoneFrom"`
-	CreatedAt      string                        `json:"createdAt"`
-	UpdatedAt      string                        `json:"updatedAt"`
-	Secret         string                        `json:"secret,omitempty"`
-}
+func WellFormedID(id string) bool { return store.Stores.WellFormedID(id) }
 
 // Settings of one store, decoded from its row.
 type Conf struct {
@@ -144,9 +113,9 @@ func Decode(c store.Conn) Conf {
 	return cf
 }
 
-func (a *API) view(c store.Conn) View {
+func (a *API) view(c store.Conn) events.StoreView {
 	cf := Decode(c)
-	return View{
+	return events.StoreView{
 		ID: c.ID, Platform: c.Platform, Name: c.Name,
 		WebhookURL:     a.set.PublicURL + "/hooks/" + c.Platform + "/" + c.ID,
 		DefaultCountry: c.DefaultCountry, AdminPhones: cf.AdminPhones, Templates: cf.Templates,
@@ -338,7 +307,7 @@ func (a *API) Create(ctx context.Context, req events.StoreRequest) (json.RawMess
 		f.Secret = &generated
 	}
 	now := store.Ms(time.Now())
-	c := store.Conn{ID: NewID(), AccountID: req.AccountID, Platform: *f.Platform, AdminPhones: "[]",
+	c := store.Conn{ID: store.Stores.NewID(), AccountID: req.AccountID, Platform: *f.Platform, AdminPhones: "[]",
 		Templates: "{}", PhoneFrom: "billing,shipping", CreatedMs: now, UpdatedMs: now}
 	sec, err := a.apply(&c, f)
 	if err != nil {
@@ -361,9 +330,7 @@ func (a *API) List(ctx context.Context, req events.StoreRequest) (json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	out := struct {
-		Stores []View `json:"stores"`
-	}{Stores: make([]View, len(rows))}
+	out := events.StoreList{Stores: make([]events.StoreView, len(rows))}
 	for i, c := range rows {
 		out.Stores[i] = a.view(c)
 	}
@@ -371,9 +338,6 @@ func (a *API) List(ctx context.Context, req events.StoreRequest) (json.RawMessag
 }
 
 func (a *API) get(ctx context.Context, account int64, id string) (store.Conn, error) {
-	if !WellFormedID(id) {
-		return store.Conn{}, ErrNotFound
-	}
 	c, err := a.store.Get(ctx, account, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, ErrNotFound
@@ -473,26 +437,12 @@ func (a *API) Preview(ctx context.Context, req events.StoreRequest) (json.RawMes
 	}
 	out := Render(text, o, c.Name)
 	n, enc := templates.Segments(out)
-	return json.Marshal(map[string]any{"text": out, "segments": n, "encoding": enc})
+	return json.Marshal(events.StorePreview{Text: out, Segments: n, Encoding: enc})
 }
 
 // Render renders a template for an order of the store named shop.
 func Render(text string, o orders.Order, shop string) string {
 	return templates.Render(text, o.Values(shop))
-}
-
-// LogEntry is one decision as the log shows it.
-type LogEntry struct {
-	ID          string  `json:"id"`
-	At          string  `json:"at"`
-	DeliveryID  string  `json:"deliveryId"`
-	Topic       string  `json:"topic"`
-	Event       *string `json:"event"`
-	OrderNumber *string `json:"orderNumber"`
-	Recipient   *string `json:"recipient"`
-	Decision    string  `json:"decision"`
-	Reason      *string `json:"reason"`
-	Hash        *string `json:"hash"`
 }
 
 func nullable(s string) *string {
@@ -533,12 +483,9 @@ func (a *API) Log(ctx context.Context, req events.StoreRequest) (json.RawMessage
 		s := "log_" + strconv.FormatInt(rows[limit-1].ID, 10)
 		next = &s
 	}
-	out := struct {
-		Entries    []LogEntry `json:"entries"`
-		NextCursor *string    `json:"nextCursor"`
-	}{Entries: make([]LogEntry, len(rows)), NextCursor: next}
+	out := events.StoreLogPage{Entries: make([]events.StoreLogEntry, len(rows)), NextCursor: next}
 	for i, r := range rows {
-		out.Entries[i] = LogEntry{
+		out.Entries[i] = events.StoreLogEntry{
 			ID: "log_" + strconv.FormatInt(r.ID, 10), At: timestamp.Format(time.UnixMilli(r.AtMs)),
 			DeliveryID: r.DeliveryID, Topic: r.Topic, Event: nullable(r.Event), OrderNumber: nullable(r.OrderNumber),
 			Recipient: nullable(r.Recipient), Decision: r.Decision, Reason: nullable(r.Reason), Hash: nullable(r.Hash),

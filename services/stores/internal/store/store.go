@@ -14,6 +14,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apitosms/apitosms/libs/accountrows"
 	"github.com/apitosms/apitosms/libs/database"
 )
 
@@ -120,11 +121,10 @@ type LogEntry struct {
 // Store is the stores repository.
 type Store struct {
 	db *bun.DB
-	pg bool
 }
 
 // New returns the store on db (migrated with Migrate).
-func New(db *bun.DB) *Store { return &Store{db: db, pg: database.IsPostgres(db)} }
+func New(db *bun.DB) *Store { return &Store{db: db} }
 
 // Migrate creates or updates the service's tables.
 func Migrate(ctx context.Context, db *bun.DB) error {
@@ -137,24 +137,12 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Ms is t in Unix milliseconds.
 func Ms(t time.Time) int64 { return t.UnixMilli() }
 
+// Stores is the kind of the stores table's rows: ids "st_" + 32 hex digits.
+var Stores = accountrows.Kind{Prefix: "st_", Lock: 0x7374, NotFound: ErrNotFound, AtMax: ErrTooMany}
+
 // Create inserts c unless its account already has max stores (ErrTooMany).
 func (s *Store) Create(ctx context.Context, c *Conn, max int) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?, ?)", int32(0x7374), int32(c.AccountID)); err != nil {
-				return err
-			}
-		}
-		n, err := tx.NewSelect().Model((*Conn)(nil)).Where("account_id = ?", c.AccountID).Count(ctx)
-		if err != nil {
-			return err
-		}
-		if n >= int64(max) {
-			return ErrTooMany
-		}
-		_, err = tx.NewInsert().Model(c).Exec(ctx)
-		return err
-	})
+	return accountrows.Create(ctx, s.db, Stores, c.AccountID, c, max)
 }
 
 // List returns an account's stores, oldest first.
@@ -164,14 +152,9 @@ func (s *Store) List(ctx context.Context, account int64) ([]Conn, error) {
 	return out, err
 }
 
-// Get returns one store of an account (ErrNotFound).
+// Get returns one store of an account (ErrNotFound, also for a malformed id).
 func (s *Store) Get(ctx context.Context, account int64, id string) (Conn, error) {
-	var c Conn
-	err := s.db.NewSelect().Model(&c).Where("id = ? AND account_id = ?", id, account).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, ErrNotFound
-	}
-	return c, err
+	return accountrows.Get[Conn](ctx, s.db, Stores, account, id)
 }
 
 // ByID returns a store whatever its account (ErrNotFound): the receiving

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/apitosms/apitosms/libs/events"
 )
 
 // Template keys.
@@ -21,7 +23,7 @@ const (
 )
 
 // Keys lists every template key, in the contract's order.
-var Keys = []string{OrderCreated, OrderPaid, OrderShipped, OrderCancelled, OrderRefunded, OrderOnHold, AdminNewOrder}
+var Keys = events.StoreTemplateKeys
 
 // Placeholders lists every placeholder name (without braces).
 var Placeholders = []string{"shop_name", "order_number", "customer_first_name", "customer_last_name",
@@ -31,20 +33,17 @@ var Placeholders = []string{"shop_name", "order_number", "customer_first_name", 
 const MaxRunes = 1000
 
 // Template is one key's setting.
-type Template struct {
-	Enabled bool   `json:"enabled"`
-	Text    string `json:"text"`
-}
+type Template = events.StoreTemplate
 
 // Defaults are the templates of a new store (docs/stores.md lists them).
 var Defaults = map[string]Template{
-	OrderCreated:   {true, "{shop_name}: thank you {customer_first_name}! We received order {order_number} ({total} {currency})."},
-	OrderPaid:      {true, "{shop_name}: payment for order {order_number} received. We are preparing it."},
-	OrderShipped:   {true, "{shop_name}: order {order_number} has shipped. {carrier} {tracking_number} {tracking_url}"},
-	OrderCancelled: {true, "{shop_name}: order {order_number} was cancelled."},
-	OrderRefunded:  {true, "{shop_name}: order {order_number} was refunded."},
-	OrderOnHold:    {true, "{shop_name}: order {order_number} is on hold. We will contact you."},
-	AdminNewOrder:  {true, "{shop_name}: new order {order_number}, {total} {currency}, from {customer_first_name} {customer_last_name}."},
+	OrderCreated:   {Enabled: true, Text: "{shop_name}: thank you {customer_first_name}! We received order {order_number} ({total} {currency})."},
+	OrderPaid:      {Enabled: true, Text: "{shop_name}: payment for order {order_number} received. We are preparing it."},
+	OrderShipped:   {Enabled: true, Text: "{shop_name}: order {order_number} has shipped. {carrier} {tracking_number} {tracking_url}"},
+	OrderCancelled: {Enabled: true, Text: "{shop_name}: order {order_number} was cancelled."},
+	OrderRefunded:  {Enabled: true, Text: "{shop_name}: order {order_number} was refunded."},
+	OrderOnHold:    {Enabled: true, Text: "{shop_name}: order {order_number} is on hold. We will contact you."},
+	AdminNewOrder:  {Enabled: true, Text: "{shop_name}: new order {order_number}, {total} {currency}, from {customer_first_name} {customer_last_name}."},
 }
 
 // IsKey reports whether k is a template key.

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,6 +74,20 @@ func TestSegments(t *testing.T) {
 		n, enc := Segments(c.text)
 		if n != c.n || enc != c.enc {
 			t.Errorf("Segments(%.20q…) = %d %s, want %d %s", c.text, n, enc, c.n, c.enc)
+		}
+	}
+}
+
+// Keys (declared in libs/events, where the console reads them too) are
+// this package's constants, in the contract's order.
+func TestKeysAreTheConstants(t *testing.T) {
+	want := []string{OrderCreated, OrderPaid, OrderShipped, OrderCancelled, OrderRefunded, OrderOnHold, AdminNewOrder}
+	if !slices.Equal(Keys, want) {
+		t.Errorf("Keys = %v, want %v", Keys, want)
+	}
+	for _, k := range Keys {
+		if _, ok := Defaults[k]; !ok {
+			t.Errorf("no default for %s", k)
 		}
 	}
 }

@@ -5,9 +5,7 @@ package rpcapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,22 +124,6 @@ func (a *API) Subscriptions(ctx context.Context, req events.SubscriptionsRequest
 	return page, nil
 }
 
-// newID returns an endpoint id: "wh_" + 128 random bits in hex.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "wh_" + hex.EncodeToString(b[:])
-}
-
-// wellFormedID reports whether id can name an endpoint at all.
-func wellFormedID(id string) bool {
-	if len(id) != 35 || !strings.HasPrefix(id, "wh_") {
-		return false
-	}
-	_, err := hex.DecodeString(id[3:])
-	return err == nil && strings.ToLower(id) == id
-}
-
 func (a *API) checkURL(ctx context.Context, raw string) (string, error) {
 	u, err := a.guard.CheckURL(ctx, raw)
 	if err != nil {
@@ -203,7 +185,7 @@ func (a *API) Create(ctx context.Context, req events.WebhookCreateRequest) (even
 	sec := secret.Generate()
 	now := store.Ms(time.Now())
 	e := store.Endpoint{
-		ID: newID(), AccountID: req.AccountID, URL: u, Events: strings.Join(list, ","),
+		ID: store.Endpoints.NewID(), AccountID: req.AccountID, URL: u, Events: strings.Join(list, ","),
 		Batch: req.Batch, Enabled: true, Description: req.Description,
 		Secret: a.sealer.Seal(sec, nil), CreatedMs: now, UpdatedMs: now,
 	}
@@ -234,9 +216,6 @@ func (a *API) List(ctx context.Context, req events.WebhookListRequest) (events.W
 }
 
 func (a *API) get(ctx context.Context, account int64, id string) (store.Endpoint, error) {
-	if !wellFormedID(id) {
-		return store.Endpoint{}, errNotFound
-	}
 	e, err := a.store.GetEndpoint(ctx, account, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return e, errNotFound
@@ -304,7 +283,7 @@ func (a *API) Update(ctx context.Context, req events.WebhookUpdateRequest) (even
 
 // Delete removes an endpoint, its undelivered events and its log.
 func (a *API) Delete(ctx context.Context, req events.WebhookRef) (events.WebhookDeleted, error) {
-	if !wellFormedID(req.ID) {
+	if !store.Endpoints.WellFormedID(req.ID) {
 		return events.WebhookDeleted{}, errNotFound
 	}
 	if err := a.store.DeleteEndpoint(ctx, req.AccountID, req.ID); err != nil {

@@ -11,14 +11,13 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
+	"github.com/apitosms/apitosms/libs/accountrows"
 	"github.com/apitosms/apitosms/libs/database"
 )
 
@@ -148,26 +147,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Ms is t in Unix milliseconds.
 func Ms(t time.Time) int64 { return t.UnixMilli() }
 
+// Endpoints is the kind of the webhook_endpoints table's rows: ids "wh_" +
+// 32 hex digits.
+var Endpoints = accountrows.Kind{Prefix: "wh_", Lock: 0x7768, NotFound: ErrNotFound, AtMax: ErrTooMany}
+
 // CreateEndpoint inserts e unless its account already has max endpoints
 // (ErrTooMany). Concurrent creations for one account are serialised, so the
 // limit holds.
 func (s *Store) CreateEndpoint(ctx context.Context, e *Endpoint, max int) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?, ?)", int32(0x7768), int32(e.AccountID)); err != nil {
-				return err
-			}
-		}
-		n, err := tx.NewSelect().Model((*Endpoint)(nil)).Where("account_id = ?", e.AccountID).Count(ctx)
-		if err != nil {
-			return err
-		}
-		if n >= int64(max) {
-			return ErrTooMany
-		}
-		_, err = tx.NewInsert().Model(e).Exec(ctx)
-		return err
-	})
+	return accountrows.Create(ctx, s.db, Endpoints, e.AccountID, e, max)
 }
 
 // ListEndpoints returns an account's endpoints, oldest first.
@@ -178,14 +166,9 @@ func (s *Store) ListEndpoints(ctx context.Context, account int64) ([]Endpoint, e
 }
 
 // GetEndpoint returns an account's endpoint, or ErrNotFound (also for
-// another account's endpoint).
+// another account's endpoint or a malformed id).
 func (s *Store) GetEndpoint(ctx context.Context, account int64, id string) (Endpoint, error) {
-	var e Endpoint
-	err := s.db.NewSelect().Model(&e).Where("id = ? AND account_id = ?", id, account).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, ErrNotFound
-	}
-	return e, err
+	return accountrows.Get[Endpoint](ctx, s.db, Endpoints, account, id)
 }
 
 // UpdateEndpoint writes every field of e (matched by id and account).
@@ -412,7 +395,7 @@ func (s *Store) Claim(ctx context.Context, endpoint string, nowMs, leaseUntilMs 
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var out []Delivery
-	err := withRetry(ctx, func() error {
+	err := database.RetryConflicts(ctx, func() error {
 		out = out[:0]
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhook_deliveries WHERE endpoint_id = ? AND next_attempt_ms <= ?
@@ -621,26 +604,4 @@ func (s *Store) Pending(ctx context.Context, endpoint string) (int64, error) {
 	var n int64
 	err := s.db.NewSelect().Model((*Delivery)(nil)).ColumnExpr("COALESCE(SUM(events), 0)").Where("endpoint_id = ?", endpoint).Scan(ctx, &n)
 	return n, err
-}
-
-// withRetry runs fn again a few times after a PostgreSQL deadlock or
-// serialization failure.
-func withRetry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := range 5 {
-		if err = fn(); err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("after retries: %w", err)
-}
-
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
