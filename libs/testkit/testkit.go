@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
+	"go.uber.org/goleak"
 
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/database"
@@ -271,4 +272,20 @@ func Run(t testing.TB, run func(context.Context) error) {
 			t.Errorf("Run did not return after cancel")
 		}
 	})
+}
+
+// LeakIgnores are the goroutines of third-party code a test cannot stop,
+// for goleak.VerifyTestMain(m, testkit.LeakIgnores()...). Nothing of ours
+// belongs here: a goroutine of ours left running is a bug to fix.
+func LeakIgnores() []goleak.Option {
+	return []goleak.Option{
+		// fasthttp (under fiber) starts one process-wide goroutine, on the
+		// first server, that refreshes the Date header every second and
+		// never stops.
+		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// A fasthttp server's idle-worker cleaner: Shutdown stops it, but it
+		// sees the stop only after its current sleep (MaxIdleWorkerDuration,
+		// 10 s, not settable through fiber).
+		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	}
 }
