@@ -5,7 +5,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/services/billing"
 	"github.com/apitosms/apitosms/services/console"
@@ -17,91 +16,55 @@ import (
 	"github.com/apitosms/apitosms/services/webhooks"
 )
 
-func prepareBilling(r *config.Reader, c config.Common) builder {
-	cfg := billing.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return billing.New(ctx, cfg, billing.Deps{
-			Broker: in.broker, DB: in.dbs["billing"], Names: in.names, Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareQueue(r *config.Reader, c config.Common) builder {
-	cfg := queue.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		// On SQLite, tracking reads take a read-only pool of their own so they
-		// never wait for (nor hold up) the writer's one connection.
-		var reader *bun.DB
-		if in.common.DatabaseURL == "" {
-			var err error
-			reader, err = database.OpenReader(ctx, database.Config{DataDir: in.common.DataDir, Service: "queue"}, queueReaders)
-			if err != nil {
-				return nil, err
+// targets is every service the process can run, one row each, in start
+// order (services stop in reverse); -target=all runs them all. Adding a
+// service is adding a row: the target list, `all`, the -target flag's help,
+// the environment in `apitosms -h` and the health answer all read this table.
+var targets = []target{
+	newTarget("billing", ownsDB|operator, billing.LoadConfig,
+		func(ctx context.Context, cfg billing.Config, in *infra, db *bun.DB) (*billing.Service, error) {
+			return billing.New(ctx, cfg, billing.Deps{Broker: in.broker, DB: db, Names: in.names, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("queue", ownsDB, queue.LoadConfig,
+		func(ctx context.Context, cfg queue.Config, in *infra, db *bun.DB) (*queue.Service, error) {
+			// On SQLite, tracking reads take a read-only pool of their own so
+			// they never wait for (nor hold up) the writer's one connection.
+			var reader *bun.DB
+			if in.common.DatabaseURL == "" {
+				var err error
+				reader, err = database.OpenReader(ctx, database.Config{DataDir: in.common.DataDir, Service: "queue"}, queueReaders)
+				if err != nil {
+					return nil, err
+				}
+				in.dbs["queue-reader"] = reader // closed with the others
 			}
-			in.dbs["queue-reader"] = reader
-		}
-		return queue.New(ctx, cfg, queue.Deps{
-			Broker: in.broker, DB: in.dbs["queue"], Reader: reader, Names: in.names, Registerer: in.reg, Log: in.log,
-		})
-	}
+			return queue.New(ctx, cfg, queue.Deps{Broker: in.broker, DB: db, Reader: reader, Names: in.names, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("status", ownsDB, status.LoadConfig,
+		func(ctx context.Context, cfg status.Config, in *infra, db *bun.DB) (*status.Service, error) {
+			return status.New(ctx, cfg, status.Deps{Broker: in.broker, DB: db, Names: in.names, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("releases", ownsDB|operator, releases.LoadConfig,
+		func(ctx context.Context, cfg releases.Config, in *infra, db *bun.DB) (*releases.Service, error) {
+			return releases.New(ctx, cfg, releases.Deps{Broker: in.broker, DB: db, Names: in.names, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("webhooks", ownsDB, webhooks.LoadConfig,
+		func(ctx context.Context, cfg webhooks.Config, in *infra, db *bun.DB) (*webhooks.Service, error) {
+			return webhooks.New(ctx, cfg, webhooks.Deps{Broker: in.broker, DB: db, Names: in.names, Replicas: in.common.Replicas, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("stores", ownsDB, stores.LoadConfig,
+		func(ctx context.Context, cfg stores.Config, in *infra, db *bun.DB) (*stores.Service, error) {
+			return stores.New(ctx, cfg, stores.Deps{Broker: in.broker, DB: db, Names: in.names, Replicas: in.common.Replicas, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("console", ownsDB, console.LoadConfig,
+		func(ctx context.Context, cfg console.Config, in *infra, db *bun.DB) (*console.Service, error) {
+			return console.New(ctx, cfg, console.Deps{Broker: in.broker, DB: db, Names: in.names, Replicas: in.common.Replicas, Registerer: in.reg, Log: in.log})
+		}),
+	newTarget("ingress", 0, ingress.LoadConfig,
+		func(ctx context.Context, cfg ingress.Config, in *infra, _ *bun.DB) (*ingress.Service, error) {
+			return ingress.New(ctx, cfg, ingress.Deps{Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log})
+		}),
 }
 
 // queueReaders is the size of the queue's read-only SQLite pool.
 const queueReaders = 4
-
-func prepareStatus(r *config.Reader, c config.Common) builder {
-	cfg := status.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return status.New(ctx, cfg, status.Deps{
-			Broker: in.broker, DB: in.dbs["status"], Names: in.names, Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareReleases(r *config.Reader, c config.Common) builder {
-	cfg := releases.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return releases.New(ctx, cfg, releases.Deps{
-			Broker: in.broker, DB: in.dbs["releases"], Names: in.names, Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareWebhooks(r *config.Reader, c config.Common) builder {
-	cfg := webhooks.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return webhooks.New(ctx, cfg, webhooks.Deps{
-			Broker: in.broker, DB: in.dbs["webhooks"], Names: in.names, Replicas: in.common.Replicas,
-			Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareStores(r *config.Reader, c config.Common) builder {
-	cfg := stores.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return stores.New(ctx, cfg, stores.Deps{
-			Broker: in.broker, DB: in.dbs["stores"], Names: in.names, Replicas: in.common.Replicas,
-			Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareIngress(r *config.Reader, c config.Common) builder {
-	cfg := ingress.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return ingress.New(ctx, cfg, ingress.Deps{
-			Broker: in.broker, Names: in.names, Registerer: in.reg, Log: in.log,
-		})
-	}
-}
-
-func prepareConsole(r *config.Reader, c config.Common) builder {
-	cfg := console.LoadConfig(r, c)
-	return func(ctx context.Context, in *infra) (service, error) {
-		return console.New(ctx, cfg, console.Deps{
-			Broker: in.broker, DB: in.dbs["console"], Names: in.names, Replicas: in.common.Replicas,
-			Registerer: in.reg, Log: in.log,
-		})
-	}
-}

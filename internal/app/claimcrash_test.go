@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -118,13 +119,19 @@ func TestIngressKilledMidClaimLosesNothing(t *testing.T) {
 					}
 					r, err := send("GET", base+"/api/"+tok+"/get_messages?limit=20", nil)
 					if err != nil || r.status != 200 {
-						time.Sleep(20 * time.Millisecond) // the ingress is down: poll again
+						// Not synchronisation: a phone's poll interval (the
+						// ingress is down); the test waits on progress.
+						time.Sleep(20 * time.Millisecond)
 						continue
 					}
-					list := r.list(t)
+					var list []struct{ Hash string }
+					if err := json.Unmarshal(r.body, &list); err != nil {
+						t.Errorf("get_messages: %v: %s", err, r.body) // not Fatal: this is not the test's goroutine
+						return
+					}
 					mu.Lock()
 					for _, m := range list {
-						got[m["hash"].(string)]++
+						got[m.Hash]++
 					}
 					received += len(list)
 					mu.Unlock()
@@ -133,7 +140,7 @@ func TestIngressKilledMidClaimLosesNothing(t *testing.T) {
 					default:
 					}
 					if len(list) == 0 {
-						time.Sleep(20 * time.Millisecond)
+						time.Sleep(20 * time.Millisecond) // not synchronisation: a phone's poll interval when nothing is due
 					}
 				}
 			})
@@ -160,14 +167,11 @@ func TestIngressKilledMidClaimLosesNothing(t *testing.T) {
 			ingress = startIngressOS(t, b, addr)
 			// Claims the kill caught unanswered expire after the confirm
 			// timeout (3 s); if there were none, kill again.
-			caught := false
-			for deadline := time.Now().Add(8 * time.Second); !caught && time.Now().Before(deadline); {
-				caught = metric(t, core.base, "apitosms_queue_claims_expired_total") > 0
-				if !caught {
-					time.Sleep(100 * time.Millisecond)
-				}
-			}
-			if caught {
+			// The core is another process: its metric is all there is to
+			// watch.
+			if testkit.Within(8*time.Second, 100*time.Millisecond, func() bool {
+				return metric(t, core.base, "apitosms_queue_claims_expired_total") > 0
+			}) {
 				break
 			}
 		}

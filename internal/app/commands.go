@@ -164,8 +164,8 @@ func envVars() []config.Var {
 	r := config.NewReader(func(string) string { return "" })
 	r.String("APITOSMS_TARGET", "all")
 	c := config.ReadCommon(r)
-	for _, n := range order {
-		targets[n].prepare(r, c)
+	for _, t := range targets {
+		t.prepare(r, c)
 	}
 	return r.Vars()
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apitosms/apitosms/internal/phonesim"
+	"github.com/apitosms/apitosms/libs/config"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
@@ -95,13 +95,17 @@ func TestConsoleSystemSplit(t *testing.T) {
 	})
 }
 
-// TestHealthServicesAreTheTargets: the system page's list of services
-// (events.Services, "no replica answered" for a missing one) names every
-// target and nothing else.
+// TestHealthServicesAreTheTargets: the lists outside internal/app that
+// cannot read the targets table name every target and nothing else: the
+// system page's list of services (events.Services, "no replica answered"
+// for a missing one) and APITOSMS_TARGET's line in the help.
 func TestHealthServicesAreTheTargets(t *testing.T) {
 	got := slices.Sorted(slices.Values(events.Services))
-	want := slices.Sorted(maps.Keys(targets))
+	want := slices.Sorted(slices.Values(targetNames()))
 	if !slices.Equal(got, want) {
 		t.Fatalf("events.Services = %v, targets = %v", got, want)
+	}
+	if list := strings.Join(targetNames(), ", "); !strings.Contains(config.Meaning("APITOSMS_TARGET"), "all, or a comma list of "+list+" ") {
+		t.Fatalf("APITOSMS_TARGET's help %q does not list the targets %s", config.Meaning("APITOSMS_TARGET"), list)
 	}
 }

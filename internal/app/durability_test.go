@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,6 +84,11 @@ func TestAcceptedSurvivesSIGKILL(t *testing.T) {
 		const writers = 4
 		results := make([]acked, writers)
 		ctx, cancel := context.WithCancel(context.Background())
+		// The kill comes once the writers have had killBatches batches
+		// acknowledged between them (while they keep writing).
+		const killBatches = 40
+		var batches atomic.Int64
+		enough := make(chan struct{})
 		var wg sync.WaitGroup
 		for w := 0; w < writers; w++ {
 			wg.Add(1)
@@ -96,13 +103,27 @@ func TestAcceptedSurvivesSIGKILL(t *testing.T) {
 						t.Errorf("queue: %d %s", r.status, r.body)
 						return
 					}
-					for _, it := range r.json(t)["items"].([]any) {
-						results[w].hashes = append(results[w].hashes, it.(map[string]any)["hash"].(string))
+					var res struct {
+						Items []struct{ Hash string } `json:"items"`
+					}
+					if err := json.Unmarshal(r.body, &res); err != nil {
+						t.Errorf("queue: %v: %s", err, r.body)
+						return
+					}
+					for _, it := range res.Items {
+						results[w].hashes = append(results[w].hashes, it.Hash)
+					}
+					if batches.Add(1) == killBatches {
+						close(enough)
 					}
 				}
 			}()
 		}
-		time.Sleep(1500 * time.Millisecond)
+		select {
+		case <-enough:
+		case <-time.After(time.Minute):
+			t.Errorf("%d batches acknowledged in a minute, want %d before the kill", batches.Load(), killBatches)
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

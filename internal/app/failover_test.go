@@ -42,8 +42,9 @@ func TestBrokerFailover(t *testing.T) {
 		mu        sync.Mutex
 		acked     []string
 		ok, busy  atomic.Int64
-		worst     atomic.Int64 // nanoseconds
-		lastOKAt  atomic.Int64 // start (unix ns) of the latest queue request answered 200
+		worst     atomic.Int64             // nanoseconds
+		lastOKAt  atomic.Int64             // start (unix ns) of the latest queue request answered 200
+		okSignal  = make(chan struct{}, 1) // a queue request was answered 200
 		writersWG sync.WaitGroup
 	)
 	ctx, stop := context.WithCancel(context.Background())
@@ -104,7 +105,13 @@ func TestBrokerFailover(t *testing.T) {
 					acked = append(acked, it.Hash)
 				}
 				mu.Unlock()
-				lastOKAt.Store(began.UnixNano())
+				for old := lastOKAt.Load(); old < began.UnixNano() && !lastOKAt.CompareAndSwap(old, began.UnixNano()); {
+					old = lastOKAt.Load()
+				}
+				select {
+				case okSignal <- struct{}{}:
+				default: // a signal is already pending
+				}
 			}
 		}()
 	}
@@ -120,12 +127,14 @@ func TestBrokerFailover(t *testing.T) {
 
 	// recovered waits until a queue request started after since succeeded.
 	recovered := func(since time.Time) time.Duration {
-		deadline := since.Add(recoveryBound)
+		deadline := time.NewTimer(time.Until(since.Add(recoveryBound)))
+		defer deadline.Stop()
 		for lastOKAt.Load() < since.UnixNano() {
-			if time.Now().After(deadline) {
+			select {
+			case <-okSignal: // check again
+			case <-deadline.C:
 				t.Fatalf("no queue request succeeded within %v", recoveryBound)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		return time.Since(since)
 	}
@@ -169,13 +178,14 @@ func TestBrokerFailover(t *testing.T) {
 
 	// Nothing acknowledged is lost or duplicated.
 	seen := map[string]int{}
-	deadline := time.Now().Add(60 * time.Second)
 	for {
-		r := do(t, "GET", p.base+"/api/"+tok+"/get_messages?limit=500", nil)
-		if r.status == 503 && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
+		// The cluster may still answer 503 while it settles: nothing to
+		// wait on but the answer itself.
+		var r response
+		testkit.Eventually(t, 60*time.Second, "get_messages answering other than 503", func() bool {
+			r = do(t, "GET", p.base+"/api/"+tok+"/get_messages?limit=500", nil)
+			return r.status != 503
+		})
 		if r.status != 200 {
 			t.Fatalf("drain: %d %s", r.status, r.body)
 		}

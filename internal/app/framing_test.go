@@ -550,15 +550,10 @@ func allRoutes(t *testing.T) []fiber.Route {
 		}
 	})
 	var svcs []service
-	for _, n := range order {
-		if targets[n].needsDB {
-			if _, err := in.db(ctx, n); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s, err := targets[n].prepare(reader, in.common)(ctx, in)
+	for _, tg := range targets {
+		s, err := tg.prepare(reader, in.common)(ctx, in)
 		if err != nil {
-			t.Fatalf("build %s: %v", n, err)
+			t.Fatalf("build %s: %v", tg.name, err)
 		}
 		svcs = append(svcs, s)
 	}

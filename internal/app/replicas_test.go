@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,9 +49,19 @@ func TestReplicasShareEverything(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r := do(t, "POST", in[i%2].base+"/api/"+tokQuota+"/queue", items(fmt.Sprintf("q%d", i), 100))
+				// Not the test's goroutine: t.Errorf and return, never Fatal.
+				r, err := send("POST", in[i%2].base+"/api/"+tokQuota+"/queue", items(fmt.Sprintf("q%d", i), 100))
+				if err != nil {
+					t.Errorf("quota batch: %v", err)
+					return
+				}
 				if r.status == 200 {
-					queued.Add(int64(r.json(t)["queued"].(float64)))
+					var res struct{ Queued int64 }
+					if err := json.Unmarshal(r.body, &res); err != nil {
+						t.Errorf("quota batch: %v: %s", err, r.body)
+						return
+					}
+					queued.Add(res.Queued)
 				} else if r.status != 402 {
 					t.Errorf("quota batch: %d %s", r.status, r.body)
 				}
@@ -78,19 +89,34 @@ func TestReplicasShareEverything(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					got := do(t, "GET", fmt.Sprintf("%s/api/%s/get_messages?limit=37", in[ph%2].base, tok), nil).list(t)
+					// Not the test's goroutine: t.Errorf and return, never Fatal.
+					r, err := send("GET", fmt.Sprintf("%s/api/%s/get_messages?limit=37", in[ph%2].base, tok), nil)
+					var got []struct{ Hash, Text string }
+					if err == nil && r.status == 200 {
+						err = json.Unmarshal(r.body, &got)
+					} else if err == nil {
+						err = fmt.Errorf("%d %s", r.status, r.body)
+					}
+					if err != nil {
+						t.Errorf("get_messages: %v", err)
+						return
+					}
 					if len(got) == 0 {
 						return
 					}
 					prev := -1
 					for _, m := range got {
-						ord := textOrder(t, m["text"].(string))
+						ord, err := textOrder(m.Text)
+						if err != nil {
+							t.Error(err)
+							return
+						}
 						if ord <= prev {
 							t.Errorf("not FIFO within a hand-out: %v", got)
 						}
 						prev = ord
 						mu.Lock()
-						seen[m["hash"].(string)]++
+						seen[m.Hash]++
 						mu.Unlock()
 					}
 				}
@@ -134,13 +160,12 @@ func TestReplicasShareEverything(t *testing.T) {
 }
 
 // textOrder turns "m007-12" into a number increasing in queue order.
-func textOrder(t *testing.T, text string) int {
-	t.Helper()
+func textOrder(text string) (int, error) {
 	k, i, ok := strings.Cut(strings.TrimPrefix(text, "m"), "-")
 	a, err1 := strconv.Atoi(k)
 	c, err2 := strconv.Atoi(i)
 	if !ok || err1 != nil || err2 != nil {
-		t.Fatalf("unexpected text %q", text)
+		return 0, fmt.Errorf("unexpected text %q", text)
 	}
-	return a*1000 + c
+	return a*1000 + c, nil
 }

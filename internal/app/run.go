@@ -127,7 +127,7 @@ func (in *infra) close() {
 // serveFlags are the flags of the server (apitosms [serve] [flags]).
 func serveFlags(envTarget string) (*flag.FlagSet, *string, *bool) {
 	fs := flag.NewFlagSet("apitosms", flag.ContinueOnError)
-	target := fs.String("target", envTarget, "services to run: all, or a comma list of billing, queue, status, releases, webhooks, stores, ingress (env APITOSMS_TARGET)")
+	target := fs.String("target", envTarget, "services to run: all, or a comma list of "+strings.Join(targetNames(), ", ")+" (env APITOSMS_TARGET)")
 	version := fs.Bool("version", false, "print the version and exit")
 	return fs, target, version
 }
@@ -148,7 +148,8 @@ func readPlan(target string, reader *config.Reader) (plan, error) {
 	}
 	p := plan{names: names, common: config.ReadCommon(reader)}
 	for _, n := range names {
-		p.builders = append(p.builders, targets[n].prepare(reader, p.common))
+		t, _ := lookupTarget(n) // parseTargets returns known names only
+		p.builders = append(p.builders, t.prepare(reader, p.common))
 	}
 	if err := reader.Err(); err != nil {
 		return plan{}, &UsageError{Err: err}
@@ -162,12 +163,8 @@ func (p plan) dataDirUse() (uses, exclusive bool) {
 	if p.common.NATSURL == "" {
 		return true, true
 	}
-	if p.common.DatabaseURL == "" {
-		for _, n := range p.names {
-			if targets[n].needsDB {
-				return true, false
-			}
-		}
+	if p.common.DatabaseURL == "" && anyTrait(p.names, ownsDB) {
+		return true, false
 	}
 	return false, false
 }
@@ -228,11 +225,6 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 	}
 	svcs := make([]service, 0, len(names))
 	for i, n := range names {
-		if targets[n].needsDB {
-			if _, err := in.db(startCtx, n); err != nil {
-				return err
-			}
-		}
 		s, err := p.builders[i](startCtx, in)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", n, err)
@@ -245,7 +237,7 @@ func serve(ctx context.Context, rt Runtime, args []string) (err error) {
 		return err
 	}
 	defer func() { _ = healthSub.Unsubscribe() }()
-	if common.AdminToken == "" && (contains(names, "billing") || contains(names, "releases")) {
+	if common.AdminToken == "" && anyTrait(names, operator) {
 		log.Warn("operator API disabled: set APITOSMS_ADMIN_TOKEN to a long random secret to enable /admin/v1")
 	}
 
@@ -359,15 +351,6 @@ func shutdownBudget(total time.Duration) stages {
 		total = time.Second
 	}
 	return stages{total: total, http: total / 2, close: total / 5}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // newLogger logs JSON lines at level (one of config.LogLevels) to w, with

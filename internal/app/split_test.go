@@ -35,7 +35,7 @@ func behindCaddy(t *testing.T, b testkit.Backend, env map[string]string) *proc {
 		t.Skip("caddy is not installed (.ci/run installs it): the split topology behind the Caddyfile is not run")
 	}
 	proxyEnv := []string{}
-	for _, target := range order {
+	for _, target := range targetNames() {
 		p := start(t, b, env, "-target="+target)
 		proxyEnv = append(proxyEnv, strings.ToUpper(target)+"_UPSTREAMS="+strings.TrimPrefix(p.base, "http://"))
 	}

@@ -137,20 +137,16 @@ func startOSTogether(t *testing.T, b testkit.Backend, n int) []string {
 	}
 	deadline := time.Now().Add(startupBound)
 	for i, base := range bases {
-		for {
-			if r, err := send("GET", base+"/readyz", nil); err == nil && r.status == 200 {
-				break
-			}
+		// Other processes: their /readyz is what says they are ready.
+		testkit.EventuallyEvery(t, time.Until(deadline), 20*time.Millisecond, fmt.Sprintf("process %d ready", i), func() bool {
 			select {
 			case j := <-exited:
 				t.Fatalf("process %d exited at start: %v", j, cmds[j].ProcessState)
 			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d not ready after %v", i, startupBound)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			r, err := send("GET", base+"/readyz", nil)
+			return err == nil && r.status == 200
+		})
 	}
 	t.Logf("%d OS processes ready %v after starting together", n, time.Since(start).Round(time.Millisecond))
 	return bases

@@ -41,7 +41,7 @@ func newHookReceiver(t *testing.T, delay time.Duration) *hookReceiver {
 		rc.mu.Lock()
 		rc.got = append(rc.got, hookRequest{header: r.Header.Clone(), body: body})
 		rc.mu.Unlock()
-		time.Sleep(rc.delay) // a receiver's work: keeps POSTs in flight
+		time.Sleep(rc.delay) // the thing under test, not synchronisation: a slow receiver keeps POSTs in flight
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rc.srv.Close)

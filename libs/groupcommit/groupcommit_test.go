@@ -91,7 +91,7 @@ func TestCommitContextOutlivesCaller(t *testing.T) { synctest.Test(t, testCommit
 
 func testCommitOutlives(t *testing.T) {
 	b := groupcommit.New(4, func(ctx context.Context, batch []*job) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // virtual time (synctest), the thing under test: a commit outlasting its caller's deadline
 		for _, j := range batch {
 			if ctx.Err() == nil {
 				j.out = 1

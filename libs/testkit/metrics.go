@@ -11,9 +11,19 @@ import (
 // histogram's sample count. A metric with no series yet is 0.
 func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := g.Gather()
+	v, err := MetricValue(g, name, labels)
 	if err != nil {
 		t.Fatalf("gather metrics: %v", err)
+	}
+	return v
+}
+
+// MetricValue is Metric answering an error instead of failing the test:
+// for a goroutine other than the test's own.
+func MetricValue(g prometheus.Gatherer, name string, labels map[string]string) (float64, error) {
+	families, err := g.Gather()
+	if err != nil {
+		return 0, err
 	}
 	var sum float64
 	for _, f := range families {
@@ -43,5 +53,5 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 			}
 		}
 	}
-	return sum
+	return sum, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
+	"go.uber.org/goleak"
 
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/database"
@@ -221,16 +222,36 @@ func cleanupNATS(t testing.TB, natsURL string, n events.Names) {
 	}
 }
 
-// Eventually polls cond until it is true or the timeout passes.
+// Eventually polls cond every 10 ms until it is true, failing the test
+// (t.Fatalf: call it from the test's goroutine) once the timeout passed.
+// It is for observable state with no event to wait on; prefer a channel.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 10*time.Millisecond, what, cond)
+}
+
+// EventuallyEvery is Eventually polling every interval: for a condition
+// whose check costs something (an HTTP call that counts in a rate window).
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Within(timeout, interval, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Within polls cond every interval until it is true (and returns true) or
+// the timeout passed (false): for a test that acts on either answer.
+func Within(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
+	return true
 }
 
 // Run runs a service's Run in the background until the test ends; then it
@@ -251,4 +272,21 @@ func Run(t testing.TB, run func(context.Context) error) {
 			t.Errorf("Run did not return after cancel")
 		}
 	})
+}
+
+// LeakIgnores are the goroutines of third-party code a test cannot stop,
+// for goleak.VerifyTestMain(m, testkit.LeakIgnores()...). Nothing of ours
+// belongs here: a goroutine of ours left running is a bug to fix. (Any, not
+// Top: both sleep, so time.Sleep is the top of their stacks.)
+func LeakIgnores() []goleak.Option {
+	return []goleak.Option{
+		// fasthttp (under fiber) starts one process-wide goroutine, on the
+		// first server, that refreshes the Date header every second and
+		// never stops.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// A fasthttp server's idle-worker cleaner: Shutdown stops it, but it
+		// sees the stop only after its current sleep (MaxIdleWorkerDuration,
+		// 10 s, not settable through fiber).
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	}
 }

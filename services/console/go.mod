@@ -12,6 +12,8 @@ require (
 
 require github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 
+require go.uber.org/goleak v1.3.0
+
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

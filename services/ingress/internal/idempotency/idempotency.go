@@ -66,6 +66,12 @@ type Store struct {
 	kv    jetstream.KeyValue
 	lease time.Duration
 	wait  time.Duration
+	// now is the clock leases are written and judged by (time.Now; tests
+	// move it forward instead of sleeping a lease away).
+	now func() time.Time
+	// waiting, when set (tests only), is called each time Acquire waits
+	// for a live holder of the key.
+	waiting func()
 }
 
 // Open creates or opens the bucket (file storage: a remembered response
@@ -81,7 +87,7 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("idempotency bucket: %w", err)
 	}
-	return &Store{kv: kv, lease: lease, wait: min(lease, 5*time.Second)}, nil
+	return &Store{kv: kv, lease: lease, wait: min(lease, 5*time.Second), now: time.Now}, nil
 }
 
 // Lease is held by the request that processes a key.
@@ -106,7 +112,7 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 	deadline := time.Now().Add(s.wait)
 	pause := 5 * time.Millisecond
 	for {
-		rec := record{State: "pending", RequestID: publish.NewRequestID(), LeaseUntil: time.Now().Add(s.lease)}
+		rec := record{State: "pending", RequestID: publish.NewRequestID(), LeaseUntil: s.now().Add(s.lease)}
 		rev, err := s.put(ctx, k, mustJSON(rec), 0)
 		if err == nil {
 			return nil, &Lease{key: k, rev: rev, RequestID: rec.RequestID}, nil
@@ -128,9 +134,9 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 		if cur.State == "done" {
 			return &Replay{Status: cur.Status, Body: cur.Body}, nil, nil
 		}
-		if time.Now().After(cur.LeaseUntil) {
+		if s.now().After(cur.LeaseUntil) {
 			// The holder died: take over with its request id.
-			next := record{State: "pending", RequestID: cur.RequestID, LeaseUntil: time.Now().Add(s.lease)}
+			next := record{State: "pending", RequestID: cur.RequestID, LeaseUntil: s.now().Add(s.lease)}
 			rev, err := s.put(ctx, k, mustJSON(next), entry.Revision())
 			if err == nil {
 				return nil, &Lease{key: k, rev: rev, RequestID: next.RequestID}, nil
@@ -142,6 +148,9 @@ func (s *Store) Acquire(ctx context.Context, account int64, key string) (*Replay
 		}
 		if time.Now().After(deadline) {
 			return nil, nil, ErrInProgress
+		}
+		if s.waiting != nil {
+			s.waiting()
 		}
 		select {
 		case <-ctx.Done():

@@ -26,12 +26,25 @@ func TestAcquireCompleteReplay(t *testing.T) {
 			t.Fatalf("other account: %v %v %v", r, l, err)
 		}
 		// While held by a live request, a retry waits, then reports in progress.
+		waits := make(chan struct{}, 1)
+		s.waiting = func() {
+			select {
+			case waits <- struct{}{}:
+			default:
+			}
+		}
 		if _, _, err := s.Acquire(ctx, 1, "order-17"); !errors.Is(err, ErrInProgress) {
 			t.Fatalf("retry while held: %v", err)
 		}
-		// A retry waiting while the first completes gets its response.
+		select {
+		case <-waits:
+		default:
+			t.Fatal("retry while held: ErrInProgress without waiting for the holder")
+		}
+		// A retry waiting while the first completes gets its response:
+		// Complete comes once the retry is seen waiting.
 		done := make(chan *Replay)
-		s.wait = 5 * time.Second
+		s.wait = time.Minute
 		go func() {
 			r, _, err := s.Acquire(ctx, 1, "order-17")
 			if err != nil {
@@ -39,7 +52,7 @@ func TestAcquireCompleteReplay(t *testing.T) {
 			}
 			done <- r
 		}()
-		time.Sleep(20 * time.Millisecond)
+		<-waits
 		if err := s.Complete(ctx, lease, 200, []byte(`{"ok":true}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +73,9 @@ func TestTakeoverKeepsRequestID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(80 * time.Millisecond) // the holder "died"
+		// The holder "died": its lease ran out (the clock moves on, no
+		// sleep).
+		s.now = func() time.Time { return time.Now().Add(time.Second) }
 		_, lease, err := s.Acquire(ctx, 1, "k")
 		if err != nil || lease == nil {
 			t.Fatalf("takeover: %v", err)

@@ -201,13 +201,8 @@ func knownSubscriptions(t testing.TB, br *broker.Broker, names events.Names) *no
 	done := make(chan struct{})
 	go func() { defer close(done); subs.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for !subs.Known() {
-		if time.Now().After(deadline) {
-			t.Fatal("subscriptions not loaded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Known is the observable state (nothing signals a load).
+	testkit.Eventually(t, 10*time.Second, "subscriptions loaded", subs.Known)
 	return subs
 }
 
