@@ -13,6 +13,7 @@ import (
 )
 
 func TestMedian(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   []float64
 		want float64
@@ -38,6 +39,7 @@ func TestMedian(t *testing.T) {
 }
 
 func TestRatioAndSpread(t *testing.T) {
+	t.Parallel()
 	r := Row{Base: []float64{90, 110}, Head: []float64{120, 120, 130}}
 	if got, ok := r.Ratio(); !ok || got != 1.2 {
 		t.Errorf("ratio = %v, %v; want 1.2 (120/100)", got, ok)
@@ -96,6 +98,7 @@ func find(t *testing.T, rows []Row, backend, scenario, metric string) Row {
 }
 
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	base := []loadgen.Result{ingest("all-in-one", 100000, 200), drain(40000, 0), ingest("all-in-one", 80000, 220), drain(40000, 0)}
 	head := []loadgen.Result{drain(50000, 0), ingest("all-in-one", 120000, 150), drain(30000, 3), ingest("all-in-one", 110000, 170)}
 	rows := Compare(base, head)
@@ -146,6 +149,7 @@ func TestCompare(t *testing.T) {
 
 // A figure that drops to nothing in head still shows, as a missing value.
 func TestCompareModesAndUnits(t *testing.T) {
+	t.Parallel()
 	single := ingest("distributed", 2000, 100)
 	single.Scenario, single.Batch, single.QueueRequests = "ingest-single", 1, 20000
 	single.Infra = &loadgen.Usage{CPUSeconds: 20}
@@ -177,6 +181,7 @@ func TestCompareModesAndUnits(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
+	t.Parallel()
 	rows := []Row{
 		{Backend: "all-in-one", Scenario: "ingest-batch-1000", Metric: "accepted SMS/s", Better: Higher, Base: []float64{100000, 80000}, Head: []float64{120000, 110000}},
 		{Backend: "all-in-one", Scenario: "ingest-batch-1000", Metric: "queue p99 ms", Better: Lower, Base: []float64{88.14}, Head: []float64{9.5}},
@@ -210,6 +215,7 @@ func TestWriteTable(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name string, r any) {
 		data, err := json.Marshal(r)

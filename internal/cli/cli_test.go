@@ -10,6 +10,7 @@ import (
 )
 
 func TestReadCSV(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, in string
 		want     []row
@@ -41,6 +42,7 @@ func TestReadCSV(t *testing.T) {
 }
 
 func TestBar(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	b := &bar{w: &buf, total: 2500, start: time.Now()}
 	if got := b.line(1000); !strings.HasPrefix(got, "[############..................]  40% 1000/2500 ") {
@@ -57,6 +59,7 @@ func TestBar(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	env := Env{Getenv: func(string) string { return "" }, Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
 	ctx := context.Background()
 	for _, c := range []struct {

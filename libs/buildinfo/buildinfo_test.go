@@ -7,6 +7,7 @@ import (
 )
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	vcs := func(rev, modified string) func() (*debug.BuildInfo, bool) {
 		return func() (*debug.BuildInfo, bool) {
 			return &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
@@ -41,6 +42,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
+	t.Parallel()
 	s := String()
 	if !strings.HasPrefix(s, "apitosms "+Version()+" (commit "+Commit()) || !strings.Contains(s, GoVersion()) {
 		t.Errorf("String() = %q", s)

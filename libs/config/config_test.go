@@ -13,6 +13,7 @@ func read(env map[string]string) (Common, error) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	c, err := read(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +26,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestAccepted(t *testing.T) {
+	t.Parallel()
 	c, err := read(map[string]string{
 		"APITOSMS_LOG_LEVEL":        "WARN",
 		"APITOSMS_STREAM_REPLICAS":  "3",
@@ -45,6 +47,7 @@ func TestAccepted(t *testing.T) {
 // Every malformed setting is refused with an error naming the variable,
 // and never echoing a credential.
 func TestRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		key, value string
 		want       string // in the error
@@ -87,6 +90,7 @@ func TestRefused(t *testing.T) {
 }
 
 func TestAllProblemsReported(t *testing.T) {
+	t.Parallel()
 	_, err := read(map[string]string{"APITOSMS_LOG_LEVEL": "loud", "APITOSMS_STREAM_REPLICAS": "x"})
 	if err == nil || !strings.Contains(err.Error(), "APITOSMS_LOG_LEVEL") || !strings.Contains(err.Error(), "APITOSMS_STREAM_REPLICAS") {
 		t.Fatalf("err = %v, want both variables named", err)
@@ -94,6 +98,7 @@ func TestAllProblemsReported(t *testing.T) {
 }
 
 func TestReaderTypes(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"B1": "yes", "B2": "off", "B3": "maybe", "N": "0", "M": "-1"}
 	r := NewReader(func(k string) string { return env[k] })
 	if !r.Bool("B1", false) || r.Bool("B2", true) || !r.Bool("UNSET", true) {
@@ -111,6 +116,7 @@ func TestReaderTypes(t *testing.T) {
 }
 
 func TestVarsRecorded(t *testing.T) {
+	t.Parallel()
 	r := NewReader(func(string) string { return "" })
 	ReadCommon(r)
 	r.Int("APITOSMS_X_BATCH", 16)
@@ -133,6 +139,7 @@ func TestVarsRecorded(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"nats://user:pw123@h:4222":               "nats://user:xxxxx@h:4222",
 		"nats://tok3n@h:4222":                    "nats://xxxxx@h:4222",
@@ -148,6 +155,7 @@ func TestRedactURL(t *testing.T) {
 }
 
 func TestRedactor(t *testing.T) {
+	t.Parallel()
 	c := Common{
 		AdminToken:  "admin-token-123",
 		NATSURL:     "nats://u:natspass@h1:4222,nats://tokenvalue@h2,n3:4222",

@@ -24,6 +24,7 @@ func codec(t testing.TB) *hashid.Codec {
 }
 
 func TestRoundTripAndShape(t *testing.T) {
+	t.Parallel()
 	c := codec(t)
 	seen := map[string]bool{}
 	for seq := uint64(1); seq <= 200; seq++ {
@@ -54,6 +55,7 @@ func TestRoundTripAndShape(t *testing.T) {
 }
 
 func TestPosRejectsNonCanonical(t *testing.T) {
+	t.Parallel()
 	c := codec(t)
 	h := c.Hash(events.Position(7, 3))
 	for _, bad := range []string{"", h[:15], h + "0", "A1B2C3D4E5F67890", "g1b2c3d4e5f67890", " " + h[1:]} {
@@ -74,6 +76,7 @@ func TestPosRejectsNonCanonical(t *testing.T) {
 }
 
 func TestNewChecksKeySize(t *testing.T) {
+	t.Parallel()
 	if _, err := hashid.New(make([]byte, 16)); err == nil {
 		t.Error("New accepted a 16-byte key")
 	}
@@ -82,6 +85,7 @@ func TestNewChecksKeySize(t *testing.T) {
 // Every replica of every service ends up with the same key, however many
 // start at once, and it survives a reconnect.
 func TestLoadSharesOneKey(t *testing.T) {
+	t.Parallel()
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		br := b.Broker(t)
 		js := make([]jetstream.JetStream, 8)
@@ -97,6 +101,7 @@ func TestLoadSharesOneKey(t *testing.T) {
 // that has not seen it yet is read again rather than failing or creating
 // another.
 func TestLoadSharesOneKeyInACluster(t *testing.T) {
+	t.Parallel()
 	c := testkit.StartCluster(t, 3)
 	js := make([]jetstream.JetStream, 6)
 	for i := range js {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestFormat(t *testing.T) {
+	t.Parallel()
 	plus3 := time.FixedZone("+03", 3*3600)
 	cases := []struct {
 		in   time.Time
@@ -26,6 +27,7 @@ func TestFormat(t *testing.T) {
 }
 
 func TestTimeJSON(t *testing.T) {
+	t.Parallel()
 	type doc struct {
 		At timestamp.Time `json:"at"`
 	}
@@ -61,6 +63,7 @@ func TestTimeJSON(t *testing.T) {
 }
 
 func TestMonth(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   time.Time
 		want string

@@ -8,6 +8,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	a, b := token.New(), token.New()
 	if len(a) != token.Len || !token.WellFormed(a) {
 		t.Errorf("New() = %q, not well formed", a)
@@ -18,6 +19,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestWellFormed(t *testing.T) {
+	t.Parallel()
 	ok := strings.Repeat("0123456789abcdef", 4)
 	cases := []struct {
 		s    string
@@ -40,6 +42,7 @@ func TestWellFormed(t *testing.T) {
 }
 
 func TestDigestAndEqual(t *testing.T) {
+	t.Parallel()
 	// SHA-256 test vectors.
 	if got := token.Digest(""); got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 		t.Errorf("Digest(\"\") = %s", got)

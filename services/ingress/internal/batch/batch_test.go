@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseItems(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 1000)
 	cases := []struct {
 		name      string
@@ -61,6 +62,7 @@ func TestParseItems(t *testing.T) {
 }
 
 func TestParseBatchKeepsOrderAndIndexes(t *testing.T) {
+	t.Parallel()
 	body := `[{"phone":"1234567","message":"a"}, 7, {"phone":"x","message":"b"}, {"phone":"7654321","text":"c"}]`
 	res, err := Parse([]byte(body), 1000)
 	if err != nil {
@@ -76,6 +78,7 @@ func TestParseBatchKeepsOrderAndIndexes(t *testing.T) {
 }
 
 func TestParseWholeRequestErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		body string

@@ -9,6 +9,7 @@ import (
 // Each §12 field is judged per item with its own sentence, the same way on
 // the fast path (well-typed bodies) and the slow path (item by item).
 func TestParseExtras(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
 	at := func(d time.Duration) string { return `"` + now.Add(d).Format(time.RFC3339) + `"` }
@@ -85,6 +86,7 @@ func TestParseExtras(t *testing.T) {
 // A batch mixing items with and without the fields keeps each item's own
 // verdict and index.
 func TestParseExtrasPerItem(t *testing.T) {
+	t.Parallel()
 	body := `[{"phone":"1234567","message":"a"},{"phone":"1234567","message":"b","ttl":5},{"phone":"1234567","message":"c","priority":"high"}]`
 	res, err := Parse([]byte(body), 1000)
 	if err != nil {

@@ -3,6 +3,7 @@ package httpapi
 import "testing"
 
 func TestParseRange(t *testing.T) {
+	t.Parallel()
 	const size = 1000
 	tests := []struct {
 		header            string
@@ -38,6 +39,7 @@ func TestParseRange(t *testing.T) {
 }
 
 func TestETagMatching(t *testing.T) {
+	t.Parallel()
 	const etag = `"abc"`
 	for list, want := range map[string]bool{
 		`"abc"`: true, `W/"abc"`: true, `"x", "abc"`: true, `*`: true, `"abd"`: false, `abc`: false,

@@ -9,6 +9,7 @@ import (
 )
 
 func TestOutboxCodecRoundTrip(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 1, 10, 0, 0, 123456000, time.UTC)
 	for _, ev := range []events.ReportedBatch{
 		{AccountID: 1, ReportedAt: at, Items: []events.Reported{}},

@@ -18,6 +18,7 @@ func read(t *testing.T, name string) []byte {
 }
 
 func TestShopifyOrder(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseShopify("orders/create", read(t, "shopify_orders_create.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +40,7 @@ func TestShopifyOrder(t *testing.T) {
 }
 
 func TestShopifyFulfillmentAndRefund(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseShopify("fulfillments/create", read(t, "shopify_fulfillments_create.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +62,7 @@ func TestShopifyFulfillmentAndRefund(t *testing.T) {
 }
 
 func TestWooStatuses(t *testing.T) {
+	t.Parallel()
 	body := string(read(t, "woocommerce_order.json"))
 	ev, err := ParseWoo("order.created", []byte(body))
 	if err != nil || ev.Key != templates.OrderCreated || !ev.Admin || ev.Order.Number != "727" || ev.Order.Currency != "BRL" ||
@@ -78,6 +81,7 @@ func TestWooStatuses(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ platform, topic, body string }{
 		{Shopify, "orders/create", `{"id": 1, "name": `},
 		{Shopify, "orders/create", `[1,2]`},

@@ -3,6 +3,7 @@ package phone
 import "testing"
 
 func TestE164(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ raw, region, want string }{
 		{"+48 512 345 678", "PL", "+48512345678"},
 		{"512 345 678", "PL", "+48512345678"},

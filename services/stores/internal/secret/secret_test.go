@@ -6,6 +6,7 @@ import (
 )
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	body := []byte(`{"id":1,"name":"#1001 – Zoë"}`)
 	sig := base64.StdEncoding.EncodeToString(Sign("s3cret", body))
 	if !Verify("s3cret", body, sig) {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		text string
 		ok   bool
@@ -33,6 +34,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
+	t.Parallel()
 	vals := map[string]string{"shop_name": "Loja", "order_number": "#7", "carrier": "", "tracking_number": ""}
 	if got := Render(Defaults[OrderShipped].Text, vals); got != "Loja: order #7 has shipped." {
 		t.Errorf("shipped without tracking: %q", got)
@@ -47,6 +49,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestSegments(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		text string
 		n    int
@@ -81,6 +84,7 @@ func TestSegments(t *testing.T) {
 // Keys (declared in libs/events, where the console reads them too) are
 // this package's constants, in the contract's order.
 func TestKeysAreTheConstants(t *testing.T) {
+	t.Parallel()
 	want := []string{OrderCreated, OrderPaid, OrderShipped, OrderCancelled, OrderRefunded, OrderOnHold, AdminNewOrder}
 	if !slices.Equal(Keys, want) {
 		t.Errorf("Keys = %v, want %v", Keys, want)

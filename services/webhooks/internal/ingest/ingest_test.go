@@ -15,6 +15,7 @@ import (
 // A chunk's items are each event's single-delivery payload with its id put
 // first, whatever the characters of the id, and its id digests the ids.
 func TestChunkRowRendersEachItemAsItsPayload(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 1, 10, 33, 37, 0, time.UTC)
 	evs := []events.Notification{
 		{ID: "msg_0123_sent", Type: events.TypeMessageSent, At: at, Data: json.RawMessage(`{"hash":"0123","text":"caf\u00e9 \"x\""}`)},

@@ -8,6 +8,7 @@ import (
 // The test vector published with the Standard Webhooks specification (and
 // Svix's documentation of the same scheme).
 func TestSignMatchesPublishedVector(t *testing.T) {
+	t.Parallel()
 	key, err := Key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	if err != nil {
 		t.Fatal(err)
@@ -19,6 +20,7 @@ func TestSignMatchesPublishedVector(t *testing.T) {
 }
 
 func TestGenerate(t *testing.T) {
+	t.Parallel()
 	a, b := Generate(), Generate()
 	if a == b || !strings.HasPrefix(a, Prefix) {
 		t.Fatalf("%q %q", a, b)
