@@ -70,7 +70,7 @@ func TestConsoleStores(t *testing.T) {
 			}
 		}
 		var log []map[string]any
-		testkit.Eventually(t, 30*time.Second, "two log entries", func() bool {
+		testkit.EventuallyEvery(t, 30*time.Second, 100*time.Millisecond, "two log entries", func() bool {
 			log = storeLog(t, stores+"/"+sid)
 			return len(log) >= 2
 		})

@@ -822,14 +822,14 @@ func phonesConformance(t *testing.T, o *oapi, js func(any) []byte) { //nolint:th
 	// Sightings reach the list within a flush interval (2 s); each poll
 	// counts in the read window, so poll gently.
 	var phones []any
-	testkit.Eventually(t, 15*time.Second, "both phones listed with the report", throttled(200*time.Millisecond, func() bool {
+	testkit.EventuallyEvery(t, 15*time.Second, 200*time.Millisecond, "both phones listed with the report", func() bool {
 		phones = o.call(t, "GET", list, tp, "", nil).json(t)["phones"].([]any)
 		if len(phones) < 2 {
 			return false
 		}
 		first := phones[0].(map[string]any)
 		return first["lastReportAt"] != nil && phones[len(phones)-1].(map[string]any)["device"] == "Tablet"
-	}))
+	})
 	if len(phones) != 2 {
 		t.Fatalf("phones: %v", phones)
 	}

@@ -24,19 +24,6 @@ func phones(t *testing.T, base, tok string) map[string]map[string]any {
 	return out
 }
 
-// throttled polls cond at most once per every (the read window allows 600
-// requests a minute).
-func throttled(every time.Duration, cond func() bool) func() bool {
-	var last time.Time
-	return func() bool {
-		if time.Since(last) < every {
-			return false
-		}
-		last = time.Now()
-		return cond()
-	}
-}
-
 // Phones (§11) are known from the device of pulls and reports: the list
 // shows their times, the day's counts and online; a phone silent past
 // APITOSMS_PHONE_OFFLINE_AFTER while messages wait fires phone.offline once,
@@ -71,10 +58,10 @@ func TestPhonesEndToEnd(t *testing.T) {
 		}
 		a := long[:15]
 		var got map[string]map[string]any
-		testkit.Eventually(t, 15*time.Second, "both phones listed with A's counts", throttled(200*time.Millisecond, func() bool {
+		testkit.EventuallyEvery(t, 15*time.Second, 200*time.Millisecond, "both phones listed with A's counts", func() bool {
 			got = phones(t, p.base, tok)
 			return len(got) == 2 && got[a] != nil && got[a]["sentToday"] == float64(1) && got[a]["lastReportAt"] != nil
-		}))
+		})
 		ts := regexpMatch
 		pa, pb := got[a], got["PhoneB"]
 		if pa["failedToday"] != float64(1) || pa["online"] != true || !ts(tsRE, pa["lastPullAt"].(string)) || !ts(tsRE, pa["lastSeenAt"].(string)) || len(pa) != 7 {
@@ -156,7 +143,7 @@ func TestPhoneSightingsAreBatched(t *testing.T) {
 			}
 		}
 		elapsed := time.Since(start)
-		testkit.Eventually(t, 10*time.Second, "three phones listed", throttled(200*time.Millisecond, func() bool { return len(phones(t, p.base, tok)) == 3 }))
+		testkit.EventuallyEvery(t, 10*time.Second, 200*time.Millisecond, "three phones listed", func() bool { return len(phones(t, p.base, tok)) == 3 })
 		flushes := metric(t, p.base, "apitosms_ingress_phone_flushes_total") - before
 		// One flush per 2 s interval at most (plus the one that listed them).
 		if limit := float64(elapsed/(2*time.Second)) + 2; flushes > limit || flushes < 1 {

@@ -74,7 +74,7 @@ func storeLog(t *testing.T, api string) []map[string]any {
 func waitLog(t *testing.T, api string, n int) []map[string]any {
 	t.Helper()
 	var got []map[string]any
-	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("%d log entries", n), func() bool {
+	testkit.EventuallyEvery(t, 30*time.Second, 100*time.Millisecond, fmt.Sprintf("%d log entries", n), func() bool {
 		got = storeLog(t, api)
 		return len(got) >= n
 	})
@@ -371,7 +371,7 @@ func TestStoresSurviveSIGKILL(t *testing.T) {
 		startTargetOS(t, b, "stores", addr)
 		testkit.Eventually(t, 60*time.Second, "every order queued", func() bool { return count() >= total })
 		// The stream is drained once the log holds every delivery.
-		testkit.Eventually(t, 60*time.Second, "every delivery logged", func() bool {
+		testkit.EventuallyEvery(t, 60*time.Second, 200*time.Millisecond, "every delivery logged", func() bool {
 			return len(storeLog(t, p.base+"/api/"+tok+"/stores/"+id)) >= total
 		})
 		if n := count(); n != total {

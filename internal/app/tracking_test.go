@@ -397,7 +397,8 @@ func TestTrackingRetentionAndKeepText(t *testing.T) {
 			t.Fatalf("waiting message lost its text: %v", m)
 		}
 		// After the retention period the final ones are gone, the waiting one stays.
-		testkit.Eventually(t, 30*time.Second, "final messages removed", func() bool {
+		// Two lookups per poll count in the read window (600 a minute).
+		testkit.EventuallyEvery(t, 30*time.Second, 250*time.Millisecond, "final messages removed", func() bool {
 			r := do(t, "GET", base+"/api/"+tok+"/messages/"+hashes[0], nil)
 			r2 := do(t, "GET", base+"/api/"+tok+"/messages/"+hashes[1], nil)
 			return r.status == 404 && r2.status == 404

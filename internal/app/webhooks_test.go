@@ -143,7 +143,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 			t.Fatalf("test delivery %v %s", got.header, got.body)
 		}
 		var log map[string]any
-		testkit.Eventually(t, 10*time.Second, "deliveries log", func() bool {
+		testkit.EventuallyEvery(t, 10*time.Second, 100*time.Millisecond, "deliveries log", func() bool {
 			r = do(t, "GET", api+"/"+id+"/deliveries?limit=10", nil)
 			log = r.json(t)
 			return r.status == 200 && len(log["deliveries"].([]any)) == 1
