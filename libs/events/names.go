@@ -101,6 +101,10 @@ func (n Names) BillingAuth() string { return n.rpc("billing.v1.auth") }
 // BillingReserve: ReserveRequest -> ReserveReply.
 func (n Names) BillingReserve() string { return n.rpc("billing.v1.reserve") }
 
+// BillingReserveMany: ReserveManyRequest -> ReserveManyReply (ingress sends
+// the reservations of concurrent requests in one call).
+func (n Names) BillingReserveMany() string { return n.rpc("billing.v1.reserve-many") }
+
 // BillingRelease: ReleaseRequest -> ReleaseReply.
 func (n Names) BillingRelease() string { return n.rpc("billing.v1.release") }
 

@@ -98,6 +98,32 @@ type ReserveReply struct {
 	SubscriptionActive bool   `json:"subscriptionActive"`
 }
 
+// ReserveManyRequest carries several reservations, applied in order in one
+// transaction with the same outcome as one ReserveRequest each.
+type ReserveManyRequest struct {
+	Items []ReserveRequest `json:"items"`
+}
+
+// ReserveManyReply answers each item of a ReserveManyRequest, in order: its
+// grant, or the error that item alone met (an unknown account).
+type ReserveManyReply struct {
+	Items []ReserveOutcome `json:"items"`
+}
+
+// ReserveOutcome is one item's answer: Err set, or the grant.
+type ReserveOutcome struct {
+	ReserveReply
+	Err *ItemError `json:"err,omitempty"`
+}
+
+// ItemError is a contract error (libs/apperr's status, code and sentence)
+// that one item of a many-item call met alone.
+type ItemError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
 // ReleaseRequest gives back Count messages reserved in Month that were not
 // accepted after all (the publish failed).
 type ReleaseRequest struct {

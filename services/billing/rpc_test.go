@@ -166,6 +166,65 @@ func TestReserveSequence(t *testing.T) {
 	})
 }
 
+// TestReserveMany: one call's items are applied in order, each answered as
+// Reserve would have answered it alone in that order (partial grants, two
+// accounts interleaved, no subscription); an unknown account fails alone;
+// a negative count fails the whole call and reserves nothing.
+func TestReserveMany(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		r := startReplica(t, b)
+		n := b.Names
+		month := timestamp.Month(time.Now())
+		a, c, none := r.createAccount(t), r.createAccount(t), r.createAccount(t)
+		r.subscribe(t, a, map[string]any{"plan": "small", "monthlyLimit": 10})
+		r.subscribe(t, c, map[string]any{"plan": "small", "monthlyLimit": 4})
+		many := func(items ...events.ReserveRequest) (events.ReserveManyReply, error) {
+			t.Helper()
+			return call[events.ReserveManyRequest, events.ReserveManyReply](t, r.nc, n.BillingReserveMany(),
+				events.ReserveManyRequest{Items: items})
+		}
+		rep, err := many(
+			events.ReserveRequest{AccountID: a.ID, Count: 6},
+			events.ReserveRequest{AccountID: c.ID, Count: 3},
+			events.ReserveRequest{AccountID: a.ID + 1000, Count: 1},
+			events.ReserveRequest{AccountID: a.ID, Count: 6},
+			events.ReserveRequest{AccountID: none.ID, Count: 1},
+			events.ReserveRequest{AccountID: c.ID, Count: 3},
+			events.ReserveRequest{AccountID: a.ID, Count: 1},
+		)
+		if err != nil {
+			t.Fatalf("reserve-many: %v", err)
+		}
+		ok := func(granted int, used, limit int64) events.ReserveOutcome {
+			return events.ReserveOutcome{ReserveReply: events.ReserveReply{Granted: granted, Used: used, Limit: limit,
+				Month: month, SubscriptionActive: limit > 0}}
+		}
+		want := []events.ReserveOutcome{
+			ok(6, 6, 10), ok(3, 3, 4),
+			{Err: &events.ItemError{Status: 404, Code: "account_not_found", Message: "Account not found"}},
+			ok(4, 10, 10), ok(0, 0, 0), ok(1, 4, 4), ok(0, 10, 10),
+		}
+		if len(rep.Items) != len(want) {
+			t.Fatalf("%d answers, want %d", len(rep.Items), len(want))
+		}
+		for i := range want {
+			got := rep.Items[i]
+			if got.ReserveReply != want[i].ReserveReply || (got.Err == nil) != (want[i].Err == nil) ||
+				(got.Err != nil && *got.Err != *want[i].Err) {
+				t.Fatalf("item %d = %+v (err %+v), want %+v (err %+v)", i, got.ReserveReply, got.Err, want[i].ReserveReply, want[i].Err)
+			}
+		}
+		_, err = many(events.ReserveRequest{AccountID: c.ID, Count: 0}, events.ReserveRequest{AccountID: a.ID, Count: -1})
+		wantCode(t, err, "bad_request")
+		if got, _ := auth(t, r, n, token.Digest(a.Token)); got.Used != 10 {
+			t.Fatalf("used after the calls = %d, want 10", got.Used)
+		}
+		if v := counterSum(t, r.reg, "apitosms_billing_reserved_messages_total"); v != 14 { // 6 + 3 + 4 + 1
+			t.Fatalf("reserved messages metric = %v, want 14", v)
+		}
+	})
+}
+
 // TestReserveConcurrent: 40 callers racing for two accounts' quotas, through
 // one replica or two replicas sharing the database (with separate broker
 // connections and database handles), get exactly the quotas. Batches mix the

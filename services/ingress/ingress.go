@@ -23,6 +23,7 @@ import (
 	"github.com/apitosms/apitosms/services/ingress/internal/metrics"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
+	"github.com/apitosms/apitosms/services/ingress/internal/reserve"
 )
 
 // Config holds the ingress settings.
@@ -75,6 +76,7 @@ type Deps struct {
 type Service struct {
 	api       *httpapi.API
 	publisher *publish.Publisher
+	reserver  *reserve.Reserver
 	broker    *broker.Broker
 }
 
@@ -99,7 +101,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	pub := publish.New(deps.Broker.JS, deps.Names.AcceptedSubject(), deps.Broker.Conn.MaxPayload())
-	api, err := httpapi.New(deps.Broker.Conn, deps.Names, limiter, idem, pub, hashes, httpapi.Settings{
+	res := reserve.New(deps.Broker.Conn, deps.Names)
+	api, err := httpapi.New(deps.Broker.Conn, deps.Names, limiter, idem, pub, res, hashes, httpapi.Settings{
 		MaxBatch:       cfg.MaxBatch,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -119,21 +122,25 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("ingress: token cache presence: %w", err)
 		}
 	}
-	return &Service{api: api, publisher: pub, broker: deps.Broker}, nil
+	return &Service{api: api, publisher: pub, reserver: res, broker: deps.Broker}, nil
 }
 
 // Routes mounts the token endpoints.
 func (s *Service) Routes(r fiber.Router) { s.api.Routes(r) }
 
-// Run publishes coalesced small requests until ctx is done (the process
-// stops HTTP intake first), then publishes what is still waiting.
+// Run publishes coalesced small requests and sends coalesced quota
+// reservations until ctx is done (the process stops HTTP intake first), then
+// sends and publishes what is still waiting.
 //
 // It also sends the phones seen (contract §11) to the queue service every
 // few seconds, and once more when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	phones := make(chan struct{})
 	go func() { defer close(phones); s.api.RunPhones(ctx, 5*time.Second) }()
+	reserved := make(chan struct{})
+	go func() { defer close(reserved); s.reserver.Run(ctx, reserveLoops) }()
 	s.publisher.Run(ctx, publishLoops)
+	<-reserved
 	<-phones
 	s.api.Close()
 	return nil
@@ -141,6 +148,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 // publishLoops is how many coalesced publishes may be in flight at once.
 const publishLoops = 4
+
+// reserveLoops is how many coalesced billing reservations may be in flight
+// at once: one. Billing applies one transaction at a time, so a second call
+// in flight would only wait for the first one's transaction and then get one
+// of its own (two transactions, two fsyncs, where one would hold both). With
+// one, the reservations arriving during a call's round trip and transaction
+// all go in the next.
+const reserveLoops = 1
 
 // Ready reports whether the broker answers.
 func (s *Service) Ready(ctx context.Context) error { return s.broker.Ready(ctx) }

@@ -16,26 +16,32 @@ type Reserver struct {
 	b *groupcommit.Batcher[*reservation]
 }
 
+// reservation is one caller's job: one reservation (Reserve) or several in
+// order (ReserveMany, ingress's coalesced requests), with a grant each.
 type reservation struct {
-	r   domain.Reservation
-	g   domain.Grant
+	rs  []domain.Reservation
+	gs  []domain.Grant
 	err error
 }
 
-// NewReserver starts a reserver over st: up to size reservations per
+// NewReserver starts a reserver over st: up to size callers per
 // transaction, each transaction bounded by timeout; observe (may be nil)
-// learns each batch's size. Close stops it.
+// learns each transaction's reservations. Close stops it.
 //
 // Quota events the batch fired are published with q right after the commit,
 // before the callers get their grants; one that cannot be published stays
 // due for q's relay.
 func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duration, observe func(int)) *Reserver {
+	var rs []domain.Reservation // only the batcher's goroutine uses it
 	return &Reserver{b: groupcommit.New(size, func(ctx context.Context, batch []*reservation) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		rs := make([]domain.Reservation, len(batch))
-		for i, p := range batch {
-			rs[i] = p.r
+		rs = rs[:0]
+		for _, p := range batch {
+			rs = append(rs, p.rs...)
+		}
+		if observe != nil {
+			observe(len(rs))
 		}
 		grants, err := st.ReserveBatch(ctx, time.Now(), rs)
 		if err == nil {
@@ -49,14 +55,14 @@ func NewReserver(st *store.Store, q *QuotaEvents, size int, timeout time.Duratio
 				}
 			}
 		}
-		for i, p := range batch {
+		for _, p := range batch {
 			if err != nil {
 				p.err = err
 				continue
 			}
-			p.g, p.err = grants[i], grants[i].Err
+			p.gs, grants = grants[:len(p.rs):len(p.rs)], grants[len(p.rs):]
 		}
-	}, observe)}
+	}, nil)}
 }
 
 // quotaPublishWait bounds publishing a batch's quota events before its
@@ -67,11 +73,23 @@ const quotaPublishWait = 2 * time.Second
 // fails with ctx's error if ctx ends before r was handed over, and with
 // apperr.ErrUnavailable after Close.
 func (r *Reserver) Reserve(ctx context.Context, res domain.Reservation) (domain.Grant, error) {
-	p := &reservation{r: res}
-	if err := r.b.Do(ctx, p); err != nil {
+	gs, err := r.ReserveMany(ctx, []domain.Reservation{res})
+	if err != nil {
 		return domain.Grant{}, err
 	}
-	return p.g, p.err
+	return gs[0], gs[0].Err
+}
+
+// ReserveMany applies rs, in order, with the reservations arriving at the
+// same moment: one grant per reservation, as if each were reserved alone in
+// that order; a reservation that met an error alone (an unknown account)
+// has it in its Grant.Err. The error is the transaction's: no grant then.
+func (r *Reserver) ReserveMany(ctx context.Context, rs []domain.Reservation) ([]domain.Grant, error) {
+	p := &reservation{rs: rs}
+	if err := r.b.Do(ctx, p); err != nil {
+		return nil, err
+	}
+	return p.gs, p.err
 }
 
 // Close stops taking reservations after the batch in hand.

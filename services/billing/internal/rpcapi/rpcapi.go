@@ -22,6 +22,7 @@ import (
 var (
 	errBadCount = apperr.New(http.StatusBadRequest, "bad_request", "count must not be negative")
 	errBadMonth = apperr.New(http.StatusBadRequest, "bad_request", "month must look like 2026-01")
+	errTooMany  = apperr.New(http.StatusBadRequest, "bad_request", "too many reservations in one call")
 )
 
 // API holds the handlers.
@@ -45,6 +46,9 @@ func (a *API) Register(srv *rpc.Server, names events.Names) error {
 		return err
 	}
 	if err := rpc.Handle(srv, names.BillingReserve(), "reserve", a.Reserve); err != nil {
+		return err
+	}
+	if err := rpc.Handle(srv, names.BillingReserveMany(), "reserve-many", a.ReserveMany); err != nil {
 		return err
 	}
 	if err := rpc.Handle(srv, names.BillingAccount(), "account", a.Account); err != nil {
@@ -96,13 +100,56 @@ func (a *API) Reserve(ctx context.Context, req events.ReserveRequest) (events.Re
 	if err != nil {
 		return events.ReserveReply{}, err
 	}
+	return a.granted(req.Count, g), nil
+}
+
+// maxReserveMany bounds the items of one ReserveMany call.
+const maxReserveMany = 4096
+
+// ReserveMany applies req.Items in order, in one transaction with
+// concurrent reservations: each item's answer is the one Reserve would have
+// given it, in that order. An item for an unknown account gets
+// account_not_found alone; a negative count fails the whole call (nothing
+// reserved).
+func (a *API) ReserveMany(ctx context.Context, req events.ReserveManyRequest) (events.ReserveManyReply, error) {
+	if len(req.Items) > maxReserveMany {
+		return events.ReserveManyReply{}, errTooMany
+	}
+	rs := make([]domain.Reservation, len(req.Items))
+	for i, it := range req.Items {
+		if it.Count < 0 {
+			return events.ReserveManyReply{}, errBadCount
+		}
+		rs[i] = domain.Reservation{AccountID: it.AccountID, Count: it.Count}
+	}
+	gs, err := a.reserver.ReserveMany(ctx, rs)
+	if err != nil {
+		return events.ReserveManyReply{}, err
+	}
+	out := events.ReserveManyReply{Items: make([]events.ReserveOutcome, len(gs))}
+	for i, g := range gs {
+		if g.Err != nil {
+			e, ok := apperr.As(g.Err)
+			if !ok {
+				return events.ReserveManyReply{}, g.Err
+			}
+			out.Items[i].Err = &events.ItemError{Status: e.Status, Code: e.Code, Message: e.Message}
+			continue
+		}
+		out.Items[i].ReserveReply = a.granted(req.Items[i].Count, g)
+	}
+	return out, nil
+}
+
+// granted counts a grant for count messages in the metrics and answers it.
+func (a *API) granted(count int, g domain.Grant) events.ReserveReply {
 	outcome := metrics.OutcomeGranted
 	switch {
 	case !g.SubscriptionActive:
 		outcome = metrics.OutcomeNoSubscription
-	case g.Granted == 0 && req.Count > 0:
+	case g.Granted == 0 && count > 0:
 		outcome = metrics.OutcomeExhausted
-	case g.Granted < req.Count:
+	case g.Granted < count:
 		outcome = metrics.OutcomePartial
 	}
 	a.metrics.Reservations.WithLabelValues(outcome).Inc()
@@ -110,7 +157,7 @@ func (a *API) Reserve(ctx context.Context, req events.ReserveRequest) (events.Re
 	return events.ReserveReply{
 		Granted: g.Granted, Used: g.Used, Limit: g.Limit, Month: g.Month,
 		SubscriptionActive: g.SubscriptionActive,
-	}, nil
+	}
 }
 
 // Release gives back req.Count messages of req.Month (never below 0).

@@ -28,6 +28,7 @@ import (
 	"github.com/apitosms/apitosms/services/ingress/internal/metrics"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 	"github.com/apitosms/apitosms/services/ingress/internal/ratelimit"
+	"github.com/apitosms/apitosms/services/ingress/internal/reserve"
 )
 
 // Settings are the limits of the API.
@@ -50,6 +51,7 @@ type API struct {
 	limiter   *ratelimit.Limiter
 	idem      *idempotency.Store
 	publisher *publish.Publisher
+	reserver  *reserve.Reserver
 	hashes    *hashid.Codec
 	set       Settings
 	log       *slog.Logger
@@ -61,9 +63,9 @@ type API struct {
 
 // New returns the API.
 func New(nc *nats.Conn, names events.Names, limiter *ratelimit.Limiter, idem *idempotency.Store,
-	publisher *publish.Publisher, hashes *hashid.Codec, set Settings, m *metrics.Metrics, log *slog.Logger) (*API, error) {
+	publisher *publish.Publisher, reserver *reserve.Reserver, hashes *hashid.Codec, set Settings, m *metrics.Metrics, log *slog.Logger) (*API, error) {
 	phones := newPhoneTable(m)
-	a := &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, hashes: hashes, set: set, log: log, m: m, phones: phones,
+	a := &API{nc: nc, names: names, limiter: limiter, idem: idem, publisher: publisher, reserver: reserver, hashes: hashes, set: set, log: log, m: m, phones: phones,
 		auth: newAuthCache(set.AuthCacheTTL)}
 	var err error
 	if a.authSub, err = a.auth.subscribe(nc, names); err != nil {

@@ -114,8 +114,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	if len(parsed.Valid) == 0 {
 		return encode(http.StatusUnprocessableEntity, queueResponse{OK: false, Failed: len(errs), Items: []queueItem{}, Errors: errs})
 	}
-	res, err := rpc.Call[events.ReserveRequest, events.ReserveReply](ctx, a.nc, a.names.BillingReserve(),
-		events.ReserveRequest{AccountID: auth.AccountID, Count: len(parsed.Valid)})
+	res, err := a.reserver.Reserve(ctx, auth.AccountID, len(parsed.Valid))
 	if err != nil {
 		return 0, nil, err
 	}
