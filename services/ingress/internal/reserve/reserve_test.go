@@ -54,7 +54,7 @@ func (q *quotas) state(account int64) (calls int, used int64) {
 }
 
 // serve answers reserve (and reserve-many when many) until the test ends.
-func (q *quotas) serve(t *testing.T, b testkit.Backend, many bool) {
+func (q *quotas) serve(t testing.TB, b testkit.Backend, many bool) {
 	t.Helper()
 	nc := b.Broker(t).Conn
 	srv := rpc.NewServer(nc, "billing", 8, rpc.NewMetrics(prometheus.NewRegistry(), "billing"), testkit.Logger(t))
