@@ -17,6 +17,7 @@ import (
 // -run '^$' -cpuprofile` or /usr/bin/time around one sub-benchmark.
 func BenchmarkReserve(b *testing.B) {
 	run := func(b *testing.B, shared bool) {
+		b.Helper()
 		bk := testkit.Embedded(b)
 		q := &quotas{limit: 1 << 60, used: map[int64]int64{}}
 		q.serve(b, bk, true)
