@@ -39,7 +39,7 @@ const reportChunk = 1000
 // (SetKeepText(false)): a report of a message handed out under a confirmed
 // claim appends a narrow outcomes row instead of rewriting the message's.
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
-	res, err := s.RecordReports(ctx, reports)
+	res, err := s.RecordReports(ctx, reports, nil)
 	return res.Changed, res.Missing, err
 }
 
@@ -47,8 +47,9 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 type Recorded struct {
 	Changed int64 // messages that got an outcome now
 	Missing int64 // reported positions with no row (not ingested yet)
-	// Final holds, once per position, the messages whose recorded outcome
-	// is the one a report of this call asked for (same status and time):
+	// Final holds, once per position, the messages of the accounts to be
+	// told whose recorded outcome is the one a report of this call asked
+	// for (same status and time):
 	// those it recorded now, and those an earlier call with the same
 	// reports recorded (a redelivered batch). They are what message.sent
 	// and message.failed events tell, each as tracking shows it after the
@@ -65,12 +66,19 @@ type Recorded struct {
 // events before it acknowledges the reports: a report is acknowledged only
 // once its outcome is stored and its event is published, and a redelivery
 // of the same reports finds the same messages again.
-func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Recorded, err error) {
+//
+// tell says which accounts' messages go in Final (nil: every account's).
+// When it names none of the reports' accounts, as for accounts without a
+// webhook, the rows are read without their tracking columns (phone, text,
+// times): the drain's reports then read what they read before tracking.
+func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
 	var positions []any
+	wide := false
 	for _, r := range reports {
 		if r.Status == StatusSent || r.Status == StatusFailed {
 			positions = append(positions, r.Pos)
+			wide = wide || tell == nil || tell(r.AccountID)
 		}
 	}
 	if len(positions) == 0 {
@@ -86,7 +94,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		if err := s.readReported(ctx, tx, rest[:n], rows); err != nil {
+		if err := s.readReported(ctx, tx, rest[:n], rows, wide); err != nil {
 			return out, err
 		}
 		rest = rest[n:]
@@ -135,9 +143,12 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 			missing++
 		case stored.account != r.AccountID:
 		default:
+			told := wide && (tell == nil || tell(r.AccountID))
 			switch {
 			case stored.outcome == 0 && stored.status < StatusSent:
-				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+				if told {
+					out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+				}
 				sent := r.Status == StatusSent
 				if sent {
 					out.Sent++
@@ -147,7 +158,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 				if r.Device != "" {
 					countPhone(&phones, r, sent)
 				}
-			case stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
+			case told && stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
 				// Recorded before by these very reports: a redelivery.
 				out.Final = append(out.Final, stored.final(r, s.blankText))
 			}
@@ -292,10 +303,17 @@ func sameTime(stored *time.Time, at time.Time) bool {
 	return stored != nil && stored.Truncate(time.Millisecond).Equal(at.Truncate(time.Millisecond))
 }
 
-// readReported adds the stored rows among positions to into.
-func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
+// readReported adds the stored rows among positions to into, with their
+// tracking columns (reportedRow.tracked) when wide. Without them a row
+// costs one primary-key read of messages and one of outcomes, and no
+// column decoding beyond five integers (docs/benchmarks.md, 2026-12-02).
+func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow, wide bool) error {
 	var b strings.Builder
-	b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+	if wide {
+		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+	} else {
+		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+	}
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
 	res, err := tx.QueryContext(ctx, b.String(), positions...)
@@ -305,6 +323,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	defer res.Close()
 	for res.Next() {
 		var r reportedRow
+		if !wide {
+			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.outcome); err != nil {
+				return fmt.Errorf("find reported: %w", err)
+			}
+			into[r.tracked.Pos] = r
+			continue
+		}
 		t := &r.tracked
 		var accepted, claimed, finished any
 		var lane int
