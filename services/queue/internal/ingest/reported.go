@@ -61,7 +61,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		return nil
 	}
 	// Only the messages of accounts with an endpoint for their events are
-	// read in full (the events' data); the others' reports read five
+	// read in full (the events' data); the others' reports read four
 	// integers a row.
 	tell := r.notify.Tells()
 	rec, err := r.st.RecordReports(ctx, r.reports, tell)

@@ -74,11 +74,22 @@ type Recorded struct {
 func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
 	var positions []any
+	// tells is tell asked once per run of one account's reports.
+	lastAccount, lastTold := int64(0), false
+	tells := func(account int64) bool {
+		if tell == nil {
+			return true
+		}
+		if account != lastAccount || lastAccount == 0 {
+			lastAccount, lastTold = account, tell(account)
+		}
+		return lastTold
+	}
 	wide := false
 	for _, r := range reports {
 		if r.Status == StatusSent || r.Status == StatusFailed {
 			positions = append(positions, r.Pos)
-			wide = wide || tell == nil || tell(r.AccountID)
+			wide = wide || tells(r.AccountID)
 		}
 	}
 	if len(positions) == 0 {
@@ -127,11 +138,16 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		account int64
 		status  int
 	}
+	type found struct {
+		r      Report
+		stored reportedRow
+		told   bool
+	}
+	var mine []found               // the reports naming a stored message of their account, in report order
 	pending := make(map[key][]any) // still new, or under an open claim: set final
 	var order []key
 	var blank []any
 	seen := make(map[int64]bool, len(positions))
-	var phones []phoneCount // few: one per phone and day
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
 			continue
@@ -143,25 +159,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 			missing++
 		case stored.account != r.AccountID:
 		default:
-			told := wide && (tell == nil || tell(r.AccountID))
-			switch {
-			case stored.outcome == 0 && stored.status < StatusSent:
-				if told {
-					out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
-				}
-				sent := r.Status == StatusSent
-				if sent {
-					out.Sent++
-				} else {
-					out.Failed++
-				}
-				if r.Device != "" {
-					countPhone(&phones, r, sent)
-				}
-			case told && stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
-				// Recorded before by these very reports: a redelivery.
-				out.Final = append(out.Final, stored.final(r, s.blankText))
-			}
+			mine = append(mine, found{r, stored, wide && tells(r.AccountID)})
 			if stored.status >= StatusSent {
 				continue
 			}
@@ -178,15 +176,40 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 			}
 		}
 	}
+	// The outcomes rows inserted now are the outcomes recorded now (a
+	// message's first report wins; a repeat conflicts and is not returned).
 	var b strings.Builder
+	recorded := make(map[int64]bool, len(ended))
 	for rest := ended; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		added, err := s.insertOutcomes(ctx, tx, &b, rest[:n])
-		if err != nil {
+		if err := s.insertOutcomes(ctx, tx, &b, rest[:n], recorded); err != nil {
 			return out, err
 		}
-		changed += added
 		rest = rest[n:]
+	}
+	changed = int64(len(recorded))
+	var phones []phoneCount // few: one per phone and day
+	var day phoneDay
+	for _, f := range mine {
+		r, stored := f.r, f.stored
+		switch {
+		case recorded[r.Pos]:
+			if f.told {
+				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+			}
+			sent := r.Status == StatusSent
+			if sent {
+				out.Sent++
+			} else {
+				out.Failed++
+			}
+			if r.Device != "" {
+				countPhone(&phones, &day, r, sent)
+			}
+		case f.told && stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
+			// Recorded before by these very reports: a redelivery.
+			out.Final = append(out.Final, stored.final(r, s.blankText))
+		}
 	}
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
@@ -220,9 +243,19 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	return out, nil
 }
 
+// phoneDay remembers the day of the last report time countPhone saw (a
+// batch's reports mostly share one time).
+type phoneDay struct {
+	at  time.Time
+	day string
+}
+
 // countPhone adds r's outcome to its phone's count for r's day.
-func countPhone(counts *[]phoneCount, r Report, sent bool) {
-	day := r.At.UTC().Format(time.DateOnly)
+func countPhone(counts *[]phoneCount, last *phoneDay, r Report, sent bool) {
+	if last.day == "" || !r.At.Equal(last.at) {
+		last.at, last.day = r.At, r.At.UTC().Format(time.DateOnly)
+	}
+	day := last.day
 	var c *phoneCount
 	for i := range *counts {
 		if p := &(*counts)[i]; p.account == r.AccountID && p.device == r.Device && p.day == day {
@@ -243,8 +276,8 @@ func countPhone(counts *[]phoneCount, r Report, sent bool) {
 }
 
 // insertOutcomes appends the outcomes of reports (at most reportChunk) and
-// returns how many were new.
-func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report) (int64, error) {
+// adds the positions of those that were new to into.
+func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report, into map[int64]bool) error {
 	b.Reset()
 	b.WriteString("INSERT INTO outcomes (pos, status, device, finished_at) VALUES ")
 	args := make([]any, 0, 4*len(reports))
@@ -266,12 +299,23 @@ func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Build
 		}
 		args = append(args, r.Pos, r.Status, device, lastArg)
 	}
-	b.WriteString(" ON CONFLICT DO NOTHING")
-	res, err := tx.ExecContext(ctx, b.String(), args...)
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING pos")
+	res, err := tx.QueryContext(ctx, b.String(), args...)
 	if err != nil {
-		return 0, fmt.Errorf("record outcomes: %w", err)
+		return fmt.Errorf("record outcomes: %w", err)
 	}
-	return res.RowsAffected()
+	defer res.Close()
+	for res.Next() {
+		var pos int64
+		if err := res.Scan(&pos); err != nil {
+			return fmt.Errorf("record outcomes: %w", err)
+		}
+		into[pos] = true
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	return nil
 }
 
 // reportedRow is what a report needs to know of a stored message.
@@ -304,15 +348,17 @@ func sameTime(stored *time.Time, at time.Time) bool {
 }
 
 // readReported adds the stored rows among positions to into, with their
-// tracking columns (reportedRow.tracked) when wide. Without them a row
-// costs one primary-key read of messages and one of outcomes, and no
-// column decoding beyond five integers (docs/benchmarks.md, 2026-12-02).
+// tracking columns (reportedRow.tracked) and recorded outcome when wide.
+// Without them a row costs one primary-key read of messages and four
+// integers (docs/benchmarks.md, 2026-12-02): RecordReports learns which
+// outcomes are new from their insert, and only the events of told
+// accounts need the stored outcome (a redelivery's).
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow, wide bool) error {
 	var b strings.Builder
 	if wide {
 		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
 	} else {
-		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+		b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
 	}
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
@@ -324,7 +370,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	for res.Next() {
 		var r reportedRow
 		if !wide {
-			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.outcome); err != nil {
+			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim); err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
 			into[r.tracked.Pos] = r
