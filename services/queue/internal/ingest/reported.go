@@ -91,6 +91,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.m.Reported.Add(float64(n))
 	r.m.Sent.Add(float64(rec.Sent + again.Sent))
 	r.m.Failed.Add(float64(rec.Failed + again.Failed))
+	r.notify.Untold(rec.Untold + again.Untold)
 	if _, err := r.notify.Messages(ctx, final); err != nil {
 		return fmt.Errorf("publish message events: %w", err)
 	}

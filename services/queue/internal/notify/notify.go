@@ -81,6 +81,14 @@ func (n *Notifier) Tells() func(account int64) bool {
 	}
 }
 
+// Untold counts as skipped the events of n messages whose accounts Tells
+// said no to (never handed to Messages).
+func (n *Notifier) Untold(count int64) {
+	if n != nil {
+		n.count(0, int(count))
+	}
+}
+
 // Messages publishes one event per message (its type from its status; a
 // message with no event type, or whose account has no endpoint subscribed
 // to the type, is skipped) and returns how many once the

@@ -58,6 +58,9 @@ type Recorded struct {
 	Final []Tracked
 	// Sent and Failed count the outcomes recorded now, by status.
 	Sent, Failed int64
+	// Untold counts the outcomes recorded now of accounts not to be told
+	// (not in Final).
+	Untold int64
 }
 
 // RecordReports is ApplyReports that also returns the messages whose
@@ -196,6 +199,8 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		case recorded[r.Pos]:
 			if f.told {
 				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+			} else {
+				out.Untold++
 			}
 			sent := r.Status == StatusSent
 			if sent {

@@ -132,7 +132,7 @@ func TestRecordReportsUntoldAccounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rec.Final) != 0 || rec.Changed != 4 || rec.Missing != 1 || rec.Sent != 3 || rec.Failed != 1 {
+		if len(rec.Final) != 0 || rec.Untold != 4 || rec.Changed != 4 || rec.Missing != 1 || rec.Sent != 3 || rec.Failed != 1 {
 			t.Fatalf("untold: %+v", rec)
 		}
 		looked, err := st.Lookup(ctx, 1, []int64{1, 2, 3, 4})
@@ -169,7 +169,7 @@ func TestRecordReportsUntoldAccounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := finalPositions(rec); !slices.Equal(got, []int64{5, 6}) || rec.Changed != 2 || rec.Sent != 1 || rec.Failed != 1 {
+		if got := finalPositions(rec); !slices.Equal(got, []int64{5, 6}) || rec.Untold != 0 || rec.Changed != 2 || rec.Sent != 1 || rec.Failed != 1 {
 			t.Fatalf("mixed: final %v, %+v", got, rec)
 		}
 		for _, m := range rec.Final {
