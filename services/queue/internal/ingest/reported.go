@@ -60,7 +60,11 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	if len(r.reports) == 0 {
 		return nil
 	}
-	rec, err := r.st.RecordReports(ctx, r.reports)
+	// Only the messages of accounts with an endpoint for their events are
+	// read in full (the events' data); the others' reports read four
+	// integers a row.
+	tell := r.notify.Tells()
+	rec, err := r.st.RecordReports(ctx, r.reports, tell)
 	if err != nil {
 		return err
 	}
@@ -74,7 +78,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		if _, err := r.wait.WaitFor(ctx, uint64(newest)>>events.PositionShift); err != nil {
 			return err
 		}
-		again, err = r.st.RecordReports(ctx, r.reports)
+		again, err = r.st.RecordReports(ctx, r.reports, tell)
 		if err != nil {
 			return err
 		}
@@ -87,6 +91,7 @@ func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.m.Reported.Add(float64(n))
 	r.m.Sent.Add(float64(rec.Sent + again.Sent))
 	r.m.Failed.Add(float64(rec.Failed + again.Failed))
+	r.notify.Untold(rec.Untold + again.Untold)
 	if _, err := r.notify.Messages(ctx, final); err != nil {
 		return fmt.Errorf("publish message events: %w", err)
 	}

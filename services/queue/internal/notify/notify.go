@@ -64,6 +64,31 @@ func (n *Notifier) count(published, skipped int) {
 // published).
 func (n *Notifier) Subscriptions() *Subscriptions { return n.subs }
 
+// Tells returns which accounts' message.sent and message.failed events
+// Messages may publish, deciding on the announcements received so far (so
+// on every one received before the reports the caller is about to apply);
+// nil means every account's. With no Notifier it tells no account.
+func (n *Notifier) Tells() func(account int64) bool {
+	if n == nil {
+		return func(int64) bool { return false }
+	}
+	if n.subs == nil {
+		return nil
+	}
+	n.subs.Refresh()
+	return func(account int64) bool {
+		return n.subs.Wants(account, events.TypeMessageSent) || n.subs.Wants(account, events.TypeMessageFailed)
+	}
+}
+
+// Untold counts as skipped the events of n messages whose accounts Tells
+// said no to (never handed to Messages).
+func (n *Notifier) Untold(count int64) {
+	if n != nil {
+		n.count(0, int(count))
+	}
+}
+
 // Messages publishes one event per message (its type from its status; a
 // message with no event type, or whose account has no endpoint subscribed
 // to the type, is skipped) and returns how many once the

@@ -39,7 +39,7 @@ const reportChunk = 1000
 // (SetKeepText(false)): a report of a message handed out under a confirmed
 // claim appends a narrow outcomes row instead of rewriting the message's.
 func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, missing int64, err error) {
-	res, err := s.RecordReports(ctx, reports)
+	res, err := s.RecordReports(ctx, reports, nil)
 	return res.Changed, res.Missing, err
 }
 
@@ -47,8 +47,9 @@ func (s *Store) ApplyReports(ctx context.Context, reports []Report) (changed, mi
 type Recorded struct {
 	Changed int64 // messages that got an outcome now
 	Missing int64 // reported positions with no row (not ingested yet)
-	// Final holds, once per position, the messages whose recorded outcome
-	// is the one a report of this call asked for (same status and time):
+	// Final holds, once per position, the messages of the accounts to be
+	// told whose recorded outcome is the one a report of this call asked
+	// for (same status and time):
 	// those it recorded now, and those an earlier call with the same
 	// reports recorded (a redelivered batch). They are what message.sent
 	// and message.failed events tell, each as tracking shows it after the
@@ -57,6 +58,9 @@ type Recorded struct {
 	Final []Tracked
 	// Sent and Failed count the outcomes recorded now, by status.
 	Sent, Failed int64
+	// Untold counts the outcomes recorded now of accounts not to be told
+	// (not in Final).
+	Untold int64
 }
 
 // RecordReports is ApplyReports that also returns the messages whose
@@ -65,12 +69,30 @@ type Recorded struct {
 // events before it acknowledges the reports: a report is acknowledged only
 // once its outcome is stored and its event is published, and a redelivery
 // of the same reports finds the same messages again.
-func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Recorded, err error) {
+//
+// tell says which accounts' messages go in Final (nil: every account's).
+// When it names none of the reports' accounts, as for accounts without a
+// webhook, the rows are read without their tracking columns (phone, text,
+// times): the drain's reports then read what they read before tracking.
+func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
 	var positions []any
+	// tells is tell asked once per run of one account's reports.
+	lastAccount, lastTold := int64(0), false
+	tells := func(account int64) bool {
+		if tell == nil {
+			return true
+		}
+		if account != lastAccount || lastAccount == 0 {
+			lastAccount, lastTold = account, tell(account)
+		}
+		return lastTold
+	}
+	wide := false
 	for _, r := range reports {
 		if r.Status == StatusSent || r.Status == StatusFailed {
 			positions = append(positions, r.Pos)
+			wide = wide || tells(r.AccountID)
 		}
 	}
 	if len(positions) == 0 {
@@ -86,7 +108,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		if err := s.readReported(ctx, tx, rest[:n], rows); err != nil {
+		if err := s.readReported(ctx, tx, rest[:n], rows, wide); err != nil {
 			return out, err
 		}
 		rest = rest[n:]
@@ -119,11 +141,16 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 		account int64
 		status  int
 	}
+	type found struct {
+		r      Report
+		stored reportedRow
+		told   bool
+	}
+	var mine []found               // the reports naming a stored message of their account, in report order
 	pending := make(map[key][]any) // still new, or under an open claim: set final
 	var order []key
 	var blank []any
 	seen := make(map[int64]bool, len(positions))
-	var phones []phoneCount // few: one per phone and day
 	for _, r := range reports {
 		if r.Status != StatusSent && r.Status != StatusFailed || seen[r.Pos] {
 			continue
@@ -135,22 +162,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 			missing++
 		case stored.account != r.AccountID:
 		default:
-			switch {
-			case stored.outcome == 0 && stored.status < StatusSent:
-				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
-				sent := r.Status == StatusSent
-				if sent {
-					out.Sent++
-				} else {
-					out.Failed++
-				}
-				if r.Device != "" {
-					countPhone(&phones, r, sent)
-				}
-			case stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
-				// Recorded before by these very reports: a redelivery.
-				out.Final = append(out.Final, stored.final(r, s.blankText))
-			}
+			mine = append(mine, found{r, stored, wide && tells(r.AccountID)})
 			if stored.status >= StatusSent {
 				continue
 			}
@@ -167,15 +179,42 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 			}
 		}
 	}
+	// The outcomes rows inserted now are the outcomes recorded now (a
+	// message's first report wins; a repeat conflicts and is not returned).
 	var b strings.Builder
+	recorded := make(map[int64]bool, len(ended))
 	for rest := ended; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		added, err := s.insertOutcomes(ctx, tx, &b, rest[:n])
-		if err != nil {
+		if err := s.insertOutcomes(ctx, tx, &b, rest[:n], recorded); err != nil {
 			return out, err
 		}
-		changed += added
 		rest = rest[n:]
+	}
+	changed = int64(len(recorded))
+	var phones []phoneCount // few: one per phone and day
+	var day phoneDay
+	for _, f := range mine {
+		r, stored := f.r, f.stored
+		switch {
+		case recorded[r.Pos]:
+			if f.told {
+				out.Final = append(out.Final, stored.final(r, s.blankText)) // recorded now
+			} else {
+				out.Untold++
+			}
+			sent := r.Status == StatusSent
+			if sent {
+				out.Sent++
+			} else {
+				out.Failed++
+			}
+			if r.Device != "" {
+				countPhone(&phones, &day, r, sent)
+			}
+		case f.told && stored.outcome == r.Status && sameTime(stored.tracked.FinishedAt, r.At):
+			// Recorded before by these very reports: a redelivery.
+			out.Final = append(out.Final, stored.final(r, s.blankText))
+		}
 	}
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
@@ -209,9 +248,19 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report) (out Record
 	return out, nil
 }
 
+// phoneDay remembers the day of the last report time countPhone saw (a
+// batch's reports mostly share one time).
+type phoneDay struct {
+	at  time.Time
+	day string
+}
+
 // countPhone adds r's outcome to its phone's count for r's day.
-func countPhone(counts *[]phoneCount, r Report, sent bool) {
-	day := r.At.UTC().Format(time.DateOnly)
+func countPhone(counts *[]phoneCount, last *phoneDay, r Report, sent bool) {
+	if last.day == "" || !r.At.Equal(last.at) {
+		last.at, last.day = r.At, r.At.UTC().Format(time.DateOnly)
+	}
+	day := last.day
 	var c *phoneCount
 	for i := range *counts {
 		if p := &(*counts)[i]; p.account == r.AccountID && p.device == r.Device && p.day == day {
@@ -232,8 +281,8 @@ func countPhone(counts *[]phoneCount, r Report, sent bool) {
 }
 
 // insertOutcomes appends the outcomes of reports (at most reportChunk) and
-// returns how many were new.
-func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report) (int64, error) {
+// adds the positions of those that were new to into.
+func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report, into map[int64]bool) error {
 	b.Reset()
 	b.WriteString("INSERT INTO outcomes (pos, status, device, finished_at) VALUES ")
 	args := make([]any, 0, 4*len(reports))
@@ -255,12 +304,23 @@ func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Build
 		}
 		args = append(args, r.Pos, r.Status, device, lastArg)
 	}
-	b.WriteString(" ON CONFLICT DO NOTHING")
-	res, err := tx.ExecContext(ctx, b.String(), args...)
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING pos")
+	res, err := tx.QueryContext(ctx, b.String(), args...)
 	if err != nil {
-		return 0, fmt.Errorf("record outcomes: %w", err)
+		return fmt.Errorf("record outcomes: %w", err)
 	}
-	return res.RowsAffected()
+	defer res.Close()
+	for res.Next() {
+		var pos int64
+		if err := res.Scan(&pos); err != nil {
+			return fmt.Errorf("record outcomes: %w", err)
+		}
+		into[pos] = true
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	return nil
 }
 
 // reportedRow is what a report needs to know of a stored message.
@@ -292,10 +352,19 @@ func sameTime(stored *time.Time, at time.Time) bool {
 	return stored != nil && stored.Truncate(time.Millisecond).Equal(at.Truncate(time.Millisecond))
 }
 
-// readReported adds the stored rows among positions to into.
-func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow) error {
+// readReported adds the stored rows among positions to into, with their
+// tracking columns (reportedRow.tracked) and recorded outcome when wide.
+// Without them a row costs one primary-key read of messages and four
+// integers (docs/benchmarks.md, 2026-12-02): RecordReports learns which
+// outcomes are new from their insert, and only the events of told
+// accounts need the stored outcome (a redelivery's).
+func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow, wide bool) error {
 	var b strings.Builder
-	b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+	if wide {
+		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+	} else {
+		b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
+	}
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
 	res, err := tx.QueryContext(ctx, b.String(), positions...)
@@ -305,6 +374,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	defer res.Close()
 	for res.Next() {
 		var r reportedRow
+		if !wide {
+			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim); err != nil {
+				return fmt.Errorf("find reported: %w", err)
+			}
+			into[r.tracked.Pos] = r
+			continue
+		}
 		t := &r.tracked
 		var accepted, claimed, finished any
 		var lane int

@@ -52,7 +52,7 @@ func TestRecordReportsNamesTheirOutcomes(t *testing.T) {
 			{AccountID: 1, Pos: 4, Status: store.StatusSent, Device: "P", At: at},
 			{AccountID: 2, Pos: 1, Status: store.StatusSent, Device: "X", At: at}, // another account's
 		}
-		first, err := st.RecordReports(ctx, reports)
+		first, err := st.RecordReports(ctx, reports, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestRecordReportsNamesTheirOutcomes(t *testing.T) {
 				t.Fatalf("final message %+v", m)
 			}
 		}
-		again, err := st.RecordReports(ctx, reports)
+		again, err := st.RecordReports(ctx, reports, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,9 +87,95 @@ func TestRecordReportsNamesTheirOutcomes(t *testing.T) {
 			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at.Add(time.Minute)},
 			{AccountID: 1, Pos: 2, Status: store.StatusSent, Device: "P", At: at},
 		}
-		rec, err := st.RecordReports(ctx, later)
+		rec, err := st.RecordReports(ctx, later, nil)
 		if err != nil || len(rec.Final) != 0 {
 			t.Fatalf("repeated/contrary reports: %+v, %v", rec.Final, err)
+		}
+	})
+}
+
+// RecordReports told of no account (none has a webhook) reads the rows
+// without their tracking columns and names no message, yet records exactly
+// what it records for told ones: the outcomes, the counts, the final status
+// of a message still new or under an open claim (never handed out again).
+// A batch with a told and an untold account names the told one's only.
+func TestRecordReportsUntoldAccounts(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		st := open(t, b)
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		if _, err := in.Insert(ctx, append(rows(1, 1, 4), rows(2, 5, 2)...)); err != nil {
+			t.Fatal(err)
+		}
+		// Account 1: 1, 2 confirmed claim; 3 open claim; 4 still new.
+		id := store.NewClaimID()
+		if _, err := st.Claim(ctx, 1, 2, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Ack(ctx, []int64{id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+		reports := []store.Report{
+			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 1, Pos: 2, Status: store.StatusFailed, Device: "P", At: at},
+			{AccountID: 1, Pos: 3, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 1, Pos: 4, Status: store.StatusSent, Device: "P", At: at},
+			{AccountID: 1, Pos: 9, Status: store.StatusSent, Device: "P", At: at}, // not stored
+		}
+		none := func(int64) bool { return false }
+		rec, err := st.RecordReports(ctx, reports, none)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Final) != 0 || rec.Untold != 4 || rec.Changed != 4 || rec.Missing != 1 || rec.Sent != 3 || rec.Failed != 1 {
+			t.Fatalf("untold: %+v", rec)
+		}
+		looked, err := st.Lookup(ctx, 1, []int64{1, 2, 3, 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range looked {
+			want := store.StatusSent
+			if m.Pos == 2 {
+				want = store.StatusFailed
+			}
+			if m.Status != want || m.Device != "P" || m.FinishedAt == nil || !m.FinishedAt.Equal(at) {
+				t.Fatalf("tracked %+v", m)
+			}
+		}
+		if got, err := st.Claim(ctx, 1, 10, store.NoBound, time.Now(), store.Confirm{}); err != nil || len(got) != 0 {
+			t.Fatalf("a reported message handed out: %+v, %v", got, err)
+		}
+		// Redelivered, now told: the same outcomes are named, none recorded again.
+		again, err := st.RecordReports(ctx, reports, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := finalPositions(again); !slices.Equal(got, []int64{1, 2, 3, 4}) || again.Changed != 0 || again.Sent+again.Failed != 0 {
+			t.Fatalf("redelivery: final %v, %+v", got, again)
+		}
+		// Told of account 2 only.
+		mixed := []store.Report{
+			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at}, // a redelivery of account 1's
+			{AccountID: 2, Pos: 5, Status: store.StatusSent, Device: "Q", At: at},
+			{AccountID: 2, Pos: 6, Status: store.StatusFailed, Device: "Q", At: at},
+		}
+		rec, err = st.RecordReports(ctx, mixed, func(a int64) bool { return a == 2 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := finalPositions(rec); !slices.Equal(got, []int64{5, 6}) || rec.Untold != 0 || rec.Changed != 2 || rec.Sent != 1 || rec.Failed != 1 {
+			t.Fatalf("mixed: final %v, %+v", got, rec)
+		}
+		for _, m := range rec.Final {
+			if m.AccountID != 2 || m.Phone == "" || m.Device != "Q" {
+				t.Fatalf("final message %+v", m)
+			}
 		}
 	})
 }

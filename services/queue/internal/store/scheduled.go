@@ -158,7 +158,7 @@ func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, reports [
 				for i, p := range moved {
 					found[i] = p
 				}
-				if err := s.readReported(ctx, tx, found, rows); err != nil {
+				if err := s.readReported(ctx, tx, found, rows, true); err != nil { // rare: read in full
 					return err
 				}
 			}
