@@ -155,6 +155,11 @@ func TestStoresEndToEnd(t *testing.T) {
 		wantError(t, do(t, "POST", hook, body, "X-Shopify-Topic", "orders/create"), 401, "invalid_signature")
 		wantError(t, do(t, "POST", hook, body+" ", "X-Shopify-Hmac-Sha256", shopSign(secret, body), "X-Shopify-Topic", "orders/create"), 401, "invalid_signature")
 
+		// More than 1 MiB, even signed: 413, nothing stored (the log below
+		// holds only what follows).
+		big := `{"id": 1, "note": "` + strings.Repeat("x", 1<<20) + `"}`
+		wantError(t, shopify(t, hook, secret, "orders/create", "d-big", big), 413, "body_too_large")
+
 		// A signed orders/create: the customer (billing phone) and the admin.
 		if r := shopify(t, hook, secret, "orders/create", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", body); r.status != 200 {
 			t.Fatalf("hook: %d %s", r.status, r.body)
