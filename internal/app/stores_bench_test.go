@@ -71,7 +71,10 @@ func BenchmarkStoreHooks(b *testing.B) {
 	for range clients {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-				n := fmt.Sprintf("%d%d", time.Now().UnixNano()%1000000, i)
+				// Every delivery and order id distinct (each run has its own
+				// server): an id seen twice is rightly not queued twice, and
+				// the wait below would run out.
+				n := strconv.FormatInt(10_000_000+i, 10)
 				body := bytes.Replace(order, []byte(`"id": 727,`), []byte(`"id": `+n+`,`), 1)
 				req, _ := http.NewRequest("POST", hook, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -110,8 +113,8 @@ func BenchmarkStoreHooks(b *testing.B) {
 	t1 := time.Now()
 	var group []events.StoreHook
 	for i := range b.N {
-		n := fmt.Sprintf("backlog-%d-%d", time.Now().UnixNano()%1000000, i)
-		body := bytes.Replace(order, []byte(`"id": 727,`), []byte(`"id": 9`+strconv.Itoa(i)+`,`), 1)
+		n := fmt.Sprintf("backlog-%d", i)
+		body := bytes.Replace(order, []byte(`"id": 727,`), []byte(`"id": `+strconv.Itoa(20_000_000+i)+`,`), 1)
 		group = append(group, events.StoreHook{StoreID: st.ID, Platform: "woocommerce", Topic: "order.created",
 			DeliveryID: n, ReceivedAt: time.Now(), Body: body})
 		if len(group) == 100 || i == b.N-1 {
