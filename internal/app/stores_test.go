@@ -155,6 +155,11 @@ func TestStoresEndToEnd(t *testing.T) {
 		wantError(t, do(t, "POST", hook, body, "X-Shopify-Topic", "orders/create"), 401, "invalid_signature")
 		wantError(t, do(t, "POST", hook, body+" ", "X-Shopify-Hmac-Sha256", shopSign(secret, body), "X-Shopify-Topic", "orders/create"), 401, "invalid_signature")
 
+		// More than 1 MiB, even signed: 413, nothing stored (the log below
+		// holds only what follows).
+		big := `{"id": 1, "note": "` + strings.Repeat("x", 1<<20) + `"}`
+		wantError(t, shopify(t, hook, secret, "orders/create", "d-big", big), 413, "body_too_large")
+
 		// A signed orders/create: the customer (billing phone) and the admin.
 		if r := shopify(t, hook, secret, "orders/create", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", body); r.status != 200 {
 			t.Fatalf("hook: %d %s", r.status, r.body)
@@ -417,6 +422,72 @@ func TestStoresDeletedInFlight(t *testing.T) {
 		msgs := do(t, "GET", p.base+"/api/"+tok+"/messages", nil).json(t)["messages"].([]any)
 		if len(msgs) != 1 {
 			t.Fatalf("%d messages, want only the live store's", len(msgs))
+		}
+	})
+}
+
+// One consumer batch decides as the deliveries would one by one, in order:
+// a stream message holding an order's creation, its retry, the same event
+// under another delivery id, a refund that finds the customer's phone only
+// in what the creation taught, and a malformed body.
+func TestStoresOneBatch(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		p := start(t, b, map[string]string{"APITOSMS_READ_RATE_LIMIT": "100000"})
+		br := b.Broker(t)
+		_, tok := account(t, p.base, 1000, 60)
+		r := do(t, "POST", p.base+"/api/"+tok+"/stores", map[string]any{"platform": "shopify", "name": "Pracownia Glina",
+			"secret": "one-batch-secret", "defaultCountry": "PL", "adminPhones": []string{"601 111 222"},
+			"templates": map[string]any{"order_created": map[string]any{"enabled": true}}})
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		id := r.json(t)["id"].(string)
+		created, refund := payload(t, "shopify_orders_create.json"), payload(t, "shopify_refunds_create.json")
+		var hooks []events.StoreHook
+		for _, h := range [][3]string{{"orders/create", "c-1", created}, {"orders/create", "c-1", created},
+			{"orders/create", "c-2", created}, {"refunds/create", "r-1", refund}, {"orders/paid", "bad", `{"id": 1, "name": `}} {
+			hooks = append(hooks, events.StoreHook{StoreID: id, Platform: "shopify", Topic: h[0], DeliveryID: h[1],
+				ReceivedAt: time.Now(), Body: []byte(h[2])})
+		}
+		msg, err := b.Names.StoreHookBatchMsg("one-batch", hooks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := br.JS.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		log := waitLog(t, p.base+"/api/"+tok+"/stores/"+id, 7)
+		var got []string
+		for i := len(log) - 1; i >= 0; i-- { // oldest first
+			var f []string
+			for _, k := range []string{"deliveryId", "event", "recipient", "decision", "reason"} {
+				if v := log[i][k]; v != nil { // absent values are null
+					f = append(f, fmt.Sprint(v))
+				} else {
+					f = append(f, "")
+				}
+			}
+			got = append(got, strings.Join(f, " "))
+		}
+		want := []string{
+			"c-1 order_created customer queued ", "c-1 admin_new_order admin queued ",
+			"c-1   duplicate delivery already processed",
+			"c-2 order_created customer duplicate another delivery of this order and event pending",
+			"c-2 admin_new_order admin duplicate another delivery of this order and event pending",
+			"r-1 order_refunded customer queued ",
+			"bad   rejected " + fmt.Sprint(log[0]["reason"]),
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		msgs := do(t, "GET", p.base+"/api/"+tok+"/messages", nil).json(t)["messages"].([]any)
+		if len(msgs) != 3 {
+			t.Fatalf("%d messages, want 3", len(msgs))
+		}
+		for _, m := range msgs {
+			if ph := m.(map[string]any)["phone"]; ph != "+48512345678" && ph != "+48601111222" {
+				t.Fatalf("message to %v", ph)
+			}
 		}
 	})
 }

@@ -186,7 +186,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return lifecycle.New("stores", s.cfg.ShutdownTimeout, s.deps.Log).
 		Intake(srv).
 		Go("sweep", s.sweep).
-		Go("hooks group commit", func(ctx context.Context) { s.hooks.Run(ctx, 4) }).
+		// Two publishes in flight: one gathers while the other syncs. Four
+		// made smaller groups (more fsyncs and stream messages per
+		// delivery): 0.77x CPU per order with two (docs/benchmarks.md).
+		Go("hooks group commit", func(ctx context.Context) { s.hooks.Run(ctx, 2) }).
 		Consume(s.deps.Broker.JS, consumer.Config{
 			Stream:     n.StoreHooksStream(),
 			Durable:    events.DurableStoresIngest,

@@ -108,25 +108,9 @@ func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	var all []*sms // every decision of the batch, in order
 	var done []store.DeliveryRef
 	err = p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
-		all, done = all[:0], done[:0]
-		seen := map[store.DeliveryRef]bool{}
-		for _, h := range hooks {
-			c, ok := conns[h.StoreID]
-			if !ok {
-				p.log.Info("store hook for a deleted store; nothing sent", "store", h.StoreID, "topic", h.Topic)
-				p.m.Decisions.WithLabelValues(Skipped).Inc()
-				continue
-			}
-			ref := store.DeliveryRef{Store: c.ID, Delivery: h.DeliveryID}
-			list, err := p.decide(ctx, tx, c, h, now, seen[ref])
-			if err != nil {
-				return err
-			}
-			seen[ref] = true
-			all = append(all, list...)
-			done = append(done, ref)
-		}
-		return nil
+		var err error
+		all, done, err = p.decide(ctx, tx, hooks, conns, now)
+		return err
 	})
 	if err != nil {
 		return err
@@ -143,18 +127,16 @@ func (p *Processor) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		entries = append(entries, s.entry)
 	}
 	return p.st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		recs := others
 		for _, s := range all {
 			if s.entry.Decision == Queued && s.rec.State != store.SendQueued {
-				s.rec.State = store.SendQueued
-				if err := store.SetSend(ctx, tx, s.rec); err != nil {
-					return err
-				}
+				r := s.rec
+				r.State = store.SendQueued
+				recs = append(recs, r)
 			}
 		}
-		for _, r := range others {
-			if err := store.SetSend(ctx, tx, r); err != nil {
-				return err
-			}
+		if err := store.SetSends(ctx, tx, recs); err != nil {
+			return err
 		}
 		if err := store.Finish(ctx, tx, entries, done); err != nil {
 			return err
@@ -181,125 +163,194 @@ func (p *Processor) conns(ctx context.Context, ids map[string]bool) (map[string]
 	return out, nil
 }
 
-// decide takes steps 1-3 for one delivery: the SMS it calls for, each
-// decided or waiting for quota (entry.Decision empty).
-func (p *Processor) decide(ctx context.Context, tx bun.IDB, c store.Conn, h events.StoreHook, now int64, again bool) ([]*sms, error) {
-	entry := store.LogEntry{StoreID: c.ID, DeliveryID: h.DeliveryID, Topic: h.Topic, AtMs: now}
-	one := func(decision, reason string) []*sms {
-		e := entry
-		e.Decision, e.Reason = decision, reason
-		return []*sms{{conn: c, hook: h, entry: e}}
+// decide takes steps 1-3 for a batch (hooks in stream order): the SMS each
+// delivery calls for, each decided or waiting for quota (entry.Decision
+// empty), and the deliveries to mark done. It reads and writes the
+// batch's rows a few statements at a time (store's batched operations);
+// decisions are the same as taking the deliveries one by one in order.
+func (p *Processor) decide(ctx context.Context, tx bun.IDB, hooks []events.StoreHook, conns map[string]store.Conn,
+	now int64) ([]*sms, []store.DeliveryRef, error) {
+	type item struct {
+		c     store.Conn
+		h     events.StoreHook
+		again bool // the same delivery earlier in this batch
+		ev    orders.Event
+		out   []*sms // its decisions
 	}
-	done, err := store.SeeDelivery(ctx, tx, c.ID, h.DeliveryID, now)
+	items := make([]item, 0, len(hooks))
+	refs := make([]store.DeliveryRef, 0, len(hooks))
+	seen := map[store.DeliveryRef]bool{}
+	for _, h := range hooks {
+		c, ok := conns[h.StoreID]
+		if !ok {
+			p.log.Info("store hook for a deleted store; nothing sent", "store", h.StoreID, "topic", h.Topic)
+			p.m.Decisions.WithLabelValues(Skipped).Inc()
+			continue
+		}
+		ref := store.DeliveryRef{Store: c.ID, Delivery: h.DeliveryID}
+		items = append(items, item{c: c, h: h, again: seen[ref]})
+		refs = append(refs, ref)
+		seen[ref] = true
+	}
+	// 1. Record the deliveries; those already done are duplicates.
+	doneBefore, err := store.SeeDeliveries(ctx, tx, refs, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if done || again {
-		return one(Duplicate, "delivery already processed"), nil
+	one := func(it *item, decision, reason string) {
+		it.out = append(it.out, &sms{conn: it.c, hook: it.h, entry: store.LogEntry{StoreID: it.c.ID, DeliveryID: it.h.DeliveryID,
+			Topic: it.h.Topic, AtMs: now, OrderNumber: it.ev.Order.Number, Decision: decision, Reason: reason}})
 	}
-	ev, err := orders.Parse(c.Platform, h.Topic, h.Body)
+	// 2. Parse; what is known of each order is merged in, in batch order.
+	var known []store.OrderRef
+	var live []*item
+	for i := range items {
+		it := &items[i]
+		if doneBefore[refs[i]] || it.again {
+			one(it, Duplicate, "delivery already processed")
+			continue
+		}
+		ev, err := orders.Parse(it.c.Platform, it.h.Topic, it.h.Body)
+		if err != nil {
+			p.log.Info("store hook rejected", "store", it.c.ID, "topic", it.h.Topic, "err", err)
+			one(it, Rejected, clip(err.Error(), 200))
+			continue
+		}
+		it.ev = ev
+		live = append(live, it)
+		if ev.Order.ID != "" {
+			known = append(known, store.OrderRef{Store: it.c.ID, Order: ev.Order.ID})
+		}
+	}
+	memory, err := store.RecallOrders(ctx, tx, known)
 	if err != nil {
-		p.log.Info("store hook rejected", "store", c.ID, "topic", h.Topic, "err", err)
-		return one(Rejected, clip(err.Error(), 200)), nil
+		return nil, nil, err
 	}
-	o := ev.Order
-	if o.ID != "" {
-		if err := p.remember(ctx, tx, c.ID, &o, now); err != nil {
-			return nil, err
+	var remembered []store.Order
+	confs := map[string]rpcapi.Conf{}
+	var waiting []*sms // past the checks that need no database
+	for _, it := range live {
+		o := &it.ev.Order
+		if o.ID != "" {
+			ref := store.OrderRef{Store: it.c.ID, Order: o.ID}
+			prev := memory[ref]
+			if prev != "" {
+				var po orders.Order
+				if json.Unmarshal([]byte(prev), &po) == nil {
+					o.Merge(po)
+				}
+			}
+			if b, _ := json.Marshal(o); string(b) != prev {
+				memory[ref] = string(b)
+				remembered = append(remembered, store.Order{StoreID: it.c.ID, OrderID: o.ID, Data: string(b), UpdatedMs: now})
+			}
+		}
+		if it.ev.Key == "" {
+			one(it, Skipped, it.ev.Why)
+			continue
+		}
+		cf, ok := confs[it.c.ID]
+		if !ok {
+			cf = rpcapi.Decode(it.c)
+			confs[it.c.ID] = cf
+		}
+		type want struct{ key, recipient, sendKey, raw string }
+		wants := []want{{key: it.ev.Key, recipient: "customer", sendKey: o.ID + ":" + it.ev.Key + ":customer", raw: pick(*o, cf.PhoneFrom)}}
+		if it.ev.Admin {
+			for _, ph := range cf.AdminPhones {
+				wants = append(wants, want{key: templates.AdminNewOrder, recipient: "admin",
+					sendKey: o.ID + ":" + templates.AdminNewOrder + ":" + ph, raw: ph})
+			}
+		}
+		for _, w := range wants {
+			s := &sms{conn: it.c, hook: it.h, entry: store.LogEntry{StoreID: it.c.ID, DeliveryID: it.h.DeliveryID,
+				Topic: it.h.Topic, AtMs: now, OrderNumber: o.Number, Event: w.key, Recipient: w.recipient}}
+			it.out = append(it.out, s)
+			t := cf.Templates[w.key]
+			if reason := p.check(s, t, w.raw, *o); reason != "" {
+				s.entry.Decision, s.entry.Reason = Skipped, reason
+				continue
+			}
+			s.rec = store.Send{StoreID: it.c.ID, SendKey: w.sendKey, DeliveryID: it.h.DeliveryID}
+			waiting = append(waiting, s)
 		}
 	}
-	entry.OrderNumber = o.Number
-	if ev.Key == "" {
-		return one(Skipped, ev.Why), nil
+	if err := store.RememberOrders(ctx, tx, remembered); err != nil {
+		return nil, nil, err
 	}
-	cf := rpcapi.Decode(c)
-	type want struct{ key, recipient, sendKey, raw string }
-	wants := []want{{key: ev.Key, recipient: "customer", sendKey: o.ID + ":" + ev.Key + ":customer", raw: pick(o, cf.PhoneFrom)}}
-	if ev.Admin {
-		for _, ph := range cf.AdminPhones {
-			wants = append(wants, want{key: templates.AdminNewOrder, recipient: "admin",
-				sendKey: o.ID + ":" + templates.AdminNewOrder + ":" + ph, raw: ph})
+	// 3. Opt-outs, then the send records.
+	phones := map[int64][]string{}
+	for _, s := range waiting {
+		phones[s.conn.AccountID] = append(phones[s.conn.AccountID], s.phone)
+	}
+	optedOut := map[int64]map[string]bool{}
+	for account, list := range phones {
+		if optedOut[account], err = store.OptedOut(ctx, tx, account, list); err != nil {
+			return nil, nil, err
 		}
 	}
-	out := make([]*sms, 0, len(wants))
-	for _, w := range wants {
-		s := &sms{conn: c, hook: h, entry: entry}
-		s.entry.Event, s.entry.Recipient = w.key, w.recipient
-		if err := p.check(ctx, tx, s, cf, w.key, w.sendKey, w.raw, o, now); err != nil {
-			return nil, err
+	claims := make([]store.Send, 0, len(waiting))
+	claimed := waiting[:0]
+	for _, s := range waiting {
+		switch {
+		case optedOut[s.conn.AccountID][s.phone]:
+			s.entry.Decision, s.entry.Reason = Skipped, "phone opted out"
+		case s.text == "":
+			s.entry.Decision, s.entry.Reason = Skipped, "template rendered empty"
+		default:
+			claims = append(claims, s.rec)
+			claimed = append(claimed, s)
 		}
-		out = append(out, s)
 	}
-	return out, nil
+	recs, err := store.ClaimSends(ctx, tx, claims, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range claimed {
+		rec, ok := recs[store.SendRef{Store: s.rec.StoreID, Key: s.rec.SendKey}]
+		if !ok {
+			return nil, nil, fmt.Errorf("send record %s of store %s not claimed", s.rec.SendKey, s.rec.StoreID)
+		}
+		owner := s.rec.DeliveryID
+		s.rec = rec
+		decide := func(decision, reason, hash string) {
+			s.entry.Decision, s.entry.Reason, s.entry.Hash = decision, reason, hash
+		}
+		switch {
+		case rec.DeliveryID != owner && rec.State == store.SendQueued:
+			decide(Duplicate, "already sent for this order and event", rec.Hash)
+		case rec.DeliveryID != owner:
+			decide(Duplicate, "another delivery of this order and event "+rec.State, rec.Hash)
+		case rec.State == store.SendQueued:
+			decide(Queued, "", rec.Hash) // a retry of this delivery after a crash
+		case rec.State == store.SendSkipped:
+			decide(Skipped, "monthly limit reached or no active subscription", "")
+		}
+		// otherwise waiting: quota, then publish
+	}
+	var all []*sms
+	for _, it := range items {
+		all = append(all, it.out...)
+	}
+	return all, refs, nil
 }
 
-// check decides one SMS up to the quota: skipped, duplicate, already
-// queued by this delivery before a crash, or waiting (claimed).
-func (p *Processor) check(ctx context.Context, tx bun.IDB, s *sms, cf rpcapi.Conf, key, sendKey, raw string, o orders.Order, now int64) error {
-	decide := func(decision, reason, hash string) error {
-		s.entry.Decision, s.entry.Reason, s.entry.Hash = decision, reason, hash
-		return nil
-	}
-	t := cf.Templates[key]
+// check takes the checks of one SMS that need no database: it returns why
+// it is skipped, or "" with s.phone (E.164) and s.text (rendered) set.
+func (p *Processor) check(s *sms, t templates.Template, raw string, o orders.Order) string {
 	if !t.Enabled {
-		return decide(Skipped, "template "+key+" disabled", "")
+		return "template " + s.entry.Event + " disabled"
 	}
 	if raw == "" {
-		return decide(Skipped, "no phone on the order", "")
+		return "no phone on the order"
 	}
 	e164, ok := phone.E164(raw, s.conn.DefaultCountry)
 	if !ok {
-		return decide(Skipped, "unparseable phone", "")
-	}
-	out, err := store.OptedOut(ctx, tx, s.conn.AccountID, e164)
-	if err != nil {
-		return err
-	}
-	if out {
-		return decide(Skipped, "phone opted out", "")
-	}
-	s.text = rpcapi.Render(t.Text, o, s.conn.Name)
-	if s.text == "" {
-		return decide(Skipped, "template rendered empty", "")
+		return "unparseable phone"
 	}
 	s.phone = e164
-	rec, err := store.ClaimSend(ctx, tx, s.conn.ID, sendKey, s.hook.DeliveryID, now)
-	if err != nil {
-		return err
-	}
-	s.rec = rec
-	if rec.DeliveryID != s.hook.DeliveryID {
-		if rec.State == store.SendQueued {
-			return decide(Duplicate, "already sent for this order and event", rec.Hash)
-		}
-		return decide(Duplicate, "another delivery of this order and event "+rec.State, rec.Hash)
-	}
-	switch rec.State {
-	case store.SendQueued:
-		return decide(Queued, "", rec.Hash) // a retry of this delivery after a crash
-	case store.SendSkipped:
-		return decide(Skipped, "monthly limit reached or no active subscription", "")
-	}
-	return nil // waiting: quota, then publish
-}
-
-// remember merges what is known of the order into o and stores the result.
-func (p *Processor) remember(ctx context.Context, tx bun.IDB, storeID string, o *orders.Order, now int64) error {
-	prev, err := store.RecallOrder(ctx, tx, storeID, o.ID)
-	if err != nil {
-		return err
-	}
-	if prev != "" {
-		var po orders.Order
-		if json.Unmarshal([]byte(prev), &po) == nil {
-			o.Merge(po)
-		}
-	}
-	b, _ := json.Marshal(o)
-	if string(b) == prev {
-		return nil
-	}
-	return store.RememberOrder(ctx, tx, storeID, o.ID, string(b), now)
+	s.text = rpcapi.Render(t.Text, o, s.conn.Name)
+	return ""
 }
 
 // pick returns the customer's phone: the first non-empty of the store's
@@ -371,6 +422,7 @@ func (p *Processor) reserve(ctx context.Context, all []*sms) error {
 		if err != nil {
 			return err
 		}
+		var recs []store.Send
 		for _, s := range all {
 			if s.entry.Decision == "" && !live[s.conn.ID] {
 				// Deleted while in flight: nothing is sent.
@@ -385,12 +437,10 @@ func (p *Processor) reserve(ctx context.Context, all []*sms) error {
 				placer.place(&s.rec)
 			}
 			if s.rec.State == store.SendSkipped || s.entry.Decision == "" {
-				if err := store.SetSend(ctx, tx, s.rec); err != nil {
-					return err
-				}
+				recs = append(recs, s.rec)
 			}
 		}
-		return nil
+		return store.SetSends(ctx, tx, recs)
 	})
 	if err != nil {
 		for _, g := range grants {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/apitosms/apitosms/services/stores/internal/templates"
 )
 
@@ -325,8 +327,10 @@ func Parse(platform, topic string, body []byte) (Event, error) {
 	return ParseShopify(topic, body)
 }
 
+// decode reads a delivery's body with goccy/go-json (as libs/events does):
+// parsing was a third of the consumer's CPU per order with encoding/json.
 func decode(body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := gojson.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return nil

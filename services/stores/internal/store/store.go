@@ -10,6 +10,8 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -248,9 +250,20 @@ func (s *Store) RemoveOptOuts(ctx context.Context, account int64, phones []strin
 	return int(n), nil
 }
 
-// OptedOut reports whether phone is opted out for account.
-func OptedOut(ctx context.Context, db bun.IDB, account int64, phone string) (bool, error) {
-	return db.NewSelect().Model((*OptOut)(nil)).Where("account_id = ? AND phone = ?", account, phone).Exists(ctx)
+// OptedOut returns which of phones (E.164) are opted out for account.
+func OptedOut(ctx context.Context, db bun.IDB, account int64, phones []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for part := range slices.Chunk(phones, chunk) {
+		var got []string
+		if err := db.NewSelect().Model((*OptOut)(nil)).Column("phone").
+			Where("account_id = ? AND phone IN (?)", account, bun.List(part)).Scan(ctx, &got); err != nil {
+			return nil, err
+		}
+		for _, p := range got {
+			out[p] = true
+		}
+	}
+	return out, nil
 }
 
 // Tx runs fn in one transaction (one commit: on SQLite one fsync for a
@@ -279,33 +292,145 @@ func Existing(ctx context.Context, db bun.IDB, ids []string) (map[string]bool, e
 	return out, nil
 }
 
-// SeeDelivery records a delivery as received (once) and reports whether it
-// was already done: the caller then logs a duplicate and sends nothing.
-func SeeDelivery(ctx context.Context, db bun.IDB, store, delivery string, nowMs int64) (done bool, err error) {
-	d := Delivery{StoreID: store, DeliveryID: delivery, ReceivedMs: nowMs}
-	if _, err := db.NewInsert().Model(&d).On("CONFLICT (store_id, delivery_id) DO NOTHING").Exec(ctx); err != nil {
-		return false, err
+// The consumer works on batches of deliveries: each operation below is a
+// few statements for the whole batch, not one per delivery (on SQLite
+// every statement is parsed anew: per-row statements were most of the
+// consumer's CPU). chunk bounds the rows of one statement.
+const chunk = 500
+
+// DeliveryRef names one delivery.
+type DeliveryRef struct{ Store, Delivery string }
+
+// SendRef names one send record.
+type SendRef struct{ Store, Key string }
+
+// OrderRef names one remembered order.
+type OrderRef struct{ Store, Order string }
+
+// perStore calls fn with the distinct keys of each store, at most chunk at
+// a time, stores in the order first seen.
+func perStore(refs [][2]string, fn func(store string, keys []string) error) error {
+	byStore := map[string][]string{}
+	var stores []string
+	seen := map[[2]string]bool{}
+	for _, r := range refs {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		if _, ok := byStore[r[0]]; !ok {
+			stores = append(stores, r[0])
+		}
+		byStore[r[0]] = append(byStore[r[0]], r[1])
 	}
-	err = db.NewSelect().Model(&d).WherePK().Scan(ctx)
-	return d.Done, err
+	for _, st := range stores {
+		for part := range slices.Chunk(byStore[st], chunk) {
+			if err := fn(st, part); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// ClaimSend returns the send record of key, creating it for delivery when
-// there is none. The caller resumes a record its own delivery owns and
-// treats any other as a duplicate.
-func ClaimSend(ctx context.Context, db bun.IDB, store, key, delivery string, nowMs int64) (Send, error) {
-	r := Send{StoreID: store, SendKey: key, DeliveryID: delivery, State: SendPending, CreatedMs: nowMs}
-	if _, err := db.NewInsert().Model(&r).On("CONFLICT (store_id, send_key) DO NOTHING").Exec(ctx); err != nil {
-		return r, err
+// SeeDeliveries records deliveries as received (once each) and returns
+// those already done: the caller logs each a duplicate and sends nothing.
+func SeeDeliveries(ctx context.Context, db bun.IDB, refs []DeliveryRef, nowMs int64) (map[DeliveryRef]bool, error) {
+	keys := make([][2]string, len(refs))
+	for i, r := range refs {
+		keys[i] = [2]string{r.Store, r.Delivery}
 	}
-	err := db.NewSelect().Model(&r).WherePK().Scan(ctx)
-	return r, err
+	done := map[DeliveryRef]bool{}
+	err := perStore(keys, func(st string, ids []string) error {
+		rows := make([]Delivery, len(ids))
+		for i, id := range ids {
+			rows[i] = Delivery{StoreID: st, DeliveryID: id, ReceivedMs: nowMs}
+		}
+		if _, err := db.NewInsert().Model(&rows).On("CONFLICT (store_id, delivery_id) DO NOTHING").Exec(ctx); err != nil {
+			return err
+		}
+		var got []string
+		if err := db.NewSelect().Model((*Delivery)(nil)).Column("delivery_id").
+			Where("store_id = ? AND done AND delivery_id IN (?)", st, bun.List(ids)).Scan(ctx, &got); err != nil {
+			return err
+		}
+		for _, id := range got {
+			done[DeliveryRef{st, id}] = true
+		}
+		return nil
+	})
+	return done, err
 }
 
-// SetSend writes a send record's state, month and hash.
-func SetSend(ctx context.Context, db bun.IDB, r Send) error {
-	_, err := db.NewUpdate().Model(&r).Column("state", "month", "grp", "idx", "account_id", "phone", "body", "hash").WherePK().Exec(ctx)
-	return err
+// ClaimSends returns the send record of each claim (StoreID, SendKey,
+// DeliveryID), creating it for the first claim of its key when there is
+// none. The caller resumes a record its own delivery owns and treats any
+// other as a duplicate.
+func ClaimSends(ctx context.Context, db bun.IDB, claims []Send, nowMs int64) (map[SendRef]Send, error) {
+	first := map[SendRef]Send{}
+	keys := make([][2]string, 0, len(claims))
+	for _, c := range claims {
+		ref := SendRef{c.StoreID, c.SendKey}
+		if _, ok := first[ref]; !ok {
+			first[ref] = Send{StoreID: c.StoreID, SendKey: c.SendKey, DeliveryID: c.DeliveryID, State: SendPending, CreatedMs: nowMs}
+		}
+		keys = append(keys, [2]string{c.StoreID, c.SendKey})
+	}
+	out := make(map[SendRef]Send, len(first))
+	err := perStore(keys, func(st string, ks []string) error {
+		rows := make([]Send, len(ks))
+		for i, k := range ks {
+			rows[i] = first[SendRef{st, k}]
+		}
+		if _, err := db.NewInsert().Model(&rows).On("CONFLICT (store_id, send_key) DO NOTHING").Exec(ctx); err != nil {
+			return err
+		}
+		var got []Send
+		if err := db.NewSelect().Model(&got).Where("store_id = ? AND send_key IN (?)", st, bun.List(ks)).Scan(ctx); err != nil {
+			return err
+		}
+		for _, r := range got {
+			out[SendRef{r.StoreID, r.SendKey}] = r
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetSends writes send records' state, month, group, place, SMS and hash
+// (the last of a key wins). Records that no longer exist (their store was
+// deleted) stay deleted.
+func SetSends(ctx context.Context, db bun.IDB, recs []Send) error {
+	last := map[SendRef]int{}
+	for i, r := range recs {
+		last[SendRef{r.StoreID, r.SendKey}] = i
+	}
+	rows := make([]Send, 0, len(last))
+	for i, r := range recs {
+		if last[SendRef{r.StoreID, r.SendKey}] == i {
+			rows = append(rows, r)
+		}
+	}
+	// UPDATE ... FROM (VALUES ...): one statement on SQLite (3.33+) and
+	// PostgreSQL, whose VALUES both name their columns column1, column2...
+	for part := range slices.Chunk(rows, chunk) {
+		var q strings.Builder
+		args := make([]any, 0, 10*len(part))
+		q.WriteString("UPDATE store_sends SET state = v.column3, month = v.column4, grp = v.column5, idx = v.column6, " +
+			"account_id = v.column7, phone = v.column8, body = v.column9, hash = v.column10 FROM (VALUES ")
+		for i, r := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r.StoreID, r.SendKey, r.State, r.Month, r.Grp, r.Idx, r.AccountID, r.Phone, r.Body, r.Hash)
+		}
+		q.WriteString(") AS v WHERE store_sends.store_id = v.column1 AND store_sends.send_key = v.column2")
+		if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Group returns every send record published in stream message grp, by place.
@@ -315,41 +440,63 @@ func Group(ctx context.Context, db bun.IDB, grp string) ([]Send, error) {
 	return out, err
 }
 
-// RememberOrder stores what is known of an order.
-func RememberOrder(ctx context.Context, db bun.IDB, store, order, data string, nowMs int64) error {
-	o := Order{StoreID: store, OrderID: order, Data: data, UpdatedMs: nowMs}
-	_, err := db.NewInsert().Model(&o).On("CONFLICT (store_id, order_id) DO UPDATE").
-		Set("data = EXCLUDED.data").Set("updated_ms = EXCLUDED.updated_ms").Exec(ctx)
-	return err
-}
-
-// RecallOrder returns what is known of an order ("" when nothing).
-func RecallOrder(ctx context.Context, db bun.IDB, store, order string) (string, error) {
-	var o Order
-	err := db.NewSelect().Model(&o).Where("store_id = ? AND order_id = ?", store, order).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+// RememberOrders stores what is known of orders (the last of an order wins).
+func RememberOrders(ctx context.Context, db bun.IDB, list []Order) error {
+	last := map[OrderRef]int{}
+	for i, o := range list {
+		last[OrderRef{o.StoreID, o.OrderID}] = i
 	}
-	return o.Data, err
-}
-
-// DeliveryRef names one delivery.
-type DeliveryRef struct{ Store, Delivery string }
-
-// Finish logs decisions and marks deliveries done (in the caller's transaction).
-func Finish(ctx context.Context, db bun.IDB, entries []LogEntry, done []DeliveryRef) error {
-	if len(entries) > 0 {
-		if _, err := db.NewInsert().Model(&entries).ExcludeColumn("id").Exec(ctx); err != nil {
-			return err
+	rows := make([]Order, 0, len(last))
+	for i, o := range list {
+		if last[OrderRef{o.StoreID, o.OrderID}] == i {
+			rows = append(rows, o)
 		}
 	}
-	for _, d := range done {
-		if _, err := db.NewUpdate().Model((*Delivery)(nil)).Set("done = ?", true).
-			Where("store_id = ? AND delivery_id = ?", d.Store, d.Delivery).Exec(ctx); err != nil {
+	for part := range slices.Chunk(rows, chunk) {
+		if _, err := db.NewInsert().Model(&part).On("CONFLICT (store_id, order_id) DO UPDATE").
+			Set("data = EXCLUDED.data").Set("updated_ms = EXCLUDED.updated_ms").Exec(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RecallOrders returns what is known of orders (absent when nothing).
+func RecallOrders(ctx context.Context, db bun.IDB, refs []OrderRef) (map[OrderRef]string, error) {
+	keys := make([][2]string, len(refs))
+	for i, r := range refs {
+		keys[i] = [2]string{r.Store, r.Order}
+	}
+	out := map[OrderRef]string{}
+	err := perStore(keys, func(st string, ids []string) error {
+		var got []Order
+		if err := db.NewSelect().Model(&got).Where("store_id = ? AND order_id IN (?)", st, bun.List(ids)).Scan(ctx); err != nil {
+			return err
+		}
+		for _, o := range got {
+			out[OrderRef{st, o.OrderID}] = o.Data
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Finish logs decisions and marks deliveries done (in the caller's transaction).
+func Finish(ctx context.Context, db bun.IDB, entries []LogEntry, done []DeliveryRef) error {
+	for part := range slices.Chunk(entries, chunk) {
+		if _, err := db.NewInsert().Model(&part).ExcludeColumn("id").Exec(ctx); err != nil {
+			return err
+		}
+	}
+	keys := make([][2]string, len(done))
+	for i, d := range done {
+		keys[i] = [2]string{d.Store, d.Delivery}
+	}
+	return perStore(keys, func(st string, ids []string) error {
+		_, err := db.NewUpdate().Model((*Delivery)(nil)).Set("done = ?", true).
+			Where("store_id = ? AND delivery_id IN (?)", st, bun.List(ids)).Exec(ctx)
+		return err
+	})
 }
 
 // AddLog writes one log entry.

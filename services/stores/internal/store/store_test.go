@@ -58,37 +58,61 @@ func TestStoreContract(t *testing.T) {
 		if n, _ := st.AddOptOuts(ctx, 1, []string{"+14155550132"}); n != 0 {
 			t.Fatalf("added again: %d", n)
 		}
-		if out, err := store.OptedOut(ctx, st.DB(), 1, "+48512345678"); err != nil || !out {
+		if out, err := store.OptedOut(ctx, st.DB(), 1, []string{"+48512345678", "+10000000000"}); err != nil ||
+			len(out) != 1 || !out["+48512345678"] {
 			t.Fatalf("opted out: %v %v", out, err)
 		}
-		if out, _ := store.OptedOut(ctx, st.DB(), 2, "+48512345678"); out {
+		if out, _ := store.OptedOut(ctx, st.DB(), 2, []string{"+48512345678"}); len(out) != 0 {
 			t.Fatal("another account's opt-out applies")
 		}
 		if n, _ := st.RemoveOptOuts(ctx, 1, []string{"+48512345678", "+10000000000"}); n != 1 {
 			t.Fatalf("removed %d", n)
 		}
 
-		// Deliveries and sends: the first claim owns the record.
+		// Deliveries and sends: the first claim owns the record, also
+		// within one batch; a record is set only while it exists.
+		d1, d2 := store.DeliveryRef{Store: "st_a", Delivery: "d1"}, store.DeliveryRef{Store: "st_b", Delivery: "d2"}
+		key := store.SendRef{Store: "st_a", Key: "o1:order_paid:customer"}
 		err := st.Tx(ctx, func(ctx context.Context, tx bun.IDB) error {
-			if done, err := store.SeeDelivery(ctx, tx, "st_a", "d1", now); err != nil || done {
+			if done, err := store.SeeDeliveries(ctx, tx, []store.DeliveryRef{d1, d2, d1}, now); err != nil || len(done) != 0 {
 				return fmt.Errorf("first sight: %v %w", done, err)
 			}
-			r, err := store.ClaimSend(ctx, tx, "st_a", "o1:order_paid:customer", "d1", now)
-			if err != nil || r.DeliveryID != "d1" || r.State != store.SendPending {
-				return fmt.Errorf("claim: %+v %w", r, err)
+			recs, err := store.ClaimSends(ctx, tx, []store.Send{
+				{StoreID: "st_a", SendKey: key.Key, DeliveryID: "d1"},
+				{StoreID: "st_a", SendKey: key.Key, DeliveryID: "d2"},
+				{StoreID: "st_b", SendKey: key.Key, DeliveryID: "d2"},
+			}, now)
+			if r := recs[key]; err != nil || len(recs) != 2 || r.DeliveryID != "d1" || r.State != store.SendPending {
+				return fmt.Errorf("claim: %+v %w", recs, err)
 			}
+			r := recs[key]
 			r.Month, r.Grp, r.Idx, r.AccountID, r.Phone, r.Body = "2026-12", "g-0", 0, 1, "+14155550132", "hi"
-			return store.SetSend(ctx, tx, r)
+			gone := store.Send{StoreID: "st_x", SendKey: key.Key, State: store.SendQueued}
+			return store.SetSends(ctx, tx, []store.Send{gone, r})
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := store.ClaimSend(ctx, st.DB(), "st_a", "o1:order_paid:customer", "d2", now)
-		if err != nil || r.DeliveryID != "d1" || r.Grp != "g-0" || r.Body != "hi" {
-			t.Fatalf("second claim: %+v %v", r, err)
+		recs, err := store.ClaimSends(ctx, st.DB(), []store.Send{{StoreID: "st_a", SendKey: key.Key, DeliveryID: "d2"}}, now)
+		if r := recs[key]; err != nil || r.DeliveryID != "d1" || r.Grp != "g-0" || r.Body != "hi" || r.AccountID != 1 {
+			t.Fatalf("second claim: %+v %v", recs, err)
 		}
 		if g, err := store.Group(ctx, st.DB(), "g-0"); err != nil || len(g) != 1 || g[0].Phone != "+14155550132" {
 			t.Fatalf("group: %+v %v", g, err)
+		}
+		if g, _ := store.Group(ctx, st.DB(), ""); len(g) != 1 || g[0].StoreID != "st_b" { // st_x not created
+			t.Fatalf("ungrouped: %+v", g)
+		}
+
+		// Orders: the last of an order in a batch wins.
+		o1 := store.OrderRef{Store: "st_a", Order: "1"}
+		if err := store.RememberOrders(ctx, st.DB(), []store.Order{{StoreID: "st_a", OrderID: "1", Data: "a", UpdatedMs: now},
+			{StoreID: "st_a", OrderID: "1", Data: "b", UpdatedMs: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := store.RecallOrders(ctx, st.DB(), []store.OrderRef{o1, {Store: "st_a", Order: "2"}}); err != nil ||
+			len(got) != 1 || got[o1] != "b" {
+			t.Fatalf("recall: %v %v", got, err)
 		}
 		var entries []store.LogEntry
 		for i := range 5 {
@@ -101,8 +125,8 @@ func TestStoreContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if done, _ := store.SeeDelivery(ctx, st.DB(), "st_a", "d1", now); !done {
-			t.Fatal("finished delivery not done")
+		if done, _ := store.SeeDeliveries(ctx, st.DB(), []store.DeliveryRef{d1, d2}, now); !done[d1] || done[d2] {
+			t.Fatalf("finished delivery not done: %v", done)
 		}
 		// Paging: newest first, never repeating.
 		seen := map[int64]bool{}
