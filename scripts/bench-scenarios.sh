@@ -42,6 +42,10 @@ bench_scenarios() {
 	# cost of them (compare with the drain row).
 	_bench_scenario "$fn" "$backend" std drain-webhooks -mode drain -merchants 4 -batch 1000 -phones 32 -limit 200 -messages "$PREFILL" -duration 60s \
 		-webhooks -env APITOSMS_WEBHOOK_ALLOW_PRIVATE=true
+	# Shop deliveries (contract §13): a WooCommerce store per merchant, 32
+	# senders posting signed order.created deliveries, each a new order, for
+	# the window; then until every one is queued as an SMS.
+	_bench_scenario "$fn" "$backend" std stores -mode stores -merchants 4 -senders 32 -duration "$DURATION"
 	# Bulk lookups of 1000 hashes (POST /messages/lookup) among 100,000
 	# stored messages; the read window is lifted so it measures the server.
 	_bench_scenario "$fn" "$backend" std lookup-1000 -mode lookup -merchants 4 -batch 1000 -prefill 100000 -duration "$DURATION" \

@@ -187,11 +187,12 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	var env multiFlag
 	fs.Var(&env, "env", "with -spawn: extra KEY=VALUE for the server (repeatable)")
 	fs.StringVar(&cfg.Scenario, "scenario", "bench", "label of this run in the table")
-	fs.StringVar(&cfg.Mode, "mode", loadgen.ModeMixed, "ingest (queue only), drain (prefill, then pull+report), mixed, or lookup (prefill, then bulk lookups of 1000)")
+	fs.StringVar(&cfg.Mode, "mode", loadgen.ModeMixed, "ingest (queue only), drain (prefill, then pull+report), mixed, lookup (prefill, then bulk lookups of 1000), or stores (a WooCommerce store per merchant; signed order deliveries, each a new order, until each became a queued SMS)")
 	fs.IntVar(&cfg.Merchants, "merchants", 4, "concurrent merchant clients, each with its own account")
 	fs.IntVar(&cfg.Batch, "batch", 1000, "messages per queue request (1 sends a bare object)")
 	fs.IntVar(&cfg.Phones, "phones", 8, "concurrent phones, spread over the merchants' accounts")
 	fs.IntVar(&cfg.Limit, "limit", 200, "get_messages limit")
+	fs.IntVar(&cfg.Senders, "senders", 32, "stores mode: concurrent senders of shop deliveries, round robin over the merchants' stores")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured window (drain: its cap; 0 = none)")
 	fs.Int64Var(&cfg.Messages, "messages", 0, "ingest/mixed: stop after this many accepted in the window; drain: same as -prefill")
 	fs.Int64Var(&cfg.Prefill, "prefill", 0, "queue this many messages before the window (drain default 200000), e.g. to measure with millions waiting")

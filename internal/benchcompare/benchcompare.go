@@ -131,7 +131,9 @@ type metric struct {
 // metrics are the figures compared, in table order; name is computed from
 // the group's first result (the same scenario has the same mode and batch).
 func metrics(first *loadgen.Result) []metric {
-	notDrain := func(r *loadgen.Result) bool { return r.Mode != loadgen.ModeDrain && r.Mode != loadgen.ModeLookup }
+	notDrain := func(r *loadgen.Result) bool {
+		return r.Mode != loadgen.ModeDrain && r.Mode != loadgen.ModeLookup && r.Mode != loadgen.ModeStores
+	}
 	ms := []metric{
 		{"accepted SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.AcceptedPerSec, notDrain(r) }},
 		// Requests are the unit of one-message-per-request scenarios; with
@@ -152,6 +154,18 @@ func metrics(first *loadgen.Result) []metric {
 			}
 			return r.Lookups.PerSec, true
 		}},
+		{"store deliveries/s (verified and stored)", Higher, func(r *loadgen.Result) (float64, bool) {
+			if r.Stores == nil {
+				return 0, false
+			}
+			return r.Stores.DeliveriesPerSec, true
+		}},
+		{"orders/s queued as SMS", Higher, func(r *loadgen.Result) (float64, bool) {
+			if r.Stores == nil {
+				return 0, false
+			}
+			return r.Stores.OrdersPerSec, true
+		}},
 		{"pulled SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.PulledPerSec, r.Mode == loadgen.ModeMixed }},
 		{"reported SMS/s", Higher, func(r *loadgen.Result) (float64, bool) { return r.ReportedPerSec, r.Mode == loadgen.ModeMixed }},
 		{"prefill stored in s", Lower, func(r *loadgen.Result) (float64, bool) {
@@ -161,7 +175,7 @@ func metrics(first *loadgen.Result) []metric {
 			return r.Prefill.StoredSeconds, true
 		}},
 	}
-	endpoints := []string{"queue", "get_messages", "status", "lookup"}
+	endpoints := []string{"queue", "get_messages", "status", "lookup", "store_hook"}
 	if first.Mode == loadgen.ModeMixed {
 		endpoints = append(endpoints, "queue_to_phone")
 	}
@@ -235,6 +249,13 @@ func workUnit(r *loadgen.Result) (string, func(*loadgen.Result) float64) {
 				return 0
 			}
 			return float64(r.Lookups.Lookups)
+		}
+	case r.Mode == loadgen.ModeStores:
+		return "order queued", func(r *loadgen.Result) float64 {
+			if r.Stores == nil {
+				return 0
+			}
+			return float64(r.Stores.Queued)
 		}
 	case r.Mode == loadgen.ModeDrain:
 		return "drained SMS", func(r *loadgen.Result) float64 { return float64(r.Reported) }

@@ -62,10 +62,25 @@ func adminCall(ctx context.Context, c *http.Client, method, url, token string, b
 		return err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, strings.SplitN(url, "/admin/", 2)[1], resp.StatusCode, bytes.TrimSpace(data))
+		return fmt.Errorf("%s %s: %d %s", method, route(url), resp.StatusCode, bytes.TrimSpace(data))
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// route is url's path for an error message, without the server's address
+// and with an API token replaced by {token}.
+func route(url string) string {
+	if i := strings.Index(url, "/admin/"); i >= 0 {
+		return url[i:]
+	}
+	if i := strings.Index(url, "/api/"); i >= 0 {
+		rest := url[i+len("/api/"):]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			return "/api/{token}" + rest[j:]
+		}
+	}
+	return url
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apitosms/apitosms/internal/phonesim"
@@ -30,6 +31,7 @@ const (
 	ModeDrain  = "drain"  // prefill, then phones only
 	ModeMixed  = "mixed"  // merchants and phones together
 	// ModeLookup (hooks.go): prefill, then bulk lookups.
+	// ModeStores (stores.go): signed shop deliveries, each a new order.
 )
 
 // Config describes one run.
@@ -48,6 +50,7 @@ type Config struct {
 	Batch     int // messages per queue request
 	Phones    int // polling phones, spread over the merchants' accounts
 	Limit     int // get_messages limit
+	Senders   int // stores mode: concurrent senders of shop deliveries, over the merchants' stores
 
 	// Duration is the measured window (ingest, mixed) or its cap (drain).
 	Duration time.Duration
@@ -91,11 +94,11 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	switch c.Mode {
-	case ModeIngest, ModeDrain, ModeMixed, ModeLookup:
+	case ModeIngest, ModeDrain, ModeMixed, ModeLookup, ModeStores:
 	case "":
 		c.Mode = ModeMixed
 	default:
-		return fmt.Errorf("unknown mode %q (want ingest, drain or mixed)", c.Mode)
+		return fmt.Errorf("unknown mode %q (want ingest, drain, mixed, lookup or stores)", c.Mode)
 	}
 	if c.SettleTimeout <= 0 {
 		c.SettleTimeout = 30 * time.Minute
@@ -109,11 +112,16 @@ func (c *Config) defaults() error {
 	if c.Scheduled < 0 || c.Scheduled > 1 || c.High < 0 || c.High > 1 {
 		return errors.New("the scheduled and high shares must be 0..1")
 	}
-	if c.Mode != ModeIngest && c.Phones < 1 {
+	if c.Mode != ModeIngest && c.Mode != ModeStores && c.Phones < 1 {
 		return fmt.Errorf("mode %s needs phones", c.Mode)
 	}
-	if c.Mode == ModeIngest || c.Mode == ModeLookup {
+	if c.Mode == ModeIngest || c.Mode == ModeLookup || c.Mode == ModeStores {
 		c.Phones = 0
+	}
+	if c.Mode != ModeStores {
+		c.Senders = 0
+	} else if c.Duration <= 0 || c.Senders < 1 || c.Prefill > 0 {
+		return errors.New("stores mode needs a duration and at least one sender, and takes no prefill")
 	}
 	if c.HookWait <= 0 {
 		c.HookWait = 60 * time.Second
@@ -183,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		fmt.Fprintf(cfg.Log, "server %s (%s, pid %d, namespace %s)\n", srv.URL, srv.Backend, srv.PID, srv.Namespace)
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	client := phonesim.NewClient(cfg.Merchants + cfg.Phones)
+	client := phonesim.NewClient(cfg.Merchants + cfg.Phones + cfg.Senders)
 	defer client.CloseIdleConnections()
 	tokens, err := CreateAccounts(ctx, client, cfg.URL, cfg.AdminToken, cfg.Merchants)
 	if err != nil {
@@ -191,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	r := &run{cfg: cfg, client: client, tokens: tokens}
 	res = &Result{Scenario: cfg.Scenario, Backend: backend, Namespace: namespace, Mode: cfg.Mode, Merchants: cfg.Merchants,
-		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit, ScheduledShare: cfg.Scheduled, HighShare: cfg.High}
+		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit, Senders: cfg.Senders, ScheduledShare: cfg.Scheduled, HighShare: cfg.High}
 	if err := r.execute(ctx, res); err != nil {
 		return nil, err
 	}
@@ -207,6 +215,9 @@ type run struct {
 	phones    []*phoneWorker
 	hooks     *hookReceiver        // with Webhooks
 	lookups   []*lookupWorker      // lookup mode
+	senders   []*storeSender       // stores mode
+	stores    *Stores              // stores mode: its figures, after the window
+	storesErr error                // stores mode: reading the server's queued count failed
 	dues      map[string]*tokenDue // by token: what a drain waits for
 	// base is what the prefill accepted, excluded from the window's figures.
 	base struct{ accepted, requests int64 }
@@ -247,6 +258,17 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 			r.lookups = append(r.lookups, newLookupWorker(r.client, cfg.URL, r.tokens[i], m.hashes))
 		}
 	}
+	if cfg.Mode == ModeStores {
+		stores, err := connectStores(ctx, r.client, cfg.URL, r.tokens)
+		if err != nil {
+			return err
+		}
+		next := new(atomic.Int64)
+		next.Store(1_000_000) // ids of 7 digits and more, one a delivery
+		for range cfg.Senders {
+			r.senders = append(r.senders, &storeSender{client: r.client, stores: stores, next: next, errs: errorCounts{}})
+		}
+	}
 	hooksBefore := int64(0)
 	if r.hooks != nil {
 		hooksBefore = r.hooks.events.Load()
@@ -268,6 +290,9 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	if cfg.Mode == ModeLookup {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.runLookups(ctx, stop) }()
+	} else if cfg.Mode == ModeStores {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runStores(ctx, stop) }()
 	} else if cfg.Mode != ModeDrain {
 		quota := int64(0)
 		if cfg.Messages > 0 {
@@ -276,7 +301,7 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.runMerchants(ctx, stop, quota) }()
 	}
-	if cfg.Mode != ModeIngest {
+	if cfg.Phones > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.runPhones(ctx, stop, cfg.Mode == ModeDrain) }()
 	}
@@ -297,6 +322,9 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if r.storesErr != nil {
+		return r.storesErr
+	}
 
 	r.fill(res, window)
 	if r.hooks != nil {
@@ -304,8 +332,8 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		// .failed event.
 		r.awaitHooks(ctx, res, start, hooksInWindow, hooksBefore+res.Updated)
 	}
-	if cfg.Mode == ModeDrain || cfg.Mode == ModeLookup {
-		// Nothing is queued in the window.
+	if cfg.Mode == ModeDrain || cfg.Mode == ModeLookup || cfg.Mode == ModeStores {
+		// Nothing is queued through /queue in the window.
 		res.AcceptedPerSec, res.QueueRequestsPerSec = 0, 0
 	}
 	secs := window.Seconds()
@@ -449,6 +477,17 @@ func (r *run) fill(res *Result, window time.Duration) {
 			errs.addN("status item", int(s.ReportErrors))
 		}
 	}
+	var storeLat Histogram
+	for _, w := range r.senders {
+		storeLat.Merge(&w.latency)
+		errs.merge(w.errs)
+	}
+	if s := r.stores; s != nil {
+		res.Stores = s
+		if s.Queued < s.Deliveries {
+			errs.addN("orders not queued", int(s.Deliveries-s.Queued))
+		}
+	}
 	var lookupLat Histogram
 	if len(r.lookups) > 0 {
 		lk := &Lookups{}
@@ -468,7 +507,7 @@ func (r *run) fill(res *Result, window time.Duration) {
 	res.PulledPerSec = float64(res.Pulled) / secs
 	res.ReportedPerSec = float64(res.Reported) / secs
 	res.Latency = map[string]Latency{}
-	for name, h := range map[string]*Histogram{"queue": &queueLat, "get_messages": &getLat, "status": &statusLat, "queue_to_phone": &toPhone, "lookup": &lookupLat} {
+	for name, h := range map[string]*Histogram{"queue": &queueLat, "get_messages": &getLat, "status": &statusLat, "queue_to_phone": &toPhone, "lookup": &lookupLat, "store_hook": &storeLat} {
 		if h.Count() > 0 {
 			res.Latency[name] = latencyOf(h)
 		}

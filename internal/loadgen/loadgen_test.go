@@ -173,3 +173,37 @@ func assertNamespaceGone(t *testing.T, natsURL, ns string) {
 		}
 	}
 }
+
+// A short stores run (contract §13): every signed delivery is answered 200
+// and becomes exactly one queued SMS, with no errors, and the row and the
+// server's CPU are there, on both backends.
+func TestRunStores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := Run(ctx, Config{Mode: ModeStores, Spawn: &sc, Duration: 2 * time.Second, Merchants: 2, Batch: 1, Senders: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := res.Stores
+		if s == nil || s.Deliveries == 0 || s.Queued != s.Deliveries || res.ErrorTotal != 0 {
+			t.Fatalf("stores %+v, errors %v: want every delivery queued once", s, res.Errors)
+		}
+		if l := res.Latency["store_hook"]; l.Count != s.Deliveries {
+			t.Fatalf("store_hook latency counted %d of %d deliveries", l.Count, s.Deliveries)
+		}
+		if res.Server == nil || res.Server.CPUSeconds <= 0 || res.Accepted != 0 {
+			t.Fatalf("server %+v, accepted through /queue %d", res.Server, res.Accepted)
+		}
+		if row := res.Row(); !strings.Contains(row, "2 WooCommerce stores, 4 senders") || !strings.Contains(row, "orders/s queued as SMS") {
+			t.Fatalf("row: %s", row)
+		}
+	})
+}

@@ -23,6 +23,7 @@ type Result struct {
 	Batch     int    `json:"batch"`
 	Phones    int    `json:"phones"`
 	Limit     int    `json:"limit"`
+	Senders   int    `json:"senders,omitempty"` // stores mode
 	// Shares of queued items with contract §12 fields (-scheduled, -high).
 	ScheduledShare float64 `json:"scheduledShare,omitempty"`
 	HighShare      float64 `json:"highShare,omitempty"`
@@ -65,6 +66,7 @@ type Result struct {
 	// with Webhooks); Lookups: bulk lookups (lookup mode).
 	Webhooks *Webhooks `json:"webhooks,omitempty"`
 	Lookups  *Lookups  `json:"lookups,omitempty"`
+	Stores   *Stores   `json:"stores,omitempty"` // stores mode
 
 	Verified    *bool  `json:"verified,omitempty"`
 	VerifyError string `json:"verifyError,omitempty"`
@@ -157,7 +159,7 @@ func (e errorCounts) merge(o errorCounts) {
 // TableHeader is the Markdown header of the rows Row writes.
 const TableHeader = "| scenario | backend | mode | load | window s | accepted SMS/s | queue req/s | pulled SMS/s | reported SMS/s " +
 	"| queue ms p50/p95/p99 | get_messages ms p50/p95/p99 | status ms p50/p95/p99 | queue→phone ms p50/p95/p99 " +
-	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) | CPU / IO stall % | webhook events/s · lookups/s |\n" +
+	"| errors | server CPU s (cores) | server peak RSS MiB | NATS+PostgreSQL CPU s (cores) | tool CPU s (cores) | CPU / IO stall % | webhook events/s · lookups/s · store deliveries/s |\n" +
 	"|---|---|---|---|--:|--:|--:|--:|--:|---|---|---|---|---|--:|--:|--:|--:|--:|---|\n"
 
 // Row is the result as one Markdown table row (see TableHeader).
@@ -165,8 +167,8 @@ func (r *Result) Row() string {
 	cells := []string{
 		r.Scenario, r.Backend, r.Mode, r.load(),
 		fmt.Sprintf("%.1f", r.Seconds),
-		rate(r.AcceptedPerSec, r.Mode != "drain" && r.Mode != ModeLookup),
-		rate(r.QueueRequestsPerSec, r.Mode != "drain" && r.Mode != ModeLookup),
+		rate(r.AcceptedPerSec, r.queues()),
+		rate(r.QueueRequestsPerSec, r.queues()),
 		rate(r.PulledPerSec, r.Phones > 0 && r.Mode != "ingest"),
 		rate(r.ReportedPerSec, r.Phones > 0 && r.Mode != "ingest"),
 		quantiles(r.Latency["queue"]),
@@ -203,10 +205,20 @@ func (r *Result) otherCell() string {
 	if l := r.Lookups; l != nil {
 		parts = append(parts, fmt.Sprintf("%s lookups/s (%s found)", thousands(l.PerSec), thousands(float64(l.Found))))
 	}
+	if s := r.Stores; s != nil {
+		parts = append(parts, fmt.Sprintf("%s store deliveries/s (%s); %s orders/s queued as SMS (%s)",
+			thousands(s.DeliveriesPerSec), thousands(float64(s.Deliveries)), thousands(s.OrdersPerSec), thousands(float64(s.Queued))))
+	}
 	if len(parts) == 0 {
 		return "—"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// queues says whether the run's clients queued messages through /queue
+// in the window (ingest and mixed).
+func (r *Result) queues() bool {
+	return r.Mode != ModeDrain && r.Mode != ModeLookup && r.Mode != ModeStores
 }
 
 func (r *Result) load() string {
@@ -216,6 +228,8 @@ func (r *Result) load() string {
 		if r.Prefill.Scheduled > 0 {
 			parts = append(parts, fmt.Sprintf("%s of them scheduled for later", thousands(float64(r.Prefill.Scheduled))))
 		}
+	} else if r.Mode == ModeStores {
+		parts = append(parts, fmt.Sprintf("%d WooCommerce stores, %d senders", r.Merchants, r.Senders))
 	} else if r.Mode == ModeLookup {
 		parts = append(parts, fmt.Sprintf("%d merchants × lookups of 1000", r.Merchants))
 		if r.Prefill != nil {
@@ -308,10 +322,10 @@ func (r *Result) WriteSummary(w io.Writer) {
 			thousands(float64(p.Messages)), p.Seconds, thousands(p.PerSec), ms(p.QueueLatency.P50), ms(p.QueueLatency.P99),
 			p.StoredSeconds, thousands(float64(p.Messages)/max(p.StoredSeconds, 1e-9)))
 	}
-	if r.Webhooks != nil || r.Lookups != nil {
+	if r.Webhooks != nil || r.Lookups != nil || r.Stores != nil {
 		fmt.Fprintf(w, "  other        %s\n", r.otherCell())
 	}
-	if r.Mode != "drain" && r.Mode != ModeLookup {
+	if r.queues() {
 		fmt.Fprintf(w, "  accepted     %s SMS (%s SMS/s, %s requests/s)\n", thousands(float64(r.Accepted)), thousands(r.AcceptedPerSec), thousands(r.QueueRequestsPerSec))
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
@@ -319,7 +333,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  reported     %s SMS (%s SMS/s; %s sent, %s failed; server updated %s)\n", thousands(float64(r.Reported)),
 			thousands(r.ReportedPerSec), thousands(float64(r.Sent)), thousands(float64(r.Failed)), thousands(float64(r.Updated)))
 	}
-	for _, k := range []string{"queue", "get_messages", "status", "queue_to_phone", "lookup"} {
+	for _, k := range []string{"queue", "get_messages", "status", "queue_to_phone", "lookup", "store_hook"} {
 		if l, ok := r.Latency[k]; ok && l.Count > 0 {
 			fmt.Fprintf(w, "  %-14s p50 %s ms, p95 %s ms, p99 %s ms (%d)\n", k, ms(l.P50), ms(l.P95), ms(l.P99), l.Count)
 		}

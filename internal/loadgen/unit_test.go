@@ -196,3 +196,54 @@ func TestTokenDue(t *testing.T) {
 		t.Fatal("not drained with 3 of 3 pulled")
 	}
 }
+
+func TestParseCounter(t *testing.T) {
+	t.Parallel()
+	text := `# HELP apitosms_stores_queued_messages_total queued
+# TYPE apitosms_stores_queued_messages_total counter
+apitosms_stores_queued_messages_total{platform="shopify"} 4
+apitosms_stores_queued_messages_total{platform="woocommerce"} 12
+apitosms_stores_queued_messages_total_extra 1000
+`
+	n, err := parseCounter(bufio.NewScanner(strings.NewReader(text)), queuedMetric)
+	if err != nil || n != 16 {
+		t.Fatalf("parseCounter = %d, %v; want 16, nil", n, err)
+	}
+	if _, err := parseCounter(bufio.NewScanner(strings.NewReader("apitosms_other 1\n")), queuedMetric); err == nil {
+		t.Error("a missing counter was not an error")
+	}
+	if _, err := parseCounter(bufio.NewScanner(strings.NewReader(queuedMetric+" x\n")), queuedMetric); err == nil {
+		t.Error("parseCounter accepted a malformed value")
+	}
+}
+
+// Each delivery is a valid WooCommerce order JSON of its own id.
+func TestWooOrder(t *testing.T) {
+	t.Parallel()
+	var o struct {
+		ID      int64 `json:"id"`
+		Status  string
+		Billing struct{ Phone string }
+		Items   []any `json:"line_items"`
+	}
+	if err := json.Unmarshal(wooOrder(1234567), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.ID != 1234567 || o.Status != "processing" || o.Billing.Phone == "" || len(o.Items) != 2 {
+		t.Fatalf("order %+v", o)
+	}
+}
+
+// Errors name the route without the address or the token.
+func TestRoute(t *testing.T) {
+	t.Parallel()
+	for url, want := range map[string]string{
+		"http://127.0.0.1:1/admin/v1/accounts":     "/admin/v1/accounts",
+		"http://127.0.0.1:1/api/secret-tok/stores": "/api/{token}/stores",
+		"http://127.0.0.1:1/other":                 "http://127.0.0.1:1/other",
+	} {
+		if got := route(url); got != want {
+			t.Errorf("route(%q) = %q, want %q", url, got, want)
+		}
+	}
+}
