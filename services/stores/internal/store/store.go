@@ -401,16 +401,7 @@ func ClaimSends(ctx context.Context, db bun.IDB, claims []Send, nowMs int64) (ma
 // (the last of a key wins). Records that no longer exist (their store was
 // deleted) stay deleted.
 func SetSends(ctx context.Context, db bun.IDB, recs []Send) error {
-	last := map[SendRef]int{}
-	for i, r := range recs {
-		last[SendRef{r.StoreID, r.SendKey}] = i
-	}
-	rows := make([]Send, 0, len(last))
-	for i, r := range recs {
-		if last[SendRef{r.StoreID, r.SendKey}] == i {
-			rows = append(rows, r)
-		}
-	}
+	rows := lastOfEach(recs, func(r Send) SendRef { return SendRef{r.StoreID, r.SendKey} })
 	// UPDATE ... FROM (VALUES ...): one statement on SQLite (3.33+) and
 	// PostgreSQL, whose VALUES both name their columns column1, column2...
 	for part := range slices.Chunk(rows, chunk) {
@@ -433,6 +424,22 @@ func SetSends(ctx context.Context, db bun.IDB, recs []Send) error {
 	return nil
 }
 
+// lastOfEach keeps, in order, the last element of list for each key: one
+// row per key in a multi-row statement, which may not touch a row twice.
+func lastOfEach[T any, K comparable](list []T, key func(T) K) []T {
+	last := make(map[K]int, len(list))
+	for i, v := range list {
+		last[key(v)] = i
+	}
+	out := make([]T, 0, len(last))
+	for i, v := range list {
+		if last[key(v)] == i {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Group returns every send record published in stream message grp, by place.
 func Group(ctx context.Context, db bun.IDB, grp string) ([]Send, error) {
 	var out []Send
@@ -442,16 +449,7 @@ func Group(ctx context.Context, db bun.IDB, grp string) ([]Send, error) {
 
 // RememberOrders stores what is known of orders (the last of an order wins).
 func RememberOrders(ctx context.Context, db bun.IDB, list []Order) error {
-	last := map[OrderRef]int{}
-	for i, o := range list {
-		last[OrderRef{o.StoreID, o.OrderID}] = i
-	}
-	rows := make([]Order, 0, len(last))
-	for i, o := range list {
-		if last[OrderRef{o.StoreID, o.OrderID}] == i {
-			rows = append(rows, o)
-		}
-	}
+	rows := lastOfEach(list, func(o Order) OrderRef { return OrderRef{o.StoreID, o.OrderID} })
 	for part := range slices.Chunk(rows, chunk) {
 		if _, err := db.NewInsert().Model(&part).On("CONFLICT (store_id, order_id) DO UPDATE").
 			Set("data = EXCLUDED.data").Set("updated_ms = EXCLUDED.updated_ms").Exec(ctx); err != nil {
