@@ -20,8 +20,13 @@ type Outboxed struct {
 // its id (never reused: AUTOINCREMENT or an identity column).
 func (q *Queries) AddOutbox(ctx context.Context, payload []byte, at time.Time) (int64, error) {
 	var id int64
-	err := q.db.QueryRowContext(ctx, `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`,
-		payload, at.UnixMilli()).Scan(&id)
+	var err error
+	if q.stmts != nil {
+		err = q.tx.StmtContext(ctx, q.stmts.addOutbox).QueryRowContext(ctx, payload, at.UnixMilli()).Scan(&id)
+	} else {
+		err = q.db.QueryRowContext(ctx, `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`,
+			payload, at.UnixMilli()).Scan(&id)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("add outbox: %w", err)
 	}
