@@ -39,7 +39,13 @@ func (q *Queries) DeleteOutbox(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := q.db.ExecContext(ctx, `DELETE FROM reported_outbox WHERE id IN (?)`, bun.List(ids)); err != nil {
+	var err error
+	if q.stmts != nil {
+		_, err = q.tx.StmtContext(ctx, q.stmts.delOutbox).ExecContext(ctx, jsonInts(ids))
+	} else {
+		_, err = q.db.ExecContext(ctx, `DELETE FROM reported_outbox WHERE id IN (?)`, bun.List(ids))
+	}
+	if err != nil {
 		return fmt.Errorf("delete outbox: %w", err)
 	}
 	return nil

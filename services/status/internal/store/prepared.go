@@ -20,6 +20,7 @@ const (
 		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
 	statusesSQLite  = `SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?))`
 	addOutboxSQLite = `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`
+	delOutboxSQLite = `DELETE FROM reported_outbox WHERE id IN (SELECT value FROM json_each(?))`
 )
 
 // bunTime is how bun writes a time into SQLite's text (schema.BaseDialect),
@@ -28,8 +29,8 @@ const bunTime = "2006-01-02 15:04:05.999999-07:00"
 
 // sqliteStmts holds the prepared statements; nil on PostgreSQL.
 type sqliteStmts struct {
-	mu                             sync.Mutex
-	markFinal, statuses, addOutbox *sql.Stmt
+	mu                                        sync.Mutex
+	markFinal, statuses, addOutbox, delOutbox *sql.Stmt
 }
 
 // prepare prepares the statements on first use. It must run outside a
@@ -41,7 +42,7 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 	for _, s := range []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&p.markFinal, markFinalSQLite}, {&p.statuses, statusesSQLite}, {&p.addOutbox, addOutboxSQLite}} {
+	}{{&p.markFinal, markFinalSQLite}, {&p.statuses, statusesSQLite}, {&p.addOutbox, addOutboxSQLite}, {&p.delOutbox, delOutboxSQLite}} {
 		if *s.dst != nil {
 			continue
 		}
