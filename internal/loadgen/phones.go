@@ -85,7 +85,7 @@ func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, due
 	return w
 }
 
-// run polls until stop closes or ctx ends. With s.every set (paced, like
+// run polls until stop closes or ctx ends. With every set (paced, like
 // a SIM-bound phone) a round of polls starts at most once per every, the
 // first after offset (workers spread their first rounds over one interval,
 // as phones switched on at different times); a round that takes longer
