@@ -201,6 +201,7 @@ func benchCommand(ctx context.Context, rt Runtime, args []string) error {
 	fs.Float64Var(&cfg.Success, "success", 1, "share of messages phones report sent (2); the rest failed (3)")
 	fs.DurationVar(&cfg.Delay, "delay", 0, "phones' simulated sending time per message")
 	fs.DurationVar(&cfg.Idle, "idle", 20*time.Millisecond, "phones' wait after an empty poll (mixed)")
+	fs.DurationVar(&cfg.PollEvery, "poll-every", 0, "pace the phones like SIM-bound ones: each starts a poll at most once per this interval (0: poll again as soon as the report is answered)")
 	fs.BoolVar(&cfg.Webhooks, "webhooks", false, `give each merchant account a "batch": true webhook on a receiver in this tool and report the events delivered (needs -env APITOSMS_WEBHOOK_ALLOW_PRIVATE=true)`)
 	fs.BoolVar(&cfg.Verify, "verify", false, "afterwards drain the rest and check every accepted message was pulled and reported exactly once")
 	asJSON := fs.Bool("json", false, "print the result as JSON")

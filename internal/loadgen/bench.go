@@ -73,6 +73,13 @@ type Config struct {
 	Success float64       // share of messages phones report sent (2); others failed (3)
 	Delay   time.Duration // phones' simulated sending time per message
 	Idle    time.Duration // phones' wait after an empty poll in mixed mode (default 20 ms)
+	// PollEvery paces the phones like SIM-bound ones: each starts a poll
+	// at most once per PollEvery (their first polls spread over one
+	// interval), so the offered load is Phones × Limit / PollEvery SMS/s
+	// and get_messages latency is the server's, not the queue of phones
+	// waiting (closed loop, PollEvery 0: a phone polls again as soon as its
+	// report is answered, which measures saturation).
+	PollEvery time.Duration
 	// Verify tracks every hash and checks, after the run, that each accepted
 	// message was pulled exactly once and reported, and that nothing is left.
 	Verify bool
@@ -148,6 +155,9 @@ func (c *Config) defaults() error {
 	if c.Idle <= 0 {
 		c.Idle = 20 * time.Millisecond
 	}
+	if c.PollEvery < 0 {
+		return errors.New("poll-every must not be negative")
+	}
 	if c.Spawn == nil && (c.URL == "" || c.AdminToken == "") {
 		return errors.New("give the server's URL and admin token, or spawn one")
 	}
@@ -199,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	r := &run{cfg: cfg, client: client, tokens: tokens}
 	res = &Result{Scenario: cfg.Scenario, Backend: backend, Namespace: namespace, Mode: cfg.Mode, Merchants: cfg.Merchants,
-		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit, Senders: cfg.Senders, ScheduledShare: cfg.Scheduled, HighShare: cfg.High}
+		Batch: cfg.Batch, Phones: cfg.Phones, Limit: cfg.Limit, PollEveryMs: float64(cfg.PollEvery) / 1e6, Senders: cfg.Senders, ScheduledShare: cfg.Scheduled, HighShare: cfg.High}
 	if err := r.execute(ctx, res); err != nil {
 		return nil, err
 	}
@@ -239,7 +249,7 @@ func (r *run) execute(ctx context.Context, res *Result) error {
 		}
 		r.hooks = h
 	}
-	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify}
+	settings := phoneSettings{limit: cfg.Limit, success: cfg.Success, delay: cfg.Delay, idle: cfg.Idle, verify: cfg.Verify, every: cfg.PollEvery}
 	r.dues = map[string]*tokenDue{}
 	for _, tok := range r.tokens {
 		r.dues[tok] = &tokenDue{}
@@ -427,9 +437,11 @@ func (r *run) runPhones(ctx context.Context, stop <-chan struct{}, untilEmpty bo
 		}
 	}
 	var wg sync.WaitGroup
-	for _, w := range r.phones {
+	every := r.cfg.PollEvery
+	for i, w := range r.phones {
+		offset := every * time.Duration(i) / time.Duration(len(r.phones))
 		wg.Add(1)
-		go func() { defer wg.Done(); w.run(ctx, stop, untilEmpty, r.cfg.Idle) }()
+		go func() { defer wg.Done(); w.run(ctx, stop, untilEmpty, r.cfg.Idle, every, offset) }()
 	}
 	wg.Wait()
 }

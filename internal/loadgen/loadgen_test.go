@@ -156,6 +156,47 @@ func TestRunDrainExtras(t *testing.T) {
 	})
 }
 
+// Paced phones (-poll-every) start a poll at most once per interval: in a
+// window of 2 s at 250 ms each phone polls at most 9 times (closed loop, the
+// same 4 phones would pull the whole 2,000 in a fraction of the window),
+// every poll of the standing backlog is a full one and is reported, and the
+// rest is still handed out exactly once afterwards, on both backends.
+func TestRunDrainPaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		const phones, limit, every = 4, 10, 250 * time.Millisecond
+		res, err := Run(ctx, Config{
+			Mode: ModeDrain, Spawn: &sc, Duration: 2 * time.Second, PollEvery: every,
+			Merchants: 2, Batch: 250, Phones: phones, Limit: limit, Messages: 2_000, Success: 1, Verify: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		polls := res.Latency["get_messages"].Count
+		most := int64(phones) * (int64(time.Duration(res.Seconds*float64(time.Second))/every) + 1)
+		if polls < 2*phones || polls > most {
+			t.Fatalf("%d polls in %.2f s: want %d..%d (paced at %s)", polls, res.Seconds, 2*phones, most, every)
+		}
+		if res.Pulled != polls*limit || res.Reported != res.Pulled || res.Updated != res.Pulled {
+			t.Fatalf("%d polls, pulled %d, reported %d, updated %d: want %d each", polls, res.Pulled, res.Reported, res.Updated, polls*limit)
+		}
+		if res.Verified == nil || !*res.Verified || res.ErrorTotal != 0 {
+			t.Fatalf("verified %v (%s), errors %v", res.Verified, res.VerifyError, res.Errors)
+		}
+		if res.PollEveryMs != 250 || !strings.Contains(res.Row(), "at most every 250ms") {
+			t.Fatalf("pacing not in the result: %v ms, row %s", res.PollEveryMs, res.Row())
+		}
+	})
+}
+
 func assertNamespaceGone(t *testing.T, natsURL, ns string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

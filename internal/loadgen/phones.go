@@ -43,6 +43,9 @@ type phoneSettings struct {
 	delay   time.Duration
 	idle    time.Duration
 	verify  bool
+	// every paces the phones (Config.PollEvery): a worker starts a round
+	// of polls at most once per every; 0 polls again at once.
+	every time.Duration
 }
 
 func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, dues map[string]*tokenDue, s phoneSettings) *phoneWorker {
@@ -82,14 +85,18 @@ func newPhoneWorker(id int, c *http.Client, baseURL string, tokens []string, due
 	return w
 }
 
-// run polls until stop closes or ctx ends. With untilEmpty a token is
+// run polls until stop closes or ctx ends. With every set (paced, like
+// a SIM-bound phone) a round of polls starts at most once per every, the
+// first after offset (workers spread their first rounds over one interval,
+// as phones switched on at different times); a round that takes longer
+// than every is followed by the next at once. With untilEmpty a token is
 // dropped at its first empty poll once its phones pulled all its due
 // messages (the queue was filled beforehand; messages scheduled for later
 // are never due, so an empty poll alone would not tell a drained token from
 // one the server has not handed everything yet), and the worker ends when
 // all are dropped; an idle round waits idle. A poll in progress when stop
 // closes is finished, report included.
-func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty bool, idle time.Duration) {
+func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty bool, idle, every, offset time.Duration) {
 	type slot struct {
 		ph  *phonesim.Phone
 		due *tokenDue
@@ -98,12 +105,16 @@ func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty 
 	for i, ph := range w.phones {
 		active[i] = slot{ph, w.dues[i]}
 	}
+	if every > 0 && offset > 0 && !pause(ctx, stop, offset) {
+		return
+	}
 	for len(active) > 0 && ctx.Err() == nil {
 		select {
 		case <-stop:
 			return
 		default:
 		}
+		round := time.Now()
 		pulled := 0
 		var wait time.Duration
 		for i := 0; i < len(active); {
@@ -127,15 +138,26 @@ func (w *phoneWorker) run(ctx context.Context, stop <-chan struct{}, untilEmpty 
 		if pulled == 0 && wait == 0 {
 			wait = idle
 		}
-		if wait > 0 {
-			select {
-			case <-time.After(wait):
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			}
+		if every > 0 {
+			wait = max(wait, time.Until(round.Add(every)))
 		}
+		if wait > 0 && !pause(ctx, stop, wait) {
+			return
+		}
+	}
+}
+
+// pause waits d; false if stop closed or ctx ended first.
+func pause(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 

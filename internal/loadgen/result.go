@@ -23,7 +23,9 @@ type Result struct {
 	Batch     int    `json:"batch"`
 	Phones    int    `json:"phones"`
 	Limit     int    `json:"limit"`
-	Senders   int    `json:"senders,omitempty"` // stores mode
+	// PollEveryMs is the phones' pacing (Config.PollEvery); 0: closed loop.
+	PollEveryMs float64 `json:"pollEveryMs,omitempty"`
+	Senders     int     `json:"senders,omitempty"` // stores mode
 	// Shares of queued items with contract §12 fields (-scheduled, -high).
 	ScheduledShare float64 `json:"scheduledShare,omitempty"`
 	HighShare      float64 `json:"highShare,omitempty"`
@@ -243,6 +245,9 @@ func (r *Result) load() string {
 	}
 	if r.Phones > 0 && r.Mode != "ingest" {
 		parts = append(parts, fmt.Sprintf("%d phones × limit %d", r.Phones, r.Limit))
+		if r.PollEveryMs > 0 {
+			parts = append(parts, fmt.Sprintf("a poll per phone at most every %s", time.Duration(r.PollEveryMs*1e6)))
+		}
 	}
 	if r.HighShare > 0 {
 		parts = append(parts, fmt.Sprintf("%g%% high priority", r.HighShare*100))

@@ -19,6 +19,7 @@ func (r *run) verify(ctx context.Context, res *Result) {
 	fail := func(format string, args ...any) { res.VerifyError = fmt.Sprintf(format, args...) }
 
 	if len(r.phones) > 0 {
+		r.cfg.PollEvery = 0 // the tail is not measured: no pacing
 		tail, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r.runPhones(tail, nil, true)
 		cancel()

@@ -236,5 +236,11 @@ func TestReportedBatch(t *testing.T) {
 		if got[1].AccountID != account || !reflect.DeepEqual(got[1].Items, want) || got[1].ReportedAt.IsZero() {
 			t.Errorf("second batch %+v, want items %v", got[1], want)
 		}
+		// The row keeps the event's report time to the microsecond (SQLite
+		// binds it as the text bun would have inlined).
+		row, err := h.store.Get(context.Background(), hs[1])
+		if err != nil || !row.ReportedAt.Equal(got[1].ReportedAt) || row.Status != 3 {
+			t.Errorf("row %+v, %v: want status 3 reported at %v", row, err, got[1].ReportedAt)
+		}
 	})
 }

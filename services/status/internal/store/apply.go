@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -18,6 +19,10 @@ const finalFrom = 2
 type Queries struct {
 	db bun.IDB
 	pg bool
+	// SQLite: the transaction and the statements prepared on its
+	// connection (prepared.go); nil on PostgreSQL.
+	tx    *sql.Tx
+	stmts *sqliteStmts
 }
 
 // InTx runs fn in one transaction: its statements share one commit (one
@@ -26,9 +31,18 @@ type Queries struct {
 // different orders), fn runs again in a new transaction, a few times, so fn
 // must be re-runnable.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Queries) error) error {
+	if s.stmts != nil {
+		if err := s.stmts.prepare(ctx, s.db.DB); err != nil {
+			return err
+		}
+	}
 	return database.RetryConflicts(ctx, func() error {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			return fn(ctx, &Queries{db: tx, pg: s.pg})
+			q := &Queries{db: tx, pg: s.pg}
+			if s.stmts != nil {
+				q.tx, q.stmts = tx.Tx, s.stmts
+			}
+			return fn(ctx, q)
 		})
 	})
 }
@@ -41,6 +55,13 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
 	if len(positions) == 0 {
 		return nil, nil
+	}
+	if q.stmts != nil {
+		changed, err := q.markFinalPrepared(ctx, accountID, positions, status, device, reportedAt)
+		if err != nil {
+			return nil, fmt.Errorf("mark final: %w", err)
+		}
+		return changed, nil
 	}
 	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
 		WHERE account_id = ? AND pos IN (?) AND status < ? RETURNING pos`
@@ -85,8 +106,14 @@ func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int
 	if len(positions) == 0 {
 		return out, nil
 	}
-	rows, err := q.db.QueryContext(ctx,
-		`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.List(positions))
+	var rows *sql.Rows
+	var err error
+	if q.stmts != nil {
+		rows, err = q.tx.StmtContext(ctx, q.stmts.statuses).QueryContext(ctx, accountID, jsonInts(positions))
+	} else {
+		rows, err = q.db.QueryContext(ctx,
+			`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.List(positions))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)
 	}

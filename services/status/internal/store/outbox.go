@@ -20,8 +20,13 @@ type Outboxed struct {
 // its id (never reused: AUTOINCREMENT or an identity column).
 func (q *Queries) AddOutbox(ctx context.Context, payload []byte, at time.Time) (int64, error) {
 	var id int64
-	err := q.db.QueryRowContext(ctx, `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`,
-		payload, at.UnixMilli()).Scan(&id)
+	var err error
+	if q.stmts != nil {
+		err = q.tx.StmtContext(ctx, q.stmts.addOutbox).QueryRowContext(ctx, payload, at.UnixMilli()).Scan(&id)
+	} else {
+		err = q.db.QueryRowContext(ctx, `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`,
+			payload, at.UnixMilli()).Scan(&id)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("add outbox: %w", err)
 	}
@@ -34,7 +39,13 @@ func (q *Queries) DeleteOutbox(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := q.db.ExecContext(ctx, `DELETE FROM reported_outbox WHERE id IN (?)`, bun.List(ids)); err != nil {
+	var err error
+	if q.stmts != nil {
+		_, err = q.tx.StmtContext(ctx, q.stmts.delOutbox).ExecContext(ctx, jsonInts(ids))
+	} else {
+		_, err = q.db.ExecContext(ctx, `DELETE FROM reported_outbox WHERE id IN (?)`, bun.List(ids))
+	}
+	if err != nil {
 		return fmt.Errorf("delete outbox: %w", err)
 	}
 	return nil

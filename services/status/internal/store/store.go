@@ -34,13 +34,18 @@ type Delivery struct {
 
 // Store is the deliveries repository.
 type Store struct {
-	db *bun.DB
-	pg bool
+	db    *bun.DB
+	pg    bool
+	stmts *sqliteStmts // SQLite's prepared report statements (prepared.go)
 }
 
 // New returns the store on db (migrated with Migrate).
 func New(db *bun.DB) *Store {
-	return &Store{db: db, pg: database.IsPostgres(db)}
+	s := &Store{db: db, pg: database.IsPostgres(db)}
+	if !s.pg {
+		s.stmts = &sqliteStmts{}
+	}
+	return s
 }
 
 // Migrate creates or updates the service's tables.

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The report statements on SQLite, prepared once on the writer's single
+// connection. bun inlines arguments (the IN list of positions above all)
+// into the SQL text, so SQLite parsed each statement anew: about 4.5% of
+// the server's CPU in the paced phone fleet (1,000 phones reporting 20 at a
+// time). Here the positions are one JSON array argument (json_each), so the
+// text never changes. PostgreSQL keeps bun's statements (and its row locks).
+const (
+	markFinalSQLite = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
+	statusesSQLite  = `SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?))`
+	addOutboxSQLite = `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`
+	delOutboxSQLite = `DELETE FROM reported_outbox WHERE id IN (SELECT value FROM json_each(?))`
+)
+
+// bunTime is how bun writes a time into SQLite's text (schema.BaseDialect),
+// so a bound reported_at reads back exactly as an inlined one did.
+const bunTime = "2006-01-02 15:04:05.999999-07:00"
+
+// sqliteStmts holds the prepared statements; nil on PostgreSQL.
+type sqliteStmts struct {
+	mu                                        sync.Mutex
+	markFinal, statuses, addOutbox, delOutbox *sql.Stmt
+}
+
+// prepare prepares the statements on first use. It must run outside a
+// transaction: the writer pool has one connection, which a transaction
+// holds until it ends.
+func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{{&p.markFinal, markFinalSQLite}, {&p.statuses, statusesSQLite}, {&p.addOutbox, addOutboxSQLite}, {&p.delOutbox, delOutboxSQLite}} {
+		if *s.dst != nil {
+			continue
+		}
+		st, err := db.PrepareContext(ctx, s.query)
+		if err != nil {
+			return fmt.Errorf("prepare report statement: %w", err)
+		}
+		*s.dst = st
+	}
+	return nil
+}
+
+// jsonInts is ids as a JSON array, for json_each.
+func jsonInts(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*12)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// markFinalPrepared is MarkFinal on SQLite.
+func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
+	rows, err := q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
+		status, device, reportedAt.UTC().Format(bunTime), accountID, jsonInts(positions), finalFrom)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	changed := make([]int64, 0, len(positions))
+	for rows.Next() {
+		var pos int64
+		if err := rows.Scan(&pos); err != nil {
+			return nil, err
+		}
+		changed = append(changed, pos)
+	}
+	return changed, rows.Err()
+}
