@@ -73,3 +73,44 @@ func TestIngestRedelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestIngestWindowSizes records windows of every size class of SQLite's
+// prepared inserts (256, 16 and one rows, and their mixes), each window
+// overlapping a row already stored: every row is stored once, with its
+// account.
+func TestIngestWindowSizes(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		db := b.DB(t, store.Service)
+		if err := store.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(db)
+		var all []store.Row
+		next := uint64(1)
+		for _, n := range []int{1, 3, 16, 17, 255, 256, 291, 600} {
+			var rows []store.Row
+			if len(all) > 0 { // redelivered: the previous window's last row
+				rows = append(rows, all[len(all)-1])
+			}
+			for i := range n {
+				r := store.Row{Pos: events.Position(next, i%1000), AccountID: int64(n*1000 + i)}
+				rows = append(rows, r)
+				all = append(all, r)
+			}
+			next++
+			if err := st.Ingest(ctx, rows); err != nil {
+				t.Fatalf("window of %d: %v", len(rows), err)
+			}
+		}
+		if n, err := st.Count(ctx); err != nil || n != int64(len(all)) {
+			t.Fatalf("%d rows stored (%v), want %d", n, err, len(all))
+		}
+		for _, r := range all {
+			d, err := st.Get(ctx, r.Pos)
+			if err != nil || d.AccountID != r.AccountID || d.Status != 0 {
+				t.Fatalf("row %d: %+v, %v; want account %d, status 0", r.Pos, d, err, r.AccountID)
+			}
+		}
+	})
+}

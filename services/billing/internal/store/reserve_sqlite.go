@@ -36,15 +36,16 @@ const (
 	events_fired = excluded.events_fired, events_due = usage.events_due | excluded.events_due`
 )
 
+// reserveRow is one row of reserveLookupSQL, in its column order.
 type reserveRow struct {
-	ID             int64     `bun:"id"`
-	SubAccountID   int64     `bun:"sub_account_id"`
-	MonthlyLimit   int64     `bun:"monthly_limit"`
-	ExpiresAt      time.Time `bun:"expires_at"`
-	EndedAt        time.Time `bun:"ended_at"`
-	UsageAccountID int64     `bun:"usage_account_id"`
-	Used           int64     `bun:"used"`
-	Fired          int       `bun:"events_fired"`
+	ID             int64
+	SubAccountID   int64
+	MonthlyLimit   int64
+	ExpiresAt      time.Time
+	EndedAt        time.Time
+	UsageAccountID int64
+	Used           int64
+	Fired          int
 }
 
 // reserveStatements returns the two statements, prepared on first use.
@@ -138,10 +139,19 @@ func (s *Store) scanReserve(ctx context.Context, st *sql.Stmt, month string, ids
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r reserveRow
-		if err := s.db.ScanRow(ctx, rows, &r); err != nil {
+		// Scanned directly, not through bun's reflection (ScanRow: a
+		// quarter of this function's CPU); NULLs of the LEFT JOINs read
+		// as zero, as bun read them.
+		var (
+			r                           reserveRow
+			sub, limit, usage, used, fd sql.NullInt64
+			expires, ended              sql.NullTime
+		)
+		if err := rows.Scan(&r.ID, &sub, &limit, &expires, &ended, &usage, &used, &fd); err != nil {
 			return err
 		}
+		r.SubAccountID, r.MonthlyLimit, r.UsageAccountID, r.Used, r.Fired = sub.Int64, limit.Int64, usage.Int64, used.Int64, int(fd.Int64)
+		r.ExpiresAt, r.EndedAt = expires.Time, ended.Time
 		each(&r)
 	}
 	if err := rows.Err(); err != nil {

@@ -68,6 +68,54 @@ func TestReserveBatchInOrder(t *testing.T) {
 	})
 }
 
+// TestReserveSubscriptionTimes: the reservation reads a subscription's
+// expiry and end as stored (SQLite's prepared lookup scans them itself): an
+// expiry in the future grants, one in the past or an ended subscription
+// grants nothing and says the subscription is not active, and the limit and
+// usage read back are the stored ones.
+func TestReserveSubscriptionTimes(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		st := New(b.DB(t, Service))
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		mk := func(expires time.Time, end bool) int64 {
+			acc, err := st.CreateAccount(ctx, "n", "a@b", digestFor(t), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := domain.Subscription{Plan: "p", MonthlyLimit: 7, StartedAt: now.Add(-2 * time.Hour), ExpiresAt: expires}
+			if _, err := st.PutSubscription(ctx, acc.ID, sub); err != nil {
+				t.Fatal(err)
+			}
+			if end {
+				if _, err := st.EndSubscription(ctx, acc.ID, now.Add(-time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return acc.ID
+		}
+		later, expired, ended := mk(now.Add(time.Hour), false), mk(now.Add(-time.Second), false), mk(time.Time{}, true)
+		res := func(id int64) domain.Reservation { return domain.Reservation{AccountID: id, Count: 3} }
+		for round, wantUsed := range []int64{3, 6} {
+			grants, err := st.ReserveBatch(ctx, now, []domain.Reservation{res(later), res(expired), res(ended)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := grants[0]; g.Granted != 3 || !g.SubscriptionActive || g.Limit != 7 || g.Used != wantUsed || g.Err != nil {
+				t.Fatalf("round %d, expiring later: %+v", round, g)
+			}
+			for i, g := range grants[1:] {
+				if g.Granted != 0 || g.SubscriptionActive || g.Err != nil {
+					t.Fatalf("round %d, inactive subscription %d: %+v", round, i, g)
+				}
+			}
+		}
+	})
+}
+
 // digestFor returns a fresh, unique token digest.
 func digestFor(t testing.TB) string {
 	t.Helper()

@@ -33,14 +33,26 @@ func (s *Store) Ingest(ctx context.Context, rows []Row) error {
 		rows = slices.Clone(rows)
 		slices.SortFunc(rows, byPos)
 	}
+	if s.stmts != nil {
+		// SQLite: statements prepared once (prepared.go).
+		if err := s.stmts.prepare(ctx, s.db.DB); err != nil {
+			return err
+		}
+	}
 	tx, err := s.db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin ingest: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	for start := 0; start < len(rows); start += chunkRows {
-		if err := s.insert(ctx, tx, rows[start:min(start+chunkRows, len(rows))]); err != nil {
+	if s.stmts != nil {
+		if err := s.stmts.ingestPrepared(ctx, tx, rows); err != nil {
 			return err
+		}
+	} else {
+		for start := 0; start < len(rows); start += chunkRows {
+			if err := s.insert(ctx, tx, rows[start:min(start+chunkRows, len(rows))]); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -51,23 +63,30 @@ func (s *Store) Ingest(ctx context.Context, rows []Row) error {
 
 func byPos(a, b Row) int { return cmp.Compare(a.Pos, b.Pos) }
 
-// insert adds rows with one multi-row statement.
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []Row) error {
+// insertSQL is the insert of n rows, skipping positions already present.
+func insertSQL(pg bool, n int) string {
 	var q strings.Builder
-	q.Grow(64 + len(rows)*16)
+	q.Grow(64 + n*16)
 	q.WriteString("INSERT INTO deliveries (pos, account_id) VALUES ")
-	args := make([]any, 0, 2*len(rows))
-	for i, r := range rows {
+	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
 		q.WriteByte('(')
-		database.Placeholders(&q, s.pg, len(args)+1, 2)
+		database.Placeholders(&q, pg, 2*i+1, 2)
 		q.WriteByte(')')
-		args = append(args, r.Pos, r.AccountID)
 	}
 	q.WriteString(" ON CONFLICT DO NOTHING")
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	return q.String()
+}
+
+// insert adds rows with one multi-row statement.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []Row) error {
+	args := make([]any, 0, 2*len(rows))
+	for _, r := range rows {
+		args = append(args, r.Pos, r.AccountID)
+	}
+	if _, err := tx.ExecContext(ctx, insertSQL(s.pg, len(rows)), args...); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The report statements on SQLite, prepared once on the writer's single
+// The report statements (and the ingest consumer's inserts) on SQLite, prepared once on the writer's single
 // connection. bun inlines arguments (the IN list of positions above all)
 // into the SQL text, so SQLite parsed each statement anew: about 4.5% of
 // the server's CPU in the paced phone fleet (1,000 phones reporting 20 at a
@@ -31,7 +31,17 @@ const bunTime = "2006-01-02 15:04:05.999999-07:00"
 type sqliteStmts struct {
 	mu                                        sync.Mutex
 	markFinal, statuses, addOutbox, delOutbox *sql.Stmt
+	// ingest[i] inserts ingestChunks[i] rows (ingest.go).
+	ingest [len(ingestChunks)]*sql.Stmt
 }
+
+// ingestChunks are the row counts of the ingest consumer's prepared
+// inserts, largest first: a window of n rows runs n/256 statements of 256
+// rows, then of 16, then of one. The multi-row text differed with every
+// window's size, so SQLite parsed it anew each time; the rows stay bound
+// integers (one JSON argument, as above, cost more CPU than the parse for
+// windows of 1000 rows: json_each decodes every row).
+var ingestChunks = [...]int{256, 16, 1}
 
 // prepare prepares the statements on first use. It must run outside a
 // transaction: the writer pool has one connection, which a transaction
@@ -39,16 +49,23 @@ type sqliteStmts struct {
 func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, s := range []struct {
+	list := []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&p.markFinal, markFinalSQLite}, {&p.statuses, statusesSQLite}, {&p.addOutbox, addOutboxSQLite}, {&p.delOutbox, delOutboxSQLite}} {
+	}{{&p.markFinal, markFinalSQLite}, {&p.statuses, statusesSQLite}, {&p.addOutbox, addOutboxSQLite}, {&p.delOutbox, delOutboxSQLite}}
+	for i, n := range ingestChunks {
+		list = append(list, struct {
+			dst   **sql.Stmt
+			query string
+		}{&p.ingest[i], insertSQL(false, n)})
+	}
+	for _, s := range list {
 		if *s.dst != nil {
 			continue
 		}
 		st, err := db.PrepareContext(ctx, s.query)
 		if err != nil {
-			return fmt.Errorf("prepare report statement: %w", err)
+			return fmt.Errorf("prepare statement: %w", err)
 		}
 		*s.dst = st
 	}
@@ -85,4 +102,26 @@ func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positi
 		changed = append(changed, pos)
 	}
 	return changed, rows.Err()
+}
+
+// ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in
+// chunks of ingestChunks.
+func (p *sqliteStmts) ingestPrepared(ctx context.Context, tx *sql.Tx, rows []Row) error {
+	args := make([]any, 0, 2*min(len(rows), ingestChunks[0]))
+	for i, n := range ingestChunks {
+		if len(rows) < n {
+			continue
+		}
+		st := tx.StmtContext(ctx, p.ingest[i])
+		for ; len(rows) >= n; rows = rows[n:] {
+			args = args[:0]
+			for _, r := range rows[:n] {
+				args = append(args, r.Pos, r.AccountID)
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("insert deliveries: %w", err)
+			}
+		}
+	}
+	return nil
 }
