@@ -22,3 +22,6 @@ const (
 func (s *Store) PickDueSQL() string      { return s.pickDue() }
 func (s *Store) PickEndedSQL() string    { return s.pickEnded() }
 func (s *Store) PromoteProbeSQL() string { return s.promoteProbe() }
+
+// OldestWaitingSQL finds the oldest waiting message, for plan tests.
+const OldestWaitingSQL = oldestWaitingSQL
