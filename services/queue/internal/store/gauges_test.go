@@ -96,6 +96,12 @@ func TestBacklog(t *testing.T) {
 		if bl = checkCounts(t, st, "reported, cancelled, promoted"); bl.Waiting != 5 || !bl.OldestAt.Equal(old) {
 			t.Fatalf("backlog %+v; want 5 waiting, the promoted one oldest", bl)
 		}
+		// Retention removes final messages only: reported initiated ones
+		// were not counted, waiting ones stay.
+		if n, err := st.SweepRetention(ctx, time.Now().Add(time.Hour)); err != nil || n == 0 {
+			t.Fatalf("retention removed %d, %v", n, err)
+		}
+		checkCounts(t, st, "after retention")
 	})
 }
 
