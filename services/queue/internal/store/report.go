@@ -385,7 +385,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	// instead, or counted twice in the backlog counts).
 	open := ", false"
 	if s.pg {
-		open = ", COALESCE(m.status = 1 AND m.claim_id IN (SELECT id FROM claims), false)"
+		open = ", (m.status = 1 AND EXISTS (SELECT 1 FROM claims c WHERE c.id = m.claim_id))"
 	}
 	if wide {
 		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos IN (")
