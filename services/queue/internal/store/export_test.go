@@ -1,6 +1,9 @@
 package store
 
-import "strings"
+import (
+	"embed"
+	"strings"
+)
 
 // ClaimSQLite is the SQLite claim statement, for plan tests.
 const ClaimSQLite = claimSQLite
@@ -25,3 +28,6 @@ func (s *Store) PromoteProbeSQL() string { return s.promoteProbe() }
 
 // OldestWaitingSQL finds the oldest waiting message, for plan tests.
 const OldestWaitingSQL = oldestWaitingSQL
+
+// Migrations are the embedded migrations, for migration tests.
+var Migrations embed.FS = migrations

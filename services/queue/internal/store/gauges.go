@@ -45,8 +45,10 @@ func (s *Store) countBacklog(ctx context.Context, tx *sql.Tx, d backlogDelta) er
 	if s.pg {
 		shard = rand.IntN(backlogShards) //nolint:gosec // G404: spreading, not secret
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE backlog_counts SET waiting = waiting + "+s.param(1)+", initiated = initiated + "+s.param(2)+
-		" WHERE shard = "+s.param(3), d.waiting, d.initiated, shard); err != nil {
+	// An upsert: a shard row the migration did not create is created.
+	if _, err := tx.ExecContext(ctx, "INSERT INTO backlog_counts (shard, waiting, initiated) VALUES ("+s.param(1)+", "+s.param(2)+", "+s.param(3)+
+		") ON CONFLICT (shard) DO UPDATE SET waiting = backlog_counts.waiting + excluded.waiting, initiated = backlog_counts.initiated + excluded.initiated",
+		shard, d.waiting, d.initiated); err != nil {
 		return fmt.Errorf("count backlog: %w", err)
 	}
 	return nil

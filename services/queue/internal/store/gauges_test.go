@@ -241,3 +241,47 @@ func TestBacklogOldestUsesClaimIndexSQLite(t *testing.T) {
 	}
 	t.Logf("plan %q", plan)
 }
+
+// The migration that creates backlog_counts sets it from a full count of
+// the messages already stored.
+func TestBacklogCountsMigration(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		st := open(t, b)
+		ctx := context.Background()
+		in := st.NewInserter()
+		defer in.Close()
+		if _, err := in.Insert(ctx, rows(1, 1, 50)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Insert(ctx, rows(2, 51, 30)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Claim(ctx, 1, 20, store.NoBound, time.Now(), store.Confirm{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.ApplyReports(ctx, []store.Report{{AccountID: 1, Pos: 3, Status: store.StatusSent, At: time.Now()},
+			{AccountID: 2, Pos: 60, Status: store.StatusFailed, At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		// As before the migration: no table; then its statements, in order.
+		dialect := "sqlite"
+		if b.DatabaseURL != "" {
+			dialect = "postgres"
+		}
+		sqlText, err := store.Migrations.ReadFile("migrations/" + dialect + "/20261202000001_backlog_counts.tx.up.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.DB().DB.Exec("DROP TABLE backlog_counts"); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range strings.Split(string(sqlText), "--bun:split") {
+			if _, err := st.DB().DB.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		if bl := checkCounts(t, st, "migrated"); bl.Waiting != 59 || bl.Initiated != 19 {
+			t.Fatalf("migrated counts %+v, want 59 waiting, 19 initiated", bl)
+		}
+	})
+}
