@@ -67,11 +67,15 @@ type Backlog struct {
 // one account to the next (one seek each), takes the first position of
 // each (account, lane) (one seek each), and reads the lowest one's row.
 // Its cost grows with the accounts that have messages waiting, not with
-// the messages.
+// the messages. The steps order by the claim index's own columns (account_id,
+// lane, pos): ordered by account_id alone, PostgreSQL may walk the account
+// index (account_id, pos) instead and filter out every handed-out and final
+// message on the way (25 ms instead of 0.4 ms at 300,000 rows, a third of
+// them handed out).
 const oldestWaitingSQL = `WITH RECURSIVE accounts(id) AS (
-    SELECT (SELECT account_id FROM messages WHERE status = 0 ORDER BY account_id LIMIT 1)
+    SELECT (SELECT account_id FROM messages WHERE status = 0 ORDER BY account_id, lane, pos LIMIT 1)
     UNION ALL
-    SELECT (SELECT account_id FROM messages WHERE status = 0 AND account_id > a.id ORDER BY account_id LIMIT 1)
+    SELECT (SELECT account_id FROM messages WHERE status = 0 AND account_id > a.id ORDER BY account_id, lane, pos LIMIT 1)
     FROM accounts a WHERE a.id IS NOT NULL
 ), firsts(pos) AS (
     SELECT (SELECT pos FROM messages WHERE status = 0 AND account_id = a.id AND lane = 0 ORDER BY pos LIMIT 1)

@@ -216,7 +216,8 @@ func TestBacklogCountsConcurrent(t *testing.T) {
 }
 
 // The oldest waiting message is found by seeks of the claim index (a loose
-// index scan over accounts and lanes), never by scanning messages.
+// index scan over accounts and lanes), never by scanning messages nor
+// sorting.
 func TestBacklogOldestUsesClaimIndexSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
 	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN " + store.OldestWaitingSQL)
@@ -232,7 +233,7 @@ func TestBacklogOldestUsesClaimIndexSQLite(t *testing.T) {
 			t.Fatal(err)
 		}
 		plan = append(plan, detail)
-		if strings.Contains(detail, "messages") && !strings.Contains(detail, "messages_claim_idx") && !strings.Contains(detail, "PRIMARY KEY") {
+		if strings.Contains(detail, "TEMP B-TREE") || strings.Contains(detail, "messages") && !strings.Contains(detail, "messages_claim_idx") && !strings.Contains(detail, "PRIMARY KEY") {
 			t.Errorf("oldest waiting reads messages without the claim index: %q", detail)
 		}
 	}
