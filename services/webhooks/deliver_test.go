@@ -321,12 +321,7 @@ func TestBatchEndpoint(t *testing.T) {
 // it hangs another account's endpoint gets all its events.
 func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		cfg := testConfig()
-		cfg.PerEndpoint = 2
-		cfg.Timeout = 20 * time.Second
-		h := start(t, b, cfg)
-		release := make(chan struct{})
-		slow := newReceiver(t, func(int, *http.Request) int { <-release; return 200 })
+		h, slow, release := startHanging(t, b)
 		fast := newReceiver(t, nil)
 		h.create(t, 1, slow.srv.URL, false)
 		h.create(t, 2, fast.srv.URL, false)
@@ -386,12 +381,7 @@ func TestNotificationBatchFannedOut(t *testing.T) {
 // endpoint's bound holds.
 func TestFreshEventsHandedOffLeavingOneSlot(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		cfg := testConfig()
-		cfg.PerEndpoint = 2
-		cfg.Timeout = 20 * time.Second
-		h := start(t, b, cfg)
-		release := make(chan struct{})
-		rc := newReceiver(t, func(int, *http.Request) int { <-release; return 200 })
+		h, rc, release := startHanging(t, b)
 		wh := h.create(t, 1, rc.srv.URL, false)
 
 		first := h.notify(t, 1, events.TypeMessageSent, data(1))
@@ -426,4 +416,15 @@ func TestFreshEventsHandedOffLeavingOneSlot(t *testing.T) {
 			t.Fatalf("%d POSTs in flight to one endpoint, limit 2", rc.maxIn)
 		}
 	})
+}
+
+// startHanging starts the service with 2 POSTs per endpoint and a 20 s
+// timeout, and a receiver that holds every request until release is closed.
+func startHanging(t *testing.T, b testkit.Backend) (*harness, *receiver, chan struct{}) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.PerEndpoint = 2
+	cfg.Timeout = 20 * time.Second
+	release := make(chan struct{})
+	return start(t, b, cfg), newReceiver(t, func(int, *http.Request) int { <-release; return 200 }), release
 }
