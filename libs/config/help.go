@@ -39,7 +39,7 @@ var meanings = map[string]string{
 	"APITOSMS_CLAIM_SWEEP_INTERVAL":         "how often unconfirmed claims and ended leases are settled, due sendAt messages released and ended lifetimes expired",
 	"APITOSMS_RETENTION":                    "how long final messages are kept (30d, 720h)",
 	"APITOSMS_KEEP_TEXT":                    "false blanks a message's text once it is final",
-	"APITOSMS_QUEUE_BACKLOG_INTERVAL":       "how often the queue counts waiting and initiated messages for its gauges (less often when counting takes over 2% of the time)",
+	"APITOSMS_QUEUE_BACKLOG_INTERVAL":       "how often the queue refreshes its backlog gauges (kept counts and the oldest waiting message; less often when a refresh takes over 2% of the time)",
 	"APITOSMS_PHONE_OFFLINE_AFTER":          "a phone not seen (pull or report with a device) for this long is offline; phone.offline fires while messages wait",
 	"APITOSMS_WEBHOOK_ALLOW_PRIVATE":        "true allows plain http and private, loopback and link-local webhook destinations (on-premises receivers, tests)",
 	"APITOSMS_WEBHOOK_ENDPOINT_CONCURRENCY": "webhook POSTs in flight per endpoint and process",

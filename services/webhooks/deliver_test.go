@@ -321,12 +321,7 @@ func TestBatchEndpoint(t *testing.T) {
 // it hangs another account's endpoint gets all its events.
 func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		cfg := testConfig()
-		cfg.PerEndpoint = 2
-		cfg.Timeout = 20 * time.Second
-		h := start(t, b, cfg)
-		release := make(chan struct{})
-		slow := newReceiver(t, func(int, *http.Request) int { <-release; return 200 })
+		h, slow, release := startHanging(t, b)
 		fast := newReceiver(t, nil)
 		h.create(t, 1, slow.srv.URL, false)
 		h.create(t, 2, fast.srv.URL, false)
@@ -377,4 +372,59 @@ func TestNotificationBatchFannedOut(t *testing.T) {
 			t.Fatalf("enqueued %v, want 2 (the repeated batch is deduplicated by the stream)", n)
 		}
 	})
+}
+
+// A fresh event for an endpoint with a free slot is stored already claimed
+// and POSTed by the fan-out (the hand-off), but never into the endpoint's
+// last free slot: that one stays with the database path, so an event stored
+// while the hand-off's POST hangs is claimed and sent beside it, and the
+// endpoint's bound holds.
+func TestFreshEventsHandedOffLeavingOneSlot(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		h, rc, release := startHanging(t, b)
+		wh := h.create(t, 1, rc.srv.URL, false)
+
+		first := h.notify(t, 1, events.TypeMessageSent, data(1))
+		testkit.Eventually(t, 10*time.Second, "first event POSTed", func() bool { return rc.count() == 1 })
+		if n := h.metric(t, "apitosms_webhooks_handoff_posts_total", nil); n != 1 {
+			t.Fatalf("%v POSTs handed off, want the first event's", n)
+		}
+		second := h.notify(t, 1, events.TypeMessageSent, data(2))
+		testkit.Eventually(t, 10*time.Second, "second event claimed into the last slot", func() bool { return rc.count() == 2 })
+		if n := h.metric(t, "apitosms_webhooks_handoff_posts_total", nil); n != 1 {
+			t.Fatalf("%v POSTs handed off; the second event took the endpoint's last slot", n)
+		}
+		third := h.notify(t, 1, events.TypeMessageSent, data(3))
+		close(release)
+		testkit.Eventually(t, 10*time.Second, "all delivered", func() bool {
+			n, err := h.store.Pending(context.Background(), wh.ID)
+			return err == nil && n == 0 && rc.count() >= 3
+		})
+		got := map[string]int{}
+		for _, r := range rc.requests() {
+			verify(t, wh.Secret, r)
+			got[r.id()]++
+		}
+		for _, id := range []string{first, second, third} {
+			if got[id] != 1 {
+				t.Fatalf("event %s POSTed %d times (%v)", id, got[id], got)
+			}
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if rc.maxIn > 2 {
+			t.Fatalf("%d POSTs in flight to one endpoint, limit 2", rc.maxIn)
+		}
+	})
+}
+
+// startHanging starts the service with 2 POSTs per endpoint and a 20 s
+// timeout, and a receiver that holds every request until release is closed.
+func startHanging(t *testing.T, b testkit.Backend) (*harness, *receiver, chan struct{}) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.PerEndpoint = 2
+	cfg.Timeout = 20 * time.Second
+	release := make(chan struct{})
+	return start(t, b, cfg), newReceiver(t, func(int, *http.Request) int { <-release; return 200 }), release
 }

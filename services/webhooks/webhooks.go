@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		api: rpcapi.New(st, sealer, g, deps.Broker.Conn, deps.Broker.JS, deps.Names, rpcapi.Settings{
 			MaxEndpoints: cfg.MaxEndpoints, RotationOverlap: cfg.RotationOverlap,
 		}, disp.Wake, deps.Log),
-		ingester:   ingest.New(st, m, disp.Wake, cfg.BatchSize),
+		ingester:   ingest.New(st, m, disp, cfg.BatchSize),
 		dispatcher: disp,
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil

@@ -43,13 +43,10 @@ func NewClaimID() int64 { return rand.Int64N(math.MaxInt64-1) + 1 } //nolint:gos
 // writers. With confirm.ID set and something claimed, the claim is recorded
 // in the same transaction (one claims row) and its messages carry its id.
 func (s *Store) Claim(ctx context.Context, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
-	if s.pg {
-		return scanClaimed(s.sqlDB().QueryContext(ctx, claimPostgres, s.claimArgs(accountID, limit, maxPos, now, confirm)...))
-	}
 	var out []Claimed
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
 		var err error
-		out, err = s.claimIn(ctx, tx, nil, accountID, limit, maxPos, now, confirm)
+		out, err = s.claimIn(ctx, tx, nil, d, accountID, limit, maxPos, now, confirm)
 		return err
 	})
 	return out, err
@@ -75,16 +72,21 @@ func (s *Store) claimArgs(accountID int64, limit int, maxPos int64, now time.Tim
 	return []any{now.UTC(), id, accountID, maxPos, now.UnixMilli(), limit}
 }
 
-// inTx runs fn in a transaction and commits it. On SQLite the transaction is
+// inTx runs fn in a transaction, adds what fn put in its backlogDelta to
+// the backlog counts, and commits. On SQLite the transaction is
 // immediate: it takes the write lock before reading, so a writer on another
 // connection makes a claim wait instead of failing on a stale snapshot.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx, d *backlogDelta) error) error {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("claim: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	if err := fn(tx); err != nil {
+	var d backlogDelta
+	if err := fn(tx, &d); err != nil {
+		return err
+	}
+	if err := s.countBacklog(ctx, tx, d); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -94,9 +96,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // claimIn runs the claim in tx, with stmt (claimSQL prepared on the
-// database) when not nil. On SQLite a recorded claim's row is a second
+// database) when not nil, and adds the messages it handed out (waiting to
+// initiated) to d. On SQLite a recorded claim's row is a second
 // statement in tx; PostgreSQL's statement writes it itself.
-func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
+func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, d *backlogDelta, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
 	args := s.claimArgs(accountID, limit, maxPos, now, confirm)
 	query := func() ([]Claimed, error) {
 		if stmt != nil {
@@ -105,6 +108,9 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, account
 		return scanClaimed(tx.QueryContext(ctx, s.claimSQL(), args...))
 	}
 	out, err := query()
+	if err == nil {
+		d.add(-int64(len(out)), int64(len(out)))
+	}
 	if err != nil || s.pg || confirm.ID == 0 || len(out) == 0 {
 		return out, err
 	}

@@ -122,11 +122,11 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 		return
 	}
 	stmt := g.prepare(ctx)
-	_ = groupcommit.SharedTx[*claimJob, *sql.Tx]{
-		InTx: func(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
-			return g.st.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	_ = groupcommit.SharedTx[*claimJob, countedTx]{
+		InTx: func(ctx context.Context, fn func(context.Context, countedTx) error) error {
+			return g.st.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error { return fn(ctx, countedTx{tx, d}) })
 		},
-		Run: func(ctx context.Context, tx *sql.Tx, j *claimJob) error { return g.run(ctx, tx, stmt, j) },
+		Run: func(ctx context.Context, tx countedTx, j *claimJob) error { return g.run(ctx, tx, stmt, j) },
 		Done: func(j *claimJob, err error) {
 			if j.err = err; err != nil {
 				j.out, j.acked = nil, 0
@@ -135,13 +135,20 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	}.Commit(ctx, live)
 }
 
+// countedTx is a group's transaction with what its claims change in the
+// backlog counts, written once when the group commits.
+type countedTx struct {
+	tx *sql.Tx
+	d  *backlogDelta
+}
+
 // run runs j (a claim or an ack) in tx, setting its result.
-func (g *ClaimGroup) run(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, j *claimJob) error {
+func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmt *sql.Stmt, j *claimJob) error {
 	var err error
 	if j.acks != nil {
-		j.acked, err = g.st.ackIn(ctx, tx, j.acks)
+		j.acked, err = g.st.ackIn(ctx, tx.tx, j.acks)
 	} else {
-		j.out, err = g.st.claimIn(ctx, tx, stmt, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
+		j.out, err = g.st.claimIn(ctx, tx.tx, stmt, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
 	}
 	return err
 }

@@ -33,7 +33,7 @@ const ackChunk = 1000
 // not reported by then.
 func (s *Store) Ack(ctx context.Context, ids []int64) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx, _ *backlogDelta) error {
 		var err error
 		n, err = s.ackIn(ctx, tx, ids)
 		return err
@@ -102,27 +102,36 @@ const (
 func (s *Store) Sweep(ctx context.Context, now time.Time, limit int) (Swept, error) {
 	var out Swept
 	if s.pg {
-		rows, err := s.sqlDB().QueryContext(ctx, sweepPostgres, now.UnixMilli(), limit, now.UTC(), s.blankText)
+		err := s.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
+			out = Swept{}
+			rows, err := tx.QueryContext(ctx, sweepPostgres, now.UnixMilli(), limit, now.UTC(), s.blankText)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var kind int
+				var v int64
+				if err := rows.Scan(&kind, &v); err != nil {
+					return err
+				}
+				switch kind {
+				case 0:
+					out.Claims = v
+				case 1:
+					out.Requeued = v
+				default:
+					out.Expired = append(out.Expired, v)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			// Requeued: initiated to waiting; expired: initiated to final.
+			d.add(out.Requeued, -out.Requeued-int64(len(out.Expired)))
+			return nil
+		})
 		if err != nil {
-			return Swept{}, fmt.Errorf("sweep claims: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var kind int
-			var v int64
-			if err := rows.Scan(&kind, &v); err != nil {
-				return Swept{}, fmt.Errorf("sweep claims: %w", err)
-			}
-			switch kind {
-			case 0:
-				out.Claims = v
-			case 1:
-				out.Requeued = v
-			default:
-				out.Expired = append(out.Expired, v)
-			}
-		}
-		if err := rows.Err(); err != nil {
 			return Swept{}, fmt.Errorf("sweep claims: %w", err)
 		}
 		slices.Sort(out.Expired)
@@ -138,7 +147,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int) (Swept, err
 	if err != nil {
 		return Swept{}, fmt.Errorf("sweep claims: %w", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
 		out = Swept{}
 		rows, err := tx.QueryContext(ctx, `SELECT id, positions, lease, max_attempts FROM claims WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?`,
 			now.UnixMilli(), limit)
@@ -226,6 +235,8 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, limit int) (Swept, err
 		if out.Claims, err = s.closeClaims(ctx, tx, ids, "DELETE FROM claims WHERE id IN ("); err != nil {
 			return err
 		}
+		// Requeued: initiated to waiting; expired: initiated to final.
+		d.add(out.Requeued, -out.Requeued-int64(len(out.Expired)))
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,9 @@
 package store
 
-import "strings"
+import (
+	"embed"
+	"strings"
+)
 
 // ClaimSQLite is the SQLite claim statement, for plan tests.
 const ClaimSQLite = claimSQLite
@@ -22,3 +25,9 @@ const (
 func (s *Store) PickDueSQL() string      { return s.pickDue() }
 func (s *Store) PickEndedSQL() string    { return s.pickEnded() }
 func (s *Store) PromoteProbeSQL() string { return s.promoteProbe() }
+
+// OldestWaitingSQL finds the oldest waiting message, for plan tests.
+const OldestWaitingSQL = oldestWaitingSQL
+
+// Migrations are the embedded migrations, for migration tests.
+var Migrations embed.FS = migrations

@@ -45,8 +45,8 @@ func (s *Store) ExpireDue(ctx context.Context, now time.Time, limit int) ([]int6
 		blank = ", text = ''"
 	}
 	var out []int64
-	err := s.trackTx(ctx, func(tx *sql.Tx) error {
-		moved, err := s.moveScheduled(ctx, tx, s.pickEnded(), []any{now.UnixMilli(), limit}, StatusExpired, 1)
+	err := s.trackTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
+		moved, err := s.moveScheduled(ctx, tx, d, s.pickEnded(), []any{now.UnixMilli(), limit}, StatusExpired, 1)
 		if err != nil {
 			return err
 		}
@@ -64,6 +64,7 @@ func (s *Store) ExpireDue(ctx context.Context, now time.Time, limit int) ([]int6
 			dead, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expirePostgres, "refund = 1", "refund = 1"+blank, 1),
 				now.UnixMilli(), limit-len(moved), now.UTC()))
 			out = append(out, dead...)
+			d.add(-int64(len(dead)), 0) // waiting to expired
 			return err
 		}
 		dead, err = scanPositions(tx.QueryContext(ctx, strings.Replace(expireSQLite, "refund = 1", "refund = 1"+blank, 1),
@@ -72,6 +73,7 @@ func (s *Store) ExpireDue(ctx context.Context, now time.Time, limit int) ([]int6
 			return err
 		}
 		out = append(out, dead...)
+		d.add(-int64(len(dead)), 0) // waiting to expired
 		return s.recordExpired(ctx, tx, dead, now)
 	})
 	if err != nil {

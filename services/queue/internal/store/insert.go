@@ -110,12 +110,14 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (int, error) 
 			break
 		}
 	}
+	var d backlogDelta
 	if len(extra) > 0 {
-		added, err := in.insertExtras(ctx, tx, extra, time.Now())
+		added, waiting, err := in.insertExtras(ctx, tx, extra, time.Now())
 		if err != nil {
 			return 0, err
 		}
 		inserted += added
+		d.add(waiting, 0)
 	}
 	for rest := plain; len(rest) > 0; {
 		k := 0
@@ -128,7 +130,11 @@ func (in *Inserter) Insert(ctx context.Context, msgs []NewMessage) (int, error) 
 			return 0, err
 		}
 		inserted += int(affected)
+		d.add(affected, 0)
 		rest = rest[n:]
+	}
+	if err := in.s.countBacklog(ctx, tx, d); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit insert: %w", err)
@@ -205,8 +211,8 @@ const extraColumns = 9
 // insertExtras stores messages with §12 fields: one due later than now
 // is scheduled (status -1, in the scheduled table until Promote moves it
 // into messages when due); lane 0 is high priority. It returns how many
-// were added.
-func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMessage, now time.Time) (int, error) {
+// were added, and how many of them wait (added to messages).
+func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMessage, now time.Time) (added int, waiting int64, err error) {
 	var due, later []NewMessage
 	for _, m := range msgs {
 		if m.SendAt > now.UnixMilli() {
@@ -217,19 +223,17 @@ func (in *Inserter) insertExtras(ctx context.Context, tx *sql.Tx, msgs []NewMess
 	}
 	// A redelivered message keeps the row it got first, in either table
 	// (ON CONFLICT sees only its own table).
-	due, err := in.s.dropStored(ctx, tx, "scheduled", due)
-	if err != nil {
-		return 0, err
+	if due, err = in.s.dropStored(ctx, tx, "scheduled", due); err != nil {
+		return 0, 0, err
 	}
 	if later, err = in.s.dropStored(ctx, tx, "messages", later); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	added, err := in.insertInto(ctx, tx, "messages", due, StatusNew)
-	if err != nil {
-		return 0, err
+	if added, err = in.insertInto(ctx, tx, "messages", due, StatusNew); err != nil {
+		return 0, 0, err
 	}
 	more, err := in.insertInto(ctx, tx, "scheduled", later, StatusScheduled)
-	return added + more, err
+	return added + more, int64(added), err
 }
 
 // insertInto stores msgs in table (messages or scheduled) with status.

@@ -340,4 +340,18 @@ func check(t *testing.T, st *store.Store, m *model, at string) {
 	if !slices.Equal(pending, want) {
 		t.Fatalf("%s: refunds pending %v, model says %v", at, pending, want)
 	}
+	// The kept backlog counts equal a full count and the model's.
+	bl := checkCounts(t, st, at)
+	var waiting, initiated int64
+	for _, p := range m.order {
+		switch x := m.msgs[p]; {
+		case x.row == 0:
+			waiting++
+		case x.row == 1 && x.outcome == 0:
+			initiated++
+		}
+	}
+	if bl.Waiting != waiting || bl.Initiated != initiated {
+		t.Fatalf("%s: backlog counts %d waiting, %d initiated; model says %d and %d", at, bl.Waiting, bl.Initiated, waiting, initiated)
+	}
 }

@@ -113,25 +113,19 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		}
 		rest = rest[n:]
 	}
+	var d backlogDelta
 	if len(rows) < len(positions) {
 		// Some not in messages: scheduled ones (rare) move there first.
-		if err := s.takeReportedScheduled(ctx, tx, reports, rows); err != nil {
+		if err := s.takeReportedScheduled(ctx, tx, &d, reports, rows); err != nil {
 			return out, err
 		}
 	}
-
-	// Initiated rows of claims not confirmed yet are few (a report usually
-	// comes long after its claim's ack): look their claims up.
-	var claimIDs []int64
-	for _, row := range rows {
-		if row.status == StatusInitiated && row.claim != 0 {
-			claimIDs = append(claimIDs, row.claim)
-		}
-	}
-	var open map[int64]bool
-	if len(claimIDs) > 0 {
-		slices.Sort(claimIDs)
-		if open, err = s.openClaims(ctx, tx, slices.Compact(claimIDs)); err != nil {
+	if !s.pg {
+		// Initiated rows of claims not confirmed yet are few (a report
+		// usually comes long after its claim's ack): look their claims up.
+		// (PostgreSQL's readReported reads whether they are open with the
+		// rows, in one snapshot.)
+		if err := s.markOpen(ctx, tx, rows); err != nil {
 			return out, err
 		}
 	}
@@ -148,6 +142,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	}
 	var mine []found               // the reports naming a stored message of their account, in report order
 	pending := make(map[key][]any) // still new, or under an open claim: set final
+	isPending := make(map[int64]bool)
 	var order []key
 	var blank []any
 	seen := make(map[int64]bool, len(positions))
@@ -170,7 +165,8 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 			if s.blankText {
 				blank = append(blank, r.Pos)
 			}
-			if stored.status <= StatusNew || stored.status == StatusInitiated && stored.claim != 0 && open[stored.claim] {
+			if stored.status <= StatusNew || stored.status == StatusInitiated && stored.open {
+				isPending[r.Pos] = true
 				k := key{r.AccountID, r.Status}
 				if _, ok := pending[k]; !ok {
 					order = append(order, k)
@@ -216,15 +212,33 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 			out.Final = append(out.Final, stored.final(r, s.blankText))
 		}
 	}
+	// before holds the status each row set final had before (its backlog
+	// count): on SQLite the one read above (one writer); on PostgreSQL the
+	// UPDATE's own, read under the row lock (a sweep may have requeued the
+	// row since, or a claim handed it out).
+	before := make(map[int64]int, len(isPending))
 	args := make([]any, 0, reportChunk+2)
 	for _, k := range order {
 		for keys := pending[k]; len(keys) > 0; {
 			n := min(len(keys), reportChunk)
 			args = append(append(args[:0], k.status, k.account), keys[:n]...)
-			if _, err := tx.ExecContext(ctx, s.reportSQL(&b, n), args...); err != nil {
+			if err := s.setFinal(ctx, tx, &b, n, args, rows, before); err != nil {
 				return out, fmt.Errorf("apply reports: %w", err)
 			}
 			keys = keys[n:]
+		}
+	}
+	for _, r := range ended {
+		old, set := before[r.Pos]
+		switch {
+		case set && old == StatusNew:
+			d.add(-1, 0)
+		case set && old == StatusInitiated && recorded[r.Pos]:
+			d.add(0, -1)
+		case !set && !isPending[r.Pos] && recorded[r.Pos]:
+			// Initiated under a closed claim (or none): it stays so, with an
+			// outcome from now on.
+			d.add(0, -1)
 		}
 	}
 	for rest := blank; len(rest) > 0; {
@@ -239,6 +253,9 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		rest = rest[n:]
 	}
 	if err := s.countPhones(ctx, tx, phones); err != nil {
+		return out, err
+	}
+	if err := s.countBacklog(ctx, tx, d); err != nil {
 		return out, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -328,6 +345,7 @@ type reportedRow struct {
 	account int64
 	status  int   // in messages
 	claim   int64 // 0: none
+	open    bool  // initiated under a claim still open
 	outcome int   // the recorded outcome's status, 0: none yet
 	tracked Tracked
 }
@@ -360,10 +378,19 @@ func sameTime(stored *time.Time, at time.Time) bool {
 // accounts need the stored outcome (a redelivery's).
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow, wide bool) error {
 	var b strings.Builder
+	// On PostgreSQL, whether the claim is open is read in the statement's
+	// snapshot: a row initiated under a claim closed in it was acknowledged
+	// (a sweep would have changed the row) and stays initiated, so a report
+	// that does not rewrite it cannot miss a requeue (the row set final
+	// instead, or counted twice in the backlog counts).
+	open := ", false"
+	if s.pg {
+		open = ", (m.status = 1 AND EXISTS (SELECT 1 FROM claims c WHERE c.id = m.claim_id))"
+	}
 	if wide {
-		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + trackFrom + " WHERE m.pos IN (")
+		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos IN (")
 	} else {
-		b.WriteString("SELECT pos, account_id, status, COALESCE(claim_id, 0) FROM messages WHERE pos IN (")
+		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0)" + open + " FROM messages m WHERE m.pos IN (")
 	}
 	s.placeholders(&b, 1, len(positions))
 	b.WriteByte(')')
@@ -375,7 +402,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	for res.Next() {
 		var r reportedRow
 		if !wide {
-			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim); err != nil {
+			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.open); err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
 			into[r.tracked.Pos] = r
@@ -385,7 +412,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 		var accepted, claimed, finished any
 		var lane int
 		if err := res.Scan(&t.Pos, &t.AccountID, &t.Phone, &t.Text, &t.Status, &accepted, &claimed, &finished, &t.Device, &t.Attempts,
-			&t.SendAt, &t.ValidUntil, &lane, &r.status, &r.claim, &r.outcome); err != nil {
+			&t.SendAt, &t.ValidUntil, &lane, &r.status, &r.claim, &r.outcome, &r.open); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
 		t.High = lane == 0
@@ -407,6 +434,60 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
+// markOpen sets open on the rows initiated under a claim still open, read
+// in tx (SQLite: the same snapshot as the rows, one writer).
+func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reportedRow) error {
+	var claimIDs []int64
+	for _, row := range rows {
+		if row.status == StatusInitiated && row.claim != 0 {
+			claimIDs = append(claimIDs, row.claim)
+		}
+	}
+	if len(claimIDs) == 0 {
+		return nil
+	}
+	slices.Sort(claimIDs)
+	open, err := s.openClaims(ctx, tx, slices.Compact(claimIDs))
+	if err != nil {
+		return err
+	}
+	for p, row := range rows {
+		if row.status == StatusInitiated && open[row.claim] {
+			row.open = true
+			rows[p] = row
+		}
+	}
+	return nil
+}
+
+// setFinal runs reportSQL on n positions (args: status, account,
+// positions) and records in before the status each row it set final had.
+func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, b *strings.Builder, n int, args []any, rows map[int64]reportedRow, before map[int64]int) error {
+	if !s.pg {
+		if _, err := tx.ExecContext(ctx, s.reportSQL(b, n), args...); err != nil {
+			return err
+		}
+		for _, p := range args[2:] {
+			before[p.(int64)] = rows[p.(int64)].status
+		}
+		return nil
+	}
+	res, err := tx.QueryContext(ctx, s.reportSQL(b, n), args...)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for res.Next() {
+		var pos int64
+		var old int
+		if err := res.Scan(&pos, &old); err != nil {
+			return err
+		}
+		before[pos] = old
+	}
+	return res.Err()
+}
+
 // reportSQL is the UPDATE setting n reported messages final (new, or
 // initiated under an open claim; a row a claim or sweep changed meanwhile is
 // still set, as long as it is not final); its parameters are (status,
@@ -414,8 +495,17 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 // planner off the claim index (account_id, pos) WHERE status = 0, which
 // would scan every pending message of the account, and off the account
 // index: the primary key finds the n rows.
+//
+// On PostgreSQL it locks the rows first and returns each one's position and
+// status before (the backlog counts'), read under the lock.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
+	if s.pg {
+		b.WriteString("WITH t AS (SELECT pos, status FROM messages WHERE +account_id = $2 AND +status < 2 AND pos IN (")
+		s.placeholders(b, 3, n)
+		b.WriteString(") FOR UPDATE) UPDATE messages m SET status = $1 FROM t WHERE m.pos = t.pos RETURNING m.pos, t.status")
+		return b.String()
+	}
 	b.WriteString("UPDATE messages SET status = " + s.param(1) +
 		" WHERE +account_id = " + s.param(2) + " AND +status < 2 AND pos IN (")
 	s.placeholders(b, 3, n)

@@ -33,17 +33,7 @@ func TestRecordReportsNamesTheirOutcomes(t *testing.T) {
 		if _, err := in.Insert(ctx, rows(1, 1, 4)); err != nil {
 			t.Fatal(err)
 		}
-		// 1, 2 confirmed claim; 3 open claim; 4 still new.
-		id := store.NewClaimID()
-		if _, err := st.Claim(ctx, 1, 2, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Ack(ctx, []int64{id}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
+		mixClaims(t, st) // 1, 2 confirmed claim; 3 open claim; 4 still new
 		at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
 		reports := []store.Report{
 			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at},
@@ -108,17 +98,7 @@ func TestRecordReportsUntoldAccounts(t *testing.T) {
 		if _, err := in.Insert(ctx, append(rows(1, 1, 4), rows(2, 5, 2)...)); err != nil {
 			t.Fatal(err)
 		}
-		// Account 1: 1, 2 confirmed claim; 3 open claim; 4 still new.
-		id := store.NewClaimID()
-		if _, err := st.Claim(ctx, 1, 2, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Ack(ctx, []int64{id}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
+		mixClaims(t, st) // account 1: 1, 2 confirmed claim; 3 open claim; 4 still new
 		at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 		reports := []store.Report{
 			{AccountID: 1, Pos: 1, Status: store.StatusSent, Device: "P", At: at},
@@ -178,4 +158,21 @@ func TestRecordReportsUntoldAccounts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// mixClaims hands out account 1's first two messages under a confirmed
+// claim and its third under an open one, leaving the fourth new.
+func mixClaims(t *testing.T, st *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	id := store.NewClaimID()
+	if _, err := st.Claim(ctx, 1, 2, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Ack(ctx, []int64{id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 }

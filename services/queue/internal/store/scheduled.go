@@ -26,14 +26,15 @@ const movedColumns = "pos, account_id, phone, accepted_at, claimed_at, claim_id,
 
 // moveScheduled moves the scheduled rows that pick (a SELECT of positions
 // from scheduled, with its args) finds into messages with status and
-// refund, in tx, and returns their positions in pick's order. On
+// refund, in tx, and returns their positions in pick's order; moved as
+// new, they join the waiting count (d). On
 // PostgreSQL pick should lock what it reads (FOR UPDATE, with SKIP LOCKED
 // where another mover may take the rest): the rows stay locked until tx
 // ends, so two movers never move the same row, and a mover that waited
 // finds a row another one moved gone. On SQLite tx holds the only write
 // lock. Rows are copied, then deleted, in the same transaction: a crash
 // leaves a row in one table or the other, never both nor none.
-func (s *Store) moveScheduled(ctx context.Context, tx *sql.Tx, pick string, args []any, status int, refund int) ([]int64, error) {
+func (s *Store) moveScheduled(ctx context.Context, tx *sql.Tx, d *backlogDelta, pick string, args []any, status int, refund int) ([]int64, error) {
 	positions, err := scanPositions(tx.QueryContext(ctx, pick, args...))
 	if err != nil {
 		return nil, fmt.Errorf("pick scheduled: %w", err)
@@ -57,8 +58,16 @@ func (s *Store) moveScheduled(ctx context.Context, tx *sql.Tx, pick string, args
 		// A row already in messages (never written so, see insertExtras)
 		// keeps that row: the message is still there once.
 		b.WriteString(") ON CONFLICT DO NOTHING")
-		if _, err := tx.ExecContext(ctx, b.String(), in...); err != nil {
+		res, err := tx.ExecContext(ctx, b.String(), in...)
+		if err != nil {
 			return nil, fmt.Errorf("move scheduled: %w", err)
+		}
+		if status == StatusNew {
+			added, err := res.RowsAffected()
+			if err != nil {
+				return nil, fmt.Errorf("move scheduled: %w", err)
+			}
+			d.add(added, 0)
 		}
 		b.Reset()
 		b.WriteString("DELETE FROM scheduled WHERE pos IN (")
@@ -114,9 +123,9 @@ func (s *Store) Promote(ctx context.Context, now time.Time, limit int) (int64, e
 		return 0, nil
 	}
 	var moved []int64
-	err := s.trackTx(ctx, func(tx *sql.Tx) error {
+	err := s.trackTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
 		var err error
-		moved, err = s.moveScheduled(ctx, tx, s.pickDue(), []any{now.UnixMilli(), limit}, StatusNew, 0)
+		moved, err = s.moveScheduled(ctx, tx, d, s.pickDue(), []any{now.UnixMilli(), limit}, StatusNew, 0)
 		return err
 	})
 	if err != nil {
@@ -129,7 +138,7 @@ func (s *Store) Promote(ctx context.Context, now time.Time, limit int) (int64, e
 // (and rows, the messages found, lacks) into messages as new, in tx, and
 // adds them to rows: the report then settles them as it settles a message
 // still new. Only the reporting account's messages move.
-func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, reports []Report, rows map[int64]reportedRow) error {
+func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, d *backlogDelta, reports []Report, rows map[int64]reportedRow) error {
 	byAccount := map[int64][]any{}
 	var accounts []int64
 	for _, r := range reports {
@@ -149,7 +158,7 @@ func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, reports [
 			b.WriteString("SELECT pos FROM scheduled WHERE account_id = " + s.param(1) + " AND pos IN (")
 			s.placeholders(&b, 2, n)
 			b.WriteString(") ORDER BY pos" + s.lock(false))
-			moved, err := s.moveScheduled(ctx, tx, b.String(), append([]any{account}, rest[:n]...), StatusNew, 0)
+			moved, err := s.moveScheduled(ctx, tx, d, b.String(), append([]any{account}, rest[:n]...), StatusNew, 0)
 			if err != nil {
 				return err
 			}

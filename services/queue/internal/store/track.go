@@ -228,10 +228,10 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 	outcome := "INSERT INTO outcomes (pos, status, finished_at) VALUES (" + s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ") ON CONFLICT DO NOTHING" //nolint:gosec // G202: as above
 	read := "SELECT " + trackColumns + trackFrom + " WHERE m.pos = " + s.param(1) + " AND +m.account_id = " + s.param(2)                                    //nolint:gosec // G202: as above
 	var out Tracked
-	err := s.trackTx(ctx, func(tx *sql.Tx) error {
+	err := s.trackTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
 		// A scheduled message first: a promotion holding it moves it before
 		// the UPDATE below (a statement of its own) looks in messages.
-		moved, err := s.moveScheduled(ctx, tx, s.pickOne(), []any{pos, accountID}, StatusCancelled, 1)
+		moved, err := s.moveScheduled(ctx, tx, d, s.pickOne(), []any{pos, accountID}, StatusCancelled, 1)
 		if err != nil {
 			return err
 		}
@@ -244,6 +244,7 @@ func (s *Store) Cancel(ctx context.Context, accountID, pos int64, now time.Time)
 			if n, err = res.RowsAffected(); err != nil {
 				return err
 			}
+			d.add(-n, 0) // a waiting message (messages holds no scheduled ones)
 		}
 		if n == 1 {
 			if _, err := tx.ExecContext(ctx, outcome, pos, StatusCancelled, s.timeParam(now)); err != nil {
@@ -338,7 +339,7 @@ func (s *Store) TakeRefunds(ctx context.Context, positions []int64) ([]Refund, e
 		args[i] = p
 	}
 	var out []Refund
-	err := s.trackTx(ctx, func(tx *sql.Tx) error {
+	err := s.trackTx(ctx, func(tx *sql.Tx, _ *backlogDelta) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, b.String(), args...)
 		if err != nil {
@@ -493,20 +494,25 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) (int64, error) {
 // remove deletes the final messages at positions (and their outcomes) in
 // one transaction, except those whose quota is still to be given back. An
 // outcome is never changed nor removed while its message stays, so the
-// sweep's reading of it still holds.
+// sweep's reading of it still holds. A message with an outcome is final,
+// or initiated and reported (not counted as initiated), or, if a report
+// raced a requeue, waiting: that one leaves the waiting count.
 func (s *Store) remove(ctx context.Context, positions []any) (int64, error) {
 	var b strings.Builder
 	b.WriteString("DELETE FROM messages WHERE refund = 0 AND pos IN (")
 	s.placeholders(&b, 1, len(positions))
-	b.WriteString(") AND EXISTS (SELECT 1 FROM outcomes o WHERE o.pos = messages.pos)")
+	b.WriteString(") AND EXISTS (SELECT 1 FROM outcomes o WHERE o.pos = messages.pos) RETURNING status")
 	var removed int64
-	err := s.trackTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, b.String(), positions...)
+	err := s.trackTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
+		statuses, err := scanPositions(tx.QueryContext(ctx, b.String(), positions...))
 		if err != nil {
 			return err
 		}
-		if removed, err = res.RowsAffected(); err != nil {
-			return err
+		removed = int64(len(statuses))
+		for _, st := range statuses {
+			if st == StatusNew {
+				d.add(-1, 0)
+			}
 		}
 		b.Reset()
 		b.WriteString("DELETE FROM outcomes WHERE pos IN (")
@@ -518,14 +524,19 @@ func (s *Store) remove(ctx context.Context, positions []any) (int64, error) {
 	return removed, err
 }
 
-// trackTx runs fn in a transaction (immediate on SQLite) and commits it.
-func (s *Store) trackTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// trackTx runs fn in a transaction (immediate on SQLite), adds what fn put
+// in its backlogDelta to the backlog counts, and commits.
+func (s *Store) trackTx(ctx context.Context, fn func(tx *sql.Tx, d *backlogDelta) error) error {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	if err := fn(tx); err != nil {
+	var d backlogDelta
+	if err := fn(tx, &d); err != nil {
+		return err
+	}
+	if err := s.countBacklog(ctx, tx, d); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -9,14 +9,12 @@ import (
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
-// backlogRescan is how many rounds pass between scans from the first
-// position (10 minutes at the default 15 s interval).
-const backlogRescan = 40
-
-// backlogBudget is the share of the time the gauges' counts may take: they
-// scan the waiting backlog, so with millions waiting one refresh takes
-// seconds, and refreshing every interval regardless cost the 10-million
-// drain 1.76x the CPU per message (docs/benchmarks.md).
+// backlogBudget is the share of the time the gauges' refresh may take. It
+// reads kept counts and seeks once or twice per account with messages
+// waiting (store.Backlog), so it takes milliseconds; the budget is a
+// safety net for many such accounts: when counting scanned the backlog,
+// refreshing every interval regardless cost the 10-million drain 1.76x the
+// CPU per message (docs/benchmarks.md).
 const backlogBudget = 0.02
 
 // backlogWait is how long to wait after a refresh that took took: interval,
@@ -30,20 +28,15 @@ func backlogWait(interval, took time.Duration) time.Duration {
 // between refreshes, until ctx ends. A failed count leaves the gauges as
 // they were (logged).
 func RunBacklog(ctx context.Context, st *store.Store, m *metrics.Backlog, interval, offlineAfter time.Duration, log *slog.Logger) {
-	var floor int64
-	for round := 0; ; round++ {
+	for {
 		began := time.Now()
-		if round%backlogRescan == 0 {
-			floor = 0 // now and then from the start: a message stored out of position order is counted again
-		}
-		b, err := st.Backlog(ctx, floor)
+		b, err := st.Backlog(ctx)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
 				log.Warn("count backlog failed", "err", err)
 			}
 		default:
-			floor = b.Floor()
 			m.Waiting.Set(float64(b.Waiting))
 			m.Initiated.Set(float64(b.Initiated))
 			age := 0.0

@@ -74,6 +74,7 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	inflight map[string]int // POSTs in flight by endpoint
 	total    int
+	closed   bool // Run is ending: no more hand-offs
 	wg       sync.WaitGroup
 }
 
@@ -109,6 +110,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	recorded := make(chan struct{})
 	go func() { d.record(); close(recorded) }()
 	defer func() {
+		d.mu.Lock()
+		d.closed = true // Offer reserves no more (its reservations are in wg)
+		d.mu.Unlock()
 		d.wg.Wait() // every POST has handed in its outcome
 		close(d.results)
 		<-recorded
@@ -190,6 +194,56 @@ func (d *Dispatcher) round(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Offer reserves up to posts POST slots of endpoint for rows the fan-out is
+// about to store (the hand-off: the rows are written already claimed, until
+// the returned lease, and sent from memory once committed, with no look for
+// due rows, no claim transaction and no payload read). It leaves one of the
+// endpoint's slots to the database path, so events already waiting (retries,
+// rows beyond the reserved POSTs) are never starved by new ones, and reserves
+// nothing once Run is ending. Each reserved slot must be given back through
+// Handoff.
+func (d *Dispatcher) Offer(endpoint string, posts int) (int, time.Time) {
+	lease := time.Now().Add(d.cfg.Timeout + leaseMargin)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := min(posts, d.cfg.PerEndpoint-1-d.inflight[endpoint], d.cfg.Workers-d.total)
+	if n <= 0 || d.closed {
+		return 0, lease
+	}
+	d.inflight[endpoint] += n
+	d.total += n
+	d.wg.Add(n)
+	return n, lease
+}
+
+// Handoff sends the rows of the slots Offer reserved for ep: one POST per
+// group, the groups as Group splits them, every row stored by the caller
+// with attempts 1 and next_attempt_ms at lease. An empty group (its rows
+// were stored already, or not at all) gives its slot back unused. Rows whose
+// POST cannot start well within the lease (a slow commit) are left to come
+// due when it ends, as a crashed process's would.
+func (d *Dispatcher) Handoff(ctx context.Context, ep store.Endpoint, groups [][]store.Delivery, lease time.Time) {
+	now := time.Now()
+	t, err := d.target(ep, now)
+	if err != nil {
+		d.log.Error("webhook endpoint unusable", "endpoint", ep.ID, "err", err)
+	}
+	ok := err == nil && lease.Sub(now) > d.cfg.Timeout+leaseMargin/2
+	for _, group := range groups {
+		if !ok || len(group) == 0 {
+			d.done(ep.ID)
+			d.wg.Done()
+			continue
+		}
+		d.metrics.Handoffs.Inc()
+		go func() {
+			defer d.wg.Done()
+			defer d.done(ep.ID)
+			d.send(context.WithoutCancel(ctx), t, group)
+		}()
+	}
 }
 
 func (d *Dispatcher) start(endpoint string) {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,17 +26,30 @@ import (
 // txRows bounds the rows of one fan-out transaction.
 const txRows = 5000
 
+// Dispatcher is what the fan-out needs of the local dispatcher
+// (deliver.Dispatcher).
+type Dispatcher interface {
+	// Wake tells it that events are due.
+	Wake()
+	// Offer reserves up to posts POSTs of an endpoint for rows about to be
+	// stored claimed until the lease; Handoff sends them (or gives the
+	// slots back) after the commit, one group per reserved slot.
+	Offer(endpoint string, posts int) (int, time.Time)
+	Handoff(ctx context.Context, ep store.Endpoint, groups [][]store.Delivery, lease time.Time)
+}
+
 // Ingester is the consumer handler of the notify stream.
 type Ingester struct {
 	store     *store.Store
 	metrics   *metrics.Metrics
-	wake      func() // tells the local dispatcher that events are due
-	batchSize int    // most events per chunk (the POST size of batch endpoints)
+	disp      Dispatcher // nil: store only
+	batchSize int        // most events per chunk (the POST size of batch endpoints)
 }
 
-// New returns an ingester writing to st; batchSize bounds a chunk.
-func New(st *store.Store, m *metrics.Metrics, wake func(), batchSize int) *Ingester {
-	return &Ingester{store: st, metrics: m, wake: wake, batchSize: max(batchSize, 1)}
+// New returns an ingester writing to st and handing fresh rows to d;
+// batchSize bounds a chunk.
+func New(st *store.Store, m *metrics.Metrics, d Dispatcher, batchSize int) *Ingester {
+	return &Ingester{store: st, metrics: m, disp: d, batchSize: max(batchSize, 1)}
 }
 
 // chunkRow is one row carrying evs (events of one stream message for one
@@ -147,8 +161,10 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 		return err
 	}
 	byAccount := make(map[int64][]store.Endpoint, len(accounts))
+	byID := make(map[string]store.Endpoint, len(endpoints))
 	for _, e := range endpoints {
 		byAccount[e.AccountID] = append(byAccount[e.AccountID], e)
+		byID[e.ID] = e
 	}
 	var rows []store.Delivery
 	enqueued := 0
@@ -201,13 +217,84 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 			}
 		}
 		part := rows[i:min(i+txRows, len(rows))]
-		if err := in.store.Enqueue(ctx, part); err != nil {
+		offers, due := in.offer(part, byID)
+		err := in.store.Enqueue(ctx, part)
+		for _, o := range offers {
+			groups := make([][]store.Delivery, len(o.groups))
+			for g, idx := range o.groups {
+				for _, k := range idx {
+					if err == nil && part[k].ID != 0 { // stored now: ours to send
+						groups[g] = append(groups[g], part[k])
+					}
+				}
+			}
+			in.disp.Handoff(ctx, o.ep, groups, o.lease)
+		}
+		if err != nil {
 			return err
+		}
+		if due && in.disp != nil {
+			in.disp.Wake()
 		}
 	}
 	in.metrics.Enqueued.Add(float64(enqueued))
-	if len(rows) > 0 && in.wake != nil {
-		in.wake()
-	}
 	return nil
+}
+
+// handoff is the rows of one endpoint that are written claimed and sent
+// from memory: indexes into the part, one group per reserved POST.
+type handoff struct {
+	ep     store.Endpoint
+	groups [][]int
+	lease  time.Time
+}
+
+// offer splits a part's rows, endpoint by endpoint and in order, into POSTs
+// as a claim would (store.Group), reserves what POSTs the dispatcher has
+// room for and marks their rows claimed (attempt 1, leased), so the commit
+// that stores them also claims them. The other rows are stored due at once;
+// due reports whether there are any.
+func (in *Ingester) offer(part []store.Delivery, byID map[string]store.Endpoint) (out []handoff, due bool) {
+	if in.disp == nil {
+		return nil, len(part) > 0
+	}
+	var order []string
+	at := map[string][]int{}
+	for k, r := range part {
+		if _, ok := at[r.EndpointID]; !ok {
+			order = append(order, r.EndpointID)
+		}
+		at[r.EndpointID] = append(at[r.EndpointID], k)
+	}
+	for _, id := range order {
+		idx := at[id]
+		ep := byID[id]
+		per := 1
+		if ep.Batch {
+			per = in.batchSize
+		}
+		// The rule of store.Group, on indexes.
+		var groups [][]int
+		start, cur := 0, 0
+		for j, k := range idx {
+			n := max(part[k].Events, 1)
+			if cur > 0 && cur+n > per {
+				groups = append(groups, idx[start:j])
+				start, cur = j, 0
+			}
+			cur += n
+		}
+		groups = append(groups, idx[start:])
+		n, lease := in.disp.Offer(id, len(groups))
+		for _, g := range groups[:n] {
+			for _, k := range g {
+				part[k].Attempts, part[k].NextAttemptMs = 1, store.Ms(lease)
+			}
+		}
+		if n > 0 {
+			out = append(out, handoff{ep: ep, groups: groups[:n], lease: lease})
+		}
+		due = due || n < len(groups)
+	}
+	return out, due
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	Latency    prometheus.Histogram   // time of one POST
 	Enqueued   prometheus.Counter     // (endpoint, event) pairs stored by fan-out
 	Disabled   *prometheus.CounterVec // endpoints disabled, by reason
+	Handoffs   prometheus.Counter     // POSTs started by the fan-out, without a claim
 }
 
 // Backlog reads the undelivered events at scrape time.
@@ -57,6 +58,10 @@ func New(reg prometheus.Registerer, backlog Backlog) *Metrics {
 			Name: "endpoints_disabled_total",
 			Help: "Endpoints disabled by the service, by reason (gone, failing).",
 		}, []string{"reason"}),
+		Handoffs: f.NewCounter(prometheus.CounterOpts{
+			Name: "handoff_posts_total",
+			Help: "POSTs of freshly stored events started by the fan-out itself (stored already claimed), without the dispatcher's claim.",
+		}),
 	}
 	// One collector for the two gauges: one query answers both. The
 	// prefixed registerer prefixes its descriptions' names too.

@@ -245,7 +245,9 @@ const insertChunk = 1000
 // Enqueue stores undelivered events in one transaction: a webhook_deliveries
 // row each, and its payload in webhook_payloads. A row that already exists
 // (same endpoint and event: a redelivered stream message) is left alone with
-// its payload, so fan-out is idempotent.
+// its payload, so fan-out is idempotent. On return each row's ID is its new
+// id, or 0 for a row that was already stored (the caller must not send a row
+// it did not store: another may hold its lease).
 //
 // On SQLite (in process, no round trips) the rows go through prepared
 // statements with bound parameters rather than bun's INSERT, which writes
@@ -261,6 +263,7 @@ func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 	}
 	for i := range rows {
 		rows[i].Events = max(rows[i].Events, 1)
+		rows[i].ID = 0
 	}
 	if s.pg {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -303,6 +306,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`
 			if _, err := sp.ExecContext(ctx, id, r.Payload); err != nil {
 				return err
 			}
+			r.ID = id
 		}
 		return nil
 	})
@@ -343,6 +347,7 @@ ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id, endpoint_id, event_
 			return err
 		}
 		ids, payloads = append(ids, id), append(payloads, rows[at[k]].Payload)
+		rows[at[k]].ID = id
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
