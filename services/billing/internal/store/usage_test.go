@@ -15,12 +15,7 @@ import (
 // them one by one in order would give, whatever the mix of accounts.
 func TestReserveBatchInOrder(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		ctx := context.Background()
-		st := New(b.DB(t, Service))
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
+		ctx, st, now := context.Background(), migrated(t, b), time.Now()
 		mk := func(limit int64, sub bool) int64 {
 			acc, err := st.CreateAccount(ctx, "n", "a@b", digestFor(t), now)
 			if err != nil {
@@ -75,12 +70,7 @@ func TestReserveBatchInOrder(t *testing.T) {
 // usage read back are the stored ones.
 func TestReserveSubscriptionTimes(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		ctx := context.Background()
-		st := New(b.DB(t, Service))
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
+		ctx, st, now := context.Background(), migrated(t, b), time.Now()
 		mk := func(expires time.Time, end bool) int64 {
 			acc, err := st.CreateAccount(ctx, "n", "a@b", digestFor(t), now)
 			if err != nil {
@@ -114,6 +104,16 @@ func TestReserveSubscriptionTimes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// migrated returns a store on b's database, migrated.
+func migrated(t *testing.T, b testkit.Backend) *Store {
+	t.Helper()
+	st := New(b.DB(t, Service))
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // digestFor returns a fresh, unique token digest.
