@@ -101,11 +101,11 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 	if c == nil {
 		return events.AuthReply{}, 0, false
 	}
-	if !c.heard() {
+	c.mu.Lock() // once a request: the checks and the entry under one lock
+	defer c.mu.Unlock()
+	if !c.heardLocked() {
 		return events.AuthReply{}, neverStore, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.entries[digest]
 	if ok && e.month == month && now.Before(e.expires) {
 		return e.reply, c.gen, true
@@ -120,13 +120,11 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 // while broadcasts could be missed is not kept.
 const neverStore = ^uint64(0)
 
-// heard reports whether every broadcast since the last check can have
+// heardLocked reports whether every broadcast since the last check can have
 // arrived: the connection is up and neither reconnected nor dropped a
 // broadcast since. When not, everything cached is forgotten (and the caller
-// must not use the cache for this lookup).
-func (c *authCache) heard() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// must not use the cache for this lookup). The caller holds c.mu.
+func (c *authCache) heardLocked() bool {
 	if c.nc == nil || !c.present || c.stopped {
 		return false
 	}
