@@ -1,9 +1,6 @@
 package store
 
-import (
-	"embed"
-	"strings"
-)
+import "strings"
 
 // ClaimSQLite is the SQLite claim statement, for plan tests.
 const ClaimSQLite = claimSQLite
@@ -30,4 +27,4 @@ func (s *Store) PromoteProbeSQL() string { return s.promoteProbe() }
 const OldestWaitingSQL = oldestWaitingSQL
 
 // Migrations are the embedded migrations, for migration tests.
-var Migrations embed.FS = migrations
+var Migrations = migrations

@@ -35,6 +35,15 @@ func (d *backlogDelta) add(waiting, initiated int64) {
 	d.initiated += initiated
 }
 
+// The counts' write, an upsert: a shard row the migration did not create is
+// created.
+const (
+	countBacklogSQLite = `INSERT INTO backlog_counts (shard, waiting, initiated) VALUES (?, ?, ?)
+    ON CONFLICT (shard) DO UPDATE SET waiting = backlog_counts.waiting + excluded.waiting, initiated = backlog_counts.initiated + excluded.initiated`
+	countBacklogPostgres = `INSERT INTO backlog_counts (shard, waiting, initiated) VALUES ($1, $2, $3)
+    ON CONFLICT (shard) DO UPDATE SET waiting = backlog_counts.waiting + excluded.waiting, initiated = backlog_counts.initiated + excluded.initiated`
+)
+
 // countBacklog adds d to the counts in tx; call it last in tx (after every
 // statement that may wait for a message row's lock).
 func (s *Store) countBacklog(ctx context.Context, tx *sql.Tx, d backlogDelta) error {
@@ -45,10 +54,11 @@ func (s *Store) countBacklog(ctx context.Context, tx *sql.Tx, d backlogDelta) er
 	if s.pg {
 		shard = rand.IntN(backlogShards) //nolint:gosec // G404: spreading, not secret
 	}
-	// An upsert: a shard row the migration did not create is created.
-	if _, err := tx.ExecContext(ctx, "INSERT INTO backlog_counts (shard, waiting, initiated) VALUES ("+s.param(1)+", "+s.param(2)+", "+s.param(3)+
-		") ON CONFLICT (shard) DO UPDATE SET waiting = backlog_counts.waiting + excluded.waiting, initiated = backlog_counts.initiated + excluded.initiated",
-		shard, d.waiting, d.initiated); err != nil {
+	q := countBacklogSQLite
+	if s.pg {
+		q = countBacklogPostgres
+	}
+	if _, err := tx.ExecContext(ctx, q, shard, d.waiting, d.initiated); err != nil {
 		return fmt.Errorf("count backlog: %w", err)
 	}
 	return nil
