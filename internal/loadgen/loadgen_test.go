@@ -17,10 +17,18 @@ import (
 
 var serverBinary = testbin.Apitosms
 
-// backends yields the all-in-one spawn, and the distributed one when the
-// external test servers are configured.
-func backends(t *testing.T, bin string, fn func(t *testing.T, sc SpawnConfig)) {
+// backends builds the server and yields the all-in-one spawn, and the
+// distributed one when the external test servers are configured (skipped
+// in -short).
+func backends(t *testing.T, fn func(t *testing.T, sc SpawnConfig)) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and spawns the server")
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Run("all-in-one", func(t *testing.T) { fn(t, SpawnConfig{Bin: bin}) })
 	natsURL, dbURL := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase)
 	if natsURL != "" && dbURL != "" {
@@ -35,14 +43,7 @@ func backends(t *testing.T, bin string, fn func(t *testing.T, sc SpawnConfig)) {
 // server's resources were read. In distributed mode the run's streams and
 // database are gone afterwards.
 func TestRunMixedVerifies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and spawns the server")
-	}
-	bin, err := serverBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+	backends(t, func(t *testing.T, sc SpawnConfig) {
 		var log strings.Builder
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -120,14 +121,7 @@ func TestRunDrain(t *testing.T) {
 // scheduled ones, and ends when the due ones are drained (not at the cap),
 // on both backends.
 func TestRunDrainExtras(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and spawns the server")
-	}
-	bin, err := serverBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+	backends(t, func(t *testing.T, sc SpawnConfig) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		res, err := Run(ctx, Config{
@@ -162,14 +156,7 @@ func TestRunDrainExtras(t *testing.T) {
 // every poll of the standing backlog is a full one and is reported, and the
 // rest is still handed out exactly once afterwards, on both backends.
 func TestRunDrainPaced(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and spawns the server")
-	}
-	bin, err := serverBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+	backends(t, func(t *testing.T, sc SpawnConfig) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		const phones, limit, every = 4, 10, 250 * time.Millisecond
@@ -219,14 +206,7 @@ func assertNamespaceGone(t *testing.T, natsURL, ns string) {
 // and becomes exactly one queued SMS, with no errors, and the row and the
 // server's CPU are there, on both backends.
 func TestRunStores(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and spawns the server")
-	}
-	bin, err := serverBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends(t, bin, func(t *testing.T, sc SpawnConfig) {
+	backends(t, func(t *testing.T, sc SpawnConfig) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		res, err := Run(ctx, Config{Mode: ModeStores, Spawn: &sc, Duration: 2 * time.Second, Merchants: 2, Batch: 1, Senders: 4})
