@@ -19,8 +19,9 @@ const finalFrom = 2
 type Queries struct {
 	db bun.IDB
 	pg bool
-	// SQLite: the transaction and the statements prepared on its
-	// connection (prepared.go); nil on PostgreSQL.
+	// The transaction, for the statements with bound arguments: those
+	// prepared on SQLite's connection (prepared.go, stmts; nil on
+	// PostgreSQL) and PostgreSQL's fixed texts (postgres.go).
 	tx    *sql.Tx
 	stmts *sqliteStmts
 }
@@ -38,10 +39,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 	}
 	return database.RetryConflicts(ctx, func() error {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			q := &Queries{db: tx, pg: s.pg}
-			if s.stmts != nil {
-				q.tx, q.stmts = tx.Tx, s.stmts
-			}
+			q := &Queries{db: tx, pg: s.pg, tx: tx.Tx, stmts: s.stmts}
 			return fn(ctx, q)
 		})
 	})
@@ -56,44 +54,13 @@ func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []in
 	if len(positions) == 0 {
 		return nil, nil
 	}
+	mark := q.markFinalPostgresTx
 	if q.stmts != nil {
-		changed, err := q.markFinalPrepared(ctx, accountID, positions, status, device, reportedAt)
-		if err != nil {
-			return nil, fmt.Errorf("mark final: %w", err)
-		}
-		return changed, nil
+		mark = q.markFinalPrepared
 	}
-	query := `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
-		WHERE account_id = ? AND pos IN (?) AND status < ? RETURNING pos`
-	if q.pg {
-		// Lock the rows in position order first, so requests touching the
-		// same messages in different orders never deadlock.
-		query = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
-			WHERE pos IN (SELECT pos FROM deliveries
-				WHERE account_id = ? AND pos IN (?) AND status < ?
-				ORDER BY pos FOR UPDATE)
-			AND status < ? RETURNING pos`
-	}
-	args := []any{status, device, reportedAt.UTC(), accountID, bun.List(positions), finalFrom, finalFrom}
-	var changed []int64
-	run := func() error {
-		changed = changed[:0]
-		rows, err := q.db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var pos int64
-			if err := rows.Scan(&pos); err != nil {
-				return err
-			}
-			changed = append(changed, pos)
-		}
-		return rows.Err()
-	}
-	// A failed statement aborts the transaction: InTx retries the whole.
-	if err := run(); err != nil {
+	changed, err := mark(ctx, accountID, positions, status, device, reportedAt)
+	if err != nil {
+		// A failed statement aborts the transaction: InTx retries the whole.
 		return nil, fmt.Errorf("mark final: %w", err)
 	}
 	return changed, nil
@@ -111,8 +78,7 @@ func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int
 	if q.stmts != nil {
 		rows, err = q.tx.StmtContext(ctx, q.stmts.statuses).QueryContext(ctx, accountID, jsonInts(positions))
 	} else {
-		rows, err = q.db.QueryContext(ctx,
-			`SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (?)`, accountID, bun.List(positions))
+		rows, err = q.tx.QueryContext(ctx, statusesPostgres, accountID, positions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select statuses: %w", err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/uptrace/bun"
 )
 
 // Outboxed is one event of the outbox: a ReportedBatch (in the compact form
@@ -24,8 +22,7 @@ func (q *Queries) AddOutbox(ctx context.Context, payload []byte, at time.Time) (
 	if q.stmts != nil {
 		err = q.tx.StmtContext(ctx, q.stmts.addOutbox).QueryRowContext(ctx, payload, at.UnixMilli()).Scan(&id)
 	} else {
-		err = q.db.QueryRowContext(ctx, `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`,
-			payload, at.UnixMilli()).Scan(&id)
+		err = q.tx.QueryRowContext(ctx, addOutboxPostgres, payload, at.UnixMilli()).Scan(&id)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("add outbox: %w", err)
@@ -43,7 +40,7 @@ func (q *Queries) DeleteOutbox(ctx context.Context, ids []int64) error {
 	if q.stmts != nil {
 		_, err = q.tx.StmtContext(ctx, q.stmts.delOutbox).ExecContext(ctx, jsonInts(ids))
 	} else {
-		_, err = q.db.ExecContext(ctx, `DELETE FROM reported_outbox WHERE id IN (?)`, bun.List(ids))
+		_, err = q.tx.ExecContext(ctx, delOutboxPostgres, ids)
 	}
 	if err != nil {
 		return fmt.Errorf("delete outbox: %w", err)

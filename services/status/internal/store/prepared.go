@@ -14,7 +14,7 @@ import (
 // into the SQL text, so SQLite parsed each statement anew: about 4.5% of
 // the server's CPU in the paced phone fleet (1,000 phones reporting 20 at a
 // time). Here the positions are one JSON array argument (json_each), so the
-// text never changes. PostgreSQL keeps bun's statements (and its row locks).
+// text never changes. PostgreSQL has its own fixed texts (postgres.go).
 const (
 	markFinalSQLite = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
 		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
