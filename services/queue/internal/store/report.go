@@ -300,6 +300,33 @@ func countPhone(counts *[]phoneCount, last *phoneDay, r Report, sent bool) {
 // insertOutcomes appends the outcomes of reports (at most reportChunk) and
 // adds the positions of those that were new to into.
 func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Builder, reports []Report, into map[int64]bool) error {
+	query, args := insertOutcomesPostgres, []any(nil)
+	if s.pg {
+		args = outcomesArrays(reports)
+	} else {
+		query, args = s.outcomesValues(b, reports)
+	}
+	res, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var pos int64
+		if err := res.Scan(&pos); err != nil {
+			return fmt.Errorf("record outcomes: %w", err)
+		}
+		into[pos] = true
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	return nil
+}
+
+// outcomesValues is the multi-row INSERT of insertOutcomes (SQLite) and its
+// arguments.
+func (s *Store) outcomesValues(b *strings.Builder, reports []Report) (string, []any) {
 	b.Reset()
 	b.WriteString("INSERT INTO outcomes (pos, status, device, finished_at) VALUES ")
 	args := make([]any, 0, 4*len(reports))
@@ -322,22 +349,7 @@ func (s *Store) insertOutcomes(ctx context.Context, tx *sql.Tx, b *strings.Build
 		args = append(args, r.Pos, r.Status, device, lastArg)
 	}
 	b.WriteString(" ON CONFLICT DO NOTHING RETURNING pos")
-	res, err := tx.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		var pos int64
-		if err := res.Scan(&pos); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
-		}
-		into[pos] = true
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
-	}
-	return nil
+	return b.String(), args
 }
 
 // reportedRow is what a report needs to know of a stored message.
@@ -388,13 +400,12 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 		open = ", (m.status = 1 AND EXISTS (SELECT 1 FROM claims c WHERE c.id = m.claim_id))"
 	}
 	if wide {
-		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos IN (")
+		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos")
 	} else {
-		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0)" + open + " FROM messages m WHERE m.pos IN (")
+		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0)" + open + " FROM messages m WHERE m.pos")
 	}
-	s.placeholders(&b, 1, len(positions))
-	b.WriteByte(')')
-	res, err := tx.QueryContext(ctx, b.String(), positions...)
+	args := s.positionsIn(&b, positions)
+	res, err := tx.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return fmt.Errorf("find reported: %w", err)
 	}
