@@ -14,7 +14,7 @@ import (
 // 2026-12-02 session 4).
 
 // insertOutcomesPostgres is insertOutcomes on PostgreSQL: positions,
-// statuses, devices (” for none: NULL) and times, one array each.
+// statuses, devices (empty for none: stored NULL) and times, one array each.
 const insertOutcomesPostgres = `INSERT INTO outcomes (pos, status, device, finished_at)
 SELECT u.pos, u.status, NULLIF(u.device, ''), u.at
 FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::timestamptz[]) AS u(pos, status, device, at)
