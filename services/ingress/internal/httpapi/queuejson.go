@@ -3,6 +3,8 @@ package httpapi
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/apitosms/apitosms/libs/events"
 )
 
 // appendQueueResponse is json.Marshal(r) without reflection, byte for byte
@@ -29,42 +31,39 @@ func appendQueueResponse(b []byte, r *queueResponse) ([]byte, error) {
 	b = append(b, `,"failed":`...)
 	b = strconv.AppendInt(b, int64(r.Failed), 10)
 	b = append(b, `,"items":`...)
-	if r.Items == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, it := range r.Items {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"index":`...)
-			b = strconv.AppendInt(b, int64(it.Index), 10)
-			b = append(b, `,"hash":"`...)
-			b = append(b, it.Hash...)
-			b = append(b, `","phone":"`...)
-			b = append(b, it.Phone...)
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, r.Items, func(b []byte, it *queueItem) []byte {
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(it.Index), 10)
+		b = append(b, `,"hash":"`...)
+		b = append(b, it.Hash...)
+		b = append(b, `","phone":"`...)
+		b = append(b, it.Phone...)
+		return append(b, `"}`...)
+	})
 	b = append(b, `,"errors":`...)
-	if r.Errors == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, e := range r.Errors {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"index":`...)
-			b = strconv.AppendInt(b, int64(e.Index), 10)
-			b = append(b, `,"error":"`...)
-			b = append(b, e.Error...)
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, r.Errors, func(b []byte, e *events.IndexError) []byte {
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(e.Index), 10)
+		b = append(b, `,"error":"`...)
+		b = append(b, e.Error...)
+		return append(b, `"}`...)
+	})
 	return append(b, '}'), nil
+}
+
+// appendList appends xs as a JSON array (null when nil, as encoding/json).
+func appendList[T any](b []byte, xs []T, one func([]byte, *T) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = one(b, &xs[i])
+	}
+	return append(b, ']')
 }
 
 // plainJSON reports whether encoding/json writes s between its quotes
