@@ -36,6 +36,8 @@ type Store struct {
 	reserveMu     sync.Mutex
 	reserveLookup *sql.Stmt // reserveLookupSQL, prepared on db (SQLite)
 	reserveWrite  *sql.Stmt // reserveWriteSQL, prepared on db (SQLite)
+	// reserveWriteMany is reserveWriteManySQL, prepared on db (SQLite).
+	reserveWriteMany *sql.Stmt
 }
 
 // New wraps db, billing's own database.

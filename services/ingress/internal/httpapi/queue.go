@@ -1,10 +1,10 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -112,7 +112,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	}
 	errs := parsed.Errors
 	if len(parsed.Valid) == 0 {
-		return encode(http.StatusUnprocessableEntity, queueResponse{OK: false, Failed: len(errs), Items: []queueItem{}, Errors: errs})
+		return encodeQueue(http.StatusUnprocessableEntity, &queueResponse{OK: false, Failed: len(errs), Items: []queueItem{}, Errors: errs})
 	}
 	res, err := a.reserver.Reserve(ctx, auth.AccountID, len(parsed.Valid))
 	if err != nil {
@@ -130,7 +130,9 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 		errs = append(errs, events.IndexError{Index: v.Index, Error: batch.ErrQuotaExceeded})
 	}
 	a.m.QuotaCut.Add(float64(len(parsed.Valid) - res.Granted))
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Index < errs[j].Index })
+	if len(errs) > 1 {
+		slices.SortFunc(errs, func(x, y events.IndexError) int { return cmp.Compare(x.Index, y.Index) })
+	}
 
 	out := make([]events.AcceptedSMS, len(accepted))
 	for i, v := range accepted {
@@ -151,7 +153,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	if errs == nil {
 		errs = []events.IndexError{}
 	}
-	return encode(http.StatusOK, queueResponse{OK: true, Queued: len(items), Failed: len(errs), Items: items, Errors: errs})
+	return encodeQueue(http.StatusOK, &queueResponse{OK: true, Queued: len(items), Failed: len(errs), Items: items, Errors: errs})
 }
 
 // quotaRefused counts a 402 limit_exceeded answer refusing valid messages.
@@ -171,7 +173,7 @@ func (a *API) release(account int64, res events.ReserveReply) {
 	}
 }
 
-func encode(status int, v any) (int, []byte, error) {
-	b, err := json.Marshal(v)
+func encodeQueue(status int, r *queueResponse) (int, []byte, error) {
+	b, err := appendQueueResponse(make([]byte, 0, 64+80*len(r.Items)+48*len(r.Errors)), r)
 	return status, b, err
 }

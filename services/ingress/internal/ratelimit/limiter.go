@@ -52,7 +52,7 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("rate limit bucket: %w", err)
 	}
-	return &Limiter{kv: kv, now: time.Now}, nil
+	return &Limiter{kv: newDirectKV(kv, js.Conn()), now: time.Now}, nil
 }
 
 // Compare-and-set conflicts are retried for up to the broker call timeout

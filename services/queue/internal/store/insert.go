@@ -33,7 +33,10 @@ const insertColumns = 5
 // stays far below SQLite's 32766 bind variables (and PostgreSQL's 65535).
 // Prepared statements spare SQLite parsing a multi-thousand-parameter
 // statement per call, which costs about as much as the inserting itself.
-var chunkSizes = [...]int{512, 64, 8, 1}
+// Powers of two: a window of n rows runs one statement per set bit of n
+// (below 512), where 512/64/8/1 ran up to 7+7+7 statements (a window of 15
+// one-message requests: 8, then seven of one), each a run of its own.
+var chunkSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 4, 2, 1}
 
 // sqliteTimeLayout is how times are stored in SQLite text columns (the
 // driver's own layout, which bun parses back).
