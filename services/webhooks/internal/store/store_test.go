@@ -81,15 +81,7 @@ VALUES (?, ?, ?, 1, ?, 0, 0, ?, ?)`, r.endpoint, r.event, r.typ, r.payload, r.ev
 func TestPayloadsFollowTheirRows(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		db := b.DB(t, Service)
-		if err := Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		st := New(db)
-		now := time.Now().UnixMilli()
-		if err := st.CreateEndpoint(ctx, &Endpoint{ID: "wh_p", AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
-			t.Fatal(err)
-		}
+		st, now := withEndpoints(t, b, "wh_p")
 		rows := func() []Delivery {
 			return []Delivery{
 				{EndpointID: "wh_p", EventID: "evt_1", Type: "message.sent", EventMs: now, Payload: `{"n":1}`},
@@ -142,6 +134,25 @@ func TestPayloadsFollowTheirRows(t *testing.T) {
 	})
 }
 
+// withEndpoints returns a store on a migrated database of b with enabled
+// endpoints of account 7 under the given ids, and the time they were made.
+func withEndpoints(t *testing.T, b testkit.Backend, ids ...string) (*Store, int64) {
+	t.Helper()
+	ctx := context.Background()
+	db := b.DB(t, Service)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := New(db)
+	now := time.Now().UnixMilli()
+	for _, id := range ids {
+		if err := st.CreateEndpoint(ctx, &Endpoint{ID: id, AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, now
+}
+
 func payloads(t *testing.T, st *Store) int {
 	t.Helper()
 	var n int
@@ -159,17 +170,8 @@ func payloads(t *testing.T, st *Store) int {
 func TestRecordKeepsOrder(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		db := b.DB(t, Service)
-		if err := Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		st := New(db)
-		now := time.Now().UnixMilli()
-		for _, id := range []string{"wh_a", "wh_b"} {
-			if err := st.CreateEndpoint(ctx, &Endpoint{ID: id, AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
-				t.Fatal(err)
-			}
-		}
+		st, now := withEndpoints(t, b, "wh_a", "wh_b")
+		db := st.db
 		var rows []Delivery
 		for i, ep := range []string{"wh_a", "wh_a", "wh_a", "wh_b"} {
 			rows = append(rows, Delivery{EndpointID: ep, EventID: fmt.Sprintf("evt_%d", i), Type: "message.sent", EventMs: now, Payload: "{}"})
