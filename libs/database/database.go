@@ -41,6 +41,16 @@ type Config struct {
 // them back.
 var sqliteCacheKiB = map[string]int{"queue": 4 << 10, "status": 4 << 10, "webhooks": 8 << 10}
 
+// sqlitePageSize is the page size of the services whose SQLite file is
+// created with more than SQLite's 4 KiB default. webhooks: its rows carry
+// event payloads (a chunk of 200 events is about 70 KB), written to the WAL
+// one page frame (one pwrite) at a time and copied again at each
+// checkpoint; larger pages mean fewer system calls for the same bytes (see
+// docs/benchmarks.md, 2026-12-02 session 4). A page size is fixed once the
+// file exists (in WAL mode even VACUUM cannot change it), so only a new file
+// gets it: an existing one keeps its own, and works as before.
+var sqlitePageSize = map[string]int{"webhooks": 16 << 10}
+
 // Open opens the database described by cfg.
 //
 // SQLite runs in WAL mode with synchronous=FULL (a committed transaction is
@@ -70,6 +80,11 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, cfg.Service+".db")
+		if size := sqlitePageSize[cfg.Service]; size > 0 {
+			if err := createSQLite(ctx, path, size); err != nil {
+				return nil, err
+			}
+		}
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 			"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)" +
 			"&_txlock=immediate"
@@ -93,6 +108,36 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
+}
+
+// createSQLite creates the SQLite file at path with the given page size,
+// in WAL mode, if there is no file there yet. The driver runs a DSN's
+// pragmas in alphabetical order, journal_mode before page_size, and turning
+// on WAL writes the file's first page: so the page size is set on a
+// connection of its own, before anything else. Should two processes create
+// the file at once, SQLite's locks let one write the first page; the
+// other's page_size then changes nothing.
+func createSQLite(ctx context.Context, path string, pageSize int) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return err // the file exists (nil), or cannot be looked at
+	}
+	sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("create sqlite: %w", err)
+	}
+	defer sqldb.Close()
+	conn, err := sqldb.Conn(ctx) // both pragmas on one connection
+	if err != nil {
+		return fmt.Errorf("create sqlite: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
+		return fmt.Errorf("sqlite page size: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		return fmt.Errorf("create sqlite: %w", err)
+	}
+	return nil
 }
 
 // OpenReader opens a second, read-only pool of conns connections on the

@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"os"
@@ -175,5 +176,60 @@ func TestSQLitePragmasSurviveReconnect(t *testing.T) {
 	var cache int
 	if err := other.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -2000 {
 		t.Errorf("billing cache_size = %d, %v; want -2000", cache, err)
+	}
+}
+
+// TestSQLitePageSizeForNewFilesOnly: webhooks.db is created with its larger
+// page size, in WAL mode, and keeps it when opened again; a webhooks.db that
+// already exists with another page size keeps that one and still works; other
+// services keep SQLite's default.
+func TestSQLitePageSizeForNewFilesOnly(t *testing.T) {
+	ctx := context.Background()
+	pageSize := func(t *testing.T, dir, service string) int {
+		t.Helper()
+		db, err := database.Open(ctx, database.Config{DataDir: dir, Service: service})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS t (x text)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO t VALUES ('a')"); err != nil {
+			t.Fatal(err)
+		}
+		var size int
+		var mode string
+		if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+		}
+		return size
+	}
+	dir := t.TempDir()
+	if got := pageSize(t, dir, "webhooks"); got != 16384 {
+		t.Errorf("new webhooks.db: page_size = %d, want 16384", got)
+	}
+	if got := pageSize(t, dir, "webhooks"); got != 16384 {
+		t.Errorf("webhooks.db opened again: page_size = %d, want 16384", got)
+	}
+	if got := pageSize(t, t.TempDir(), "billing"); got != 4096 {
+		t.Errorf("billing.db: page_size = %d, want 4096", got)
+	}
+
+	// A webhooks.db made before the option (SQLite's default page size).
+	old := t.TempDir()
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(old, "webhooks.db")+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, "CREATE TABLE t (x text)"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if got := pageSize(t, old, "webhooks"); got != 4096 {
+		t.Errorf("existing webhooks.db: page_size = %d, want its own 4096", got)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -80,15 +81,7 @@ VALUES (?, ?, ?, 1, ?, 0, 0, ?, ?)`, r.endpoint, r.event, r.typ, r.payload, r.ev
 func TestPayloadsFollowTheirRows(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		db := b.DB(t, Service)
-		if err := Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		st := New(db)
-		now := time.Now().UnixMilli()
-		if err := st.CreateEndpoint(ctx, &Endpoint{ID: "wh_p", AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
-			t.Fatal(err)
-		}
+		st, now := withEndpoints(t, b, "wh_p")
 		rows := func() []Delivery {
 			return []Delivery{
 				{EndpointID: "wh_p", EventID: "evt_1", Type: "message.sent", EventMs: now, Payload: `{"n":1}`},
@@ -141,6 +134,25 @@ func TestPayloadsFollowTheirRows(t *testing.T) {
 	})
 }
 
+// withEndpoints returns a store on a migrated database of b with enabled
+// endpoints of account 7 under the given ids, and the time they were made.
+func withEndpoints(t *testing.T, b testkit.Backend, ids ...string) (*Store, int64) {
+	t.Helper()
+	ctx := context.Background()
+	db := b.DB(t, Service)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := New(db)
+	now := time.Now().UnixMilli()
+	for _, id := range ids {
+		if err := st.CreateEndpoint(ctx, &Endpoint{ID: id, AccountID: 7, URL: "https://example.com/", Secret: "s", Enabled: true, CreatedMs: now, UpdatedMs: now}, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, now
+}
+
 func payloads(t *testing.T, st *Store) int {
 	t.Helper()
 	var n int
@@ -148,4 +160,80 @@ func payloads(t *testing.T, st *Store) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Record applies a group's outcomes in order, however it batches them: a
+// success after a failure of the same endpoint leaves it healthy, a failure
+// after a success leaves it failing; delivered rows go with their payloads,
+// failed ones wait for their retry, and every POST is logged in order with
+// its fields.
+func TestRecordKeepsOrder(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		st, now := withEndpoints(t, b, "wh_a", "wh_b")
+		db := st.db
+		var rows []Delivery
+		for i, ep := range []string{"wh_a", "wh_a", "wh_a", "wh_b"} {
+			rows = append(rows, Delivery{EndpointID: ep, EventID: fmt.Sprintf("evt_%d", i), Type: "message.sent", EventMs: now, Payload: "{}"})
+		}
+		if err := st.Enqueue(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+		msg := "timed out" // a failure without an answer: no status
+		ok := 200
+		out := func(ep string, delivered bool, ids ...int64) Outcome {
+			a := &Attempt{EndpointID: ep, WebhookID: fmt.Sprint(ids), Type: "message.sent", Events: len(ids), Attempt: 1, Delivered: delivered, DurationMs: 3, AtMs: now}
+			if delivered {
+				a.ResponseStatus = &ok
+				return Outcome{Attempt: a, IDs: ids, Delivered: true}
+			}
+			a.Error = &msg
+			return Outcome{Attempt: a, IDs: ids, NextAttemptMs: now + 60_000}
+		}
+		failing := func(ep string) int64 {
+			t.Helper()
+			var ms int64
+			if err := db.QueryRowContext(ctx, "SELECT failing_since_ms FROM webhook_endpoints WHERE id = ?", ep).Scan(&ms); err != nil {
+				t.Fatal(err)
+			}
+			return ms
+		}
+		// A fails, then A and B deliver: A healthy again.
+		if _, err := st.Record(ctx, []Outcome{out("wh_a", false, rows[0].ID), out("wh_a", true, rows[1].ID), out("wh_b", true, rows[3].ID)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ms := failing("wh_a"); ms != 0 {
+			t.Errorf("wh_a failing since %d after a later success, want 0", ms)
+		}
+		if n, _ := st.Pending(ctx, "wh_a"); n != 2 {
+			t.Errorf("wh_a pending %d, want 2 (the failed and the untouched)", n)
+		}
+		if n, _ := st.Pending(ctx, "wh_b"); n != 0 {
+			t.Errorf("wh_b pending %d, want 0", n)
+		}
+		if n := payloads(t, st); n != 2 {
+			t.Errorf("%d payload rows, want 2", n)
+		}
+		// A delivers, then fails: A failing.
+		if _, err := st.Record(ctx, []Outcome{out("wh_a", true, rows[2].ID), out("wh_a", false, rows[0].ID)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ms := failing("wh_a"); ms != now {
+			t.Errorf("wh_a failing since %d after a later failure, want %d", ms, now)
+		}
+		log, err := st.Attempts(ctx, "wh_a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) != 4 {
+			t.Fatalf("wh_a log has %d rows, want 4", len(log))
+		}
+		want := []bool{false, true, true, false} // oldest first
+		for i, a := range log {
+			w := want[len(want)-1-i]
+			if a.Delivered != w || (a.ResponseStatus != nil) != w || (a.Error == nil) != w || a.DurationMs != 3 || a.AtMs != now {
+				t.Errorf("log row %d: %+v, want delivered %v with its status or error, duration and time", i, a, w)
+			}
+		}
+	})
 }
