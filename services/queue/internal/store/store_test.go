@@ -91,21 +91,32 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 // backlog).
 func TestReportsUsePrimaryKeySQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+st.ReportSQL(2), 2, 1, int64(1025), int64(1026))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var plan []string
-	for r.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+	for name, q := range store.ReportStatementsSQLite {
+		args := []any{"[1025,1026]"}
+		if name == "final" {
+			args = []any{2, 1, "[1025,1026]"}
+		}
+		r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan = append(plan, detail)
-	}
-	if len(plan) != 1 || !strings.Contains(plan[0], "USING INTEGER PRIMARY KEY (rowid=?)") {
-		t.Fatalf("report plan %q, want a search on the primary key", plan)
+		var plan []string
+		for r.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		r.Close()
+		// messages (m) searched by the primary key for each position of
+		// the list, which is json_each's scan; outcomes (o) by theirs.
+		joined := strings.Join(plan, "; ") + " "
+		t.Logf("%s: %s", name, joined)
+		if !strings.Contains(joined, "USING INTEGER PRIMARY KEY (rowid=?)") || strings.Contains(joined, "SCAN messages") ||
+			strings.Contains(joined, "SCAN m ") || strings.Contains(joined, "SCAN o ") || strings.Contains(joined, "USING INDEX") || strings.Contains(joined, "COVERING INDEX") {
+			t.Fatalf("%s: plan %q, want a search on the primary key", name, plan)
+		}
 	}
 }
