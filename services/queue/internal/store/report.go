@@ -76,7 +76,7 @@ type Recorded struct {
 // times): the drain's reports then read what they read before tracking.
 func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
-	var positions []any
+	positions := make([]any, 0, len(reports)) // sized once: every append of a batch's rows grew it
 	// tells is tell asked once per run of one account's reports.
 	lastAccount, lastTold := int64(0), false
 	tells := func(account int64) bool {
@@ -137,7 +137,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		}
 	}
 
-	var ended []Report // in report order, one per position
+	ended := make([]Report, 0, len(rows)) // in report order, one per position
 	type key struct {
 		account int64
 		status  int
@@ -147,8 +147,8 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		stored reportedRow
 		told   bool
 	}
-	var mine []found               // the reports naming a stored message of their account, in report order
-	pending := make(map[key][]any) // still new, or under an open claim: set final
+	mine := make([]found, 0, len(rows)) // the reports naming a stored message of their account, in report order
+	pending := make(map[key][]any)      // still new, or under an open claim: set final
 	isPending := make(map[int64]bool)
 	var order []key
 	var blank []any
@@ -201,6 +201,9 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	changed = int64(len(recorded))
 	var phones []phoneCount // few: one per phone and day
 	var day phoneDay
+	if wide {
+		out.Final = make([]Tracked, 0, len(mine))
+	}
 	for _, f := range mine {
 		r, stored := f.r, f.stored
 		switch {
