@@ -132,7 +132,7 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		// usually comes long after its claim's ack): look their claims up.
 		// (PostgreSQL's readReported reads whether they are open with the
 		// rows, in one snapshot.)
-		if err := s.markOpen(ctx, tx, rows); err != nil {
+		if err := markOpen(ctx, tx, stmts, rows); err != nil {
 			return out, err
 		}
 	}
@@ -278,7 +278,11 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	if err := s.countPhones(ctx, tx, stmts, phones); err != nil {
 		return out, err
 	}
-	if err := s.countBacklog(ctx, tx, d); err != nil {
+	countBacklog := s.countBacklog
+	if stmts != nil {
+		countBacklog = stmts.countBacklog
+	}
+	if err := countBacklog(ctx, tx, d); err != nil {
 		return out, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -474,7 +478,7 @@ func (s *Store) readReportedSQL(wide bool, n int) string {
 
 // markOpen sets open on the rows initiated under a claim still open, read
 // in tx (SQLite: the same snapshot as the rows, one writer).
-func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reportedRow) error {
+func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int64]reportedRow) error {
 	var claimIDs []int64
 	for _, row := range rows {
 		if row.status == StatusInitiated && row.claim != 0 {
@@ -485,7 +489,7 @@ func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reporte
 		return nil
 	}
 	slices.Sort(claimIDs)
-	open, err := s.openClaims(ctx, tx, slices.Compact(claimIDs))
+	open, err := stmts.openClaimsOf(ctx, tx, slices.Compact(claimIDs))
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,8 @@ const (
 	// setFinal's UPDATE (see reportSQL for the unary plus).
 	finalSQLite = `UPDATE messages SET status = ? WHERE +account_id = ? AND +status < 2 AND pos` + inPositions
 	blankSQLite = `UPDATE messages SET text = '' WHERE pos` + inPositions
+	// markOpen's: which of the rows' claims are still open.
+	openClaimsSQLite = `SELECT id FROM claims WHERE id IN (SELECT value FROM json_each(?))`
 )
 
 // wideReportedSQLite reads the tracking columns with the row (reportedRow).
@@ -47,6 +49,7 @@ var wideReportedSQLite = "SELECT " + strings.NewReplacer(
 type reportStmts struct {
 	mu                                          sync.Mutex
 	narrow, wide, outcomes, final, blank, phone *sql.Stmt
+	openClaims, backlog                         *sql.Stmt
 }
 
 // reportStatements prepares the report path's statements on first use and
@@ -65,6 +68,7 @@ func (s *Store) reportStatements(ctx context.Context) (*reportStmts, error) {
 	}{
 		{&p.narrow, narrowReportedSQLite}, {&p.wide, wideReportedSQLite}, {&p.outcomes, outcomesSQLite},
 		{&p.final, finalSQLite}, {&p.blank, blankSQLite}, {&p.phone, s.countPhonesSQL()},
+		{&p.openClaims, openClaimsSQLite}, {&p.backlog, countBacklogSQLite},
 	} {
 		if *st.dst != nil {
 			continue
@@ -90,6 +94,31 @@ func jsonPositions[T any](positions []T) string {
 		b = strconv.AppendInt(b, any(p).(int64), 10)
 	}
 	return string(append(b, ']'))
+}
+
+// openClaimsOf is openClaims (claims.go) on SQLite: which of ids are open
+// claims, read in tx.
+func (p *reportStmts) openClaimsOf(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]bool, error) {
+	got, err := scanPositions(tx.StmtContext(ctx, p.openClaims).QueryContext(ctx, jsonPositions(ids)))
+	if err != nil {
+		return nil, fmt.Errorf("find open claims: %w", err)
+	}
+	open := make(map[int64]bool, len(got))
+	for _, id := range got {
+		open[id] = true
+	}
+	return open, nil
+}
+
+// countBacklog is Store.countBacklog (gauges.go) on SQLite.
+func (p *reportStmts) countBacklog(ctx context.Context, tx *sql.Tx, d backlogDelta) error {
+	if d == (backlogDelta{}) {
+		return nil
+	}
+	if _, err := tx.StmtContext(ctx, p.backlog).ExecContext(ctx, 0, d.waiting, d.initiated); err != nil {
+		return fmt.Errorf("count backlog: %w", err)
+	}
+	return nil
 }
 
 // outcomeGroup is the reports of one statement of outcomesSQLite.
