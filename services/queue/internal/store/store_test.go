@@ -59,20 +59,7 @@ func TestInsertChunksAndIsIdempotent(t *testing.T) {
 // partial claim index (no scan of the backlog) and updates them by primary key.
 func TestClaimUsesIndexSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
-	var plan []string
-	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+store.ClaimSQLite, time.Now(), 7, 1, store.NoBound, time.Now().UnixMilli(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for r.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := queryPlan(t, st, store.ClaimSQLite, time.Now(), 7, 1, store.NoBound, time.Now().UnixMilli(), 10)
 	// One range scan of the claim index per lane (the position bound is
 	// part of the seek, so a bounded claim never walks the backlog beyond
 	// it), in index order: no sort, no read of the table.
@@ -86,6 +73,29 @@ func TestClaimUsesIndexSQLite(t *testing.T) {
 	}
 }
 
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of q: the details, in order.
+func queryPlan(t *testing.T, st *store.Store, q string, args ...any) []string {
+	t.Helper()
+	r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var plan []string
+	for r.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
 // Applying reports finds the reported rows through the primary key, never
 // by scanning the account's pending messages (cost must not grow with the
 // backlog).
@@ -96,20 +106,7 @@ func TestReportsUsePrimaryKeySQLite(t *testing.T) {
 		if name == "final" {
 			args = []any{2, 1, "[1025,1026]"}
 		}
-		r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for r.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		r.Close()
+		plan := queryPlan(t, st, q, args...)
 		// messages (m) searched by the primary key for each position of
 		// the list, which is json_each's scan; outcomes (o) by theirs.
 		joined := strings.Join(plan, "; ") + " "
