@@ -27,6 +27,7 @@ func BenchmarkReports1000Untold(b *testing.B) {
 }
 
 func benchReports(b *testing.B, tell func(int64) bool) {
+	b.Helper()
 	eachBackend(b, func(b *testing.B, st *store.Store) {
 		ctx := context.Background()
 		const size = 1000
