@@ -319,41 +319,6 @@ func scanPositions(rows *sql.Rows, err error) ([]int64, error) {
 	return out, rows.Err()
 }
 
-// openClaims returns which of ids are open claims, read in tx.
-func (s *Store) openClaims(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]bool, error) {
-	open := make(map[int64]bool)
-	var b strings.Builder
-	for rest := ids; len(rest) > 0; {
-		k := min(len(rest), ackChunk)
-		args := make([]any, k)
-		for i, id := range rest[:k] {
-			args[i] = id
-		}
-		b.Reset()
-		b.WriteString("SELECT id FROM claims WHERE id IN (")
-		s.placeholders(&b, 1, k)
-		b.WriteByte(')')
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
-		if err != nil {
-			return nil, fmt.Errorf("find open claims: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("find open claims: %w", err)
-			}
-			open[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("find open claims: %w", err)
-		}
-		rest = rest[k:]
-	}
-	return open, nil
-}
-
 // encodePositions writes ascending positions as unsigned varint deltas (the
 // first from 0): a claim's positions are mostly consecutive, so about one
 // byte each.

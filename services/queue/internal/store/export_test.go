@@ -5,10 +5,16 @@ import "strings"
 // ClaimSQLite is the SQLite claim statement, for plan tests.
 const ClaimSQLite = claimSQLite
 
-// ReportSQL is the SQL updating n reported positions, for plan tests.
+// ReportSQL is the SQL updating n reported positions on PostgreSQL, for plan tests.
 func (s *Store) ReportSQL(n int) string {
 	var b strings.Builder
 	return s.reportSQL(&b, n)
+}
+
+// The report path's SQLite statements reading or writing messages by a
+// JSON array of positions (the last parameter), for plan tests.
+var ReportStatementsSQLite = map[string]string{
+	"final": finalSQLite, "narrow": narrowReportedSQLite, "wide": wideReportedSQLite, "blank": blankSQLite,
 }
 
 // Extras SQL, for plan tests.

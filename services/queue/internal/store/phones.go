@@ -102,7 +102,11 @@ type phoneCount struct {
 // countPhones adds recorded outcomes to their phones' day counters (and
 // their last report time) in tx. A count for an earlier day than the row's
 // is dropped (that day is over); a later day starts the counters again.
-func (s *Store) countPhones(ctx context.Context, tx *sql.Tx, counts []phoneCount) error {
+// On SQLite it runs stmts' prepared statement.
+func (s *Store) countPhones(ctx context.Context, tx *sql.Tx, stmts *reportStmts, counts []phoneCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
 	slices.SortFunc(counts, func(a, b phoneCount) int {
 		if a.account != b.account {
 			return int(a.account - b.account)
@@ -112,8 +116,25 @@ func (s *Store) countPhones(ctx context.Context, tx *sql.Tx, counts []phoneCount
 		}
 		return strings.Compare(a.day, b.day)
 	})
+	exec := func(args ...any) (sql.Result, error) { return tx.ExecContext(ctx, s.countPhonesSQL(), args...) }
+	if stmts != nil { // SQLite: prepared once
+		exec = func(args ...any) (sql.Result, error) {
+			return tx.StmtContext(ctx, stmts.phone).ExecContext(ctx, args...)
+		}
+	}
+	for _, c := range counts {
+		if _, err := exec(c.account, c.device, c.atMs, c.atMs, c.day, c.sent, c.failed); err != nil {
+			return fmt.Errorf("count phone outcomes: %w", err)
+		}
+	}
+	return nil
+}
+
+// countPhonesSQL upserts one phone's day count: (account, device, last
+// report ms, last seen ms, day, sent, failed).
+func (s *Store) countPhonesSQL() string {
 	// Constant SQL and placeholders only: values go as arguments.
-	q := "INSERT INTO phones (account_id, device, last_report_ms, last_seen_ms, day, sent_today, failed_today) VALUES (" + //nolint:gosec // G202: see above
+	return "INSERT INTO phones (account_id, device, last_report_ms, last_seen_ms, day, sent_today, failed_today) VALUES (" + //nolint:gosec // G202: see above
 		s.param(1) + ", " + s.param(2) + ", " + s.param(3) + ", " + s.param(4) + ", " + s.param(5) + ", " + s.param(6) + ", " + s.param(7) + ")" +
 		" ON CONFLICT (account_id, device) DO UPDATE SET" +
 		" sent_today = CASE WHEN phones.day = excluded.day THEN phones.sent_today + excluded.sent_today WHEN phones.day < excluded.day THEN excluded.sent_today ELSE phones.sent_today END," +
@@ -121,12 +142,6 @@ func (s *Store) countPhones(ctx context.Context, tx *sql.Tx, counts []phoneCount
 		" day = CASE WHEN phones.day < excluded.day THEN excluded.day ELSE phones.day END," +
 		" last_report_ms = " + s.greatest("phones.last_report_ms", "excluded.last_report_ms") + "," +
 		" last_seen_ms = " + s.greatest("phones.last_seen_ms", "excluded.last_seen_ms")
-	for _, c := range counts {
-		if _, err := tx.ExecContext(ctx, q, c.account, c.device, c.atMs, c.atMs, c.day, c.sent, c.failed); err != nil {
-			return fmt.Errorf("count phone outcomes: %w", err)
-		}
-	}
-	return nil
 }
 
 // Phones returns the account's phones by device name.

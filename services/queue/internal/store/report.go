@@ -76,7 +76,7 @@ type Recorded struct {
 // times): the drain's reports then read what they read before tracking.
 func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
-	var positions []any
+	positions := make([]any, 0, len(reports)) // sized once: every append of a batch's rows grew it
 	// tells is tell asked once per run of one account's reports.
 	lastAccount, lastTold := int64(0), false
 	tells := func(account int64) bool {
@@ -98,6 +98,10 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	if len(positions) == 0 {
 		return out, nil
 	}
+	stmts, err := s.reportStatements(ctx) // before the transaction (SQLite: one connection)
+	if err != nil {
+		return out, err
+	}
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return out, fmt.Errorf("begin reports: %w", err)
@@ -108,7 +112,10 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
-		if err := s.readReported(ctx, tx, rest[:n], rows, wide); err != nil {
+		if stmts != nil {
+			n = len(rest) // one JSON argument
+		}
+		if err := s.readReported(ctx, tx, stmts, rest[:n], rows, wide); err != nil {
 			return out, err
 		}
 		rest = rest[n:]
@@ -125,12 +132,12 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		// usually comes long after its claim's ack): look their claims up.
 		// (PostgreSQL's readReported reads whether they are open with the
 		// rows, in one snapshot.)
-		if err := s.markOpen(ctx, tx, rows); err != nil {
+		if err := markOpen(ctx, tx, stmts, rows); err != nil {
 			return out, err
 		}
 	}
 
-	var ended []Report // in report order, one per position
+	ended := make([]Report, 0, len(rows)) // in report order, one per position
 	type key struct {
 		account int64
 		status  int
@@ -140,8 +147,8 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		stored reportedRow
 		told   bool
 	}
-	var mine []found               // the reports naming a stored message of their account, in report order
-	pending := make(map[key][]any) // still new, or under an open claim: set final
+	mine := make([]found, 0, len(rows)) // the reports naming a stored message of their account, in report order
+	pending := make(map[key][]any)      // still new, or under an open claim: set final
 	isPending := make(map[int64]bool)
 	var order []key
 	var blank []any
@@ -179,7 +186,12 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	// message's first report wins; a repeat conflicts and is not returned).
 	var b strings.Builder
 	recorded := make(map[int64]bool, len(ended))
-	for rest := ended; len(rest) > 0; {
+	if stmts != nil && len(ended) > 0 {
+		if err := stmts.insertOutcomes(ctx, tx, ended, recorded); err != nil {
+			return out, err
+		}
+	}
+	for rest := ended; stmts == nil && len(rest) > 0; {
 		n := min(len(rest), reportChunk)
 		if err := s.insertOutcomes(ctx, tx, &b, rest[:n], recorded); err != nil {
 			return out, err
@@ -189,6 +201,9 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	changed = int64(len(recorded))
 	var phones []phoneCount // few: one per phone and day
 	var day phoneDay
+	if wide {
+		out.Final = make([]Tracked, 0, len(mine))
+	}
 	for _, f := range mine {
 		r, stored := f.r, f.stored
 		switch {
@@ -221,8 +236,11 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	for _, k := range order {
 		for keys := pending[k]; len(keys) > 0; {
 			n := min(len(keys), reportChunk)
+			if stmts != nil {
+				n = len(keys) // one JSON argument
+			}
 			args = append(append(args[:0], k.status, k.account), keys[:n]...)
-			if err := s.setFinal(ctx, tx, &b, n, args, rows, before); err != nil {
+			if err := s.setFinal(ctx, tx, stmts, &b, n, args, rows, before); err != nil {
 				return out, fmt.Errorf("apply reports: %w", err)
 			}
 			keys = keys[n:]
@@ -241,7 +259,12 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 			d.add(0, -1)
 		}
 	}
-	for rest := blank; len(rest) > 0; {
+	if stmts != nil && len(blank) > 0 {
+		if _, err := tx.StmtContext(ctx, stmts.blank).ExecContext(ctx, jsonPositions(blank)); err != nil {
+			return out, fmt.Errorf("blank texts: %w", err)
+		}
+	}
+	for rest := blank; stmts == nil && len(rest) > 0; {
 		n := min(len(rest), reportChunk)
 		b.Reset()
 		b.WriteString("UPDATE messages SET text = '' WHERE pos IN (")
@@ -252,10 +275,14 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		}
 		rest = rest[n:]
 	}
-	if err := s.countPhones(ctx, tx, phones); err != nil {
+	if err := s.countPhones(ctx, tx, stmts, phones); err != nil {
 		return out, err
 	}
-	if err := s.countBacklog(ctx, tx, d); err != nil {
+	countBacklog := s.countBacklog
+	if stmts != nil {
+		countBacklog = stmts.countBacklog
+	}
+	if err := countBacklog(ctx, tx, d); err != nil {
 		return out, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -388,24 +415,20 @@ func sameTime(stored *time.Time, at time.Time) bool {
 // integers (docs/benchmarks.md, 2026-12-02): RecordReports learns which
 // outcomes are new from their insert, and only the events of told
 // accounts need the stored outcome (a redelivery's).
-func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, into map[int64]reportedRow, wide bool) error {
-	var b strings.Builder
-	// On PostgreSQL, whether the claim is open is read in the statement's
-	// snapshot: a row initiated under a claim closed in it was acknowledged
-	// (a sweep would have changed the row) and stays initiated, so a report
-	// that does not rewrite it cannot miss a requeue (the row set final
-	// instead, or counted twice in the backlog counts).
-	open := ", false"
-	if s.pg {
-		open = ", (m.status = 1 AND EXISTS (SELECT 1 FROM claims c WHERE c.id = m.claim_id))"
+func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts, positions []any, into map[int64]reportedRow, wide bool) error {
+	var res *sql.Rows
+	var err error
+	parseTime, parseTimePtr := asTime, asTimePtr
+	switch {
+	case stmts != nil && wide:
+		res, err = tx.StmtContext(ctx, stmts.wide).QueryContext(ctx, jsonPositions(positions))
+		parseTime, parseTimePtr = parseReportTime, parseReportTimePtr
+	case stmts != nil:
+		res, err = tx.StmtContext(ctx, stmts.narrow).QueryContext(ctx, jsonPositions(positions))
+	default:
+		query, args := s.readReportedSQL(wide, positions)
+		res, err = tx.QueryContext(ctx, query, args...)
 	}
-	if wide {
-		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos")
-	} else {
-		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0)" + open + " FROM messages m WHERE m.pos")
-	}
-	args := s.positionsIn(&b, positions)
-	res, err := tx.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return fmt.Errorf("find reported: %w", err)
 	}
@@ -427,13 +450,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 			return fmt.Errorf("find reported: %w", err)
 		}
 		t.High = lane == 0
-		if t.AcceptedAt, err = asTime(accepted); err != nil {
+		if t.AcceptedAt, err = parseTime(accepted); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.ClaimedAt, err = asTimePtr(claimed); err != nil {
+		if t.ClaimedAt, err = parseTimePtr(claimed); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.FinishedAt, err = asTimePtr(finished); err != nil {
+		if t.FinishedAt, err = parseTimePtr(finished); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
 		r.account = t.AccountID
@@ -445,9 +468,29 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, positions []any, i
 	return nil
 }
 
+// readReportedSQL reads n positions on PostgreSQL, and on SQLite where no
+// statement is prepared (the rare scheduled rows a report moves; otherwise
+// narrowReportedSQLite, wideReportedSQLite, the same columns).
+// Whether the claim is open is read in the statement's snapshot: a row
+// initiated under a claim closed in it was acknowledged (a sweep would have
+// changed the row) and stays initiated, so a report that does not rewrite
+// it cannot miss a requeue (the row set final instead, or counted twice in
+// the backlog counts).
+func (s *Store) readReportedSQL(wide bool, positions []any) (string, []any) {
+	var b strings.Builder
+	const open = ", (m.status = 1 AND EXISTS (SELECT 1 FROM claims c WHERE c.id = m.claim_id))"
+	if wide {
+		b.WriteString("SELECT " + trackColumns + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0)" + open + trackFrom + " WHERE m.pos")
+	} else {
+		b.WriteString("SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0)" + open + " FROM messages m WHERE m.pos")
+	}
+	args := s.positionsIn(&b, positions)
+	return b.String(), args
+}
+
 // markOpen sets open on the rows initiated under a claim still open, read
 // in tx (SQLite: the same snapshot as the rows, one writer).
-func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reportedRow) error {
+func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int64]reportedRow) error {
 	var claimIDs []int64
 	for _, row := range rows {
 		if row.status == StatusInitiated && row.claim != 0 {
@@ -458,7 +501,7 @@ func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reporte
 		return nil
 	}
 	slices.Sort(claimIDs)
-	open, err := s.openClaims(ctx, tx, slices.Compact(claimIDs))
+	open, err := stmts.openClaimsOf(ctx, tx, slices.Compact(claimIDs))
 	if err != nil {
 		return err
 	}
@@ -471,11 +514,11 @@ func (s *Store) markOpen(ctx context.Context, tx *sql.Tx, rows map[int64]reporte
 	return nil
 }
 
-// setFinal runs reportSQL on n positions (args: status, account,
-// positions) and records in before the status each row it set final had.
-func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, b *strings.Builder, n int, args []any, rows map[int64]reportedRow, before map[int64]int) error {
+// setFinal runs reportSQL (SQLite: finalSQLite) on n positions (args:
+// status, account, positions) and records in before the status each row it set final had.
+func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, stmts *reportStmts, b *strings.Builder, n int, args []any, rows map[int64]reportedRow, before map[int64]int) error {
 	if !s.pg {
-		if _, err := tx.ExecContext(ctx, s.reportSQL(b, n), args...); err != nil {
+		if _, err := tx.StmtContext(ctx, stmts.final).ExecContext(ctx, args[0], args[1], jsonPositions(args[2:])); err != nil {
 			return err
 		}
 		for _, p := range args[2:] {
@@ -502,24 +545,17 @@ func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, b *strings.Builder, n 
 // reportSQL is the UPDATE setting n reported messages final (new, or
 // initiated under an open claim; a row a claim or sweep changed meanwhile is
 // still set, as long as it is not final); its parameters are (status,
-// account, positions...). The unary plus keeps the
+// account, positions...), on PostgreSQL (SQLite's is finalSQLite). The unary plus keeps the
 // planner off the claim index (account_id, pos) WHERE status = 0, which
 // would scan every pending message of the account, and off the account
 // index: the primary key finds the n rows.
 //
-// On PostgreSQL it locks the rows first and returns each one's position and
-// status before (the backlog counts'), read under the lock.
+// It locks the rows first and returns each one's position and status
+// before (the backlog counts'), read under the lock.
 func (s *Store) reportSQL(b *strings.Builder, n int) string {
 	b.Reset()
-	if s.pg {
-		b.WriteString("WITH t AS (SELECT pos, status FROM messages WHERE +account_id = $2 AND +status < 2 AND pos IN (")
-		s.placeholders(b, 3, n)
-		b.WriteString(") FOR UPDATE) UPDATE messages m SET status = $1 FROM t WHERE m.pos = t.pos RETURNING m.pos, t.status")
-		return b.String()
-	}
-	b.WriteString("UPDATE messages SET status = " + s.param(1) +
-		" WHERE +account_id = " + s.param(2) + " AND +status < 2 AND pos IN (")
+	b.WriteString("WITH t AS (SELECT pos, status FROM messages WHERE +account_id = $2 AND +status < 2 AND pos IN (")
 	s.placeholders(b, 3, n)
-	b.WriteByte(')')
+	b.WriteString(") FOR UPDATE) UPDATE messages m SET status = $1 FROM t WHERE m.pos = t.pos RETURNING m.pos, t.status")
 	return b.String()
 }

@@ -167,7 +167,7 @@ func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, d *backlo
 				for i, p := range moved {
 					found[i] = p
 				}
-				if err := s.readReported(ctx, tx, found, rows, true); err != nil { // rare: read in full
+				if err := s.readReported(ctx, tx, nil, found, rows, true); err != nil { // rare: read in full
 					return err
 				}
 			}

@@ -52,8 +52,9 @@ type Message struct {
 type Store struct {
 	db        *bun.DB
 	pg        bool
-	reader    *sql.DB // tracking reads (UseReader); nil: db
-	blankText bool    // blank a message's text once final (SetKeepText)
+	reader    *sql.DB     // tracking reads (UseReader); nil: db
+	blankText bool        // blank a message's text once final (SetKeepText)
+	reports   reportStmts // the report path's prepared statements (SQLite)
 }
 
 // New returns the store on db (not migrated: see Migrate).
