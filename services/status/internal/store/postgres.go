@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
@@ -30,12 +31,16 @@ const (
 
 // markFinalPostgresTx is MarkFinal on PostgreSQL.
 func (q *Queries) markFinalPostgresTx(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
-	rows, err := q.tx.QueryContext(ctx, markFinalPostgres, status, device, reportedAt.UTC(), accountID, positions, finalFrom)
+	return changedPositions(q.tx.QueryContext(ctx, markFinalPostgres, status, device, reportedAt.UTC(), accountID, positions, finalFrom))
+}
+
+// changedPositions reads the positions a MarkFinal statement returned.
+func changedPositions(rows *sql.Rows, err error) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	changed := make([]int64, 0, len(positions))
+	var changed []int64
 	for rows.Next() {
 		var pos int64
 		if err := rows.Scan(&pos); err != nil {

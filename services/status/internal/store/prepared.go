@@ -88,21 +88,8 @@ func jsonInts(ids []int64) string {
 
 // markFinalPrepared is MarkFinal on SQLite.
 func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
-	rows, err := q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
-		status, device, reportedAt.UTC().Format(bunTime), accountID, jsonInts(positions), finalFrom)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	changed := make([]int64, 0, len(positions))
-	for rows.Next() {
-		var pos int64
-		if err := rows.Scan(&pos); err != nil {
-			return nil, err
-		}
-		changed = append(changed, pos)
-	}
-	return changed, rows.Err()
+	return changedPositions(q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
+		status, device, reportedAt.UTC().Format(bunTime), accountID, jsonInts(positions), finalFrom))
 }
 
 // ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in
