@@ -103,11 +103,35 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	default:
 		return nil, errors.New("database URL must start with postgres://")
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
+}
+
+// busyWait bounds how long ping waits out SQLITE_BUSY: the DSN's
+// busy_timeout.
+const busyWait = 10 * time.Second
+
+// ping checks the first connection. Turning a new SQLite file to WAL mode
+// (the DSN's first pragma that writes) can answer SQLITE_BUSY at once,
+// without SQLite's busy handler, when processes sharing a data dir open the
+// file together at their first start; ping tries again for up to busyWait.
+func ping(ctx context.Context, db *bun.DB) error {
+	deadline := time.Now().Add(busyWait)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int } // modernc.org/sqlite errors
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != 5 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
 }
 
 // createSQLite creates the SQLite file at path with the given page size,
