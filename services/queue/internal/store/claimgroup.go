@@ -40,10 +40,10 @@ const pgClaimWorkers = 4
 //
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
-	st   *Store
-	b    *groupcommit.Batcher[*claimJob]
-	mu   sync.Mutex // guards stmt's preparation
-	stmt *sql.Stmt  // the dialect's claim statement, prepared once (safe for concurrent use)
+	st    *Store
+	b     *groupcommit.Batcher[*claimJob]
+	mu    sync.Mutex // guards stmts' preparation
+	stmts claimStmts // the claim path's statements, prepared once (safe for concurrent use)
 }
 
 type claimJob struct {
@@ -124,8 +124,10 @@ func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell f
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
 	g.b.Close()
-	if g.stmt != nil {
-		g.stmt.Close()
+	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.record} {
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 
@@ -141,7 +143,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	if len(live) == 0 {
 		return
 	}
-	stmt := g.prepare(ctx)
+	stmts := g.prepare(ctx)
 	var rstmts *reportStmts
 	var rerr error
 	for _, j := range live {
@@ -160,7 +162,7 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 			if j.reports != nil && rstmts == nil {
 				return rerr
 			}
-			return g.run(ctx, tx, stmt, rstmts, j)
+			return g.run(ctx, tx, stmts, rstmts, j)
 		},
 		Done: func(j *claimJob, err error) {
 			if j.err = err; err != nil {
@@ -178,7 +180,7 @@ type countedTx struct {
 }
 
 // run runs j (a claim, an ack or reports) in tx, setting its result.
-func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmt *sql.Stmt, rstmts *reportStmts, j *claimJob) error {
+func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmts claimStmts, rstmts *reportStmts, j *claimJob) error {
 	var err error
 	switch {
 	case j.acks != nil:
@@ -186,22 +188,27 @@ func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmt *sql.Stmt, rstm
 	case j.reports != nil:
 		j.recorded, err = g.st.recordReportsIn(ctx, tx.tx, rstmts, tx.d, j.reports, j.tell)
 	default:
-		j.out, err = g.st.claimIn(ctx, tx.tx, stmt, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
+		j.out, err = g.st.claimIn(ctx, tx.tx, stmts, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
 	}
 	return err
 }
 
-// prepare returns the claim statement, prepared on first use. It runs
-// outside any transaction (on SQLite a transaction holds the only
-// connection); on failure it returns nil, claims run unprepared and the next
-// group tries again.
-func (g *ClaimGroup) prepare(ctx context.Context) *sql.Stmt {
+// prepare returns the claim path's statements, prepared on first use (the
+// claim's record statement on SQLite only). It runs outside any transaction
+// (on SQLite a transaction holds the only connection); a statement that
+// fails to prepare is nil, runs unprepared, and the next group tries again.
+func (g *ClaimGroup) prepare(ctx context.Context) claimStmts {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.stmt == nil {
+	if g.stmts.claim == nil {
 		if st, err := g.st.sqlDB().PrepareContext(ctx, g.st.claimSQL()); err == nil {
-			g.stmt = st
+			g.stmts.claim = st
 		}
 	}
-	return g.stmt
+	if g.stmts.record == nil && !g.st.pg {
+		if st, err := g.st.sqlDB().PrepareContext(ctx, recordClaimSQLite); err == nil {
+			g.stmts.record = st
+		}
+	}
+	return g.stmts
 }
