@@ -100,6 +100,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx, d *backlogDelta) e
 type claimStmts struct {
 	claim  *sql.Stmt // claimSQL
 	record *sql.Stmt // recordClaimSQLite (SQLite only)
+	ack    *sql.Stmt // ackSQLite (SQLite only)
 }
 
 // claimIn runs the claim in tx, with stmts when prepared, and adds the

@@ -124,7 +124,7 @@ func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell f
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
 	g.b.Close()
-	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.record} {
+	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.record, g.stmts.ack} {
 		if st != nil {
 			st.Close()
 		}
@@ -184,7 +184,7 @@ func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmts claimStmts, rs
 	var err error
 	switch {
 	case j.acks != nil:
-		j.acked, err = g.st.ackIn(ctx, tx.tx, j.acks)
+		j.acked, err = g.st.ackIn(ctx, tx.tx, stmts.ack, j.acks)
 	case j.reports != nil:
 		j.recorded, err = g.st.recordReportsIn(ctx, tx.tx, rstmts, tx.d, j.reports, j.tell)
 	default:
@@ -194,7 +194,7 @@ func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmts claimStmts, rs
 }
 
 // prepare returns the claim path's statements, prepared on first use (the
-// claim's record statement on SQLite only). It runs outside any transaction
+// claim's record and the ack statements on SQLite only). It runs outside any transaction
 // (on SQLite a transaction holds the only connection); a statement that
 // fails to prepare is nil, runs unprepared, and the next group tries again.
 func (g *ClaimGroup) prepare(ctx context.Context) claimStmts {
@@ -205,9 +205,17 @@ func (g *ClaimGroup) prepare(ctx context.Context) claimStmts {
 			g.stmts.claim = st
 		}
 	}
-	if g.stmts.record == nil && !g.st.pg {
-		if st, err := g.st.sqlDB().PrepareContext(ctx, recordClaimSQLite); err == nil {
-			g.stmts.record = st
+	if g.st.pg {
+		return g.stmts
+	}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{{&g.stmts.record, recordClaimSQLite}, {&g.stmts.ack, ackSQLite}} {
+		if *p.dst == nil {
+			if st, err := g.st.sqlDB().PrepareContext(ctx, p.query); err == nil {
+				*p.dst = st
+			}
 		}
 	}
 	return g.stmts
