@@ -281,7 +281,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	accepted := ingest.NewAccepted(s.store, s.m, s.log)
-	reported := ingest.NewReported(s.store, wait, s.notify, s.m, s.log)
+	reported := ingest.NewReported(claims, wait, s.notify, s.m, s.log)
 	// The claims, tracking requests and acks drain first (claims wait for
 	// ingestion), then the sweeps end (a sweep in hand is rolled back: it
 	// is one transaction), then the consumers stop after the batches in

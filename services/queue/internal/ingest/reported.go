@@ -17,7 +17,7 @@ import (
 // Reported applies ReportedBatch events so a message with a final status is
 // never handed out. One Reported serves one consumer.
 type Reported struct {
-	st      *store.Store
+	st      *store.ClaimGroup
 	wait    *consumer.CatchUp
 	notify  *notify.Notifier
 	m       *metrics.Metrics
@@ -25,10 +25,11 @@ type Reported struct {
 	reports []store.Report
 }
 
-// NewReported returns the handler applying reports to st and publishing
-// their message events with n (none when n is nil). When a report names a
-// message not stored yet, it waits on wait and applies again.
-func NewReported(st *store.Store, wait *consumer.CatchUp, n *notify.Notifier, m *metrics.Metrics, log *slog.Logger) *Reported {
+// NewReported returns the handler applying reports through st (on SQLite in
+// the claims' shared transactions) and publishing their message events with
+// n (none when n is nil). When a report names a message not stored yet, it
+// waits on wait and applies again.
+func NewReported(st *store.ClaimGroup, wait *consumer.CatchUp, n *notify.Notifier, m *metrics.Metrics, log *slog.Logger) *Reported {
 	return &Reported{st: st, wait: wait, notify: n, m: m, log: log}
 }
 

@@ -80,7 +80,11 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 	if mode == subscribers {
 		nt.OnlySubscribed(knownSubscriptions(t, br, b.Names), nil)
 	}
-	return &reportedRig{st: st, h: ingest.NewReported(st, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
+	// Through a claim group, as the service does (on SQLite the reports
+	// then share its transactions).
+	claims := st.NewClaimGroup(nil)
+	t.Cleanup(claims.Close)
+	return &reportedRig{st: st, h: ingest.NewReported(claims, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
 }
 
 // reportedMsgs publishes ReportedBatch messages of size reports each (sent,

@@ -11,7 +11,7 @@ type Metrics struct {
 	Ingested   prometheus.Counter   // messages newly stored
 	Claimed    prometheus.Counter   // messages handed out
 	ClaimWait  prometheus.Histogram // read-your-writes wait before a claim
-	ClaimGroup prometheus.Histogram // claims sharing one transaction (group commit)
+	ClaimGroup prometheus.Histogram // jobs (claims, acks, SQLite report batches) sharing one transaction
 	Reported   prometheus.Counter   // messages set final by delivery reports
 	Sent       prometheus.Counter   // outcomes recorded: sent
 	Failed     prometheus.Counter   // outcomes recorded: failed
@@ -45,7 +45,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		ClaimGroup: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "claim_group_size",
-			Help:    "Claims committed in one shared transaction (group commit).",
+			Help:    "Claims, claim acks and (on SQLite) reported batches committed in one shared transaction (group commit).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32},
 		}),
 		Reported: f.NewCounter(prometheus.CounterOpts{

@@ -34,14 +34,16 @@ const pgClaimWorkers = 4
 // rows the claims before it in its group marked.
 //
 // Acks (Ack) join the same groups: on SQLite an ack then costs no commit of
-// its own.
+// its own. So do reports on SQLite (RecordReports): the phones' reports and
+// polls then share commits (one fsync, and the pages both write, such as
+// the backlog counts, written once), in the order they reached the group.
 //
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
-	st   *Store
-	b    *groupcommit.Batcher[*claimJob]
-	mu   sync.Mutex // guards stmt's preparation
-	stmt *sql.Stmt  // the dialect's claim statement, prepared once (safe for concurrent use)
+	st    *Store
+	b     *groupcommit.Batcher[*claimJob]
+	mu    sync.Mutex // guards stmts' preparation
+	stmts claimStmts // the claim path's statements, prepared once (safe for concurrent use)
 }
 
 type claimJob struct {
@@ -53,6 +55,9 @@ type claimJob struct {
 	confirm   Confirm
 	acks      []int64 // an ack job: close these claims instead of claiming
 	acked     int64
+	reports   []Report                 // a report job: record these instead of claiming
+	tell      func(account int64) bool // the report job's tell (RecordReports)
+	recorded  Recorded
 	out       []Claimed
 	err       error
 }
@@ -101,11 +106,28 @@ func (g *ClaimGroup) Ack(ctx context.Context, ids []int64) (int64, error) {
 	return j.acked, j.err
 }
 
+// RecordReports is Store.RecordReports; on SQLite it shares a transaction
+// with concurrent claims and acks (on PostgreSQL, whose claim groups run in
+// parallel, it runs alone as before: its row locks then never wait on a
+// group's). After Close it fails with apperr.ErrUnavailable on SQLite.
+func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (Recorded, error) {
+	if g.st.pg || !anyOutcome(reports) {
+		return g.st.RecordReports(ctx, reports, tell)
+	}
+	j := &claimJob{ctx: ctx, reports: reports, tell: tell}
+	if err := g.b.Do(ctx, j); err != nil {
+		return Recorded{}, err
+	}
+	return j.recorded, j.err
+}
+
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
 	g.b.Close()
-	if g.stmt != nil {
-		g.stmt.Close()
+	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.record, g.stmts.ack} {
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 
@@ -121,15 +143,30 @@ func (g *ClaimGroup) commit(ctx context.Context, group []*claimJob) {
 	if len(live) == 0 {
 		return
 	}
-	stmt := g.prepare(ctx)
+	stmts := g.prepare(ctx)
+	var rstmts *reportStmts
+	var rerr error
+	for _, j := range live {
+		if j.reports != nil {
+			// Before the transaction (one connection); on failure the
+			// report jobs fail and their batches are redelivered.
+			rstmts, rerr = g.st.reportStatements(ctx)
+			break
+		}
+	}
 	_ = groupcommit.SharedTx[*claimJob, countedTx]{
 		InTx: func(ctx context.Context, fn func(context.Context, countedTx) error) error {
 			return g.st.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error { return fn(ctx, countedTx{tx, d}) })
 		},
-		Run: func(ctx context.Context, tx countedTx, j *claimJob) error { return g.run(ctx, tx, stmt, j) },
+		Run: func(ctx context.Context, tx countedTx, j *claimJob) error {
+			if j.reports != nil && rstmts == nil {
+				return rerr
+			}
+			return g.run(ctx, tx, stmts, rstmts, j)
+		},
 		Done: func(j *claimJob, err error) {
 			if j.err = err; err != nil {
-				j.out, j.acked = nil, 0
+				j.out, j.acked, j.recorded = nil, 0, Recorded{}
 			}
 		},
 	}.Commit(ctx, live)
@@ -142,28 +179,44 @@ type countedTx struct {
 	d  *backlogDelta
 }
 
-// run runs j (a claim or an ack) in tx, setting its result.
-func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmt *sql.Stmt, j *claimJob) error {
+// run runs j (a claim, an ack or reports) in tx, setting its result.
+func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmts claimStmts, rstmts *reportStmts, j *claimJob) error {
 	var err error
-	if j.acks != nil {
-		j.acked, err = g.st.ackIn(ctx, tx.tx, j.acks)
-	} else {
-		j.out, err = g.st.claimIn(ctx, tx.tx, stmt, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
+	switch {
+	case j.acks != nil:
+		j.acked, err = g.st.ackIn(ctx, tx.tx, stmts.ack, j.acks)
+	case j.reports != nil:
+		j.recorded, err = g.st.recordReportsIn(ctx, tx.tx, rstmts, tx.d, j.reports, j.tell)
+	default:
+		j.out, err = g.st.claimIn(ctx, tx.tx, stmts, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
 	}
 	return err
 }
 
-// prepare returns the claim statement, prepared on first use. It runs
-// outside any transaction (on SQLite a transaction holds the only
-// connection); on failure it returns nil, claims run unprepared and the next
-// group tries again.
-func (g *ClaimGroup) prepare(ctx context.Context) *sql.Stmt {
+// prepare returns the claim path's statements, prepared on first use (the
+// claim's record and the ack statements on SQLite only). It runs outside any transaction
+// (on SQLite a transaction holds the only connection); a statement that
+// fails to prepare is nil, runs unprepared, and the next group tries again.
+func (g *ClaimGroup) prepare(ctx context.Context) claimStmts {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.stmt == nil {
+	if g.stmts.claim == nil {
 		if st, err := g.st.sqlDB().PrepareContext(ctx, g.st.claimSQL()); err == nil {
-			g.stmt = st
+			g.stmts.claim = st
 		}
 	}
-	return g.stmt
+	if g.st.pg {
+		return g.stmts
+	}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{{&g.stmts.record, recordClaimSQLite}, {&g.stmts.ack, ackSQLite}} {
+		if *p.dst == nil {
+			if st, err := g.st.sqlDB().PrepareContext(ctx, p.query); err == nil {
+				*p.dst = st
+			}
+		}
+	}
+	return g.stmts
 }

@@ -35,15 +35,31 @@ func (s *Store) Ack(ctx context.Context, ids []int64) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx, _ *backlogDelta) error {
 		var err error
-		n, err = s.ackIn(ctx, tx, ids)
+		n, err = s.ackIn(ctx, tx, nil, ids)
 		return err
 	})
 	return n, err
 }
 
-func (s *Store) ackIn(ctx context.Context, tx *sql.Tx, ids []int64) (int64, error) {
-	return s.closeClaims(ctx, tx, ids, "DELETE FROM claims WHERE lease = 0 AND id IN (")
+// stmt, when not nil, is ackSQLite prepared (ClaimGroup.prepare): one text
+// for any number of ids, so SQLite does not parse it anew for every ack.
+func (s *Store) ackIn(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, ids []int64) (int64, error) {
+	if stmt == nil {
+		return s.closeClaims(ctx, tx, ids, "DELETE FROM claims WHERE lease = 0 AND id IN (")
+	}
+	res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, jsonPositions(ids))
+	if err != nil {
+		return 0, fmt.Errorf("ack claims: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("ack claims: %w", err)
+	}
+	return n, nil
 }
+
+// ackSQLite is ackIn's DELETE on SQLite with the ids as one JSON array.
+const ackSQLite = `DELETE FROM claims WHERE lease = 0 AND id IN (SELECT value FROM json_each(?))`
 
 // closeClaims deletes the claims ids with del (a DELETE up to its IN list).
 func (s *Store) closeClaims(ctx context.Context, tx *sql.Tx, ids []int64, del string) (int64, error) {

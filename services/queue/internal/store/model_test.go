@@ -139,6 +139,11 @@ func runModel(t *testing.T, b testkit.Backend, seed uint64) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 11))
 	st := open(t, b)
+	// Claims, acks and reports go through a claim group half the time (its
+	// prepared statements, on SQLite its shared transactions), as the
+	// service's do.
+	g := st.NewClaimGroup(nil)
+	defer g.Close()
 	m := &model{msgs: map[int64]*modelMsg{}, claims: map[int64]*modelClaim{}, settings: store.DefaultSettings}
 	now := time.Now()
 	ms := func() int64 { return now.UnixMilli() }
@@ -175,7 +180,11 @@ func runModel(t *testing.T, b testkit.Backend, seed uint64) {
 			limit := 1 + rng.IntN(5)
 			want := m.claim(ms(), limit)
 			id := store.NewClaimID()
-			got, err := st.Claim(ctx, 1, limit, store.NoBound, now, store.Confirm{ID: id, Expires: now.Add(30 * time.Second)})
+			claim := st.Claim
+			if step%2 == 0 {
+				claim = g.Claim
+			}
+			got, err := claim(ctx, 1, limit, store.NoBound, now, store.Confirm{ID: id, Expires: now.Add(30 * time.Second)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +207,11 @@ func runModel(t *testing.T, b testkit.Backend, seed uint64) {
 				}
 				m.claims[id] = c
 				if rng.IntN(6) > 0 { // else the ingress died before its ack
-					if _, err := st.Ack(ctx, []int64{id}); err != nil {
+					ack := st.Ack
+					if rng.IntN(2) == 0 {
+						ack = g.Ack
+					}
+					if _, err := ack(ctx, []int64{id}); err != nil {
 						t.Fatal(err)
 					}
 					if c.lease == 0 {
@@ -213,7 +226,14 @@ func runModel(t *testing.T, b testkit.Backend, seed uint64) {
 			}
 			x := m.msgs[m.order[rng.IntN(len(m.order))]]
 			status := store.StatusSent + rng.IntN(2)
-			if _, _, err := st.ApplyReports(ctx, []store.Report{{AccountID: 1, Pos: x.pos, Status: status, At: now}}); err != nil {
+			reports := []store.Report{{AccountID: 1, Pos: x.pos, Status: status, At: now}}
+			var err error
+			if step%2 == 0 {
+				_, _, err = st.ApplyReports(ctx, reports)
+			} else {
+				_, err = g.RecordReports(ctx, reports, nil)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			m.report(x, status)

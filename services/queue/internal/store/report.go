@@ -75,6 +75,51 @@ type Recorded struct {
 // webhook, the rows are read without their tracking columns (phone, text,
 // times): the drain's reports then read what they read before tracking.
 func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
+	if !anyOutcome(reports) {
+		return out, nil
+	}
+	stmts, err := s.reportStatements(ctx) // before the transaction (SQLite: one connection)
+	if err != nil {
+		return out, err
+	}
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return out, fmt.Errorf("begin reports: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	var d backlogDelta
+	if out, err = s.recordReportsIn(ctx, tx, stmts, &d, reports, tell); err != nil {
+		return Recorded{}, err
+	}
+	countBacklog := s.countBacklog
+	if stmts != nil {
+		countBacklog = stmts.countBacklog
+	}
+	if err := countBacklog(ctx, tx, d); err != nil {
+		return Recorded{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Recorded{}, fmt.Errorf("commit reports: %w", err)
+	}
+	return out, nil
+}
+
+// anyOutcome reports whether a report of reports is final (sent or failed):
+// the others record nothing.
+func anyOutcome(reports []Report) bool {
+	for _, r := range reports {
+		if r.Status == StatusSent || r.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// recordReportsIn is RecordReports in tx (stmts: reportStatements), adding
+// what it changes in the backlog counts to d; the caller writes d and
+// commits, and drops out if that fails. Re-runnable: it reads what it finds
+// in tx.
+func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportStmts, d *backlogDelta, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
 	positions := make([]any, 0, len(reports)) // sized once: every append of a batch's rows grew it
 	// tells is tell asked once per run of one account's reports.
@@ -98,16 +143,6 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	if len(positions) == 0 {
 		return out, nil
 	}
-	stmts, err := s.reportStatements(ctx) // before the transaction (SQLite: one connection)
-	if err != nil {
-		return out, err
-	}
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
-	if err != nil {
-		return out, fmt.Errorf("begin reports: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-
 	// One read by primary key finds the rows.
 	rows := make(map[int64]reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
@@ -120,10 +155,9 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 		}
 		rest = rest[n:]
 	}
-	var d backlogDelta
 	if len(rows) < len(positions) {
 		// Some not in messages: scheduled ones (rare) move there first.
-		if err := s.takeReportedScheduled(ctx, tx, &d, reports, rows); err != nil {
+		if err := s.takeReportedScheduled(ctx, tx, d, reports, rows); err != nil {
 			return out, err
 		}
 	}
@@ -277,16 +311,6 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	}
 	if err := s.countPhones(ctx, tx, stmts, phones); err != nil {
 		return out, err
-	}
-	countBacklog := s.countBacklog
-	if stmts != nil {
-		countBacklog = stmts.countBacklog
-	}
-	if err := countBacklog(ctx, tx, d); err != nil {
-		return out, err
-	}
-	if err := tx.Commit(); err != nil {
-		return out, fmt.Errorf("commit reports: %w", err)
 	}
 	out.Changed, out.Missing = changed, missing
 	return out, nil
