@@ -1,7 +1,6 @@
 package events
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -77,26 +76,17 @@ func NewMessageObject(hash string, m TrackedSMS) MessageObject {
 // Marshal's second pass over each timestamp's MarshalJSON output (the
 // queue renders one object per message event; see docs/benchmarks.md,
 // issue 10).
-func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
-	var err error
+func (o *MessageObject) appendJSON(b []byte) []byte {
 	b = append(b, `{"hash":`...)
-	if b, err = appendJSONString(b, o.Hash); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Hash)
 	b = append(b, `,"phone":`...)
-	if b, err = appendJSONString(b, o.Phone); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Phone)
 	b = append(b, `,"text":`...)
-	if b, err = appendJSONString(b, o.Text); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Text)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(o.Status), 10)
 	b = append(b, `,"statusName":`...)
-	if b, err = appendJSONString(b, o.StatusName); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.StatusName)
 	b = append(b, `,"queuedAt":`...)
 	b = appendTimestamp(b, o.QueuedAt)
 	b = append(b, `,"initiatedAt":`...)
@@ -106,8 +96,8 @@ func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"device":`...)
 	if o.Device == nil {
 		b = append(b, "null"...)
-	} else if b, err = appendJSONString(b, *o.Device); err != nil {
-		return nil, err
+	} else {
+		b = appendJSONString(b, *o.Device)
 	}
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(o.Attempts), 10)
@@ -121,11 +111,9 @@ func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
 	}
 	if o.Priority != "" {
 		b = append(b, `,"priority":`...)
-		if b, err = appendJSONString(b, o.Priority); err != nil {
-			return nil, err
-		}
+		b = appendJSONString(b, o.Priority)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // appendTimestamp appends t as its MarshalJSON renders it.
@@ -168,21 +156,35 @@ func MessageNotification(accountID int64, hash string, m TrackedSMS) (Notificati
 	if !ok {
 		return Notification{}, false
 	}
-	id := "msg_" + hash + "_" + StatusName(m.Status)
-	var at time.Time
+	o := NewMessageObject(hash, m)
+	return Notification{
+		ID: string(appendMessageEventID(nil, hash, m)), AccountID: accountID, Type: typ, At: messageEventTime(m),
+		Data: o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device))),
+	}, true
+}
+
+// appendMessageEventID appends the id MessageNotification gives m's event.
+func appendMessageEventID(b []byte, hash string, m TrackedSMS) []byte {
+	b = append(b, "msg_"...)
+	b = append(b, hash...)
+	b = append(b, '_')
+	b = append(b, StatusName(m.Status)...)
+	if m.Status == StatusInitiated {
+		b = append(b, '_')
+		b = strconv.AppendInt(b, int64(m.Attempts), 10)
+	}
+	return b
+}
+
+// messageEventTime is when m reached its status (zero: unknown).
+func messageEventTime(m TrackedSMS) time.Time {
 	switch {
 	case m.Status == StatusInitiated:
-		id = fmt.Sprintf("%s_%d", id, m.Attempts)
 		if m.ClaimedAt != nil {
-			at = *m.ClaimedAt
+			return *m.ClaimedAt
 		}
 	case m.FinishedAt != nil:
-		at = *m.FinishedAt
+		return *m.FinishedAt
 	}
-	o := NewMessageObject(hash, m)
-	data, err := o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device)))
-	if err != nil { // cannot happen: plain strings, ints and times
-		return Notification{}, false
-	}
-	return Notification{ID: id, AccountID: accountID, Type: typ, At: at, Data: data}, true
+	return time.Time{}
 }
