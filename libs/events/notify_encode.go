@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -74,14 +73,18 @@ func (b *MessageBatch) Add(accountID int64, hash string, m TrackedSMS) (bool, er
 	b.scratch = appendMessageEventID(b.scratch[:0], hash, m)
 	b.scratch = append(b.scratch, ',')
 	b.ids.Write(b.scratch)
-	id := b.scratch[:len(b.scratch)-1]
 
 	buf := b.buf
 	if b.n > 0 {
 		buf = append(buf, ',')
 	}
-	buf = append(buf, `{"id":`...)
-	buf = appendJSONString(buf, unsafe.String(unsafe.SliceData(id), len(id)))
+	// The id, as appendJSONString would write it: only the hash may need
+	// escapes, and the ASCII around it cannot join one of its bytes into a
+	// character.
+	buf = append(buf, `{"id":"msg_`...)
+	buf = appendJSONStringBody(buf, hash)
+	buf = append(buf, b.scratch[len("msg_")+len(hash):len(b.scratch)-1]...) // "_sent", "_initiated_2"
+	buf = append(buf, '"')
 	buf = append(buf, `,"a":`...)
 	buf = strconv.AppendInt(buf, accountID, 10)
 	buf = append(buf, `,"type":`...)
@@ -131,7 +134,12 @@ const hexDigits = "0123456789abcdef"
 // as \u00XX, each byte of invalid UTF-8 as \ufffd, U+2028 and U+2029 as
 // \u2028 and \u2029, everything else (DEL included) as is.
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
+	b = appendJSONStringBody(append(b, '"'), s)
+	return append(b, '"')
+}
+
+// appendJSONStringBody is appendJSONString without the quotes.
+func appendJSONStringBody(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -172,8 +180,7 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 		start = i
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
 
 // PublishMessageBatch stores b's events on the notify stream in one
