@@ -43,33 +43,48 @@ type MessageObject struct {
 
 // NewMessageObject renders m, whose public hash is hash.
 func NewMessageObject(hash string, m TrackedSMS) MessageObject {
-	out := MessageObject{
+	var o MessageObject
+	o.set(hash, &m, new(messageSpare))
+	return o
+}
+
+// messageSpare holds what a MessageObject's pointers point to, so that a
+// caller rendering many (MessageBatch) allocates it once.
+type messageSpare struct {
+	device             string
+	sendAt, validUntil timestamp.Time
+}
+
+// set makes o the rendering of m, its pointers into spare.
+func (o *MessageObject) set(hash string, m *TrackedSMS, spare *messageSpare) {
+	*o = MessageObject{
 		Hash: hash, Phone: m.Phone, Text: m.Text, Status: m.Status, StatusName: StatusName(m.Status),
 		QueuedAt: timestamp.Time{Time: m.QueuedAt}, Attempts: m.Attempts,
 	}
 	if m.ClaimedAt != nil {
-		out.InitiatedAt = timestamp.Time{Time: *m.ClaimedAt}
+		o.InitiatedAt = timestamp.Time{Time: *m.ClaimedAt}
 	}
 	if m.FinishedAt != nil {
-		out.FinishedAt = timestamp.Time{Time: *m.FinishedAt}
+		o.FinishedAt = timestamp.Time{Time: *m.FinishedAt}
 	}
 	if m.Device != "" {
-		d := m.Device
-		out.Device = &d
+		spare.device = m.Device
+		o.Device = &spare.device
 	}
 	if m.SendAt != 0 {
-		out.SendAt = &timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+		spare.sendAt = timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+		o.SendAt = &spare.sendAt
 	}
 	if m.ValidUntil != 0 {
-		out.ValidUntil = &timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+		spare.validUntil = timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+		o.ValidUntil = &spare.validUntil
 	}
 	switch {
 	case m.High:
-		out.Priority = "high"
+		o.Priority = "high"
 	case m.SendAt != 0 || m.ValidUntil != 0:
-		out.Priority = "normal"
+		o.Priority = "normal"
 	}
-	return out
 }
 
 // appendJSON appends o as Marshal encodes it, byte for byte, without
@@ -156,14 +171,19 @@ func MessageNotification(accountID int64, hash string, m TrackedSMS) (Notificati
 	if !ok {
 		return Notification{}, false
 	}
+	id := "msg_" + hash + "_" + StatusName(m.Status)
+	if m.Status == StatusInitiated {
+		id += "_" + strconv.Itoa(m.Attempts)
+	}
 	o := NewMessageObject(hash, m)
 	return Notification{
-		ID: string(appendMessageEventID(nil, hash, m)), AccountID: accountID, Type: typ, At: messageEventTime(m),
+		ID: id, AccountID: accountID, Type: typ, At: messageEventTime(m),
 		Data: o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device))),
 	}, true
 }
 
-// appendMessageEventID appends the id MessageNotification gives m's event.
+// appendMessageEventID appends the id MessageNotification gives m's event
+// (TestMessageBatchEqualsMarshal compares them).
 func appendMessageEventID(b []byte, hash string, m TrackedSMS) []byte {
 	b = append(b, "msg_"...)
 	b = append(b, hash...)

@@ -27,6 +27,8 @@ type MessageBatch struct {
 	n       int
 	ids     hash.Hash // sha256 of every event id, each followed by ','
 	scratch []byte
+	obj     MessageObject
+	spare   messageSpare
 }
 
 // Reset empties b, keeping its buffer.
@@ -92,8 +94,8 @@ func (b *MessageBatch) Add(accountID int64, hash string, m TrackedSMS) (bool, er
 	buf = append(buf, `,"at":"`...)
 	buf = at.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","data":`...)
-	o := NewMessageObject(hash, m)
-	buf = o.appendJSON(buf)
+	b.obj.set(hash, &m, &b.spare)
+	buf = b.obj.appendJSON(buf)
 	b.buf = append(buf, '}')
 	b.n++
 	return true, nil
