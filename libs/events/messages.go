@@ -1,7 +1,6 @@
 package events
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -44,59 +43,65 @@ type MessageObject struct {
 
 // NewMessageObject renders m, whose public hash is hash.
 func NewMessageObject(hash string, m TrackedSMS) MessageObject {
-	out := MessageObject{
+	var o MessageObject
+	o.set(hash, &m, new(messageSpare))
+	return o
+}
+
+// messageSpare holds what a MessageObject's pointers point to, so that a
+// caller rendering many (MessageBatch) allocates it once.
+type messageSpare struct {
+	device             string
+	sendAt, validUntil timestamp.Time
+}
+
+// set makes o the rendering of m, its pointers into spare.
+func (o *MessageObject) set(hash string, m *TrackedSMS, spare *messageSpare) {
+	*o = MessageObject{
 		Hash: hash, Phone: m.Phone, Text: m.Text, Status: m.Status, StatusName: StatusName(m.Status),
 		QueuedAt: timestamp.Time{Time: m.QueuedAt}, Attempts: m.Attempts,
 	}
 	if m.ClaimedAt != nil {
-		out.InitiatedAt = timestamp.Time{Time: *m.ClaimedAt}
+		o.InitiatedAt = timestamp.Time{Time: *m.ClaimedAt}
 	}
 	if m.FinishedAt != nil {
-		out.FinishedAt = timestamp.Time{Time: *m.FinishedAt}
+		o.FinishedAt = timestamp.Time{Time: *m.FinishedAt}
 	}
 	if m.Device != "" {
-		d := m.Device
-		out.Device = &d
+		spare.device = m.Device
+		o.Device = &spare.device
 	}
 	if m.SendAt != 0 {
-		out.SendAt = &timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+		spare.sendAt = timestamp.Time{Time: time.UnixMilli(m.SendAt)}
+		o.SendAt = &spare.sendAt
 	}
 	if m.ValidUntil != 0 {
-		out.ValidUntil = &timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+		spare.validUntil = timestamp.Time{Time: time.UnixMilli(m.ValidUntil)}
+		o.ValidUntil = &spare.validUntil
 	}
 	switch {
 	case m.High:
-		out.Priority = "high"
+		o.Priority = "high"
 	case m.SendAt != 0 || m.ValidUntil != 0:
-		out.Priority = "normal"
+		o.Priority = "normal"
 	}
-	return out
 }
 
 // appendJSON appends o as Marshal encodes it, byte for byte, without
 // Marshal's second pass over each timestamp's MarshalJSON output (the
 // queue renders one object per message event; see docs/benchmarks.md,
 // issue 10).
-func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
-	var err error
+func (o *MessageObject) appendJSON(b []byte) []byte {
 	b = append(b, `{"hash":`...)
-	if b, err = appendJSONString(b, o.Hash); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Hash)
 	b = append(b, `,"phone":`...)
-	if b, err = appendJSONString(b, o.Phone); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Phone)
 	b = append(b, `,"text":`...)
-	if b, err = appendJSONString(b, o.Text); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.Text)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(o.Status), 10)
 	b = append(b, `,"statusName":`...)
-	if b, err = appendJSONString(b, o.StatusName); err != nil {
-		return nil, err
-	}
+	b = appendJSONString(b, o.StatusName)
 	b = append(b, `,"queuedAt":`...)
 	b = appendTimestamp(b, o.QueuedAt)
 	b = append(b, `,"initiatedAt":`...)
@@ -106,8 +111,8 @@ func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"device":`...)
 	if o.Device == nil {
 		b = append(b, "null"...)
-	} else if b, err = appendJSONString(b, *o.Device); err != nil {
-		return nil, err
+	} else {
+		b = appendJSONString(b, *o.Device)
 	}
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(o.Attempts), 10)
@@ -121,11 +126,9 @@ func (o *MessageObject) appendJSON(b []byte) ([]byte, error) {
 	}
 	if o.Priority != "" {
 		b = append(b, `,"priority":`...)
-		if b, err = appendJSONString(b, o.Priority); err != nil {
-			return nil, err
-		}
+		b = appendJSONString(b, o.Priority)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // appendTimestamp appends t as its MarshalJSON renders it.
@@ -169,20 +172,39 @@ func MessageNotification(accountID int64, hash string, m TrackedSMS) (Notificati
 		return Notification{}, false
 	}
 	id := "msg_" + hash + "_" + StatusName(m.Status)
-	var at time.Time
-	switch {
-	case m.Status == StatusInitiated:
-		id = fmt.Sprintf("%s_%d", id, m.Attempts)
-		if m.ClaimedAt != nil {
-			at = *m.ClaimedAt
-		}
-	case m.FinishedAt != nil:
-		at = *m.FinishedAt
+	if m.Status == StatusInitiated {
+		id += "_" + strconv.Itoa(m.Attempts)
 	}
 	o := NewMessageObject(hash, m)
-	data, err := o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device)))
-	if err != nil { // cannot happen: plain strings, ints and times
-		return Notification{}, false
+	return Notification{
+		ID: id, AccountID: accountID, Type: typ, At: messageEventTime(m),
+		Data: o.appendJSON(make([]byte, 0, 256+len(m.Text)+len(m.Phone)+len(m.Device))),
+	}, true
+}
+
+// appendMessageEventID appends the id MessageNotification gives m's event
+// (TestMessageBatchEqualsMarshal compares them).
+func appendMessageEventID(b []byte, hash string, m TrackedSMS) []byte {
+	b = append(b, "msg_"...)
+	b = append(b, hash...)
+	b = append(b, '_')
+	b = append(b, StatusName(m.Status)...)
+	if m.Status == StatusInitiated {
+		b = append(b, '_')
+		b = strconv.AppendInt(b, int64(m.Attempts), 10)
 	}
-	return Notification{ID: id, AccountID: accountID, Type: typ, At: at, Data: data}, true
+	return b
+}
+
+// messageEventTime is when m reached its status (zero: unknown).
+func messageEventTime(m TrackedSMS) time.Time {
+	switch {
+	case m.Status == StatusInitiated:
+		if m.ClaimedAt != nil {
+			return *m.ClaimedAt
+		}
+	case m.FinishedAt != nil:
+		return *m.FinishedAt
+	}
+	return time.Time{}
 }

@@ -134,10 +134,7 @@ func TestMessageObjectJSONEqualsMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := o.appendJSON(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := o.appendJSON(nil)
 		if !bytes.Equal(got, want) {
 			t.Errorf("#%d:\n got %s\nwant %s", i, got, want)
 		}

@@ -170,22 +170,17 @@ func encodeNotificationBatch(ns []Notification) ([]byte, error) {
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"batch":[`...)
-	var err error
 	for i := range ns {
 		n := &ns[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		if b, err = appendJSONString(b, n.ID); err != nil {
-			return nil, err
-		}
+		b = appendJSONString(b, n.ID)
 		b = append(b, `,"a":`...)
 		b = strconv.AppendInt(b, n.AccountID, 10)
 		b = append(b, `,"type":`...)
-		if b, err = appendJSONString(b, n.Type); err != nil {
-			return nil, err
-		}
+		b = appendJSONString(b, n.Type)
 		b = append(b, `,"at":`...)
 		if y := n.At.Year(); y < 0 || y > 9999 {
 			return nil, fmt.Errorf("notification %s: time %v out of range", n.ID, n.At)
@@ -200,31 +195,11 @@ func encodeNotificationBatch(ns []Notification) ([]byte, error) {
 		}
 		if n.Endpoint != "" {
 			b = append(b, `,"endpoint":`...)
-			if b, err = appendJSONString(b, n.Endpoint); err != nil {
-				return nil, err
-			}
+			b = appendJSONString(b, n.Endpoint)
 		}
 		b = append(b, '}')
 	}
 	return append(b, "]}"...), nil
-}
-
-// appendJSONString appends s as Marshal encodes a string: as is when it is
-// printable ASCII needing no escape (every id and type the producers make),
-// else through Marshal.
-func appendJSONString(b []byte, s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			enc, err := Marshal(s)
-			if err != nil {
-				return nil, err
-			}
-			return append(b, enc...), nil
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), nil
 }
 
 // NotifyBatchSubject is the subject of NotificationBatch messages.

@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,41 +97,47 @@ func (n *Notifier) Untold(count int64) {
 // events.MaxNotificationsPerMessage and half the connection's max payload
 // (a message's text may take kilobytes once escaped); each stream message's
 // id is a digest of its event ids, so publishing the same events again is
-// stored once, and different events never share an id.
+// stored once, and different events never share an id. The events are
+// rendered straight into the stream message's body (events.MessageBatch),
+// in a buffer reused from call to call.
 func (n *Notifier) Messages(ctx context.Context, msgs []store.Tracked) (int, error) {
 	if n == nil || len(msgs) == 0 {
 		return 0, nil
 	}
 	n.subs.Refresh()
-	list := make([]events.Notification, 0, len(msgs))
-	skipped := 0
+	b := batches.Get().(*events.MessageBatch)
+	defer batches.Put(b)
+	b.Reset()
+	published, skipped := 0, 0
 	for i := range msgs {
 		m := &msgs[i]
 		if typ, ok := events.MessageType(m.Status); !ok || !n.subs.Wants(m.AccountID, typ) {
 			skipped++
 			continue
 		}
-		if ev, ok := events.MessageNotification(m.AccountID, n.hashes.Hash(m.Pos), Tracked(m)); ok {
-			list = append(list, ev)
-		}
-	}
-	for rest := list; len(rest) > 0; {
-		size, k := 0, 0
-		for k < len(rest) && k < events.MaxNotificationsPerMessage {
-			size += len(rest[k].Data) + len(rest[k].ID) + 128
-			if k > 0 && size > n.budget {
-				break
+		hash, t := n.hashes.Hash(m.Pos), Tracked(m)
+		if b.Len() > 0 && (b.Len() >= events.MaxNotificationsPerMessage || b.Size()+events.MaxEventSize(hash, t) > n.budget) {
+			if err := events.PublishMessageBatch(ctx, n.js, n.names, b); err != nil {
+				return 0, err
 			}
-			k++
+			published += b.Len()
+			b.Reset()
 		}
-		if err := n.publish(ctx, rest[:k]); err != nil {
+		if _, err := b.Add(m.AccountID, hash, t); err != nil {
 			return 0, err
 		}
-		rest = rest[k:]
 	}
-	n.count(len(list), skipped)
-	return len(list), nil
+	if err := events.PublishMessageBatch(ctx, n.js, n.names, b); err != nil {
+		return 0, err
+	}
+	published += b.Len()
+	n.count(published, skipped)
+	return published, nil
 }
+
+// batches are the MessageBatch buffers of Messages, reused (a reported
+// batch's events take about 70 KB).
+var batches = sync.Pool{New: func() any { return new(events.MessageBatch) }}
 
 // publish stores chunk in one stream message whose id digests its event ids.
 func (n *Notifier) publish(ctx context.Context, chunk []events.Notification) error {
