@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // A claim made with a Confirm id stays open until the caller acknowledges
@@ -118,34 +120,39 @@ const (
 func (s *Store) Sweep(ctx context.Context, now time.Time, limit int) (Swept, error) {
 	var out Swept
 	if s.pg {
-		err := s.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
-			out = Swept{}
-			rows, err := tx.QueryContext(ctx, sweepPostgres, now.UnixMilli(), limit, now.UTC(), s.blankText)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var kind int
-				var v int64
-				if err := rows.Scan(&kind, &v); err != nil {
+		// A sweep's locks can meet a report's or a claim's in the other
+		// order (PostgreSQL then aborts one as a deadlock): the sweep, one
+		// transaction, simply runs again.
+		err := database.RetryConflicts(ctx, func() error {
+			return s.inTx(ctx, func(tx *sql.Tx, d *backlogDelta) error {
+				out = Swept{}
+				rows, err := tx.QueryContext(ctx, sweepPostgres, now.UnixMilli(), limit, now.UTC(), s.blankText)
+				if err != nil {
 					return err
 				}
-				switch kind {
-				case 0:
-					out.Claims = v
-				case 1:
-					out.Requeued = v
-				default:
-					out.Expired = append(out.Expired, v)
+				defer rows.Close()
+				for rows.Next() {
+					var kind int
+					var v int64
+					if err := rows.Scan(&kind, &v); err != nil {
+						return err
+					}
+					switch kind {
+					case 0:
+						out.Claims = v
+					case 1:
+						out.Requeued = v
+					default:
+						out.Expired = append(out.Expired, v)
+					}
 				}
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			// Requeued: initiated to waiting; expired: initiated to final.
-			d.add(out.Requeued, -out.Requeued-int64(len(out.Expired)))
-			return nil
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				// Requeued: initiated to waiting; expired: initiated to final.
+				d.add(out.Requeued, -out.Requeued-int64(len(out.Expired)))
+				return nil
+			})
 		})
 		if err != nil {
 			return Swept{}, fmt.Errorf("sweep claims: %w", err)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // Report is a final status (StatusSent or StatusFailed) the status service
@@ -82,13 +84,28 @@ func (s *Store) RecordReports(ctx context.Context, reports []Report, tell func(a
 	if err != nil {
 		return out, err
 	}
+	// On PostgreSQL a report's row locks can meet a sweep's in the other
+	// order (a deadlock aborts one): the transaction simply runs again.
+	err = database.RetryConflicts(ctx, func() error {
+		out, err = s.recordReportsTx(ctx, stmts, reports, tell)
+		return err
+	})
+	if err != nil {
+		return Recorded{}, err
+	}
+	return out, nil
+}
+
+// recordReportsTx is RecordReports' transaction.
+func (s *Store) recordReportsTx(ctx context.Context, stmts *reportStmts, reports []Report, tell func(account int64) bool) (Recorded, error) {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return out, fmt.Errorf("begin reports: %w", err)
+		return Recorded{}, fmt.Errorf("begin reports: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	var d backlogDelta
-	if out, err = s.recordReportsIn(ctx, tx, stmts, &d, reports, tell); err != nil {
+	out, err := s.recordReportsIn(ctx, tx, stmts, &d, reports, tell)
+	if err != nil {
 		return Recorded{}, err
 	}
 	countBacklog := s.countBacklog
