@@ -77,22 +77,6 @@ func TestReportsStayOnTheirPagesPostgres(t *testing.T) {
 // pages returns the heap page of each row at positions [from, to).
 func pages(t *testing.T, db *bun.DB, from, to int64) map[int64]int64 {
 	t.Helper()
-	rows, err := db.DB.QueryContext(context.Background(),
+	return testkit.HeapPages(t, db.DB,
 		"SELECT pos, (ctid::text::point)[0]::bigint FROM deliveries WHERE pos >= $1 AND pos < $2", from, to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := make(map[int64]int64)
-	for rows.Next() {
-		var pos, page int64
-		if err := rows.Scan(&pos, &page); err != nil {
-			t.Fatal(err)
-		}
-		out[pos] = page
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

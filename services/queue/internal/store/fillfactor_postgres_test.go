@@ -91,22 +91,6 @@ func TestClaimsStayOnTheirPagesPostgres(t *testing.T) {
 // messagePages returns the heap page of each of the account's messages.
 func messagePages(t *testing.T, st *store.Store, account int64) map[int64]int64 {
 	t.Helper()
-	rows, err := st.DB().DB.QueryContext(context.Background(),
+	return testkit.HeapPages(t, st.DB().DB,
 		"SELECT pos, (ctid::text::point)[0]::bigint FROM messages WHERE account_id = $1", account)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := make(map[int64]int64)
-	for rows.Next() {
-		var pos, page int64
-		if err := rows.Scan(&pos, &page); err != nil {
-			t.Fatal(err)
-		}
-		out[pos] = page
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
