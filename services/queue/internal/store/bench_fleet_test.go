@@ -4,10 +4,10 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
 
@@ -79,7 +79,7 @@ func benchPhoneFleet(b *testing.B, st *store.Store, g *store.ClaimGroup, limit i
 	})
 	var ops atomic.Int64
 	var phonesDone sync.WaitGroup
-	before := cpuTime()
+	before := testkit.ProcessCPU()
 	b.ResetTimer()
 	for p := range phones {
 		phonesDone.Go(func() {
@@ -108,14 +108,7 @@ func benchPhoneFleet(b *testing.B, st *store.Store, g *store.ClaimGroup, limit i
 	close(reports)
 	reported.Wait()
 	b.StopTimer()
-	cpu := float64((cpuTime() - before).Microseconds())
+	cpu := float64((testkit.ProcessCPU() - before).Microseconds())
 	b.ReportMetric(cpu/float64(b.N), "cpu-µs/poll")
 	b.ReportMetric(cpu/float64(b.N*limit), "cpu-µs/msg")
-}
-
-// cpuTime is the process's user+sys CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
