@@ -44,6 +44,22 @@ func verify(ctx context.Context, e env, l *load) error {
 			foreign++
 		}
 	}
+	// Every batch goes out under its own Idempotency-Key, retried until
+	// answered: a text handed out under two hashes was stored twice.
+	queuedTwice := 0
+	byText := make(map[string]string, len(l.texts))
+	for h, text := range l.texts {
+		if other, ok := byText[text]; ok {
+			queuedTwice++
+			if queuedTwice <= 5 {
+				errs = append(errs, fmt.Errorf("message %q queued twice: handed out as %s and as %s", text, other, h))
+			}
+		}
+		byText[text] = h
+	}
+	if queuedTwice > 0 {
+		errs = append(errs, fmt.Errorf("%d messages queued twice", queuedTwice))
+	}
 	reoffered := 0
 	if len(l.fifoAt) > 0 {
 		var late [][3]int

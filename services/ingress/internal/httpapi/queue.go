@@ -3,6 +3,8 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -16,6 +18,10 @@ import (
 	"github.com/apitosms/apitosms/services/ingress/internal/idempotency"
 	"github.com/apitosms/apitosms/services/ingress/internal/publish"
 )
+
+// errMayBeQueued marks a failure after publishing began: a chunk's
+// acknowledgement may have been lost with its message stored.
+var errMayBeQueued = errors.New("publish outcome unknown")
 
 var errNoSubscription = apperr.New(http.StatusPaymentRequired, "subscription_required", "No active subscription")
 
@@ -62,7 +68,14 @@ func (a *API) queue(c *fiber.Ctx) error {
 			return c.Status(replay.Status).Send(replay.Body)
 		}
 		status, body, err := a.accept(ctx, c, auth, lease.RequestID, false)
-		if err != nil {
+		switch {
+		case errors.Is(err, errMayBeQueued):
+			// Some of it may be stored: a retry must reuse the request id.
+			if rerr := a.idem.Abandon(context.WithoutCancel(ctx), lease); rerr != nil {
+				a.log.Warn("idempotency abandon failed", "err", rerr)
+			}
+			return err
+		case err != nil:
 			// Nothing was queued: forget the key so a retry is processed afresh.
 			if rerr := a.idem.Release(context.WithoutCancel(ctx), lease); rerr != nil {
 				a.log.Warn("idempotency release failed", "err", rerr)
@@ -143,7 +156,7 @@ func (a *API) accept(ctx context.Context, c *fiber.Ctx, auth events.AuthReply, r
 	if err != nil {
 		a.release(auth.AccountID, res)
 		a.log.Error("publish failed; quota released", "err", err, "count", len(out))
-		return 0, nil, apperr.ErrUnavailable
+		return 0, nil, fmt.Errorf("%w: %w", apperr.ErrUnavailable, errMayBeQueued)
 	}
 	items := make([]queueItem, len(accepted))
 	for i, v := range accepted {

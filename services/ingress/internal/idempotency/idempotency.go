@@ -170,6 +170,24 @@ func (s *Store) Complete(ctx context.Context, l *Lease, status int, body []byte)
 	return nil
 }
 
+// Abandon gives the leased key up without forgetting its request id: the
+// request failed after publishing began, so some of it may be stored (a
+// publish whose acknowledgement was lost to a leader election). A retry
+// takes the key over at once, as from a dead holder, and publishes under the
+// same ids, which the stream deduplicates (within its duplicate window,
+// events' two minutes): the messages are stored once, where a fresh request
+// id would store them twice. If Abandon fails the key stays leased, and a
+// retry takes it over the same way once the lease ran out.
+func (s *Store) Abandon(ctx context.Context, l *Lease) error {
+	// LeaseUntil is now: already over for the next Acquire, and unique
+	// (put's read-back tells our write by its value).
+	rec := record{State: "pending", RequestID: l.RequestID, LeaseUntil: s.now()}
+	if _, err := s.put(ctx, l.key, mustJSON(rec), l.rev); err != nil {
+		return fmt.Errorf("idempotency abandon: %w", err)
+	}
+	return nil
+}
+
 // Release forgets the leased key, so a retry is processed afresh (used when
 // the request failed before anything was queued).
 func (s *Store) Release(ctx context.Context, l *Lease) error {
