@@ -459,11 +459,9 @@ func sameTime(stored *time.Time, at time.Time) bool {
 func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts, positions []any, into map[int64]reportedRow, wide bool) error {
 	var res *sql.Rows
 	var err error
-	parseTime, parseTimePtr := asTime, asTimePtr
 	switch {
 	case stmts != nil && wide:
 		res, err = tx.StmtContext(ctx, stmts.wide).QueryContext(ctx, jsonPositions(positions))
-		parseTime, parseTimePtr = parseReportTime, parseReportTimePtr
 	case stmts != nil:
 		res, err = tx.StmtContext(ctx, stmts.narrow).QueryContext(ctx, jsonPositions(positions))
 	default:
@@ -483,6 +481,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 			into[r.tracked.Pos] = r
 			continue
 		}
+		if stmts != nil {
+			if err := scanWideReported(res, &r); err != nil {
+				return fmt.Errorf("find reported: %w", err)
+			}
+			into[r.tracked.Pos] = r
+			continue
+		}
 		t := &r.tracked
 		var accepted, claimed, finished any
 		var lane int
@@ -491,13 +496,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 			return fmt.Errorf("find reported: %w", err)
 		}
 		t.High = lane == 0
-		if t.AcceptedAt, err = parseTime(accepted); err != nil {
+		if t.AcceptedAt, err = asTime(accepted); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.ClaimedAt, err = parseTimePtr(claimed); err != nil {
+		if t.ClaimedAt, err = asTimePtr(claimed); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.FinishedAt, err = parseTimePtr(finished); err != nil {
+		if t.FinishedAt, err = asTimePtr(finished); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
 		r.account = t.AccountID
@@ -511,7 +516,8 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 
 // readReportedSQL reads n positions on PostgreSQL, and on SQLite where no
 // statement is prepared (the rare scheduled rows a report moves; otherwise
-// narrowReportedSQLite, wideReportedSQLite, the same columns).
+// narrowReportedSQLite, the same columns, and wideReportedSQLite, the same
+// values packed).
 // Whether the claim is open is read in the statement's snapshot: a row
 // initiated under a claim closed in it was acknowledged (a sweep would have
 // changed the row) and stays initiated, so a report that does not rewrite
