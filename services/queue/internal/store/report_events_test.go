@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -185,11 +186,14 @@ func mixClaims(t *testing.T, st *store.Store) {
 // and rows never handed out, handed out under an open claim, or confirmed
 // (one before hand-outs were counted).
 func TestRecordReportsFinalEqualsLookup(t *testing.T) {
-	hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "\x00nul\x00", "line\nbreak\ttab", `"quote" \back\`,
-		"<b>&amp;</b>", "Grüße, Привет, 😀", "\xff\xfe bad \xc3", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		st := open(t, b)
 		ctx := context.Background()
+		hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
+			"<b>&amp;</b>", "Grüße, Привет, 😀", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
+		if !database.IsPostgres(st.DB()) { // PostgreSQL's text holds neither
+			hostile = append(hostile, "\x00nul\x00", "\xff\xfe bad \xc3")
+		}
 		in := st.NewInserter()
 		defer in.Close()
 		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC)
