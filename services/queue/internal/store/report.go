@@ -161,7 +161,7 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 		return out, nil
 	}
 	// One read by primary key finds the rows.
-	rows := make(map[int64]reportedRow, len(positions))
+	rows := make(map[int64]*reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
 		if stmts != nil {
@@ -215,7 +215,7 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 			missing++
 		case stored.account != r.AccountID:
 		default:
-			mine = append(mine, found{r, stored, wide && tells(r.AccountID)})
+			mine = append(mine, found{r, *stored, wide && tells(r.AccountID)})
 			if stored.status >= StatusSent {
 				continue
 			}
@@ -456,14 +456,15 @@ func sameTime(stored *time.Time, at time.Time) bool {
 // integers (docs/benchmarks.md, 2026-12-02): RecordReports learns which
 // outcomes are new from their insert, and only the events of told
 // accounts need the stored outcome (a redelivery's).
-func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts, positions []any, into map[int64]reportedRow, wide bool) error {
+//
+// The rows are kept in one slice (a map's values of more than 128 bytes
+// are allocated one by one).
+func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts, positions []any, into map[int64]*reportedRow, wide bool) error {
 	var res *sql.Rows
 	var err error
-	parseTime, parseTimePtr := asTime, asTimePtr
 	switch {
 	case stmts != nil && wide:
 		res, err = tx.StmtContext(ctx, stmts.wide).QueryContext(ctx, jsonPositions(positions))
-		parseTime, parseTimePtr = parseReportTime, parseReportTimePtr
 	case stmts != nil:
 		res, err = tx.StmtContext(ctx, stmts.narrow).QueryContext(ctx, jsonPositions(positions))
 	default:
@@ -474,10 +475,19 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 		return fmt.Errorf("find reported: %w", err)
 	}
 	defer res.Close()
+	slab := make([]reportedRow, 0, len(positions))
 	for res.Next() {
-		var r reportedRow
+		slab = append(slab, reportedRow{}) // a pointer taken before a growth still points at its own row
+		r := &slab[len(slab)-1]
 		if !wide {
 			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.open); err != nil {
+				return fmt.Errorf("find reported: %w", err)
+			}
+			into[r.tracked.Pos] = r
+			continue
+		}
+		if stmts != nil {
+			if err := scanWideReported(res, r); err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
 			into[r.tracked.Pos] = r
@@ -491,13 +501,13 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 			return fmt.Errorf("find reported: %w", err)
 		}
 		t.High = lane == 0
-		if t.AcceptedAt, err = parseTime(accepted); err != nil {
+		if t.AcceptedAt, err = asTime(accepted); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.ClaimedAt, err = parseTimePtr(claimed); err != nil {
+		if t.ClaimedAt, err = asTimePtr(claimed); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		if t.FinishedAt, err = parseTimePtr(finished); err != nil {
+		if t.FinishedAt, err = asTimePtr(finished); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
 		r.account = t.AccountID
@@ -511,7 +521,8 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 
 // readReportedSQL reads n positions on PostgreSQL, and on SQLite where no
 // statement is prepared (the rare scheduled rows a report moves; otherwise
-// narrowReportedSQLite, wideReportedSQLite, the same columns).
+// narrowReportedSQLite, the same columns, and wideReportedSQLite, the same
+// values packed).
 // Whether the claim is open is read in the statement's snapshot: a row
 // initiated under a claim closed in it was acknowledged (a sweep would have
 // changed the row) and stays initiated, so a report that does not rewrite
@@ -531,7 +542,7 @@ func (s *Store) readReportedSQL(wide bool, positions []any) (string, []any) {
 
 // markOpen sets open on the rows initiated under a claim still open, read
 // in tx (SQLite: the same snapshot as the rows, one writer).
-func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int64]reportedRow) error {
+func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int64]*reportedRow) error {
 	var claimIDs []int64
 	for _, row := range rows {
 		if row.status == StatusInitiated && row.claim != 0 {
@@ -546,10 +557,9 @@ func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int6
 	if err != nil {
 		return err
 	}
-	for p, row := range rows {
+	for _, row := range rows {
 		if row.status == StatusInitiated && open[row.claim] {
 			row.open = true
-			rows[p] = row
 		}
 	}
 	return nil
@@ -557,7 +567,7 @@ func markOpen(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows map[int6
 
 // setFinal runs reportSQL (SQLite: finalSQLite) on n positions (args:
 // status, account, positions) and records in before the status each row it set final had.
-func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, stmts *reportStmts, b *strings.Builder, n int, args []any, rows map[int64]reportedRow, before map[int64]int) error {
+func (s *Store) setFinal(ctx context.Context, tx *sql.Tx, stmts *reportStmts, b *strings.Builder, n int, args []any, rows map[int64]*reportedRow, before map[int64]int) error {
 	if !s.pg {
 		if _, err := tx.StmtContext(ctx, stmts.final).ExecContext(ctx, args[0], args[1], jsonPositions(args[2:])); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/libs/testkit"
 	"github.com/apitosms/apitosms/services/queue/internal/store"
 )
@@ -175,4 +176,87 @@ func mixClaims(t *testing.T, st *store.Store) {
 	if _, err := st.Claim(ctx, 1, 1, store.NoBound, time.Now(), store.Confirm{ID: store.NewClaimID(), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The messages RecordReports names are what tracking shows after the
+// commit, field for field, whatever the texts hold: SQLite reads them
+// packed (wideReportedSQLite), tracking column by column. Both the first
+// reports (the outcome recorded now) and their redelivery (the outcome read
+// back) are compared, over hostile phones, texts and devices, §12 fields,
+// and rows never handed out, handed out under an open claim, or confirmed
+// (one before hand-outs were counted).
+func TestRecordReportsFinalEqualsLookup(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		st := open(t, b)
+		ctx := context.Background()
+		hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
+			"<b>&amp;</b>", "Grüße, Привет, 😀", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
+		if !database.IsPostgres(st.DB()) { // PostgreSQL's text holds neither
+			hostile = append(hostile, "\x00nul\x00", "\xff\xfe bad \xc3")
+		}
+		in := st.NewInserter()
+		defer in.Close()
+		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC)
+		msgs := make([]store.NewMessage, 0, len(hostile))
+		for i, s := range hostile {
+			m := store.NewMessage{Pos: int64(i + 1), AccountID: 1, Phone: "+49" + s, Text: s, AcceptedAt: accepted.Add(time.Duration(i) * time.Second)}
+			switch i % 4 {
+			case 1:
+				m.SendAt = accepted.Add(-time.Hour).UnixMilli()
+			case 2:
+				m.ValidUntil, m.High = accepted.Add(48*time.Hour).UnixMilli(), true
+			case 3:
+				m.High = true
+			}
+			msgs = append(msgs, m)
+		}
+		if _, err := in.Insert(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		mixClaims(t, st) // the high lane first: 3, 4 confirmed claim; 7 open claim; the rest new
+		// 4 handed out before hand-outs were counted (tracking shows 1).
+		if _, err := st.DB().ExecContext(ctx, "UPDATE messages SET attempts = 0 WHERE pos = 4"); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 2, 6, 0, 0, 987654000, time.UTC)
+		reports := make([]store.Report, 0, len(hostile))
+		for i, s := range hostile {
+			status := store.StatusSent
+			if i%3 == 1 {
+				status = store.StatusFailed
+			}
+			reports = append(reports, store.Report{AccountID: 1, Pos: int64(i + 1), Status: status, Device: s, At: at})
+		}
+		for round, name := range []string{"recorded now", "redelivered"} {
+			rec, err := st.RecordReports(ctx, reports, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			looked, err := st.Lookup(ctx, 1, finalPositions(rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.Final) != len(hostile) || len(looked) != len(hostile) {
+				t.Fatalf("%s: %d named, %d looked up, want %d", name, len(rec.Final), len(looked), len(hostile))
+			}
+			byPos := make(map[int64]store.Tracked, len(looked))
+			for _, l := range looked {
+				byPos[l.Pos] = l
+			}
+			for _, f := range rec.Final {
+				l := byPos[f.Pos]
+				if !sameTracked(f, l) {
+					t.Fatalf("%s (round %d): named\n%+v\ntracking shows\n%+v", name, round, f, l)
+				}
+			}
+		}
+	})
+}
+
+// sameTracked compares two Tracked, times as instants.
+func sameTracked(a, b store.Tracked) bool {
+	sameAt := func(x, y *time.Time) bool { return x == nil && y == nil || x != nil && y != nil && x.Equal(*y) }
+	return a.Pos == b.Pos && a.AccountID == b.AccountID && a.Phone == b.Phone && a.Text == b.Text && a.Status == b.Status &&
+		a.AcceptedAt.Equal(b.AcceptedAt) && sameAt(a.ClaimedAt, b.ClaimedAt) && sameAt(a.FinishedAt, b.FinishedAt) &&
+		a.Device == b.Device && a.Attempts == b.Attempts && a.SendAt == b.SendAt && a.ValidUntil == b.ValidUntil && a.High == b.High
 }

@@ -36,14 +36,94 @@ const (
 	openClaimsSQLite = `SELECT id FROM claims WHERE id IN (SELECT value FROM json_each(?))`
 )
 
-// wideReportedSQLite reads the tracking columns with the row (reportedRow).
-// The three times are read as text: the driver would parse each DATETIME
-// column with two time.Parse calls (a failing layout first), an eighth of
-// the wide read's CPU; parseReportTime reads our own layout directly.
-var wideReportedSQLite = "SELECT " + strings.NewReplacer(
-	"m.accepted_at, m.claimed_at,", "m.accepted_at || '', m.claimed_at || '',",
-	"o.finished_at,", "o.finished_at || '',",
-).Replace(trackColumns) + ", m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0), false" + trackFrom + " WHERE m.pos" + inPositions
+// wideReportedSQLite reads the tracking columns with the row (reportedRow)
+// in four result columns: the phone, the text, the device, and the rest
+// packed by printf into one text, read by scanWideReported. The driver
+// takes two locked calls a column (its type, then its value); with 17
+// columns those were most of the wide read's cost, and the wide read is
+// the extra a drain pays for message events (docs/benchmarks.md, session
+// 6, h2). The texts a client or a phone chose stay columns of their own
+// (printf's %s would stop at a NUL byte); the times are the text SQLite
+// holds (the driver would parse each DATETIME column with two time.Parse
+// calls), a NULL printed as nothing. What trackColumns computes (the
+// status as tracking shows it, the attempts of a message handed out before
+// they were counted) is computed in Go from the same values.
+var wideReportedSQLite = `SELECT m.phone, m.text, COALESCE(o.device, ''), printf('%d %d %d %d %d %d %d %d %d|%s|%s|%s',
+	m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0), COALESCE(o.status, 0), m.attempts,
+	COALESCE(m.send_at, 0), COALESCE(m.valid_until, 0), m.lane, m.accepted_at, m.claimed_at, o.finished_at)` +
+	trackFrom + ` WHERE m.pos` + inPositions
+
+// scanWideReported reads a row of wideReportedSQLite into r, as
+// readReported reads trackColumns and the report's columns on PostgreSQL.
+func scanWideReported(res *sql.Rows, r *reportedRow) error {
+	t := &r.tracked
+	var packed string
+	if err := res.Scan(&t.Phone, &t.Text, &t.Device, &packed); err != nil {
+		return err
+	}
+	var n [9]int64
+	rest := packed
+	for i := range n {
+		sep := byte(' ')
+		if i == len(n)-1 {
+			sep = '|'
+		}
+		end := strings.IndexByte(rest, sep)
+		if end < 0 {
+			return fmt.Errorf("packed row %q: %d integers, want %d", packed, i, len(n))
+		}
+		v, err := strconv.ParseInt(rest[:end], 10, 64)
+		if err != nil {
+			return fmt.Errorf("packed row %q: %w", packed, err)
+		}
+		n[i], rest = v, rest[end+1:]
+	}
+	accepted, rest, ok := strings.Cut(rest, "|")
+	claimed, finished, ok2 := strings.Cut(rest, "|")
+	if !ok || !ok2 {
+		return fmt.Errorf("packed row %q: not three times", packed)
+	}
+	t.Pos, t.AccountID, r.status, r.claim, r.outcome = n[0], n[1], int(n[2]), n[3], int(n[4])
+	t.Attempts, t.SendAt, t.ValidUntil, t.High = int(n[5]), n[6], n[7], n[8] == 0
+	r.account = t.AccountID
+	// trackStatus and trackColumns' attempts.
+	t.Status = max(r.status, 0)
+	if r.outcome != 0 {
+		t.Status = r.outcome
+	}
+	if t.Attempts == 0 && claimed != "" {
+		t.Attempts = 1
+	}
+	var err error
+	if t.AcceptedAt, err = parseReportText(accepted); err != nil {
+		return err
+	}
+	if t.ClaimedAt, err = parseReportTextPtr(claimed); err != nil {
+		return err
+	}
+	t.FinishedAt, err = parseReportTextPtr(finished)
+	return err
+}
+
+// parseReportText is parseReportTime of a text.
+func parseReportText(s string) (time.Time, error) {
+	if t, ok := fastUTC(s); ok {
+		return t, nil
+	}
+	return parseReportTime(s)
+}
+
+// parseReportTextPtr is parseReportText of a packed nullable time ("": NULL).
+func parseReportTextPtr(s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := parseReportText(s)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
 
 // reportStmts are the prepared statements of the report path (SQLite).
 type reportStmts struct {
@@ -233,16 +313,4 @@ func fastUTC(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
-}
-
-// parseReportTimePtr is parseReportTime of a nullable column.
-func parseReportTimePtr(v any) (*time.Time, error) {
-	if v == nil {
-		return nil, nil
-	}
-	t, err := parseReportTime(v)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
 }

@@ -138,7 +138,7 @@ func (s *Store) Promote(ctx context.Context, now time.Time, limit int) (int64, e
 // (and rows, the messages found, lacks) into messages as new, in tx, and
 // adds them to rows: the report then settles them as it settles a message
 // still new. Only the reporting account's messages move.
-func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, d *backlogDelta, reports []Report, rows map[int64]reportedRow) error {
+func (s *Store) takeReportedScheduled(ctx context.Context, tx *sql.Tx, d *backlogDelta, reports []Report, rows map[int64]*reportedRow) error {
 	byAccount := map[int64][]any{}
 	var accounts []int64
 	for _, r := range reports {
