@@ -146,8 +146,14 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// publishLoops is how many coalesced publishes may be in flight at once.
-const publishLoops = 4
+// publishLoops is how many coalesced publishes may be in flight at once:
+// one, for the reason reserveLoops is one. The stream stores its messages
+// one at a time, each with its own fsync (and, once both consumers acked
+// it, its own tombstone), so a second publish in flight only waits behind
+// the first and then costs a stream message of its own. With four loops a
+// one-message-per-request load made one stream message per 9 SMS; with one,
+// per 17 (docs/benchmarks.md, session 6 h4), and 0.93 of the server's CPU.
+const publishLoops = 1
 
 // reserveLoops is how many coalesced billing reservations may be in flight
 // at once: one. Billing applies one transaction at a time, so a second call
