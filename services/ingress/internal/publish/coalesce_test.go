@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
@@ -48,11 +50,7 @@ func TestCoalescedPublishes(t *testing.T) {
 		wg.Wait()
 		cancel()
 		<-done
-		s, err := br.JS.Stream(context.Background(), b.Names.AcceptedStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, _ := s.Info(context.Background())
+		s, info := acceptedStream(t, br.JS, b.Names)
 		if info.State.Msgs >= requests {
 			t.Fatalf("%d stream messages for %d requests: nothing was shared", info.State.Msgs, requests)
 		}
@@ -90,6 +88,20 @@ func TestCoalescedPublishes(t *testing.T) {
 	})
 }
 
+// acceptedStream returns the accepted stream and its state now.
+func acceptedStream(t testing.TB, js jetstream.JetStream, names events.Names) (jetstream.Stream, *jetstream.StreamInfo) {
+	t.Helper()
+	s, err := js.Stream(context.Background(), names.AcceptedStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, info
+}
+
 // Requests waiting while no publish can start go out together: with one
 // loop, what queued up behind the loop is one stream message (ingress runs
 // one loop for that reason; with several, the same requests are spread over
@@ -115,14 +127,7 @@ func TestOneLoopTakesAllWaiting(t *testing.T) {
 		wg.Wait()
 		cancel()
 		<-done
-		s, err := br.JS.Stream(context.Background(), b.Names.AcceptedStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, info := acceptedStream(t, br.JS, b.Names)
 		if info.State.Msgs != 1 {
 			t.Fatalf("%d waiting one-item requests in %d stream messages, want 1", requests, info.State.Msgs)
 		}
@@ -146,14 +151,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go p.Run(ctx, c.loops)
-			s, err := br.JS.Stream(ctx, be.Names.AcceptedStream())
-			if err != nil {
-				b.Fatal(err)
-			}
-			before, err := s.Info(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
+			_, before := acceptedStream(b, br.JS, be.Names)
 			item := []events.AcceptedSMS{{AccountID: 1, Phone: "+15550000000", Text: "Your order has shipped"}}
 			cpu := testkit.ProcessCPU()
 			b.SetParallelism(32)
@@ -166,10 +164,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 				}
 			})
 			cpu = testkit.ProcessCPU() - cpu
-			after, err := s.Info(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
+			_, after := acceptedStream(b, br.JS, be.Names)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
 			b.ReportMetric(float64(b.N)/float64(max(after.State.LastSeq-before.State.LastSeq, 1)), "items/msg")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
