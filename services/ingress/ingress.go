@@ -139,7 +139,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer close(phones); s.api.RunPhones(ctx, 5*time.Second) }()
 	reserved := make(chan struct{})
 	go func() { defer close(reserved); s.reserver.Run(ctx, reserveLoops) }()
-	s.publisher.Run(ctx, publishLoops)
+	s.publisher.Run(ctx, publishLoops(s.broker.Embedded()))
 	<-reserved
 	<-phones
 	s.api.Close()
@@ -147,7 +147,22 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // publishLoops is how many coalesced publishes may be in flight at once.
-const publishLoops = 4
+// On the embedded server (all-in-one): one, for the reason reserveLoops is
+// one. That stream stores its messages one at a time, each with its own
+// fsync (and, once both consumers acked it, its own tombstone), so a second
+// publish in flight only waits behind the first and then costs a stream
+// message of its own. With four loops a one-message-per-request load made
+// one stream message per 9 SMS; with one, per 17, and 0.78-0.88 of the
+// server's CPU per request (docs/benchmarks.md, session 6 h4). On an
+// external NATS each publish is a network round trip, during which more
+// publishes can be on their way: four, as before, since one was not shown
+// to help there (1.06-1.07 in two noisy pairs).
+func publishLoops(embedded bool) int {
+	if embedded {
+		return 1
+	}
+	return 4
+}
 
 // reserveLoops is how many coalesced billing reservations may be in flight
 // at once: one. Billing applies one transaction at a time, so a second call

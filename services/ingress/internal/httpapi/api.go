@@ -170,22 +170,14 @@ func (a *API) authenticateIn(ctx context.Context, c *fiber.Ctx, read bool) (even
 }
 
 // lookupToken asks billing who holds the token of digest, or reuses its answer
-// (authCache says why that is safe).
+// (authCache says why that is safe); concurrent misses of one token share
+// one question.
 func (a *API) lookupToken(ctx context.Context, digest string) (events.AuthReply, error) {
-	cache := a.auth
 	now := time.Now()
-	month := timestamp.Month(now)
-	reply, gen, ok := cache.get(digest, month, now)
-	if ok {
-		return reply, nil
-	}
-	auth, err := rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
-		events.AuthRequest{TokenDigest: digest}, rpc.Idempotent())
-	if err != nil {
-		return auth, err
-	}
-	cache.put(digest, month, now, gen, auth)
-	return auth, nil
+	return a.auth.lookup(ctx, digest, timestamp.Month(now), now, func(ctx context.Context) (events.AuthReply, error) {
+		return rpc.Call[events.AuthRequest, events.AuthReply](ctx, a.nc, a.names.BillingAuth(),
+			events.AuthRequest{TokenDigest: digest}, rpc.Idempotent())
+	})
 }
 
 // seconds rounds up to whole seconds.

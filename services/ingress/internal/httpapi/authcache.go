@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
 )
 
@@ -42,7 +45,10 @@ import (
 //   - unknown tokens are never cached, and nothing that must be exact is
 //     decided from an entry: the rate limit is counted in the shared bucket
 //     on every request, and quota is reserved by billing on every queue
-//     request.
+//     request;
+//   - concurrent misses of one token share one lookup (lookup), but only
+//     lookups begun in the same generation: a request that arrives after a
+//     drop never gets the answer of a lookup begun before it.
 type authCache struct {
 	ttl time.Duration
 	id  string // this replica's key in the presence bucket and its acknowledgement
@@ -59,6 +65,8 @@ type authCache struct {
 	gen        uint64             // bumped by every drop
 	stopped    bool               // no longer told of changes: stores nothing
 	entries    map[string]authEntry
+
+	flights singleflight.Group // lookups in flight, by digest and generation
 }
 
 type authEntry struct {
@@ -114,6 +122,40 @@ func (c *authCache) get(digest, month string, now time.Time) (events.AuthReply, 
 		delete(c.entries, digest)
 	}
 	return events.AuthReply{}, c.gen, false
+}
+
+// lookup returns the answer cached for digest, or fetches it (billing's
+// lookup) and caches it. Concurrent misses of one digest in one generation
+// share one fetch, made with ctx's values but not its cancellation (another
+// caller may still wait for it; the call has its own bound); each caller
+// waits at most until its own ctx ends. A miss while broadcasts may be
+// missed (neverStore) is fetched alone, as is every lookup of a nil cache.
+func (c *authCache) lookup(ctx context.Context, digest, month string, now time.Time,
+	fetch func(context.Context) (events.AuthReply, error)) (events.AuthReply, error) {
+	reply, gen, ok := c.get(digest, month, now)
+	if ok {
+		return reply, nil
+	}
+	if c == nil || gen == neverStore {
+		return fetch(ctx)
+	}
+	key := digest + "/" + strconv.FormatUint(gen, 10)
+	ch := c.flights.DoChan(key, func() (any, error) {
+		reply, err := fetch(context.WithoutCancel(ctx))
+		if err == nil {
+			c.put(digest, month, now, gen, reply)
+		}
+		return reply, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return events.AuthReply{}, r.Err
+		}
+		return r.Val.(events.AuthReply), nil
+	case <-ctx.Done():
+		return events.AuthReply{}, fmt.Errorf("token lookup: %w: %w", apperr.ErrUnavailable, ctx.Err())
+	}
 }
 
 // neverStore is a generation put never matches: the answer of a lookup made

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
@@ -48,11 +50,7 @@ func TestCoalescedPublishes(t *testing.T) {
 		wg.Wait()
 		cancel()
 		<-done
-		s, err := br.JS.Stream(context.Background(), b.Names.AcceptedStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, _ := s.Info(context.Background())
+		s, info := acceptedStream(t, br.JS, b.Names)
 		if info.State.Msgs >= requests {
 			t.Fatalf("%d stream messages for %d requests: nothing was shared", info.State.Msgs, requests)
 		}
@@ -90,28 +88,86 @@ func TestCoalescedPublishes(t *testing.T) {
 	})
 }
 
+// acceptedStream returns the accepted stream and its state now.
+func acceptedStream(t testing.TB, js jetstream.JetStream, names events.Names) (jetstream.Stream, *jetstream.StreamInfo) {
+	t.Helper()
+	s, err := js.Stream(context.Background(), names.AcceptedStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, info
+}
+
+// Requests waiting while no publish can start go out together: with one
+// loop, what queued up behind the loop is one stream message (ingress runs
+// one loop for that reason; with several, the same requests are spread over
+// several messages, each its own fsync).
+func TestOneLoopTakesAllWaiting(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		br := b.Broker(t)
+		p := New(br.JS, b.Names.AcceptedSubject(), br.Conn.MaxPayload())
+		const requests = SharedMax
+		var wg sync.WaitGroup
+		for r := range requests {
+			wg.Go(func() {
+				item := []events.AcceptedSMS{{AccountID: 1, Phone: "+15550000000", Text: fmt.Sprint(r)}}
+				if _, err := p.Publish(context.Background(), fmt.Sprint(r), time.Now(), item, true); err != nil {
+					t.Errorf("publish: %v", err)
+				}
+			})
+		}
+		testkit.Eventually(t, 10*time.Second, "requests waiting", func() bool { return len(p.shared) == requests })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx, 1); close(done) }()
+		wg.Wait()
+		cancel()
+		<-done
+		_, info := acceptedStream(t, br.JS, b.Names)
+		if info.State.Msgs != 1 {
+			t.Fatalf("%d waiting one-item requests in %d stream messages, want 1", requests, info.State.Msgs)
+		}
+	})
+}
+
 // BenchmarkPublishSingles compares one-item requests published alone
-// (one fsync each) with coalesced ones, 64 at a time.
+// (one fsync each) with coalesced ones, 32 at a time, by one or four
+// coalescing loops. items/msg is how many requests a stream message
+// carried; cpu-us/req the whole process's CPU (the embedded broker's
+// storing and fsyncs included) per request.
 func BenchmarkPublishSingles(b *testing.B) {
-	for _, shared := range []bool{false, true} {
-		b.Run(fmt.Sprintf("shared=%v", shared), func(b *testing.B) {
+	for _, c := range []struct {
+		shared bool
+		loops  int
+	}{{false, 1}, {true, 4}, {true, 1}} {
+		b.Run(fmt.Sprintf("shared=%v/loops=%d", c.shared, c.loops), func(b *testing.B) {
 			be := testkit.Embedded(b)
 			br := be.Broker(b)
 			p := New(br.JS, be.Names.AcceptedSubject(), br.Conn.MaxPayload())
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			go p.Run(ctx, 4)
+			go p.Run(ctx, c.loops)
+			_, before := acceptedStream(b, br.JS, be.Names)
 			item := []events.AcceptedSMS{{AccountID: 1, Phone: "+15550000000", Text: "Your order has shipped"}}
+			cpu := testkit.ProcessCPU()
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := p.Publish(context.Background(), NewRequestID(), time.Now(), item, shared); err != nil {
+					if _, err := p.Publish(context.Background(), NewRequestID(), time.Now(), item, c.shared); err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			})
+			cpu = testkit.ProcessCPU() - cpu
+			_, after := acceptedStream(b, br.JS, be.Names)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+			b.ReportMetric(float64(b.N)/float64(max(after.State.LastSeq-before.State.LastSeq, 1)), "items/msg")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
 		})
 	}
 }
