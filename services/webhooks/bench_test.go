@@ -132,3 +132,68 @@ func benchmarkDelivery(b *testing.B, phased bool) {
 	b.ReportMetric(float64(b.N)/took.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/published.Seconds(), "published/s")
 }
+
+// BenchmarkTrickleDelivery is the drain's shape: a producer message of 200
+// events every 10 ms (20,000 events/s), round robin over four accounts
+// with a batch endpoint each, so fan-out transactions and POSTs come one
+// chunk at a time rather than from a backlog. It reports the whole test
+// process's CPU (broker, fan-out, delivery, receiver) per event delivered:
+// compare builds by that figure, run against run (-count, interleaved).
+func BenchmarkTrickleDelivery(b *testing.B) {
+	var backend testkit.Backend
+	if nu, du := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nu != "" && du != "" {
+		backend = testkit.External(b, nu, du)
+	} else {
+		backend = testkit.Embedded(b)
+	}
+	h := start(b, backend, testConfig())
+	var delivered atomic.Int64
+	done := make(chan struct{})
+	const perMsg = 200
+	target := int64((b.N + perMsg - 1) / perMsg * perMsg)
+	marker := []byte(`{"id":"`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if delivered.Add(int64(bytes.Count(body, marker))) >= target {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	}))
+	defer srv.Close()
+	const accounts = 4
+	for a := int64(1); a <= accounts; a++ {
+		h.create(b, a, srv.URL, true)
+	}
+	data := []byte(`{"hash":"0123456789abcdef","phone":"+15550000000","text":"Your order #1042 has shipped","status":2,"statusName":"sent"}`)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	start, cpu := time.Now(), testkit.ProcessCPU()
+	for i := int64(0); i < target; i += perMsg {
+		<-tick.C
+		account := 1 + (i/perMsg)%accounts
+		ns := make([]events.Notification, perMsg)
+		for k := range ns {
+			ns[k] = events.Notification{ID: events.NewNotificationID(), AccountID: account, Type: events.TypeMessageSent, At: time.Now(), Data: data}
+		}
+		body, err := events.Marshal(events.NotificationBatch{Batch: ns})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.br.JS.PublishAsync(backend.Names.NotifyBatchSubject(), body, jetstream.WithMsgID(ns[0].ID)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("delivered %d of %d", delivered.Load(), target)
+	}
+	took, used := time.Since(start), testkit.ProcessCPU()-cpu
+	b.StopTimer()
+	b.ReportMetric(float64(used.Microseconds())/float64(target), "cpu-µs/event")
+	b.ReportMetric(float64(target)/took.Seconds(), "events/s")
+}
