@@ -76,10 +76,10 @@ type Dispatcher struct {
 	// wanted: endpoints a round left work for (due rows it found no slot
 	// for, or claimed to capacity): only their finished POSTs call for
 	// another round. Cleared at the start of each round.
-	wanted   map[string]bool
-	total    int
-	closed   bool // Run is ending: no more hand-offs
-	wg       sync.WaitGroup
+	wanted map[string]bool
+	total  int
+	closed bool // Run is ending: no more hand-offs
+	wg     sync.WaitGroup
 }
 
 // New returns a dispatcher; g decides which addresses may be dialled.

@@ -12,7 +12,9 @@ import (
 	"embed"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -131,10 +133,34 @@ type Attempt struct {
 type Store struct {
 	db *bun.DB
 	pg bool
+
+	// The fan-out's statements, prepared once (on SQLite's one connection
+	// a transaction reuses them; PostgreSQL prepares each per connection
+	// on first use) instead of built by bun and parsed on every batch: by
+	// profile the endpoints' lookup was a quarter of the fan-out's CPU.
+	prepMu   sync.Mutex
+	prepared map[string]*sql.Stmt
 }
 
 // New returns the store on db (migrated with Migrate).
-func New(db *bun.DB) *Store { return &Store{db: db, pg: database.IsPostgres(db)} }
+func New(db *bun.DB) *Store {
+	return &Store{db: db, pg: database.IsPostgres(db), prepared: map[string]*sql.Stmt{}}
+}
+
+// stmt returns q prepared on the database, preparing it on first use.
+func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if st, ok := s.prepared[q]; ok {
+		return st, nil
+	}
+	st, err := s.db.DB.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s.prepared[q] = st
+	return st, nil
+}
 
 // Migrate creates or updates the service's tables.
 func Migrate(ctx context.Context, db *bun.DB) error {
@@ -202,14 +228,48 @@ func (s *Store) DeleteEndpoint(ctx context.Context, account int64, id string) er
 	})
 }
 
-// EnabledEndpoints returns the enabled endpoints of the given accounts.
+// EnabledEndpoints returns the enabled endpoints of the given accounts:
+// what the fan-out and a hand-off need of them (id, account, url, events,
+// batch, secrets), the other fields zero. One prepared statement whatever
+// the number of accounts: the list is bound as one parameter (a JSON array
+// read by json_each on SQLite, an array on PostgreSQL).
 func (s *Store) EnabledEndpoints(ctx context.Context, accounts []int64) ([]Endpoint, error) {
 	var out []Endpoint
 	if len(accounts) == 0 {
 		return out, nil
 	}
-	err := s.db.NewSelect().Model(&out).Where("account_id IN (?) AND enabled", bun.List(accounts)).Scan(ctx)
-	return out, err
+	const cols = `SELECT id, account_id, url, events, batch, secret, old_secret, old_secret_until_ms FROM webhook_endpoints WHERE enabled AND `
+	q, arg := cols+`account_id IN (SELECT value FROM json_each(?))`, any(nil)
+	if s.pg {
+		q, arg = cols+`account_id = ANY($1::bigint[])`, accounts
+	} else {
+		b := make([]byte, 0, 2+12*len(accounts))
+		b = append(b, '[')
+		for i, a := range accounts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, a, 10)
+		}
+		arg = string(append(b, ']'))
+	}
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e := Endpoint{Enabled: true}
+		if err := rows.Scan(&e.ID, &e.AccountID, &e.URL, &e.Events, &e.Batch, &e.Secret, &e.OldSecret, &e.OldSecretUntilMs); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // SubscribedAccounts returns the enabled endpoints (account and events
@@ -278,16 +338,17 @@ func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
 	const qd = `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, attempts, next_attempt_ms, events, ids)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`
 	const qp = `INSERT INTO webhook_payloads (id, payload) VALUES (?, ?)`
+	pd, err := s.stmt(ctx, qd)
+	if err != nil {
+		return err
+	}
+	pp, err := s.stmt(ctx, qp)
+	if err != nil {
+		return err
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		sd, err := tx.Tx.PrepareContext(ctx, qd)
-		if err != nil {
-			return err
-		}
+		sd, sp := tx.Tx.StmtContext(ctx, pd), tx.Tx.StmtContext(ctx, pp)
 		defer sd.Close()
-		sp, err := tx.Tx.PrepareContext(ctx, qp)
-		if err != nil {
-			return err
-		}
 		defer sp.Close()
 		for i := range rows {
 			r := &rows[i]
