@@ -258,6 +258,23 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) err
 	return err
 }
 
+// listArg binds ids as one parameter: the slice itself on PostgreSQL (an
+// array), a JSON array for json_each on SQLite.
+func (s *Store) listArg(ids []int64) any {
+	if s.pg {
+		return ids
+	}
+	b := make([]byte, 0, 2+12*len(ids))
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
 // EnabledEndpoints returns the enabled endpoints of the given accounts:
 // what the fan-out and a hand-off need of them (id, account, url, events,
 // batch, secrets), the other fields zero. One prepared statement whatever
@@ -269,19 +286,9 @@ func (s *Store) EnabledEndpoints(ctx context.Context, accounts []int64) ([]Endpo
 		return out, nil
 	}
 	const cols = `SELECT id, account_id, url, events, batch, secret, old_secret, old_secret_until_ms FROM webhook_endpoints WHERE enabled AND `
-	q, arg := cols+`account_id IN (SELECT value FROM json_each(?))`, any(nil)
+	q, arg := cols+`account_id IN (SELECT value FROM json_each(?))`, s.listArg(accounts)
 	if s.pg {
-		q, arg = cols+`account_id = ANY($1::bigint[])`, accounts
-	} else {
-		b := make([]byte, 0, 2+12*len(accounts))
-		b = append(b, '[')
-		for i, a := range accounts {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, a, 10)
-		}
-		arg = string(append(b, ']'))
+		q = cols + `account_id = ANY($1::bigint[])`
 	}
 	st, err := s.stmt(ctx, q)
 	if err != nil {
@@ -689,19 +696,8 @@ func (s *Store) recordDelivered(ctx context.Context, tx *sql.Tx, outs []Outcome)
 			endpoints = append(endpoints, o.Attempt.EndpointID)
 		}
 	}
-	var idArg, epArg any
-	if s.pg {
-		idArg, epArg = ids, endpoints
-	} else {
-		b := make([]byte, 0, 2+12*len(ids))
-		b = append(b, '[')
-		for i, id := range ids {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, id, 10)
-		}
-		idArg = string(append(b, ']'))
+	idArg, epArg := s.listArg(ids), any(endpoints)
+	if !s.pg {
 		j, err := json.Marshal(endpoints)
 		if err != nil {
 			return err
