@@ -53,7 +53,7 @@ var meanings = map[string]string{
 	"APITOSMS_WEBHOOK_POLL":                 "how often due webhook retries are looked for",
 	"APITOSMS_WEBHOOK_LOG_RETENTION":        "how long the webhook deliveries log is kept",
 	"APITOSMS_WEBHOOK_INGEST_BATCH":         "events per webhook fan-out transaction",
-	"APITOSMS_WEBHOOK_INGEST_LINGER":        "wait for a webhook fan-out batch to fill",
+	"APITOSMS_WEBHOOK_INGEST_LINGER":        "how long a webhook fan-out batch fills after its first message",
 	"APITOSMS_WEBHOOK_RPC_CONCURRENCY":      "webhook API requests answered at once",
 	"APITOSMS_STORES_MAX":                   "store connections per token",
 	"APITOSMS_STORES_LOG_RETENTION":         "how long the store decisions log is kept",

@@ -31,54 +31,25 @@ func BenchmarkFanoutThenBatchDelivery(b *testing.B) { benchmarkDelivery(b, true)
 
 func benchmarkDelivery(b *testing.B, phased bool) {
 	b.Helper()
-	var backend testkit.Backend
-	if nu, du := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nu != "" && du != "" {
-		backend = testkit.External(b, nu, du)
-	} else {
-		backend = testkit.Embedded(b)
-	}
+	backend := benchBackend(b)
 	cfg := testConfig()
 	cfg.IngestBatch = 1000
 	h := start(b, backend, cfg)
-	var delivered atomic.Int64
-	done := make(chan struct{})
 	target := int64(b.N)
-	marker := []byte(`{"id":"`)
 	gate := make(chan struct{})
 	if !phased {
 		close(gate)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-gate
-		body, _ := io.ReadAll(r.Body)
-		if delivered.Add(int64(bytes.Count(body, marker))) >= target {
-			select {
-			case <-done:
-			default:
-				close(done)
-			}
-		}
-	}))
+	srv, delivered, done := countingReceiver(target, gate)
 	defer srv.Close()
 	h.create(b, 1, srv.URL, true)
-	data := []byte(`{"hash":"0123456789abcdef","phone":"+15550000000","text":"Your order #1042 has shipped","status":2,"statusName":"sent"}`)
 
 	b.ResetTimer()
 	start := time.Now()
 	// Producers publish what they learn together in one stream message
 	// (events.PublishNotifications): one fsync per 1000 events, not per event.
 	for i := 0; i < b.N; i += events.MaxNotificationsPerMessage {
-		ns := make([]events.Notification, min(events.MaxNotificationsPerMessage, b.N-i))
-		for k := range ns {
-			ns[k] = events.Notification{ID: events.NewNotificationID(), AccountID: 1, Type: events.TypeMessageSent, At: time.Now(), Data: data}
-		}
-		body, err := events.Marshal(events.NotificationBatch{Batch: ns})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.br.JS.PublishAsync(backend.Names.NotifyBatchSubject(), body, jetstream.WithMsgID(ns[0].ID)); err != nil {
-			b.Fatal(err)
-		}
+		publishSent(b, h, 1, min(events.MaxNotificationsPerMessage, b.N-i))
 	}
 	select {
 	case <-h.br.JS.PublishAsyncComplete():
@@ -131,4 +102,91 @@ func benchmarkDelivery(b *testing.B, phased bool) {
 	}
 	b.ReportMetric(float64(b.N)/took.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/published.Seconds(), "published/s")
+}
+
+// BenchmarkTrickleDelivery is the drain's shape: a producer message of 200
+// events every 10 ms (20,000 events/s), round robin over four accounts
+// with a batch endpoint each, so fan-out transactions and POSTs come one
+// chunk at a time rather than from a backlog. It reports the whole test
+// process's CPU (broker, fan-out, delivery, receiver) per event delivered:
+// compare builds by that figure, run against run (-count, interleaved).
+func BenchmarkTrickleDelivery(b *testing.B) {
+	backend := benchBackend(b)
+	h := start(b, backend, testConfig())
+	const perMsg = 200
+	target := int64((b.N + perMsg - 1) / perMsg * perMsg)
+	srv, delivered, done := countingReceiver(target, nil)
+	defer srv.Close()
+	const accounts = 4
+	for a := int64(1); a <= accounts; a++ {
+		h.create(b, a, srv.URL, true)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	start, cpu := time.Now(), testkit.ProcessCPU()
+	for i := int64(0); i < target; i += perMsg {
+		<-tick.C
+		publishSent(b, h, 1+(i/perMsg)%accounts, perMsg)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("delivered %d of %d", delivered.Load(), target)
+	}
+	took, used := time.Since(start), testkit.ProcessCPU()-cpu
+	b.StopTimer()
+	b.ReportMetric(float64(used.Microseconds())/float64(target), "cpu-µs/event")
+	b.ReportMetric(float64(target)/took.Seconds(), "events/s")
+}
+
+// benchBackend is the test backends' external pair when both variables are
+// set, else the embedded one.
+func benchBackend(b *testing.B) testkit.Backend {
+	b.Helper()
+	if nu, du := os.Getenv(testkit.EnvNATS), os.Getenv(testkit.EnvDatabase); nu != "" && du != "" {
+		return testkit.External(b, nu, du)
+	}
+	return testkit.Embedded(b)
+}
+
+// countingReceiver counts the events POSTed to it (batch items) and closes
+// done once target have come; with a gate, it answers nothing before the
+// gate is closed.
+func countingReceiver(target int64, gate chan struct{}) (*httptest.Server, *atomic.Int64, chan struct{}) {
+	delivered := new(atomic.Int64)
+	done := make(chan struct{})
+	marker := []byte(`{"id":"`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gate != nil {
+			<-gate
+		}
+		body, _ := io.ReadAll(r.Body)
+		if delivered.Add(int64(bytes.Count(body, marker))) >= target {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	}))
+	return srv, delivered, done
+}
+
+// publishSent publishes n message.sent events of account as one stream
+// message, as producers do (events.PublishNotifications), asynchronously.
+func publishSent(b *testing.B, h *harness, account int64, n int) {
+	b.Helper()
+	data := []byte(`{"hash":"0123456789abcdef","phone":"+15550000000","text":"Your order #1042 has shipped","status":2,"statusName":"sent"}`)
+	ns := make([]events.Notification, n)
+	for k := range ns {
+		ns[k] = events.Notification{ID: events.NewNotificationID(), AccountID: account, Type: events.TypeMessageSent, At: time.Now(), Data: data}
+	}
+	body, err := events.Marshal(events.NotificationBatch{Batch: ns})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := h.br.JS.PublishAsync(h.b.Names.NotifyBatchSubject(), body, jetstream.WithMsgID(ns[0].ID)); err != nil {
+		b.Fatal(err)
+	}
 }

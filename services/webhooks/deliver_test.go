@@ -428,3 +428,27 @@ func startHanging(t *testing.T, b testkit.Backend) (*harness, *receiver, chan st
 	release := make(chan struct{})
 	return start(t, b, cfg), newReceiver(t, func(int, *http.Request) int { <-release; return 200 }), release
 }
+
+// With no poll to fall back on, events beyond an endpoint's slots are sent
+// as its POSTs end: the dispatcher is woken by the end of a POST whose
+// endpoint still had due rows waiting for a slot.
+func TestFinishedPostsWakeForWaitingRows(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		cfg := testConfig()
+		cfg.Poll = time.Hour
+		h := start(t, b, cfg)
+		rc := newReceiver(t, func(int, *http.Request) int { time.Sleep(20 * time.Millisecond); return 200 })
+		wh := h.create(t, 1, rc.srv.URL, false)
+		ns := make([]events.Notification, 24) // 6 times the endpoint's 4 slots
+		for i := range ns {
+			ns[i] = events.Notification{ID: events.NewNotificationID(), AccountID: 1, Type: events.TypeMessageSent, At: time.Now(), Data: []byte(data(i))}
+		}
+		if err := events.PublishNotifications(context.Background(), h.br.JS, b.Names, events.NewNotificationID(), ns); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, 10*time.Second, "every event delivered without a poll", func() bool {
+			n, err := h.store.Pending(context.Background(), wh.ID)
+			return err == nil && n == 0 && rc.count() >= len(ns)
+		})
+	})
+}

@@ -45,7 +45,7 @@ type Config struct {
 	Poll            time.Duration   // APITOSMS_WEBHOOK_POLL: look for due retries at least this often
 	LogRetention    time.Duration   // APITOSMS_WEBHOOK_LOG_RETENTION: deliveries log kept this long
 	IngestBatch     int             // APITOSMS_WEBHOOK_INGEST_BATCH: events per fan-out transaction
-	IngestLinger    time.Duration   // APITOSMS_WEBHOOK_INGEST_LINGER
+	IngestLinger    time.Duration   // APITOSMS_WEBHOOK_INGEST_LINGER: how long a fan-out batch fills after its first stream message
 	RPCConcurrency  int             // APITOSMS_WEBHOOK_RPC_CONCURRENCY
 	ShutdownTimeout time.Duration   // APITOSMS_SHUTDOWN_TIMEOUT
 }
@@ -64,7 +64,7 @@ func DefaultConfig() Config {
 		Poll:            time.Second,
 		LogRetention:    7 * 24 * time.Hour,
 		IngestBatch:     256,
-		IngestLinger:    5 * time.Millisecond,
+		IngestLinger:    20 * time.Millisecond,
 		RPCConcurrency:  16,
 		ShutdownTimeout: 20 * time.Second,
 	}
@@ -222,7 +222,10 @@ func (s *Service) Run(ctx context.Context) error {
 			Durable:    events.DurableWebhooksFanout,
 			DeadLetter: n.DeadLetterSubject(events.DurableWebhooksFanout),
 			Batch:      s.cfg.IngestBatch,
-			Linger:     s.cfg.IngestLinger,
+			// A window from the first message, as the queue's and status's
+			// ingest: a drain's reports (one stream message per phone
+			// report, ~10 ms apart) share a transaction and its fsync.
+			Window:     s.cfg.IngestLinger,
 			MaxDeliver: 10,
 		}, s.ingester.Handle, s.consMetrics).
 		Run(ctx)

@@ -73,9 +73,13 @@ type Dispatcher struct {
 	results  chan result // outcomes waiting to be recorded (group commit)
 	mu       sync.Mutex
 	inflight map[string]int // POSTs in flight by endpoint
-	total    int
-	closed   bool // Run is ending: no more hand-offs
-	wg       sync.WaitGroup
+	// wanted: endpoints a round left work for (due rows it found no slot
+	// for, or claimed to capacity): only their finished POSTs call for
+	// another round. Cleared at the start of each round.
+	wanted map[string]bool
+	total  int
+	closed bool // Run is ending: no more hand-offs
+	wg     sync.WaitGroup
 }
 
 // New returns a dispatcher; g decides which addresses may be dialled.
@@ -91,7 +95,7 @@ func New(cfg Config, st *store.Store, sealer *keys.Sealer, g *guard.Guard, m *me
 	}
 	return &Dispatcher{
 		cfg: cfg, store: st, sealer: sealer, client: g.Client(cfg.Timeout, cfg.PerEndpoint),
-		metrics: m, log: log, wake: make(chan struct{}, 1), inflight: map[string]int{},
+		metrics: m, log: log, wake: make(chan struct{}, 1), inflight: map[string]int{}, wanted: map[string]bool{},
 		results: make(chan result, cfg.Workers),
 	}
 }
@@ -133,16 +137,33 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// free returns how many more POSTs an endpoint may start now.
+// free returns how many more POSTs an endpoint with due rows may start now;
+// when none, it marks the endpoint wanted (in the same lock as done reads
+// it), so the next of its POSTs to end calls for a round.
 func (d *Dispatcher) free(endpoint string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return min(d.cfg.PerEndpoint-d.inflight[endpoint], d.cfg.Workers-d.total)
+	n := min(d.cfg.PerEndpoint-d.inflight[endpoint], d.cfg.Workers-d.total)
+	if n <= 0 {
+		d.wanted[endpoint] = true
+	}
+	return n
+}
+
+// want marks an endpoint as having (perhaps) more due rows than its slots
+// took: its next finished POST calls for a round.
+func (d *Dispatcher) want(endpoint string) {
+	d.mu.Lock()
+	d.wanted[endpoint] = true
+	d.mu.Unlock()
 }
 
 // round claims due events of every endpoint with room and starts their POSTs.
 func (d *Dispatcher) round(ctx context.Context) error {
 	now := time.Now()
+	d.mu.Lock()
+	clear(d.wanted)
+	d.mu.Unlock()
 	ids, err := d.store.DueEndpoints(ctx, store.Ms(now), 1000)
 	if err != nil {
 		return err
@@ -182,6 +203,9 @@ func (d *Dispatcher) round(ctx context.Context) error {
 		rows, err := d.store.Claim(ctx, id, store.Ms(now), store.Ms(lease), slots, per)
 		if err != nil {
 			return err
+		}
+		if len(rows) > 0 {
+			d.want(id) // more may be due than this claim took
 		}
 		for _, group := range store.Group(rows, per) {
 			d.start(id)
@@ -253,14 +277,23 @@ func (d *Dispatcher) start(endpoint string) {
 	d.mu.Unlock()
 }
 
+// done gives an endpoint's slot back. It calls for a round only when the
+// last one left due rows of this endpoint waiting for a slot, or when all
+// workers were busy: a hand-off POST ending with nothing waiting costs no
+// look at the database (the poll and the fan-out's own wake-ups cover
+// everything else).
 func (d *Dispatcher) done(endpoint string) {
 	d.mu.Lock()
 	if d.inflight[endpoint]--; d.inflight[endpoint] <= 0 {
 		delete(d.inflight, endpoint)
 	}
+	full := d.total >= d.cfg.Workers
 	d.total--
+	wanted := d.wanted[endpoint] || full
 	d.mu.Unlock()
-	d.Wake() // a slot is free
+	if wanted {
+		d.Wake() // a slot is free for waiting rows
+	}
 }
 
 // target is what one POST needs of its endpoint.
@@ -400,53 +433,68 @@ func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) 
 		// the most-tried one.
 		o.NextAttemptMs = store.Ms(time.Now().Add(d.Backoff(attempt)))
 	}
-	done := make(chan error, 1)
-	d.results <- result{out: o, done: done}
-	if err := <-done; err != nil {
-		// The lease runs out and the events are sent again: a duplicate
-		// with the same webhook-id, never a loss.
-		d.log.Error("record webhook attempt", "endpoint", t.id, "err", err)
-		return
-	}
-	if o.Delivered {
-		d.metrics.Events.Add(float64(events))
-	}
+	// Handed to the recorder; the slot is given back without waiting for
+	// the commit: the POST's rows stay leased until it is recorded (well
+	// within the lease), so nothing can claim them meanwhile. Run waits for
+	// every outcome to be recorded before it returns.
+	d.results <- result{out: o, events: events}
 }
 
 // result is one POST's outcome on its way to the database.
 type result struct {
-	out  store.Outcome
-	done chan error
+	out    store.Outcome
+	events int
 }
 
 // maxGroup bounds the outcomes recorded in one transaction.
 const maxGroup = 64
 
-// record writes outcomes as they come, all those waiting in one
-// transaction (on SQLite each commit is an fsync on the one connection), until
-// results is closed.
+// recordWindow is how long the recorder gathers outcomes after the first
+// one of a group before it writes them, in one transaction (on SQLite each
+// commit is an fsync on the one connection): POSTs that end a few
+// milliseconds apart (a drain's chunks, about one every 10 ms) share a
+// commit instead of paying one each. Nothing waits for it but the log and
+// the removal of delivered rows, which stay leased meanwhile; a process
+// that dies within it sends those events again after the lease (at least
+// once, same webhook-id).
+const recordWindow = 20 * time.Millisecond
+
+// record writes outcomes as they come, those of one window (up to maxGroup)
+// in one transaction, until results is closed; then it writes what it has
+// and returns.
 func (d *Dispatcher) record() {
-	group := make([]result, 0, maxGroup)
 	outs := make([]store.Outcome, 0, maxGroup)
+	window := time.NewTimer(recordWindow)
+	defer window.Stop()
 	for first := range d.results {
-		group, outs = append(group[:0], first), append(outs[:0], first.out)
+		outs = append(outs[:0], first.out)
+		events := []int{first.events}
+		window.Reset(recordWindow)
 	more:
-		for len(group) < maxGroup {
+		for len(outs) < maxGroup {
 			select {
 			case r, ok := <-d.results:
 				if !ok {
 					break more
 				}
-				group, outs = append(group, r), append(outs, r.out)
-			default:
+				outs, events = append(outs, r.out), append(events, r.events)
+			case <-window.C:
 				break more
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		disabled, err := d.store.Record(ctx, outs, d.cfg.DisableAfter)
 		cancel()
-		for _, r := range group {
-			r.done <- err
+		if err != nil {
+			// The leases run out and the events are sent again: a
+			// duplicate with the same webhook-id, never a loss.
+			d.log.Error("record webhook attempts", "posts", len(outs), "err", err)
+		} else {
+			for i, o := range outs {
+				if o.Delivered {
+					d.metrics.Events.Add(float64(events[i]))
+				}
+			}
 		}
 		for id, reason := range disabled {
 			d.metrics.Disabled.WithLabelValues(reason).Inc()

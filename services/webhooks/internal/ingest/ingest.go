@@ -72,6 +72,7 @@ func chunkRow(endpoint string, evs []events.Notification) store.Delivery {
 	var b strings.Builder
 	b.Grow(size)
 	ids := make([]byte, 0, idsLen)
+	var ts stamps
 	for i, n := range evs {
 		if i > 0 {
 			b.WriteByte(',')
@@ -81,7 +82,7 @@ func chunkRow(endpoint string, evs []events.Notification) store.Delivery {
 		b.WriteString(`{"id":`)
 		writeQuoted(&b, n.ID)
 		b.WriteByte(',')
-		writeFields(&b, n)
+		writeFields(&b, n, &ts)
 	}
 	sum := sha256.Sum256(ids)
 	return store.Delivery{
@@ -106,13 +107,31 @@ func Payload(n events.Notification) []byte {
 	return append(b, '}')
 }
 
+// stamps formats event times as timestamp.Format does, once per second:
+// the events of one producer message mostly share their second, and the
+// layout has no fraction (formatting was a third of a chunk's rendering, by
+// profile).
+type stamps struct {
+	sec int64
+	buf [40]byte
+	out []byte
+}
+
+// format returns t as timestamp.Format(t), valid until the next call.
+func (s *stamps) format(t time.Time) []byte {
+	if sec := t.Unix(); s.out == nil || sec != s.sec {
+		s.sec, s.out = sec, t.UTC().AppendFormat(s.buf[:0], timestamp.Layout)
+	}
+	return s.out
+}
+
 // writeFields writes what Payload(n) holds after its opening brace
 // (`"type":…,"timestamp":"…","data":…}`), where a batch item has its "id".
-func writeFields(b *strings.Builder, n events.Notification) {
+func writeFields(b *strings.Builder, n events.Notification, ts *stamps) {
 	b.WriteString(`"type":`)
 	writeQuoted(b, n.Type)
 	b.WriteString(`,"timestamp":"`)
-	b.WriteString(timestamp.Format(n.At))
+	b.Write(ts.format(n.At))
 	b.WriteString(`","data":`)
 	b.Write(n.Data)
 	b.WriteByte('}')
