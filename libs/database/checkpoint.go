@@ -11,26 +11,29 @@ import (
 	"modernc.org/sqlite"
 )
 
-// WAL checkpoints off the commit path.
+// WAL checkpoints mostly off the commit path.
 //
 // SQLite's default copies the WAL back into the database file (and fsyncs
 // that file) inside whichever commit takes the WAL past 1000 pages: every
-// few hundred commits, one of them costs a checkpoint, and whatever waits
-// on the writer's single connection waits with it. Instead a checkpointer
-// goroutine with a connection of its own runs PASSIVE checkpoints every
-// checkpointEvery: they copy what the WAL holds at that moment without
-// taking the write lock, so commits go on meanwhile. The WAL starts again
-// from its beginning when a writer begins a transaction after a checkpoint
-// has copied all of it.
+// few hundred commits one of them costs a whole checkpoint, and whatever
+// waits on the writer's single connection waits with it. Instead a
+// checkpointer goroutine with a connection of its own runs a PASSIVE
+// checkpoint every checkpointEvery: it copies what the WAL holds at that
+// moment without taking the write lock, so commits go on meanwhile.
 //
-// A writer that never pauses could keep the WAL from being copied in full,
-// and so from starting again; a checkpoint that waits for the writer to
-// pause (RESTART) would starve, retrying between its transactions. So the
-// writer keeps SQLite's own checkpoint as the bound, at walLimitBytes rather
-// than 4 MiB: a commit that takes the WAL past it checkpoints on the commit
-// path as before, but finds most of the WAL copied by the checkpointer
-// already (only what was committed since its last run is left), and the WAL
-// then starts again from its beginning.
+// The WAL starts again from its beginning (written over in place, instead
+// of growing the file: appending makes each commit's fsync also write the
+// file's size) only when a transaction begins after a checkpoint copied all
+// of it, which a copy running beside a busy writer never does. So once the
+// WAL holds walResetPages or more, the checkpointer takes the writer's own
+// connection from its pool (waiting its turn like any writer) and runs a
+// second PASSIVE checkpoint there: it copies only what was committed since
+// the first, and with no write under way it copies everything, so the
+// next transaction starts the WAL again. Writers wait for that short copy
+// only, not for the whole checkpoint.
+//
+// The writer's own automatic checkpoint stays as a bound, at walLimitBytes,
+// for when the checkpointer cannot keep up or a reader holds old pages.
 //
 // Durability is unchanged: a transaction is durable when its WAL frames are
 // fsynced at commit (synchronous=FULL); checkpoints only move committed
@@ -38,21 +41,22 @@ import (
 // done again from the WAL at the next open.
 var (
 	checkpointEvery = 250 * time.Millisecond
+	walResetPages   = int64(1000) // SQLite's default automatic checkpoint
 	walLimitBytes   = int64(64 << 20)
 )
 
-// checkpointer runs the checkpoints of one SQLite file on its own
-// connection until stopped.
+// checkpointer runs the checkpoints of one SQLite file until stopped.
 type checkpointer struct {
-	db   *sql.DB
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	db     *sql.DB // its own connection
+	writer *sql.DB // the writer's pool, for the short second checkpoint
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
 }
 
 // startCheckpointer opens the checkpointing connection on path (the file
 // exists and is in WAL mode: the writer has pinged it) and starts its loop.
-func startCheckpointer(ctx context.Context, path string) (*checkpointer, error) {
+func startCheckpointer(ctx context.Context, path string, writer *sql.DB) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite checkpointer: %w", err)
@@ -65,7 +69,7 @@ func startCheckpointer(ctx context.Context, path string) (*checkpointer, error) 
 		db.Close()
 		return nil, fmt.Errorf("sqlite checkpointer: %w", err)
 	}
-	c := &checkpointer{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &checkpointer{db: db, writer: writer, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
@@ -82,16 +86,22 @@ func (c *checkpointer) run() {
 		case <-tick.C:
 		}
 		// An error (SQLITE_BUSY while another process checkpoints the same
-		// file) leaves the WAL as it is: the next tick tries again.
-		_ = c.checkpoint(ctx)
+		// file, the writer's pool closed) leaves the WAL as it is: the next
+		// tick tries again, or the loop stops.
+		walPages, err := checkpoint(ctx, c.db)
+		if err == nil && walPages >= walResetPages {
+			_, _ = checkpoint(ctx, c.writer)
+		}
 	}
 }
 
-// checkpoint runs one PASSIVE checkpoint: it copies what it can without
-// waiting for readers or the writer.
-func (c *checkpointer) checkpoint(ctx context.Context) error {
-	var busy, walPages, copied int64
-	return c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walPages, &copied)
+// checkpoint runs one PASSIVE checkpoint on a connection of db (it copies
+// what it can without waiting for readers or a writer) and returns how many
+// pages the WAL held.
+func checkpoint(ctx context.Context, db *sql.DB) (walPages int64, err error) {
+	var busy, copied int64
+	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walPages, &copied)
+	return walPages, err
 }
 
 // Close stops the loop and closes the connection; it may be called more
@@ -117,8 +127,8 @@ func (c *closingConnector) Close() error {
 }
 
 // openSQLiteWriter opens the single-connection writer pool of dsn, with
-// SQLite's own checkpoint moved to walLimitBytes (in pages of pageSize, the
-// file's expected page size), and its checkpointer on path.
+// SQLite's own automatic checkpoint moved to walLimitBytes (in pages of
+// pageSize, the file's expected page size), and its checkpointer on path.
 func openSQLiteWriter(ctx context.Context, path, dsn string, pageSize int) (*sql.DB, error) {
 	connector, err := sqlite.NewConnector(dsn + fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", max(walLimitBytes/int64(pageSize), 1)))
 	if err != nil {
@@ -134,7 +144,7 @@ func openSQLiteWriter(ctx context.Context, path, dsn string, pageSize int) (*sql
 		sqldb.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
-	if cc.checkpointer, err = startCheckpointer(ctx, path); err != nil {
+	if cc.checkpointer, err = startCheckpointer(ctx, path, sqldb); err != nil {
 		sqldb.Close()
 		return nil, err
 	}
