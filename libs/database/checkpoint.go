@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -17,18 +19,21 @@ import (
 // that file) inside whichever commit takes the WAL past 1000 pages: every
 // few hundred commits one of them costs a whole checkpoint, and whatever
 // waits on the writer's single connection waits with it. Instead a
-// checkpointer goroutine with a connection of its own runs a PASSIVE
-// checkpoint every checkpointEvery: it copies what the WAL holds at that
-// moment without taking the write lock, so commits go on meanwhile.
+// checkpointer goroutine watches how many pages the WAL holds that no
+// checkpoint has copied yet (read every checkpointEvery from the file's
+// wal-index, the -shm file, without a query) and once they are
+// walResetPages or more runs a PASSIVE checkpoint on a connection of its
+// own: it copies what the WAL holds at that moment without taking the write
+// lock, so commits go on meanwhile.
 //
 // The WAL starts again from its beginning (written over in place, instead
 // of growing the file: appending makes each commit's fsync also write the
 // file's size) only when a transaction begins after a checkpoint copied all
-// of it, which a copy running beside a busy writer never does. So once the
-// WAL holds walResetPages or more, the checkpointer takes the writer's own
-// connection from its pool (waiting its turn like any writer) and runs a
-// second PASSIVE checkpoint there: it copies only what was committed since
-// the first, and with no write under way it copies everything, so the
+// of it, which a copy running beside a busy writer rarely does. So when
+// pages were committed during the first checkpoint, the checkpointer takes the writer's
+// own connection from its pool (waiting its turn like any writer) and runs
+// a second PASSIVE checkpoint there: it copies only what was committed
+// since the first, and with no write under way it copies everything, so the
 // next transaction starts the WAL again. Writers wait for that short copy
 // only, not for the whole checkpoint.
 //
@@ -40,15 +45,16 @@ import (
 // pages into the database file, and one that stops half-way (a crash) is
 // done again from the WAL at the next open.
 var (
-	checkpointEvery = 250 * time.Millisecond
+	checkpointEvery = 50 * time.Millisecond
 	walResetPages   = int64(1000) // SQLite's default automatic checkpoint
 	walLimitBytes   = int64(64 << 20)
 )
 
 // checkpointer runs the checkpoints of one SQLite file until stopped.
 type checkpointer struct {
-	db     *sql.DB // its own connection
-	writer *sql.DB // the writer's pool, for the short second checkpoint
+	db     *sql.DB  // its own connection
+	writer *sql.DB  // the writer's pool, for the short second checkpoint
+	shm    *os.File // the wal-index; nil: checkpoint at every tick
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -70,6 +76,9 @@ func startCheckpointer(ctx context.Context, path string, writer *sql.DB) (*check
 		return nil, fmt.Errorf("sqlite checkpointer: %w", err)
 	}
 	c := &checkpointer{db: db, writer: writer, stop: make(chan struct{}), done: make(chan struct{})}
+	if shm, err := os.Open(path + "-shm"); err == nil {
+		c.shm = shm
+	}
 	go c.run()
 	return c, nil
 }
@@ -85,23 +94,39 @@ func (c *checkpointer) run() {
 			return
 		case <-tick.C:
 		}
+		if c.uncopied() < walResetPages {
+			continue
+		}
 		// An error (SQLITE_BUSY while another process checkpoints the same
 		// file, the writer's pool closed) leaves the WAL as it is: the next
 		// tick tries again, or the loop stops.
-		walPages, err := checkpoint(ctx, c.db)
-		if err == nil && walPages >= walResetPages {
-			_, _ = checkpoint(ctx, c.writer)
+		if err := checkpoint(ctx, c.db); err == nil && c.uncopied() > 0 {
+			_ = checkpoint(ctx, c.writer)
 		}
 	}
 }
 
-// checkpoint runs one PASSIVE checkpoint on a connection of db (it copies
-// what it can without waiting for readers or a writer) and returns how many
-// pages the WAL held.
-func checkpoint(ctx context.Context, db *sql.DB) (walPages int64, err error) {
-	var busy, copied int64
-	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walPages, &copied)
-	return walPages, err
+// uncopied returns how many of the WAL's pages no checkpoint has copied
+// yet, from the wal-index header (https://www.sqlite.org/walformat.html:
+// mxFrame at byte 16, nBackfill at byte 96, native byte order). A read
+// that races a writer's update may be off, which only moves one
+// checkpoint by a tick; without the wal-index every tick checkpoints.
+func (c *checkpointer) uncopied() int64 {
+	if c.shm == nil {
+		return walResetPages
+	}
+	var hdr [100]byte
+	if _, err := c.shm.ReadAt(hdr[:], 0); err != nil {
+		return walResetPages
+	}
+	return int64(binary.NativeEndian.Uint32(hdr[16:])) - int64(binary.NativeEndian.Uint32(hdr[96:]))
+}
+
+// checkpoint runs one PASSIVE checkpoint on a connection of db: it copies
+// what it can without waiting for readers or a writer.
+func checkpoint(ctx context.Context, db *sql.DB) error {
+	var busy, walPages, copied int64
+	return db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walPages, &copied)
 }
 
 // Close stops the loop and closes the connection; it may be called more
@@ -109,6 +134,9 @@ func checkpoint(ctx context.Context, db *sql.DB) (walPages int64, err error) {
 func (c *checkpointer) Close() error {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
+	if c.shm != nil {
+		c.shm.Close()
+	}
 	return c.db.Close()
 }
 

@@ -12,10 +12,10 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// TestSQLiteCheckpointsOffTheWriter: pages committed below the WAL's bounds
-// reach the database file without another commit (the checkpointer copies
-// them, not the writer's connection, whose automatic checkpoint waits for
-// 64 MiB); a writer that never pauses keeps the WAL file near the
+// TestSQLiteCheckpointsOffTheWriter: pages committed past the checkpointer's
+// size but below the writer's own bound reach the database file without
+// another commit (the checkpointer copies them, not the writer's
+// connection, whose automatic checkpoint waits for 64 MiB); a writer that never pauses keeps the WAL file near the
 // checkpointer's reset size (about 24 MiB committed back to back, a reset
 // at 256 pages, 1 MiB: the WAL starts again rather than growing); everything
 // committed is there after a reopen.
@@ -53,18 +53,18 @@ func TestSQLiteCheckpointsOffTheWriter(t *testing.T) {
 		}
 	}
 
-	// 100 pages, under both bounds: only the checkpointer copies them.
+	// 300 pages, between the two sizes: only the checkpointer copies them.
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id := range 100 {
+	for id := range 300 {
 		insert(tx, id)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); size(file) < 100*4096; {
+	for deadline := time.Now().Add(10 * time.Second); size(file) < 300*4096; {
 		if time.Now().After(deadline) {
 			t.Fatalf("database file holds %d bytes 10 s after the commit: the WAL was not checkpointed", size(file))
 		}
@@ -79,7 +79,7 @@ func TestSQLiteCheckpointsOffTheWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j := range rowsPerTx {
-			insert(tx, 100+i*rowsPerTx+j)
+			insert(tx, 300+i*rowsPerTx+j)
 		}
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
@@ -98,7 +98,7 @@ func TestSQLiteCheckpointsOffTheWriter(t *testing.T) {
 	}
 	defer again.Close()
 	var n int
-	if err := again.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 100+txs*rowsPerTx {
-		t.Errorf("rows after reopen = %d, %v; want %d", n, err, 100+txs*rowsPerTx)
+	if err := again.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 300+txs*rowsPerTx {
+		t.Errorf("rows after reopen = %d, %v; want %d", n, err, 300+txs*rowsPerTx)
 	}
 }
