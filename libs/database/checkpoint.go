@@ -76,16 +76,16 @@ func startCheckpointer(ctx context.Context, path string, writer *sql.DB) (*check
 		return nil, fmt.Errorf("sqlite checkpointer: %w", err)
 	}
 	c := &checkpointer{db: db, writer: writer, stop: make(chan struct{}), done: make(chan struct{})}
-	if shm, err := os.Open(path + "-shm"); err == nil {
+	if shm, err := os.Open(path + "-shm"); err == nil { //nolint:gosec // the data dir's own file, read only
+
 		c.shm = shm
 	}
-	go c.run()
+	go c.run(context.WithoutCancel(ctx)) // runs until Close, past Open's ctx
 	return c, nil
 }
 
-func (c *checkpointer) run() {
+func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
-	ctx := context.Background()
 	tick := time.NewTicker(checkpointEvery)
 	defer tick.Stop()
 	for {
@@ -135,7 +135,7 @@ func (c *checkpointer) Close() error {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
 	if c.shm != nil {
-		c.shm.Close()
+		_ = c.shm.Close()
 	}
 	return c.db.Close()
 }
