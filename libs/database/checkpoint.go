@@ -77,7 +77,6 @@ func startCheckpointer(ctx context.Context, path string, writer *sql.DB) (*check
 	}
 	c := &checkpointer{db: db, writer: writer, stop: make(chan struct{}), done: make(chan struct{})}
 	if shm, err := os.Open(path + "-shm"); err == nil { //nolint:gosec // the data dir's own file, read only
-
 		c.shm = shm
 	}
 	go c.run(context.WithoutCancel(ctx)) // runs until Close, past Open's ctx
