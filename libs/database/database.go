@@ -59,9 +59,7 @@ var sqlitePageSize = map[string]int{"webhooks": 16 << 10}
 // never wait on each other's writes. Every connection setting is a _pragma
 // of the DSN, so a connection the pool opens again has them all: statement
 // journals (multi-row INSERT ... ON CONFLICT in a transaction) in memory
-// (temp_store), and the page cache of sqliteCacheKiB. WAL checkpoints run
-// on a connection of their own, off the commit path (checkpoint.go), until
-// the returned database is closed.
+// (temp_store), and the page cache of sqliteCacheKiB.
 func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	if cfg.Service == "" {
 		return nil, errors.New("database: service name required")
@@ -93,14 +91,14 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 		if kib := sqliteCacheKiB[cfg.Service]; kib > 0 {
 			dsn += fmt.Sprintf("&_pragma=cache_size(-%d)", kib)
 		}
-		pageSize := 4096 // SQLite's default
-		if size := sqlitePageSize[cfg.Service]; size > 0 {
-			pageSize = size
-		}
-		sqldb, err := openSQLiteWriter(ctx, path, dsn, pageSize)
+		sqldb, err := sql.Open("sqlite", dsn)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
+		sqldb.SetMaxOpenConns(1)
+		sqldb.SetMaxIdleConns(1)
+		sqldb.SetConnMaxLifetime(0)
+		sqldb.SetConnMaxIdleTime(0)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
 	default:
 		return nil, errors.New("database URL must start with postgres://")
@@ -120,7 +118,7 @@ const busyWait = 10 * time.Second
 // (the DSN's first pragma that writes) can answer SQLITE_BUSY at once,
 // without SQLite's busy handler, when processes sharing a data dir open the
 // file together at their first start; ping tries again for up to busyWait.
-func ping(ctx context.Context, db interface{ PingContext(context.Context) error }) error {
+func ping(ctx context.Context, db *bun.DB) error {
 	deadline := time.Now().Add(busyWait)
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
 		err := db.PingContext(ctx)
