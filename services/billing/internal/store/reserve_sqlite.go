@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/database"
 	"github.com/apitosms/apitosms/services/billing/internal/domain"
 )
 
@@ -161,16 +162,7 @@ func (s *Store) reserveSQLite(ctx context.Context, now time.Time, month string, 
 // scanReserve reads the rows of reserveLookupSQL for ids (accounts that do
 // not exist have none), calling each with every row.
 func (s *Store) scanReserve(ctx context.Context, st *sql.Stmt, month string, ids []int64, each func(*reserveRow)) error {
-	list := make([]byte, 0, 2+12*len(ids))
-	list = append(list, '[')
-	for i, id := range ids {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendInt(list, id, 10)
-	}
-	list = append(list, ']')
-	rows, err := st.QueryContext(ctx, month, string(list))
+	rows, err := st.QueryContext(ctx, month, database.JSONInts(ids))
 	if err != nil {
 		return err
 	}

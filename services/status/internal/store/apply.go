@@ -76,7 +76,7 @@ func (q *Queries) Statuses(ctx context.Context, accountID int64, positions []int
 	var rows *sql.Rows
 	var err error
 	if q.stmts != nil {
-		rows, err = q.tx.StmtContext(ctx, q.stmts.statuses).QueryContext(ctx, accountID, jsonInts(positions))
+		rows, err = q.tx.StmtContext(ctx, q.stmts.statuses).QueryContext(ctx, accountID, database.JSONInts(positions))
 	} else {
 		rows, err = q.tx.QueryContext(ctx, statusesPostgres, accountID, positions)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // Outboxed is one event of the outbox: a ReportedBatch (in the compact form
@@ -38,7 +40,7 @@ func (q *Queries) DeleteOutbox(ctx context.Context, ids []int64) error {
 	}
 	var err error
 	if q.stmts != nil {
-		_, err = q.tx.StmtContext(ctx, q.stmts.delOutbox).ExecContext(ctx, jsonInts(ids))
+		_, err = q.tx.StmtContext(ctx, q.stmts.delOutbox).ExecContext(ctx, database.JSONInts(ids))
 	} else {
 		_, err = q.tx.ExecContext(ctx, delOutboxPostgres, ids)
 	}

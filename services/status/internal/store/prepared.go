@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/apitosms/apitosms/libs/database"
 )
 
 // The report statements (and the ingest consumer's inserts) on SQLite, prepared once on the writer's single
@@ -73,23 +74,10 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// jsonInts is ids as a JSON array, for json_each.
-func jsonInts(ids []int64) string {
-	b := make([]byte, 0, 2+len(ids)*12)
-	b = append(b, '[')
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return string(append(b, ']'))
-}
-
 // markFinalPrepared is MarkFinal on SQLite.
 func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
 	return changedPositions(q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
-		status, device, reportedAt.UTC().Format(bunTime), accountID, jsonInts(positions), finalFrom))
+		status, device, reportedAt.UTC().Format(bunTime), accountID, database.JSONInts(positions), finalFrom))
 }
 
 // ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -264,15 +263,7 @@ func (s *Store) listArg(ids []int64) any {
 	if s.pg {
 		return ids
 	}
-	b := make([]byte, 0, 2+12*len(ids))
-	b = append(b, '[')
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return string(append(b, ']'))
+	return database.JSONInts(ids)
 }
 
 // EnabledEndpoints returns the enabled endpoints of the given accounts:
