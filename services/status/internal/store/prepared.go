@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // time). Here the positions are one JSON array argument (json_each), so the
 // text never changes. PostgreSQL has its own fixed texts (postgres.go).
 const (
-	markFinalSQLite = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+	markFinalSQLite = `UPDATE deliveries
+		SET status = CASE WHEN pos IN (SELECT value FROM json_each(?)) THEN 3 ELSE 2 END, device = ?, reported_at = ?
 		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
 	statusesSQLite  = `SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?))`
 	addOutboxSQLite = `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`
@@ -74,10 +76,14 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// markFinalPrepared is MarkFinal on SQLite.
-func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
+// markFinalPrepared is MarkFinal on SQLite: one statement for both final
+// statuses (a phone's report of 20 usually has both: two statements were
+// two thirds of a report's SQL). The failed positions are a second JSON
+// array, which SQLite turns into an index once per statement.
+func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, sent, failed []int64, device string, reportedAt time.Time) ([]int64, error) {
 	return changedPositions(q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
-		status, device, reportedAt.UTC().Format(bunTime), accountID, database.JSONInts(positions), finalFrom))
+		database.JSONInts(failed), device, reportedAt.UTC().Format(bunTime), accountID,
+		database.JSONInts(slices.Concat(sent, failed)), finalFrom))
 }
 
 // ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in
