@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -19,8 +18,9 @@ import (
 // text never changes. PostgreSQL has its own fixed texts (postgres.go).
 const (
 	markFinalSQLite = `UPDATE deliveries
-		SET status = CASE WHEN pos IN (SELECT value FROM json_each(?)) THEN 3 ELSE 2 END, device = ?, reported_at = ?
-		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
+		SET status = CASE WHEN m.value < 0 THEN 3 ELSE 2 END, device = ?, reported_at = ?
+		FROM json_each(?) AS m
+		WHERE deliveries.pos = abs(m.value) AND account_id = ? AND status < ? RETURNING deliveries.pos`
 	statusesSQLite  = `SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?))`
 	addOutboxSQLite = `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`
 	delOutboxSQLite = `DELETE FROM reported_outbox WHERE id IN (SELECT value FROM json_each(?))`
@@ -77,13 +77,19 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 // markFinalPrepared is MarkFinal on SQLite: one statement for both final
-// statuses (a phone's report of 20 usually has both: two statements were
-// two thirds of a report's SQL). The failed positions are a second JSON
-// array, which SQLite turns into an index once per statement.
+// statuses (a phone's report of 20 usually has both, and two statements
+// were two thirds of a report's SQL). Its one argument lists the sent
+// positions as they are and the failed ones negated (positions are
+// positive), so SQLite walks that list and finds each row by its primary
+// key, with no IN list to build.
 func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, sent, failed []int64, device string, reportedAt time.Time) ([]int64, error) {
+	marks := make([]int64, 0, len(sent)+len(failed))
+	marks = append(marks, sent...)
+	for _, p := range failed {
+		marks = append(marks, -p)
+	}
 	return changedPositions(q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
-		database.JSONInts(failed), device, reportedAt.UTC().Format(bunTime), accountID,
-		database.JSONInts(slices.Concat(sent, failed)), finalFrom))
+		device, reportedAt.UTC().Format(bunTime), database.JSONInts(marks), accountID, finalFrom))
 }
 
 // ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in
