@@ -17,11 +17,7 @@ func BenchmarkSettleFleet(b *testing.B) {
 	benchBackends(b, func(b *testing.B, be testkit.Backend) {
 		const requests, size = 32, 20
 		ctx := context.Background()
-		db := be.DB(b, store.Service)
-		if err := store.Migrate(ctx, db); err != nil {
-			b.Fatal(err)
-		}
-		st := store.New(db)
+		st := migratedStore(b, be)
 		total := b.N * requests * size
 		rows := make([]store.Row, 0, 8000)
 		for i := range total {

@@ -17,11 +17,7 @@ import (
 func TestMarkFinalBothStatuses(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		db := b.DB(t, store.Service)
-		if err := store.Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db)
+		st := migratedStore(t, b)
 		const account, other = 5, 6
 		rows := []store.Row{{Pos: 10, AccountID: account}, {Pos: 11, AccountID: account}, {Pos: 12, AccountID: account},
 			{Pos: 13, AccountID: account}, {Pos: 14, AccountID: other}}

@@ -22,6 +22,8 @@ import (
 // the same order, and a deadlock that a group of requests in one transaction
 // could still meet is retried (InTx). Of two concurrent updates of one row,
 // the second re-checks `status < 2` on the committed row and leaves it.
+// Both final statuses go in one statement: the failed positions are a
+// second array, read by the CASE, all of them the first.
 const (
 	markFinalPostgres = `UPDATE deliveries
 		SET status = CASE WHEN pos = ANY($1::bigint[]) THEN 3 ELSE 2 END, device = $2, reported_at = $3

@@ -77,8 +77,8 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 // markFinalPrepared is MarkFinal on SQLite: one statement for both final
-// statuses (a phone's report of 20 usually has both, and two statements
-// were two thirds of a report's SQL). Its one argument lists the sent
+// statuses (a phone's report of 20 usually has both: two of its three
+// statements were the two updates). Its one argument lists the sent
 // positions as they are and the failed ones negated (positions are
 // positive), so SQLite walks that list and finds each row by its primary
 // key, with no IN list to build.
