@@ -320,21 +320,7 @@ func TestConcurrentLeaseSweeps(t *testing.T) {
 func TestExtrasPlansSQLite(t *testing.T) {
 	st := open(t, testkit.Embedded(t))
 	plan := func(query string, args ...any) string {
-		r, err := st.DB().DB.Query("EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		var out []string
-		for r.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := r.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, detail)
-		}
-		return strings.Join(out, "; ")
+		return strings.Join(queryPlan(t, st, query, args...), "; ")
 	}
 	for _, c := range []struct {
 		sql, index string

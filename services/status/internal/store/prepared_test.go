@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/apitosms/apitosms/libs/database"
+	"github.com/apitosms/apitosms/libs/testkit"
 )
 
 // TestMarkFinalSearchesByPrimaryKeySQLite: SQLite's MarkFinal walks the
@@ -21,20 +22,7 @@ func TestMarkFinalSearchesByPrimaryKeySQLite(t *testing.T) {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+markFinalSQLite, "d", "t", "[1,-2]", 1, finalFrom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := testkit.QueryPlan(t, db.DB, markFinalSQLite, "d", "t", "[1,-2]", 1, finalFrom)
 	text := strings.Join(plan, "; ")
 	if !strings.Contains(text, "SEARCH deliveries USING INTEGER PRIMARY KEY") || strings.Contains(text, "SCAN deliveries") {
 		t.Fatalf("plan %q, want deliveries searched by its primary key", text)
