@@ -59,10 +59,7 @@ var sqlitePageSize = map[string]int{"webhooks": 16 << 10}
 // never wait on each other's writes. Every connection setting is a _pragma
 // of the DSN, so a connection the pool opens again has them all: statement
 // journals (multi-row INSERT ... ON CONFLICT in a transaction) in memory
-// (temp_store), and the page cache of sqliteCacheKiB. SQLite connections
-// (here and in OpenReader) have no per-connection SQLite mutex
-// (sqliteDriverName, dropConnMutex: database/sql never uses a connection
-// from two goroutines at once).
+// (temp_store), and the page cache of sqliteCacheKiB.
 func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	if cfg.Service == "" {
 		return nil, errors.New("database: service name required")
@@ -88,7 +85,13 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 				return nil, err
 			}
 		}
-		sqldb, err := sql.Open(sqliteDriverName, sqliteDSN(path, cfg.Service))
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+			"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)" +
+			"&_txlock=immediate"
+		if kib := sqliteCacheKiB[cfg.Service]; kib > 0 {
+			dsn += fmt.Sprintf("&_pragma=cache_size(-%d)", kib)
+		}
+		sqldb, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -105,17 +108,6 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
-}
-
-// sqliteDSN is the DSN of Open's SQLite connection to the file at path.
-func sqliteDSN(path, service string) string {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)" +
-		"&_txlock=immediate"
-	if kib := sqliteCacheKiB[service]; kib > 0 {
-		dsn += fmt.Sprintf("&_pragma=cache_size(-%d)", kib)
-	}
-	return dsn
 }
 
 // busyWait bounds how long ping waits out SQLITE_BUSY: the DSN's
@@ -185,7 +177,7 @@ func OpenReader(ctx context.Context, cfg Config, conns int) (*bun.DB, error) {
 	}
 	path := filepath.Join(cfg.DataDir, cfg.Service+".db")
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"
-	sqldb, err := sql.Open(sqliteDriverName, dsn)
+	sqldb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite reader: %w", err)
 	}

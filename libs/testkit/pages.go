@@ -31,27 +31,3 @@ func HeapPages(t testing.TB, db *sql.DB, query string, args ...any) map[int64]in
 	}
 	return out
 }
-
-// QueryPlan returns SQLite's EXPLAIN QUERY PLAN of query: each step's
-// detail, in order. Tests use it to pin which index a statement uses.
-func QueryPlan(t testing.TB, db *sql.DB, query string, args ...any) []string {
-	t.Helper()
-	rows, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return plan
-}

@@ -59,7 +59,7 @@ func benchDueSettle(b *testing.B, be testkit.Backend, per int) {
 			positions[j] = int64((i*size+j)*(per+1) + 1)
 		}
 		err := st.InTx(ctx, func(ctx context.Context, q *store.Queries) error {
-			done, err := q.MarkFinal(ctx, 1, positions, nil, "bench", time.Now())
+			done, err := q.MarkFinal(ctx, 1, positions, 2, "bench", time.Now())
 			if err != nil {
 				return err
 			}

@@ -43,7 +43,7 @@ func TestReportsStayOnTheirPagesPostgres(t *testing.T) {
 			}
 			before := pages(t, db, first, first+n)
 			err := st.InTx(ctx, func(ctx context.Context, q *store.Queries) error {
-				changed, err := q.MarkFinal(ctx, 7, positions, nil, "Pixel 7 of Anna", time.Now())
+				changed, err := q.MarkFinal(ctx, 7, positions, 2, "Pixel 7 of Anna", time.Now())
 				if err == nil && len(changed) != n {
 					t.Errorf("changed %d rows, want %d", len(changed), n)
 				}

@@ -129,14 +129,3 @@ func (h *harness) metric(t testing.TB, name string, labels map[string]string) fl
 	t.Helper()
 	return testkit.Metric(t, h.reg, name, labels)
 }
-
-// migratedStore opens the status database of backend b, migrated, as a
-// store (no service running).
-func migratedStore(t testing.TB, b testkit.Backend) *store.Store {
-	t.Helper()
-	db := b.DB(t, store.Service)
-	if err := store.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(db)
-}

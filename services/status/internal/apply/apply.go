@@ -192,26 +192,24 @@ func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map
 }
 
 // settleWith sets the asked status on those of positions not final yet (one
-// statement for both final statuses), then looks up the others (one
-// statement). It only reads its arguments, so it can run again after a
-// rollback.
+// statement per asked status), then looks up the others (one statement). It
+// only reads its arguments, so it can run again after a rollback.
 func settleWith(ctx context.Context, q *store.Queries, req events.ApplyRequest, asked map[int64]int, positions []int64, at time.Time) (settled, error) {
 	res := settled{final: make(map[int64]int, len(positions)), changed: make(map[int64]bool, len(positions))}
-	sent := make([]int64, 0, len(positions))
-	var failed []int64
-	for _, p := range positions {
-		if asked[p] == events.StatusFailed {
-			failed = append(failed, p)
-		} else {
-			sent = append(sent, p)
+	for _, status := range []int{events.StatusSent, events.StatusFailed} {
+		var group []int64
+		for _, p := range positions {
+			if asked[p] == status {
+				group = append(group, p)
+			}
 		}
-	}
-	done, err := q.MarkFinal(ctx, req.AccountID, sent, failed, req.Device, at)
-	if err != nil {
-		return settled{}, err
-	}
-	for _, p := range done {
-		res.final[p], res.changed[p] = asked[p], true
+		done, err := q.MarkFinal(ctx, req.AccountID, group, status, req.Device, at)
+		if err != nil {
+			return settled{}, err
+		}
+		for _, p := range done {
+			res.final[p], res.changed[p] = status, true
+		}
 	}
 	var rest []int64
 	for _, p := range positions {

@@ -45,22 +45,20 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, q *Querie
 	})
 }
 
-// MarkFinal sets the status sent (2) on the account's messages at positions
-// sent and failed (3) on those at failed, with device and reportedAt, where
-// the status is not final yet, in one statement, and returns the positions
-// it changed. A message already final, another account's message or an
-// unknown position is left alone and not returned. sent and failed must not
-// share a position. Of two concurrent calls for the same message exactly one
-// changes it.
-func (q *Queries) MarkFinal(ctx context.Context, accountID int64, sent, failed []int64, device string, reportedAt time.Time) ([]int64, error) {
-	if len(sent)+len(failed) == 0 {
+// MarkFinal sets status, device and reportedAt on those of the account's
+// messages at positions whose status is not final yet, in one statement, and
+// returns the positions it changed. A message already final, another
+// account's message or an unknown position is left alone and not returned.
+// Of two concurrent calls for the same message exactly one changes it.
+func (q *Queries) MarkFinal(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
+	if len(positions) == 0 {
 		return nil, nil
 	}
 	mark := q.markFinalPostgresTx
 	if q.stmts != nil {
 		mark = q.markFinalPrepared
 	}
-	changed, err := mark(ctx, accountID, sent, failed, device, reportedAt)
+	changed, err := mark(ctx, accountID, positions, status, device, reportedAt)
 	if err != nil {
 		// A failed statement aborts the transaction: InTx retries the whole.
 		return nil, fmt.Errorf("mark final: %w", err)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"slices"
 	"time"
 )
 
@@ -22,11 +21,8 @@ import (
 // the same order, and a deadlock that a group of requests in one transaction
 // could still meet is retried (InTx). Of two concurrent updates of one row,
 // the second re-checks `status < 2` on the committed row and leaves it.
-// Both final statuses go in one statement: the failed positions are a
-// second array, read by the CASE, all of them the first.
 const (
-	markFinalPostgres = `UPDATE deliveries
-		SET status = CASE WHEN pos = ANY($1::bigint[]) THEN 3 ELSE 2 END, device = $2, reported_at = $3
+	markFinalPostgres = `UPDATE deliveries SET status = $1, device = $2, reported_at = $3
 		WHERE account_id = $4 AND pos = ANY($5::bigint[]) AND status < $6 RETURNING pos`
 	statusesPostgres  = `SELECT pos, status FROM deliveries WHERE account_id = $1 AND pos = ANY($2::bigint[])`
 	addOutboxPostgres = `INSERT INTO reported_outbox (payload, created_ms) VALUES ($1, $2) RETURNING id`
@@ -34,12 +30,8 @@ const (
 )
 
 // markFinalPostgresTx is MarkFinal on PostgreSQL.
-func (q *Queries) markFinalPostgresTx(ctx context.Context, accountID int64, sent, failed []int64, device string, reportedAt time.Time) ([]int64, error) {
-	if failed == nil {
-		failed = []int64{} // an empty array, not NULL
-	}
-	return changedPositions(q.tx.QueryContext(ctx, markFinalPostgres, failed, device, reportedAt.UTC(), accountID,
-		slices.Concat(sent, failed), finalFrom))
+func (q *Queries) markFinalPostgresTx(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
+	return changedPositions(q.tx.QueryContext(ctx, markFinalPostgres, status, device, reportedAt.UTC(), accountID, positions, finalFrom))
 }
 
 // changedPositions reads the positions a MarkFinal statement returned.

@@ -17,10 +17,8 @@ import (
 // time). Here the positions are one JSON array argument (json_each), so the
 // text never changes. PostgreSQL has its own fixed texts (postgres.go).
 const (
-	markFinalSQLite = `UPDATE deliveries
-		SET status = CASE WHEN m.value < 0 THEN 3 ELSE 2 END, device = ?, reported_at = ?
-		FROM json_each(?) AS m
-		WHERE deliveries.pos = abs(m.value) AND account_id = ? AND status < ? RETURNING deliveries.pos`
+	markFinalSQLite = `UPDATE deliveries SET status = ?, device = ?, reported_at = ?
+		WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?)) AND status < ? RETURNING pos`
 	statusesSQLite  = `SELECT pos, status FROM deliveries WHERE account_id = ? AND pos IN (SELECT value FROM json_each(?))`
 	addOutboxSQLite = `INSERT INTO reported_outbox (payload, created_ms) VALUES (?, ?) RETURNING id`
 	delOutboxSQLite = `DELETE FROM reported_outbox WHERE id IN (SELECT value FROM json_each(?))`
@@ -76,20 +74,10 @@ func (p *sqliteStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// markFinalPrepared is MarkFinal on SQLite: one statement for both final
-// statuses (a phone's report of 20 usually has both: two of its three
-// statements were the two updates). Its one argument lists the sent
-// positions as they are and the failed ones negated (positions are
-// positive), so SQLite walks that list and finds each row by its primary
-// key, with no IN list to build.
-func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, sent, failed []int64, device string, reportedAt time.Time) ([]int64, error) {
-	marks := make([]int64, 0, len(sent)+len(failed))
-	marks = append(marks, sent...)
-	for _, p := range failed {
-		marks = append(marks, -p)
-	}
+// markFinalPrepared is MarkFinal on SQLite.
+func (q *Queries) markFinalPrepared(ctx context.Context, accountID int64, positions []int64, status int, device string, reportedAt time.Time) ([]int64, error) {
 	return changedPositions(q.tx.StmtContext(ctx, q.stmts.markFinal).QueryContext(ctx,
-		device, reportedAt.UTC().Format(bunTime), database.JSONInts(marks), accountID, finalFrom))
+		status, device, reportedAt.UTC().Format(bunTime), accountID, database.JSONInts(positions), finalFrom))
 }
 
 // ingestPrepared is Ingest's insert on SQLite, in tx: rows in order, in
