@@ -37,6 +37,8 @@ func TestEnsureStreams(t *testing.T) {
 				[]string{events.DurableQueueIngest, events.DurableStatusIngest}},
 			{n.ReportedStream(), n.ReportedSubject(), jetstream.InterestPolicy,
 				[]string{events.DurableQueueReported}},
+			{n.NotifyStream(), n.NotifySubjects(), jetstream.InterestPolicy,
+				[]string{events.DurableWebhooksFanout}},
 			{n.DeadLetterStream(), n.DeadLetterSubjects(), jetstream.LimitsPolicy, nil},
 		}
 		for _, w := range want {

@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +49,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 	streams := []struct {
 		cfg      jetstream.StreamConfig
 		durables []string
+		// limitsMayStay: an existing stream with limits retention that the
+		// server cannot switch (before nats-server 2.10) keeps it.
+		limitsMayStay bool
 	}{
 		{
 			cfg: jetstream.StreamConfig{
@@ -73,18 +78,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 			durables: []string{DurableQueueReported},
 		},
 		{
-			// Webhook events: limits retention, so an event waits for the
-			// webhooks service (durable webhooks-fanout) up to NotifyRetention.
+			// Webhook events: interest retention, so an event waits for the
+			// webhooks service (durable webhooks-fanout) up to NotifyRetention
+			// and leaves the stream once the fan-out stored it. (Limits
+			// retention, before, kept 7 days of events, and the broker kept
+			// the last seconds' 8 MB blocks in memory: in the all-in-one
+			// process they pushed the Go heap to its soft limit during a
+			// drain with webhooks. An existing stream is switched on start;
+			// the broker then drops only what the durable acknowledged.)
 			cfg: jetstream.StreamConfig{
 				Name:       n.NotifyStream(),
 				Subjects:   []string{n.NotifySubjects()},
 				Storage:    jetstream.FileStorage,
-				Retention:  jetstream.LimitsPolicy,
+				Retention:  jetstream.InterestPolicy,
 				MaxAge:     NotifyRetention,
 				Replicas:   replicas,
 				Duplicates: 2 * time.Minute,
 			},
-			durables: []string{DurableWebhooksFanout},
+			durables:      []string{DurableWebhooksFanout},
+			limitsMayStay: true,
 		},
 		{
 			// Verified shop deliveries (§13), until the stores service
@@ -111,7 +123,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 		},
 	}
 	for _, s := range streams {
-		if _, err := broker.EnsureStream(ctx, js, s.cfg); err != nil {
+		_, err := broker.EnsureStream(ctx, js, s.cfg)
+		if err != nil && s.limitsMayStay && retentionRefused(err) {
+			// Delivery is the same either way; only the memory and disk
+			// the switch saves are not saved on such a server.
+			kept := s.cfg
+			kept.Retention = jetstream.LimitsPolicy
+			_, err = broker.EnsureStream(ctx, js, kept)
+		}
+		if err != nil {
 			return err
 		}
 		for _, d := range s.durables {
@@ -121,4 +141,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, t Topol
 		}
 	}
 	return nil
+}
+
+// retentionRefused reports a server's refusal to change an existing stream's
+// retention (nats-server before 2.10: "stream configuration update can not
+// change retention policy", error 10052).
+func retentionRefused(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10052 &&
+		strings.Contains(apiErr.Description, "retention")
 }

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -100,4 +101,117 @@ func ensureConcurrently(t *testing.T, urls []string, replicas int) {
 			}
 		}
 	}
+}
+
+// A notify stream created with limits retention (the earlier releases')
+// becomes an interest stream on the next start: the events the fan-out
+// durable already acknowledged leave it, the ones it has not yet read stay
+// and are still delivered, and from then on an event leaves once it is
+// acknowledged (the broker no longer keeps days of events, and their blocks
+// in memory).
+func TestNotifyStreamSwitchedToInterestKeepsUnread(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		br, err := broker.Open(ctx, broker.Config{URL: b.NATSURL, Name: t.Name()}, testkit.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(br.Close)
+		n := b.Names
+		// The earlier release's stream and durable.
+		old, err := br.JS.CreateStream(ctx, jetstream.StreamConfig{
+			Name:      n.NotifyStream(),
+			Subjects:  []string{n.NotifySubjects()},
+			Storage:   jetstream.FileStorage,
+			Retention: jetstream.LimitsPolicy,
+			MaxAge:    events.NotifyRetention,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = br.JS.DeleteStream(context.Background(), n.NotifyStream()) })
+		durable, err := old.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       events.DurableWebhooksFanout,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"read-1", "read-2", "unread-1", "unread-2"} {
+			if _, err := br.JS.Publish(ctx, n.NotifyBatchSubject(), []byte(id), jetstream.WithMsgID(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ackNext := func(k int) []string {
+			t.Helper()
+			batch, err := durable.Fetch(k, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for m := range batch.Messages() {
+				got = append(got, string(m.Data()))
+				if err := m.DoubleAck(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return got
+		}
+		if got := ackNext(2); len(got) != 2 || got[0] != "read-1" || got[1] != "read-2" {
+			t.Fatalf("read before the switch: %v", got)
+		}
+		if got := msgs(ctx, t, br.JS, n.NotifyStream()); got != 4 {
+			t.Fatalf("limits retention keeps acknowledged events: %d messages, want 4", got)
+		}
+
+		if err := events.EnsureStreams(ctx, br.JS, n, events.Topology{}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := br.JS.Stream(ctx, n.NotifyStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A server before 2.10 cannot switch retention: the stream keeps
+		// limits retention and every event (the shared CI server is 2.9).
+		wantRetention, wantLeft := jetstream.InterestPolicy, uint64(0)
+		if !atLeast210(br.Conn.ConnectedServerVersion()) {
+			wantRetention, wantLeft = jetstream.LimitsPolicy, 4
+		}
+		if r := s.CachedInfo().Config.Retention; r != wantRetention {
+			t.Fatalf("retention after EnsureStreams on nats-server %s: %v, want %v", br.Conn.ConnectedServerVersion(), r, wantRetention)
+		}
+		if got, want := msgs(ctx, t, br.JS, n.NotifyStream()), max(wantLeft, 2); got != want {
+			t.Fatalf("after EnsureStreams the stream holds %d messages, want %d", got, want)
+		}
+		if got := ackNext(2); len(got) != 2 || got[0] != "unread-1" || got[1] != "unread-2" {
+			t.Fatalf("unread events after EnsureStreams: %v", got)
+		}
+		if got := msgs(ctx, t, br.JS, n.NotifyStream()); got != wantLeft {
+			t.Fatalf("the stream holds %d messages after every event was acknowledged, want %d", got, wantLeft)
+		}
+	})
+}
+
+func msgs(ctx context.Context, t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// atLeast210 reports a nats-server version ("2.9.10", "2.15.2") from 2.10 on.
+func atLeast210(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return true
+	}
+	return major > 2 || major == 2 && minor >= 10
 }
