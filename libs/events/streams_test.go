@@ -162,7 +162,7 @@ func TestNotifyStreamSwitchedToInterestKeepsUnread(t *testing.T) {
 		if got := ackNext(2); len(got) != 2 || got[0] != "read-1" || got[1] != "read-2" {
 			t.Fatalf("read before the switch: %v", got)
 		}
-		if got := msgs(ctx, t, br.JS, n.NotifyStream()); got != 4 {
+		if got := testkit.StreamState(t, br.JS, n.NotifyStream()).Msgs; got != 4 {
 			t.Fatalf("limits retention keeps acknowledged events: %d messages, want 4", got)
 		}
 
@@ -182,29 +182,16 @@ func TestNotifyStreamSwitchedToInterestKeepsUnread(t *testing.T) {
 		if r := s.CachedInfo().Config.Retention; r != wantRetention {
 			t.Fatalf("retention after EnsureStreams on nats-server %s: %v, want %v", br.Conn.ConnectedServerVersion(), r, wantRetention)
 		}
-		if got, want := msgs(ctx, t, br.JS, n.NotifyStream()), max(wantLeft, 2); got != want {
+		if got, want := testkit.StreamState(t, br.JS, n.NotifyStream()).Msgs, max(wantLeft, 2); got != want {
 			t.Fatalf("after EnsureStreams the stream holds %d messages, want %d", got, want)
 		}
 		if got := ackNext(2); len(got) != 2 || got[0] != "unread-1" || got[1] != "unread-2" {
 			t.Fatalf("unread events after EnsureStreams: %v", got)
 		}
-		if got := msgs(ctx, t, br.JS, n.NotifyStream()); got != wantLeft {
+		if got := testkit.StreamState(t, br.JS, n.NotifyStream()).Msgs; got != wantLeft {
 			t.Fatalf("the stream holds %d messages after every event was acknowledged, want %d", got, wantLeft)
 		}
 	})
-}
-
-func msgs(ctx context.Context, t *testing.T, js jetstream.JetStream, stream string) uint64 {
-	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
 }
 
 // atLeast210 reports a nats-server version ("2.9.10", "2.15.2") from 2.10 on.

@@ -73,3 +73,19 @@ func CaughtUp(t testing.TB, br *broker.Broker, stream, durable string) {
 		t.Fatalf("%s catching up: %v", durable, err)
 	}
 }
+
+// StreamState returns stream's state now (messages, first and last sequence).
+func StreamState(t testing.TB, js jetstream.JetStream, stream string) jetstream.StreamState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	return info.State
+}

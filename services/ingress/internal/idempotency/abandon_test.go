@@ -105,18 +105,11 @@ func TestAbandonedPublishStoredOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stream, err := br.JS.Stream(ctx, b.Names.AcceptedStream())
-		if err != nil {
-			t.Fatal(err)
+		state := testkit.StreamState(t, br.JS, b.Names.AcceptedStream())
+		if state.Msgs != 1 {
+			t.Fatalf("the stream holds %d messages, want the batch once", state.Msgs)
 		}
-		info, err := stream.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs != 1 {
-			t.Fatalf("the stream holds %d messages, want the batch once", info.State.Msgs)
-		}
-		want := []int64{events.Position(info.State.FirstSeq, 0), events.Position(info.State.FirstSeq, 1)}
+		want := []int64{events.Position(state.FirstSeq, 0), events.Position(state.FirstSeq, 1)}
 		if len(positions) != 2 || positions[0] != want[0] || positions[1] != want[1] {
 			t.Fatalf("retry got positions %v, want the stored batch's %v", positions, want)
 		}
