@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -121,8 +122,8 @@ func (c *coalescer) take() []*ticket {
 		}
 		n++
 	}
-	batch := c.queue[:n:n]
-	c.queue = c.queue[n:]
+	batch := slices.Clone(c.queue[:n])
+	c.queue = slices.Delete(c.queue, 0, n) // keeps no taken ticket reachable
 	if len(c.queue) > 0 {
 		c.cond.Signal() // another loop may take the rest
 	}
