@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
@@ -34,9 +35,22 @@ func start(t testing.TB, b testkit.Backend) *harness {
 
 func startWith(t testing.TB, b testkit.Backend, cfg status.Config) *harness {
 	t.Helper()
+	return startWrapped(t, b, cfg, nil)
+}
+
+// startWrapped is startWith with the service's JetStream wrapped by wrap
+// (when not nil); the harness's own broker stays unwrapped.
+func startWrapped(t testing.TB, b testkit.Backend, cfg status.Config, wrap func(jetstream.JetStream) jetstream.JetStream) *harness {
+	t.Helper()
 	h := &harness{b: b, br: b.Broker(t), db: b.DB(t, "status"), reg: prometheus.NewRegistry()}
+	svcBroker := h.br
+	if wrap != nil {
+		wrapped := *h.br
+		wrapped.JS = wrap(h.br.JS)
+		svcBroker = &wrapped
+	}
 	svc, err := status.New(context.Background(), cfg, status.Deps{
-		Broker: h.br, DB: h.db, Names: b.Names, Registerer: h.reg, Log: testkit.Logger(t),
+		Broker: svcBroker, DB: h.db, Names: b.Names, Registerer: h.reg, Log: testkit.Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("new: %v", err)

@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg: cfg, deps: deps, store: st, startup: startup, hurry: hurry,
 		ingester:   ingest.New(st, m),
-		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log),
+		applier:    apply.New(st, deps.Broker.JS, deps.Names, catchUp, m, deps.Log, reportedPublishers(deps.Broker.Embedded())),
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil
 }
@@ -186,4 +186,18 @@ func (s *Service) Ready(ctx context.Context) error {
 		return err
 	}
 	return s.startup.Ready(ctx)
+}
+
+// reportedPublishers is how many reported-stream publishes may be in flight
+// at once, each carrying the events of the requests committed meanwhile.
+// On the embedded server one: the stream stores one message at a time, each
+// with its own fsync, so a second publish would only wait behind the first
+// and cost a message of its own (as with ingress's publishLoops). On an
+// external NATS a publish is a network round trip during which others can
+// travel, and PostgreSQL commits four groups at once: four.
+func reportedPublishers(embedded bool) int {
+	if embedded {
+		return 1
+	}
+	return 4
 }

@@ -23,6 +23,7 @@ type Reported struct {
 	m       *metrics.Metrics
 	log     *slog.Logger
 	reports []store.Report
+	events  []events.ReportedBatch // one message's, reused
 }
 
 // NewReported returns the handler applying reports through st (on SQLite in
@@ -49,13 +50,16 @@ func NewReported(st *store.ClaimGroup, wait *consumer.CatchUp, n *notify.Notifie
 func (r *Reported) Handle(ctx context.Context, batch []jetstream.Msg) error {
 	r.reports = r.reports[:0]
 	for _, msg := range batch {
-		var ev events.ReportedBatch
-		if err := events.Unmarshal(msg.Data(), &ev); err != nil {
+		// One event, or the events of status requests published together.
+		var err error
+		if r.events, err = events.DecodeReported(r.events[:0], msg.Data()); err != nil {
 			return fmt.Errorf("decode reported batch: %w", err)
 		}
-		for _, it := range ev.Items {
-			r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Pos: it.Pos, Status: it.Status,
-				Device: ev.Device, At: ev.ReportedAt})
+		for _, ev := range r.events {
+			for _, it := range ev.Items {
+				r.reports = append(r.reports, store.Report{AccountID: ev.AccountID, Pos: it.Pos, Status: it.Status,
+					Device: ev.Device, At: ev.ReportedAt})
+			}
 		}
 	}
 	if len(r.reports) == 0 {

@@ -29,6 +29,7 @@ type reportedRig struct {
 	h     *ingest.Reported
 	js    jetstream.JetStream
 	names events.Names
+	m     *metrics.Metrics
 }
 
 // Events modes of the rig.
@@ -84,7 +85,7 @@ func newReportedRig(t testing.TB, b testkit.Backend, n int, mode string) *report
 	// then share its transactions).
 	claims := st.NewClaimGroup(nil)
 	t.Cleanup(claims.Close)
-	return &reportedRig{st: st, h: ingest.NewReported(claims, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names}
+	return &reportedRig{st: st, h: ingest.NewReported(claims, wait, nt, m, testkit.Logger(t)), js: br.JS, names: b.Names, m: m}
 }
 
 // reportedMsgs publishes ReportedBatch messages of size reports each (sent,

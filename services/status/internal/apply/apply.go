@@ -37,6 +37,7 @@ type Applier struct {
 	catchUp *consumer.CatchUp
 	commit  *committer // group commit
 	relay   *relay     // the reported outbox (outbox.go)
+	pub     *coalescer // the fast path's publishes (coalesce.go)
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -45,13 +46,19 @@ type Applier struct {
 // New returns an applier; Stop it when done. catchUp waits for the ingest
 // consumer when a request names messages not recorded yet. Concurrent
 // requests share transactions (group commit: one commit, one fsync, for
-// all the phones reporting at that moment).
+// all the phones reporting at that moment) and stream messages (up to
+// publishers publishes in flight, each of what committed meanwhile).
 func New(st *store.Store, js jetstream.JetStream, names events.Names, catchUp *consumer.CatchUp,
-	m *metrics.Metrics, log *slog.Logger) *Applier {
+	m *metrics.Metrics, log *slog.Logger, publishers int) *Applier {
 	r := newRelay(st, js, names, m, log)
+	maxPayload := 0
+	if nc := js.Conn(); nc != nil {
+		maxPayload = int(nc.MaxPayload())
+	}
+	c := newCoalescer(r, publishers, maxPayload)
 	return &Applier{
 		store: st, js: js, names: names, metrics: m, log: log, now: time.Now,
-		catchUp: catchUp, commit: newCommitter(st, r), relay: r,
+		catchUp: catchUp, commit: newCommitter(st, r, c), relay: r, pub: c,
 	}
 }
 
@@ -65,9 +72,12 @@ func (a *Applier) Relay(ctx context.Context, interval, age time.Duration) {
 // Flush deletes the outbox events published since the last group commit.
 func (a *Applier) Flush(ctx context.Context) { a.relay.flush(ctx) }
 
-// Stop ends group commit after the group in hand; later Applys fail with
-// apperr.ErrUnavailable.
-func (a *Applier) Stop() { a.commit.close() }
+// Stop ends group commit after the group in hand and publishes what it
+// committed; later Applys fail with apperr.ErrUnavailable.
+func (a *Applier) Stop() {
+	a.commit.close()
+	a.pub.close()
+}
 
 // Apply applies the reports of one request as if one by one in index order:
 // an entry asking a status other than 2 or 3 is "Invalid status"; a position
@@ -81,8 +91,9 @@ func (a *Applier) Stop() { a.commit.close() }
 // apperr.ErrUnavailable (entries already applied stay applied, and a retry is
 // safe). The messages changed are announced by a ReportedBatch written in
 // the transaction that changed them (the outbox, outbox.go) and published
-// before the reply; a failed publish is logged and counted but does not fail
-// the request: the relay publishes the event later.
+// before the reply, in one stream message with those of the requests that
+// committed with it (coalesce.go); a failed publish is logged and counted
+// but does not fail the request: the relay publishes the event later.
 func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.ApplyReply, error) {
 	reports := slices.Clone(req.Reports)
 	slices.SortStableFunc(reports, func(x, y events.ApplyReport) int { return cmp.Compare(x.Index, y.Index) })
@@ -116,11 +127,13 @@ func (a *Applier) Apply(ctx context.Context, req events.ApplyRequest) (events.Ap
 		}
 	}
 	final := res.final
-	for _, ev := range res.outbox {
-		if perr := a.relay.publish(ctx, ev); perr != nil {
+	for _, t := range res.outbox {
+		// Bounded by publishTimeout, even when ctx is cancelled: the
+		// event is stored.
+		if perr := <-t.done; perr != nil {
 			a.metrics.PublishFailures.Inc()
 			a.log.Warn("publish reported batch failed; the outbox relay retries it",
-				"event", ev.ID, "err", perr)
+				"event", t.id, "err", perr)
 		}
 	}
 	if err != nil {
@@ -158,7 +171,7 @@ type settled struct {
 	final   map[int64]int  // status of each known message after its first entry
 	changed map[int64]bool // messages this request changed
 	missing []int64        // positions not found: unknown, another account's, or not ingested yet
-	outbox  []store.Outboxed
+	outbox  []*ticket      // the events written, being published
 }
 
 func (r *settled) merge(o settled) {
@@ -171,23 +184,25 @@ func (r *settled) merge(o settled) {
 // settle runs settleWith in a shared transaction.
 func (a *Applier) settle(ctx context.Context, req events.ApplyRequest, asked map[int64]int, positions []int64, at time.Time) (settled, error) {
 	var res settled
-	err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) error {
+	t, err := a.commit.do(ctx, func(ctx context.Context, q *store.Queries) (*ticket, error) {
 		var err error
 		if res, err = settleWith(ctx, q, req, asked, positions, at); err != nil || len(res.changed) == 0 {
-			return err
+			return nil, err
 		}
 		ev := reportedBatch(req.AccountID, req.Device, at, positions, asked, res.changed)
 		data, err := events.Marshal(ev)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		id, err := q.AddOutbox(ctx, encodeOutbox(ev), a.now())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		res.outbox = []store.Outboxed{{ID: id, Payload: data}}
-		return nil
+		return &ticket{id: id, payload: data, items: len(ev.Items), done: make(chan error, 1)}, nil
 	})
+	if t != nil {
+		res.outbox = []*ticket{t}
+	}
 	return res, err
 }
 

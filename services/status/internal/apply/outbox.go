@@ -18,9 +18,11 @@ import (
 // The transactional outbox (at-least-once from status to queue). A request
 // that changes statuses writes its ReportedBatch into reported_outbox in
 // the same transaction as the changes, so the event exists exactly when the
-// changes do. After the commit the request publishes it itself (the fast
-// path: the reply still waits for the stream's acknowledgement, as before)
-// with Nats-Msg-Id "status-outbox-<id>". The published ids are deleted in
+// changes do. After the commit it is published on the fast path, in one
+// message with the events of the requests committed with it (coalesce.go;
+// the reply still waits for the stream's acknowledgement, as before), with
+// Nats-Msg-Id "status-outbox-<id>" when alone, "status-outbox-<first
+// id>+<more>-<digest of the ids>" when not. The published ids are deleted in
 // batches, inside the next group-commit transaction (no commit of their
 // own while reports flow) or by the relay's tick when idle. Whatever a
 // failed publish or a crash left behind, the relay finds (rows older than
@@ -49,23 +51,9 @@ func newRelay(st *store.Store, js jetstream.JetStream, names events.Names, m *me
 // MsgID is the Nats-Msg-Id of outbox event id.
 func MsgID(id int64) string { return "status-outbox-" + strconv.FormatInt(id, 10) }
 
-// publish publishes one event and waits for the stream's acknowledgement
-// (bounded by publishTimeout, even when ctx is cancelled: the event is
-// stored); on success the event is deleted later.
-func (r *relay) publish(ctx context.Context, ev store.Outboxed) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	if _, err := r.js.Publish(pctx, r.subject, ev.Payload, jetstream.WithMsgID(MsgID(ev.ID))); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.done = append(r.done, ev.ID)
-	r.mu.Unlock()
-	return nil
-}
-
 // takeDone hands over the ids published since the last call; a caller
-// whose delete fails gives them back (putBack).
+// whose delete fails gives them back (putBack, which also adds newly
+// published ones).
 func (r *relay) takeDone() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()

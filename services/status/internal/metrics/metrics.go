@@ -21,6 +21,9 @@ type Metrics struct {
 	ApplyWait       prometheus.Histogram   // apitosms_status_apply_wait_seconds
 	PublishFailures prometheus.Counter     // apitosms_status_reported_publish_failures_total
 	OutboxRelayed   prometheus.Counter     // apitosms_status_outbox_relayed_total
+	// ReportedMessages counts the fast path's stream messages, each holding
+	// the events of one or more requests.
+	ReportedMessages prometheus.Counter // apitosms_status_reported_messages_total
 }
 
 // New registers the metrics on reg (promauto: it panics if one is there already, a wiring mistake).
@@ -47,6 +50,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		OutboxRelayed: f.NewCounter(prometheus.CounterOpts{
 			Name: "outbox_relayed_total",
 			Help: "ReportedBatch events published by the outbox relay: left by a failed publish or a stopped process.",
+		}),
+		ReportedMessages: f.NewCounter(prometheus.CounterOpts{
+			Name: "reported_messages_total",
+			Help: "Reported-stream messages published by status requests, each holding the ReportedBatch events of the requests committed together.",
 		}),
 	}
 	for _, o := range []string{OutcomeUpdated, OutcomeUnknown, OutcomeInvalid, OutcomeConflict} {
