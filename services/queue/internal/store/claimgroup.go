@@ -57,7 +57,6 @@ type claimJob struct {
 	acked     int64
 	reports   []Report                 // a report job: record these instead of claiming
 	tell      func(account int64) bool // the report job's tell (RecordReports)
-	ahead     map[int64]*reportedRow   // the report job's rows read wide before the group (readAhead)
 	recorded  Recorded
 	out       []Claimed
 	err       error
@@ -115,7 +114,7 @@ func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell f
 	if g.st.pg || !anyOutcome(reports) {
 		return g.st.RecordReports(ctx, reports, tell)
 	}
-	j := &claimJob{ctx: ctx, reports: reports, tell: tell, ahead: g.st.readAhead(ctx, reports, tell)}
+	j := &claimJob{ctx: ctx, reports: reports, tell: tell}
 	if err := g.b.Do(ctx, j); err != nil {
 		return Recorded{}, err
 	}
@@ -187,7 +186,7 @@ func (g *ClaimGroup) run(ctx context.Context, tx countedTx, stmts claimStmts, rs
 	case j.acks != nil:
 		j.acked, err = g.st.ackIn(ctx, tx.tx, stmts.ack, j.acks)
 	case j.reports != nil:
-		j.recorded, err = g.st.recordReportsIn(ctx, tx.tx, rstmts, tx.d, j.reports, j.tell, j.ahead)
+		j.recorded, err = g.st.recordReportsIn(ctx, tx.tx, rstmts, tx.d, j.reports, j.tell)
 	default:
 		j.out, err = g.st.claimIn(ctx, tx.tx, stmts, tx.d, j.accountID, j.limit, j.maxPos, j.now, j.confirm)
 	}

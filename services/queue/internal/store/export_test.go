@@ -1,30 +1,6 @@
 package store
 
-import (
-	"context"
-	"strings"
-)
-
-// Ahead is what ReadAhead read, for tests.
-type Ahead = map[int64]*reportedRow
-
-// ReadAhead is readAhead, for tests.
-func (s *Store) ReadAhead(ctx context.Context, reports []Report, tell func(int64) bool) Ahead {
-	return s.readAhead(ctx, reports, tell)
-}
-
-// RecordReportsAhead is RecordReports with rows read ahead earlier, for
-// tests that change them in between (SQLite: one shared transaction).
-func (g *ClaimGroup) RecordReportsAhead(ctx context.Context, reports []Report, tell func(int64) bool, ahead Ahead) (Recorded, error) {
-	if g.st.pg {
-		return g.st.RecordReports(ctx, reports, tell)
-	}
-	j := &claimJob{ctx: ctx, reports: reports, tell: tell, ahead: ahead}
-	if err := g.b.Do(ctx, j); err != nil {
-		return Recorded{}, err
-	}
-	return j.recorded, j.err
-}
+import "strings"
 
 // ClaimSQLite is the SQLite claim statement, for plan tests.
 const ClaimSQLite = claimSQLite

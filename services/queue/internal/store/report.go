@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -105,7 +104,7 @@ func (s *Store) recordReportsTx(ctx context.Context, stmts *reportStmts, reports
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	var d backlogDelta
-	out, err := s.recordReportsIn(ctx, tx, stmts, &d, reports, tell, nil)
+	out, err := s.recordReportsIn(ctx, tx, stmts, &d, reports, tell)
 	if err != nil {
 		return Recorded{}, err
 	}
@@ -136,11 +135,8 @@ func anyOutcome(reports []Report) bool {
 // recordReportsIn is RecordReports in tx (stmts: reportStatements), adding
 // what it changes in the backlog counts to d; the caller writes d and
 // commits, and drops out if that fails. Re-runnable: it reads what it finds
-// in tx. ahead (SQLite, optional) holds rows readAhead read wide before tx:
-// tx then reads its rows narrow and takes the tracking columns of each row
-// from ahead when its account, status and claim are still what ahead read
-// (see readAhead); the others are read wide in tx.
-func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportStmts, d *backlogDelta, reports []Report, tell func(account int64) bool, ahead map[int64]*reportedRow) (out Recorded, err error) {
+// in tx.
+func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportStmts, d *backlogDelta, reports []Report, tell func(account int64) bool) (out Recorded, err error) {
 	var changed, missing int64
 	positions := make([]any, 0, len(reports)) // sized once: every append of a batch's rows grew it
 	// tells is tell asked once per run of one account's reports.
@@ -166,21 +162,15 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 	}
 	// One read by primary key finds the rows.
 	rows := make(map[int64]*reportedRow, len(positions))
-	inTx := wide && (ahead == nil || stmts == nil)
 	for rest := positions; len(rest) > 0; {
 		n := min(len(rest), reportChunk)
 		if stmts != nil {
 			n = len(rest) // one JSON argument
 		}
-		if err := s.readReported(ctx, tx, stmts, rest[:n], rows, inTx); err != nil {
+		if err := s.readReported(ctx, tx, stmts, rest[:n], rows, wide); err != nil {
 			return out, err
 		}
 		rest = rest[n:]
-	}
-	if wide && !inTx {
-		if err := s.takeAhead(ctx, tx, stmts, rows, ahead, tells); err != nil {
-			return out, err
-		}
 	}
 	if len(rows) < len(positions) {
 		// Some not in messages: scheduled ones (rare) move there first.
@@ -341,93 +331,6 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 	}
 	out.Changed, out.Missing = changed, missing
 	return out, nil
-}
-
-// readAhead reads wide, on the reader pool and before the writer's
-// transaction, the rows of the reports' told accounts that RecordReports
-// will read: on SQLite the one writer then reads them narrow (four
-// integers a row, as for an account without a webhook) and the wide read's
-// cost leaves the transaction that claims share (docs/benchmarks.md,
-// 2026-12-02 session 7 h2). It returns nil (read in the transaction, as
-// before) on PostgreSQL, without a reader pool, when no account is told, or
-// on any error.
-//
-// What ahead holds is used only where the transaction finds the row's
-// account, status and claim unchanged (takeAhead). A message's phone, text,
-// acceptance, schedule and lane never change once stored; its claim time
-// and attempts change only with a new claim (a new claim id, or a row
-// handed out again after a requeue, whose status changed on the way); an
-// outcome, once stored, never changes while its message stays: one
-// stored after ahead was read makes this report's insert conflict, and
-// the report then records nothing and tells nothing, as before.
-func (s *Store) readAhead(ctx context.Context, reports []Report, tell func(account int64) bool) map[int64]*reportedRow {
-	if s.pg || s.reader == nil {
-		return nil
-	}
-	positions := make([]int64, 0, len(reports))
-	lastAccount, lastTold := int64(0), false
-	for _, r := range reports {
-		if r.Status != StatusSent && r.Status != StatusFailed {
-			continue
-		}
-		if tell != nil && (r.AccountID != lastAccount || lastAccount == 0) {
-			lastAccount, lastTold = r.AccountID, tell(r.AccountID)
-		}
-		if tell == nil || lastTold {
-			positions = append(positions, r.Pos)
-		}
-	}
-	if len(positions) == 0 {
-		return nil
-	}
-	stmt, err := s.aheadStatement(ctx)
-	if err != nil {
-		return nil
-	}
-	res, err := stmt.QueryContext(ctx, jsonPositions(positions))
-	if err != nil {
-		return nil
-	}
-	defer res.Close()
-	rows := make(map[int64]*reportedRow, len(positions))
-	slab := make([]reportedRow, 0, len(positions))
-	for res.Next() {
-		slab = append(slab, reportedRow{})
-		r := &slab[len(slab)-1]
-		if err := scanWideReported(res, r); err != nil {
-			return nil
-		}
-		rows[r.tracked.Pos] = r
-	}
-	if res.Err() != nil {
-		return nil
-	}
-	return rows
-}
-
-// takeAhead gives each row of rows (read narrow in tx) the tracking columns
-// and outcome ahead read for it when its account, status and claim are
-// unchanged, and reads the others of told accounts wide in tx.
-func (s *Store) takeAhead(ctx context.Context, tx *sql.Tx, stmts *reportStmts, rows, ahead map[int64]*reportedRow, tells func(account int64) bool) error {
-	var again []any
-	for pos, r := range rows {
-		a, ok := ahead[pos]
-		switch {
-		case ok && a.account == r.account && a.status == r.status && a.claim == r.claim:
-			r.outcome, r.tracked = a.outcome, a.tracked
-		case tells(r.account):
-			again = append(again, pos)
-		}
-	}
-	if len(again) == 0 {
-		return nil
-	}
-	fresh := make(map[int64]*reportedRow, len(again))
-	if err := s.readReported(ctx, tx, stmts, again, fresh, true); err != nil {
-		return err
-	}
-	maps.Copy(rows, fresh)
-	return nil
 }
 
 // phoneDay remembers the day of the last report time countPhone saw (a

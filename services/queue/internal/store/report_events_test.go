@@ -188,40 +188,6 @@ func mixClaims(t *testing.T, st *store.Store) {
 func TestRecordReportsFinalEqualsLookup(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		st := open(t, b)
-		finalEqualsLookup(t, st, st.RecordReports)
-	})
-}
-
-// The same through a claim group with a reader pool, as the queue runs: on
-// SQLite the told rows are read wide ahead of the group's transaction
-// (readAhead) and narrow in it.
-func TestGroupReportsReadAheadEqualsLookup(t *testing.T) {
-	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		st := openWithReader(t, b)
-		g := st.NewClaimGroup(nil)
-		t.Cleanup(g.Close)
-		finalEqualsLookup(t, st, g.RecordReports)
-	})
-}
-
-// openWithReader is open with, on SQLite, the queue's read-only pool.
-func openWithReader(t *testing.T, b testkit.Backend) *store.Store {
-	t.Helper()
-	st := open(t, b)
-	if b.DatabaseURL == "" {
-		r, err := database.OpenReader(context.Background(), database.Config{DataDir: b.DataDir, Service: store.Service}, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		st.UseReader(r)
-	}
-	return st
-}
-
-func finalEqualsLookup(t *testing.T, st *store.Store, record func(context.Context, []store.Report, func(int64) bool) (store.Recorded, error)) {
-	t.Helper()
-	{
 		ctx := context.Background()
 		hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
 			"<b>&amp;</b>", "Grüße, Привет, 😀", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
@@ -262,7 +228,7 @@ func finalEqualsLookup(t *testing.T, st *store.Store, record func(context.Contex
 			reports = append(reports, store.Report{AccountID: 1, Pos: int64(i + 1), Status: status, Device: s, At: at})
 		}
 		for round, name := range []string{"recorded now", "redelivered"} {
-			rec, err := record(ctx, reports, nil)
+			rec, err := st.RecordReports(ctx, reports, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -282,73 +248,6 @@ func finalEqualsLookup(t *testing.T, st *store.Store, record func(context.Contex
 				if !sameTracked(f, l) {
 					t.Fatalf("%s (round %d): named\n%+v\ntracking shows\n%+v", name, round, f, l)
 				}
-			}
-		}
-	}
-}
-
-// Rows read ahead that change before the group's transaction (requeued and
-// handed out again under a new claim: a later claim time, one more attempt)
-// are read again in it: the events name the message as tracking shows it
-// after the commit, never as it was read ahead.
-func TestGroupReportsReadAheadStaleRowsReadAgain(t *testing.T) {
-	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
-		st := openWithReader(t, b)
-		g := st.NewClaimGroup(nil)
-		t.Cleanup(g.Close)
-		ctx := context.Background()
-		in := st.NewInserter()
-		defer in.Close()
-		if _, err := in.Insert(ctx, rows(1, 1, 4)); err != nil {
-			t.Fatal(err)
-		}
-		first := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-		if _, err := st.Claim(ctx, 1, 4, store.NoBound, first, store.Confirm{ID: store.NewClaimID(), Expires: first.Add(time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		at := time.Now().Truncate(time.Millisecond)
-		reports := make([]store.Report, 4)
-		for i := range reports {
-			reports[i] = store.Report{AccountID: 1, Pos: int64(i + 1), Status: store.StatusSent, Device: "P", At: at}
-		}
-		ahead := st.ReadAhead(ctx, reports, nil)
-		if b.DatabaseURL == "" && ahead == nil {
-			t.Fatal("SQLite with a reader read nothing ahead")
-		}
-		// Messages 1 and 2 go back to the queue and out again, under a new
-		// claim, after the read ahead.
-		if _, err := st.DB().ExecContext(ctx, "UPDATE messages SET status = 0, claim_id = NULL WHERE pos IN (1, 2)"); err != nil {
-			t.Fatal(err)
-		}
-		again := first.Add(30 * time.Minute)
-		if _, err := st.Claim(ctx, 1, 2, store.NoBound, again, store.Confirm{ID: store.NewClaimID(), Expires: again.Add(time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		rec, err := g.RecordReportsAhead(ctx, reports, nil, ahead)
-		if err != nil {
-			t.Fatal(err)
-		}
-		looked, err := st.Lookup(ctx, 1, []int64{1, 2, 3, 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rec.Final) != 4 || len(looked) != 4 {
-			t.Fatalf("%d named, %d looked up, want 4", len(rec.Final), len(looked))
-		}
-		byPos := map[int64]store.Tracked{}
-		for _, l := range looked {
-			byPos[l.Pos] = l
-		}
-		for _, f := range rec.Final {
-			if l := byPos[f.Pos]; !sameTracked(f, l) {
-				t.Fatalf("named\n%+v\ntracking shows\n%+v", f, l)
-			}
-			if want := 1; f.Pos <= 2 {
-				if f.ClaimedAt == nil || !f.ClaimedAt.Equal(again) || f.Attempts < 2 {
-					t.Fatalf("message %d handed out again: named claimed %v, %d attempts", f.Pos, f.ClaimedAt, f.Attempts)
-				}
-			} else if f.Attempts != want {
-				t.Fatalf("message %d: %d attempts, want %d", f.Pos, f.Attempts, want)
 			}
 		}
 	})

@@ -130,22 +130,6 @@ type reportStmts struct {
 	mu                                          sync.Mutex
 	narrow, wide, outcomes, final, blank, phone *sql.Stmt
 	openClaims, backlog                         *sql.Stmt
-	ahead                                       *sql.Stmt // wideReportedSQLite on the reader pool (readAhead)
-}
-
-// aheadStatement returns wideReportedSQLite prepared on the reader pool.
-func (s *Store) aheadStatement(ctx context.Context) (*sql.Stmt, error) {
-	p := &s.reports
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ahead == nil {
-		prepared, err := s.reader.PrepareContext(ctx, wideReportedSQLite)
-		if err != nil {
-			return nil, fmt.Errorf("prepare report statement: %w", err)
-		}
-		p.ahead = prepared
-	}
-	return p.ahead, nil
 }
 
 // reportStatements prepares the report path's statements on first use and
