@@ -476,18 +476,25 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 	}
 	defer res.Close()
 	slab := make([]reportedRow, 0, len(positions))
+	var packed string // SQLite's packed columns, each row's in turn
+	var cols [3]any
 	for res.Next() {
 		slab = append(slab, reportedRow{}) // a pointer taken before a growth still points at its own row
 		r := &slab[len(slab)-1]
 		if !wide {
-			if err := res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.open); err != nil {
+			if stmts != nil {
+				err = scanNarrowReported(res, r, &cols)
+			} else {
+				err = res.Scan(&r.tracked.Pos, &r.account, &r.status, &r.claim, &r.open)
+			}
+			if err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
 			into[r.tracked.Pos] = r
 			continue
 		}
 		if stmts != nil {
-			if err := scanWideReported(res, r); err != nil {
+			if err := scanWideReported(res, r, &packed); err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
 			into[r.tracked.Pos] = r

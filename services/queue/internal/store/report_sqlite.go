@@ -23,7 +23,17 @@ const (
 	// seeks each position by the primary key (TestReportsUsePrimaryKeySQLite).
 	inPositions = ` IN (SELECT value FROM json_each(?))`
 
-	narrowReportedSQLite = `SELECT m.pos, m.account_id, m.status, COALESCE(m.claim_id, 0), false FROM messages m WHERE m.pos` + inPositions
+	// readReportedSQL's narrow read in three integer columns: the driver
+	// takes two locked calls a column (why: wideReportedSQLite), so the
+	// account and the status share one, account << 3 | status + 1, exact
+	// for accounts below 2^60 (all of them: they are counted up from 1) and
+	// statuses -1..6; any other pair comes as the text "account status"
+	// (scanNarrowReported reads both). printf for all four integers cost
+	// more than the columns it saved (docs/benchmarks.md, session 7, h3).
+	// Whether the claim is open is markOpen's.
+	narrowReportedSQLite = `SELECT m.pos, CASE WHEN m.account_id BETWEEN 0 AND 1152921504606846975 AND m.status BETWEEN -1 AND 6
+		THEN (m.account_id << 3) | (m.status + 1) ELSE printf('%d %d', m.account_id, m.status) END,
+		COALESCE(m.claim_id, 0) FROM messages m WHERE m.pos` + inPositions
 	// One statement per (status, device, time): a reported batch shares its
 	// device and time. WHERE true tells SQLite's parser the ON CONFLICT is
 	// the upsert's, not a join's.
@@ -54,34 +64,23 @@ var wideReportedSQLite = `SELECT m.phone, m.text, COALESCE(o.device, ''), printf
 	trackFrom + ` WHERE m.pos` + inPositions
 
 // scanWideReported reads a row of wideReportedSQLite into r, as
-// readReported reads trackColumns and the report's columns on PostgreSQL.
-func scanWideReported(res *sql.Rows, r *reportedRow) error {
+// readReported reads trackColumns and the report's columns on PostgreSQL;
+// packed is the caller's, for its packed column (one for all rows: a
+// variable of its own given to Scan would be allocated for each).
+func scanWideReported(res *sql.Rows, r *reportedRow, packed *string) error {
 	t := &r.tracked
-	var packed string
-	if err := res.Scan(&t.Phone, &t.Text, &t.Device, &packed); err != nil {
+	if err := res.Scan(&t.Phone, &t.Text, &t.Device, packed); err != nil {
 		return err
 	}
 	var n [9]int64
-	rest := packed
-	for i := range n {
-		sep := byte(' ')
-		if i == len(n)-1 {
-			sep = '|'
-		}
-		end := strings.IndexByte(rest, sep)
-		if end < 0 {
-			return fmt.Errorf("packed row %q: %d integers, want %d", packed, i, len(n))
-		}
-		v, err := strconv.ParseInt(rest[:end], 10, 64)
-		if err != nil {
-			return fmt.Errorf("packed row %q: %w", packed, err)
-		}
-		n[i], rest = v, rest[end+1:]
+	rest, err := cutInts(*packed, n[:], '|')
+	if err != nil {
+		return err
 	}
 	accepted, rest, ok := strings.Cut(rest, "|")
 	claimed, finished, ok2 := strings.Cut(rest, "|")
 	if !ok || !ok2 {
-		return fmt.Errorf("packed row %q: not three times", packed)
+		return fmt.Errorf("packed row %q: not three times", *packed)
 	}
 	t.Pos, t.AccountID, r.status, r.claim, r.outcome = n[0], n[1], int(n[2]), n[3], int(n[4])
 	t.Attempts, t.SendAt, t.ValidUntil, t.High = int(n[5]), n[6], n[7], n[8] == 0
@@ -94,7 +93,6 @@ func scanWideReported(res *sql.Rows, r *reportedRow) error {
 	if t.Attempts == 0 && claimed != "" {
 		t.Attempts = 1
 	}
-	var err error
 	if t.AcceptedAt, err = parseReportText(accepted); err != nil {
 		return err
 	}
@@ -103,6 +101,61 @@ func scanWideReported(res *sql.Rows, r *reportedRow) error {
 	}
 	t.FinishedAt, err = parseReportTextPtr(finished)
 	return err
+}
+
+// scanNarrowReported reads a row of narrowReportedSQLite into r, as
+// readReported reads readReportedSQL's narrow columns (r.open stays false).
+// cols is the caller's, one for all rows (variables of its own given to
+// Scan would be allocated for each row); Scan stores the driver's values
+// in them as they are (no conversion by reflection).
+func scanNarrowReported(res *sql.Rows, r *reportedRow, cols *[3]any) error {
+	if err := res.Scan(&cols[0], &cols[1], &cols[2]); err != nil {
+		return err
+	}
+	pos, ok := cols[0].(int64)
+	claim, ok2 := cols[2].(int64)
+	if !ok || !ok2 {
+		return fmt.Errorf("reported row: position %T, claim %T", cols[0], cols[2])
+	}
+	switch v := cols[1].(type) {
+	case int64:
+		r.account, r.status = v>>3, int(v&7)-1
+	case string:
+		var n [2]int64
+		if _, err := cutInts(v, n[:], 0); err != nil {
+			return err
+		}
+		r.account, r.status = n[0], int(n[1])
+	default:
+		return fmt.Errorf("reported row %d: account and status %T", pos, v)
+	}
+	r.tracked.Pos, r.claim = pos, claim
+	return nil
+}
+
+// cutInts parses the len(n) decimal integers packed starts with, separated
+// by single spaces, the last one followed by end (0: by the end of packed),
+// into n, and returns what follows end.
+func cutInts(packed string, n []int64, end byte) (string, error) {
+	rest := packed
+	for i := range n {
+		sep := byte(' ')
+		if i == len(n)-1 {
+			sep = end
+		}
+		j := len(rest)
+		if sep != 0 {
+			if j = strings.IndexByte(rest, sep); j < 0 {
+				return "", fmt.Errorf("packed row %q: %d integers, want %d", packed, i, len(n))
+			}
+		}
+		v, err := strconv.ParseInt(rest[:j], 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("packed row %q: %w", packed, err)
+		}
+		n[i], rest = v, rest[min(j+1, len(rest)):]
+	}
+	return rest, nil
 }
 
 // parseReportText is parseReportTime of a text.
