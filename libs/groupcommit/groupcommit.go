@@ -1,10 +1,13 @@
-// Package groupcommit makes concurrent callers share one database
-// transaction (one commit, one fsync): SQLite's single connection otherwise
-// gives every commit a turn of its own. One goroutine takes the first waiting
-// job plus every job already queued behind it (up to a maximum) and hands
-// them, in arrival order, to the service's commit function, which records
-// each job's outcome in the job itself. NewParallel runs several such
-// goroutines, for a database that takes concurrent transactions.
+// Package groupcommit makes concurrent callers share one costly operation:
+// a database transaction (one commit, one fsync: SQLite's single connection
+// otherwise gives every commit a turn of its own), a stream publish, a
+// billing call. Batcher is for callers that wait in the call: one goroutine
+// takes the first waiting job plus every job already queued behind it (up to
+// a maximum) and hands them, in arrival order, to the service's commit
+// function, which records each job's outcome in the job itself. NewParallel
+// runs several such goroutines, for a database that takes concurrent
+// transactions. Gatherer (gather.go) is the same rule for items handed over
+// without waiting, in groups bounded by the caller's measure.
 package groupcommit
 
 import (

@@ -2,9 +2,10 @@ package publish
 
 import (
 	"context"
-	"sync"
+	"fmt"
 	"time"
 
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
 )
 
@@ -31,61 +32,53 @@ type sharedResult struct {
 
 // Run runs n coalescing loops until ctx is done; then it publishes what is
 // still waiting and returns. Requests may be handed over before Run starts:
-// they wait in the channel.
+// they wait.
 func (p *Publisher) Run(ctx context.Context, n int) {
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.coalesce(ctx) }()
-	}
-	wg.Wait()
+	p.shared.Start(n)
+	<-ctx.Done()
+	p.shared.Close()
 }
 
-func (p *Publisher) coalesce(ctx context.Context) {
-	var group []shared
-	var items []events.AcceptedSMS
-	for {
-		var first shared
-		select {
-		case first = <-p.shared:
-		case <-ctx.Done():
-			select {
-			case first = <-p.shared: // drain what is left before stopping
-			default:
-				return
-			}
+// takeShared says how many waiting requests one stream message carries: at
+// least one, and more while their items stay under the event's bound.
+func takeShared(waiting []shared) int {
+	items, n := len(waiting[0].items), 1
+	for ; n < len(waiting) && items < events.MaxItemsPerEvent-SharedMax; n++ {
+		items += len(waiting[n].items)
+	}
+	return n
+}
+
+// publishGroup publishes the items of a group of requests as one request
+// (under a fresh request id) and gives each its positions.
+func (p *Publisher) publishGroup(group []shared) {
+	n := 0
+	for _, g := range group {
+		n += len(g.items)
+	}
+	items := make([]events.AcceptedSMS, 0, n)
+	for _, g := range group {
+		items = append(items, g.items...)
+	}
+	positions, err := p.publish(context.Background(), NewRequestID(), time.Now().UTC(), items)
+	for _, g := range group {
+		r := sharedResult{err: err}
+		if err == nil {
+			r.positions, positions = positions[:len(g.items):len(g.items)], positions[len(g.items):]
 		}
-		group = append(group[:0], first)
-		items = append(items[:0], first.items...)
-	gather:
-		for len(items) < events.MaxItemsPerEvent-SharedMax {
-			select {
-			case next := <-p.shared:
-				group = append(group, next)
-				items = append(items, next.items...)
-			default:
-				break gather
-			}
-		}
-		positions, err := p.publish(context.WithoutCancel(ctx), NewRequestID(), time.Now().UTC(), items)
-		for _, g := range group {
-			r := sharedResult{err: err}
-			if err == nil {
-				r.positions, positions = positions[:len(g.items):len(g.items)], positions[len(g.items):]
-			}
-			g.done <- r
-		}
+		g.done <- r
 	}
 }
 
 // publishShared hands a small request to the coalescer and waits for its items
 // to be acknowledged.
 func (p *Publisher) publishShared(ctx context.Context, items []events.AcceptedSMS) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s := shared{items: items, done: make(chan sharedResult, 1)}
-	select {
-	case p.shared <- s:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if !p.shared.Add(s) {
+		return nil, fmt.Errorf("publish: %w: shutting down", apperr.ErrUnavailable)
 	}
 	// Once handed over, the items may be published: wait for the outcome even
 	// if the caller gives up, so a 503 is never sent for stored messages.

@@ -120,7 +120,7 @@ func TestOneLoopTakesAllWaiting(t *testing.T) {
 				}
 			})
 		}
-		testkit.Eventually(t, 10*time.Second, "requests waiting", func() bool { return len(p.shared) == requests })
+		testkit.Eventually(t, 10*time.Second, "requests waiting", func() bool { return p.shared.Waiting() == requests })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { p.Run(ctx, 1); close(done) }()

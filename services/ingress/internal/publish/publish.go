@@ -21,6 +21,7 @@ import (
 
 	"github.com/apitosms/apitosms/libs/broker"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/groupcommit"
 )
 
 // Publisher publishes accepted batches.
@@ -28,7 +29,7 @@ type Publisher struct {
 	js         jetstream.JetStream
 	subject    string
 	maxPayload int
-	shared     chan shared
+	shared     *groupcommit.Gatherer[shared] // small requests waiting to share a message (coalesce.go)
 }
 
 // New returns a publisher to subject; maxPayload is the server's limit
@@ -38,7 +39,9 @@ func New(js jetstream.JetStream, subject string, maxPayload int64) *Publisher {
 	if mp <= 0 {
 		mp = 1 << 20
 	}
-	return &Publisher{js: js, subject: subject, maxPayload: mp - 4096, shared: make(chan shared, 4096)}
+	p := &Publisher{js: js, subject: subject, maxPayload: mp - 4096}
+	p.shared = groupcommit.NewGatherer(takeShared, p.publishGroup)
+	return p
 }
 
 // NewRequestID returns a fresh random request id (32 hex characters): a

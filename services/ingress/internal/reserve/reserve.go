@@ -16,13 +16,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/groupcommit"
 	"github.com/apitosms/apitosms/libs/rpc"
 )
 
@@ -32,11 +32,9 @@ const MaxGroup = 256
 // Reserver sends reservations to billing, sharing calls between concurrent
 // requests. Run sends them.
 type Reserver struct {
-	nc      *nats.Conn
-	names   events.Names
-	in      chan *pending
-	stopped chan struct{} // closed once Run returned
-	once    sync.Once
+	nc    *nats.Conn
+	names events.Names
+	g     *groupcommit.Gatherer[*pending]
 }
 
 type pending struct {
@@ -52,19 +50,18 @@ type outcome struct {
 
 // New returns a reserver calling billing through nc.
 func New(nc *nats.Conn, names events.Names) *Reserver {
-	return &Reserver{nc: nc, names: names, in: make(chan *pending, 4096), stopped: make(chan struct{})}
+	r := &Reserver{nc: nc, names: names}
+	r.g = groupcommit.NewGatherer(func(waiting []*pending) int { return MaxGroup }, r.send)
+	return r
 }
 
 // Run runs n sending loops until ctx is done; then it sends what is still
 // waiting and returns. Reservations may be handed over before Run starts:
 // they wait.
 func (r *Reserver) Run(ctx context.Context, n int) {
-	defer r.once.Do(func() { close(r.stopped) })
-	var wg sync.WaitGroup
-	for range max(n, 1) {
-		wg.Go(func() { r.loop(ctx) })
-	}
-	wg.Wait()
+	r.g.Start(n)
+	<-ctx.Done()
+	r.g.Close()
 }
 
 // Reserve takes up to count messages of this month's quota of account, as
@@ -79,51 +76,11 @@ func (r *Reserver) Reserve(ctx context.Context, account int64, count int) (event
 	}
 	p := &pending{req: events.ReserveRequest{AccountID: account, Count: count}, done: make(chan outcome, 1)}
 	p.deadline, _ = ctx.Deadline()
-	select {
-	case r.in <- p:
-	case <-r.stopped:
+	if !r.g.Add(p) {
 		return events.ReserveReply{}, fmt.Errorf("reserve: %w: shutting down", apperr.ErrUnavailable)
-	case <-ctx.Done():
-		return events.ReserveReply{}, ctx.Err()
 	}
-	select {
-	case o := <-p.done:
-		return o.rep, o.err
-	case <-r.stopped:
-		select {
-		case o := <-p.done: // answered by the last loop to stop
-			return o.rep, o.err
-		default: // handed over after the loops stopped: never sent
-			return events.ReserveReply{}, fmt.Errorf("reserve: %w: shutting down", apperr.ErrUnavailable)
-		}
-	}
-}
-
-func (r *Reserver) loop(ctx context.Context) {
-	group := make([]*pending, 0, MaxGroup)
-	for {
-		var first *pending
-		select {
-		case first = <-r.in:
-		case <-ctx.Done():
-			select {
-			case first = <-r.in: // send what is left before stopping
-			default:
-				return
-			}
-		}
-		group = append(group[:0], first)
-	gather:
-		for len(group) < MaxGroup {
-			select {
-			case next := <-r.in:
-				group = append(group, next)
-			default:
-				break gather
-			}
-		}
-		r.send(group)
-	}
+	o := <-p.done
+	return o.rep, o.err
 }
 
 // send makes one call for group and answers each of its reservations.

@@ -98,7 +98,7 @@ func (q *quotas) serve(t testing.TB, b testkit.Backend, many bool) {
 // call carries them all.
 func startWhenQueued(t *testing.T, r *Reserver, n int) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, "reservations queued", func() bool { return len(r.in) == n })
+	testkit.Eventually(t, 10*time.Second, "reservations queued", func() bool { return r.g.Waiting() == n })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx, 1) }()

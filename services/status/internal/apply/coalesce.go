@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"slices"
+	"errors"
 	"strconv"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/events"
+	"github.com/apitosms/apitosms/libs/groupcommit"
 )
 
 // Each status request used to publish its own ReportedBatch and wait for its
@@ -48,12 +48,7 @@ type ticket struct {
 type coalescer struct {
 	relay    *relay
 	maxBytes int
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	queue  []*ticket
-	closed bool
-	wg     sync.WaitGroup
+	g        *groupcommit.Gatherer[*ticket]
 }
 
 // newCoalescer starts loops publishing loops (1 on the embedded server: a
@@ -63,58 +58,35 @@ func newCoalescer(r *relay, loops, maxPayload int) *coalescer {
 	if maxPayload <= headerRoom {
 		c.maxBytes = 1<<20 - headerRoom // NATS's default max payload
 	}
-	c.cond = sync.NewCond(&c.mu)
-	for range max(loops, 1) {
-		c.wg.Go(c.loop)
-	}
+	c.g = groupcommit.NewGatherer(c.take, c.publish)
+	c.g.Start(loops)
 	return c
 }
 
 // enqueue hands over the events of one committed group, together: they go
-// in one message unless it would exceed the bounds.
+// in one message unless it would exceed the bounds. After close their
+// requests learn that nothing was published (the events stay in the outbox
+// for the relay).
 func (c *coalescer) enqueue(ts []*ticket) {
-	if len(ts) == 0 {
+	if c.g.Add(ts...) {
 		return
 	}
-	c.mu.Lock()
-	c.queue = append(c.queue, ts...)
-	c.mu.Unlock()
-	c.cond.Signal()
-}
-
-// close publishes what is queued and stops the loops. Nothing may be
-// enqueued after.
-func (c *coalescer) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cond.Broadcast()
-	c.wg.Wait()
-}
-
-func (c *coalescer) loop() {
-	for {
-		batch := c.take()
-		if batch == nil {
-			return
-		}
-		c.publish(batch)
+	for _, t := range ts {
+		t.done <- errClosed
 	}
 }
 
-// take waits for queued events and takes, in order, as many as one message
-// holds (at least one); nil once closed and empty.
-func (c *coalescer) take() []*ticket {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for len(c.queue) == 0 {
-		if c.closed {
-			return nil
-		}
-		c.cond.Wait()
-	}
+// errClosed is the publish outcome of events handed over after close.
+var errClosed = errors.New("status publisher closed")
+
+// close publishes what is queued and stops the loops.
+func (c *coalescer) close() { c.g.Close() }
+
+// take says how many of the waiting events, in order, one message holds (at
+// least one).
+func (c *coalescer) take(waiting []*ticket) int {
 	size, items, n := 2, 0, 0
-	for _, t := range c.queue {
+	for _, t := range waiting {
 		size += len(t.payload) + 1
 		items += t.items
 		if n > 0 && (size > c.maxBytes || items > maxCombinedItems) {
@@ -122,12 +94,7 @@ func (c *coalescer) take() []*ticket {
 		}
 		n++
 	}
-	batch := slices.Clone(c.queue[:n])
-	c.queue = slices.Delete(c.queue, 0, n) // keeps no taken ticket reachable
-	if len(c.queue) > 0 {
-		c.cond.Signal() // another loop may take the rest
-	}
-	return batch
+	return n
 }
 
 // publish publishes batch as one message and tells each event's request

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 
 	"github.com/apitosms/apitosms/libs/events"
@@ -13,25 +12,32 @@ import (
 // one over the bound alone.
 func TestCoalescerTakeBounds(t *testing.T) {
 	c := &coalescer{maxBytes: 100}
-	c.cond = sync.NewCond(&c.mu)
 	tk := func(id int64, size, items int) *ticket {
 		return &ticket{id: id, payload: bytes.Repeat([]byte{'x'}, size), items: items}
 	}
-	c.enqueue([]*ticket{tk(1, 30, 1), tk(2, 30, 1), tk(3, 30, 1)}) // 2+31*3 = 95
-	c.enqueue([]*ticket{tk(4, 10, 1), tk(5, 200, 1), tk(6, 10, maxCombinedItems), tk(7, 10, 1)})
+	waiting := []*ticket{tk(1, 30, 1), tk(2, 30, 1), tk(3, 30, 1), // 2+31*3 = 95
+		tk(4, 10, 1), tk(5, 200, 1), tk(6, 10, maxCombinedItems), tk(7, 10, 1)}
 	var got [][]int64
 	var sizes []int
-	for range 5 {
+	for len(waiting) > 0 {
+		n := c.take(waiting)
+		if n < 1 || n > len(waiting) {
+			t.Fatalf("take of %d waiting: %d", len(waiting), n)
+		}
 		var ids []int64
 		var payloads [][]byte
-		for _, t := range c.take() {
+		for _, t := range waiting[:n] {
 			ids = append(ids, t.id)
 			payloads = append(payloads, t.payload)
 		}
+		waiting = waiting[n:]
 		got = append(got, ids)
 		sizes = append(sizes, events.ReportedMessageLen(payloads))
 	}
 	want := [][]int64{{1, 2, 3}, {4}, {5}, {6}, {7}}
+	if len(got) != len(want) {
+		t.Fatalf("messages %v, want %v", got, want)
+	}
 	for i := range want {
 		if len(got[i]) != len(want[i]) || got[i][0] != want[i][0] || got[i][len(got[i])-1] != want[i][len(want[i])-1] {
 			t.Fatalf("messages %v, want %v", got, want)
@@ -39,9 +45,6 @@ func TestCoalescerTakeBounds(t *testing.T) {
 		if sizes[i] > c.maxBytes && len(got[i]) > 1 {
 			t.Errorf("message %v of %d bytes, over %d", got[i], sizes[i], c.maxBytes)
 		}
-	}
-	if len(c.queue) != 0 {
-		t.Fatalf("%d left queued", len(c.queue))
 	}
 }
 
