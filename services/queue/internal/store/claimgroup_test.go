@@ -209,3 +209,128 @@ func TestClaimGroupReports(t *testing.T) {
 		t.Logf("%d transactions for %.0f jobs", h.GetSampleCount(), h.GetSampleSum())
 	})
 }
+
+// gate is a group size observer that holds the first group until released
+// (it runs in the group's goroutine, before the commit), and records every
+// group's size.
+type gate struct {
+	mu    sync.Mutex
+	sizes []int
+	hold  chan struct{}
+}
+
+func (g *gate) Observe(v float64) {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, int(v))
+	first := len(g.sizes) == 1
+	g.mu.Unlock()
+	if first {
+		<-g.hold
+	}
+}
+
+func (g *gate) seen() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.sizes...)
+}
+
+// A consumer's batch of reports is applied in pieces, one a group after the
+// group's claims: a claim that comes while the reports wait goes in the next
+// group, beside one piece, and is answered before the rest of the reports
+// are applied (on SQLite; PostgreSQL applies reports alone). The pieces add
+// up to what one transaction records: every outcome once, a position
+// reported twice (in two pieces) once in Final.
+func TestClaimGroupReportsInPieces(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		st := open(t, b)
+		ctx := context.Background()
+		const n, piece = 100, 16
+		in := st.NewInserter()
+		defer in.Close()
+		if _, err := in.Insert(ctx, rows(1, 1, n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Insert(ctx, rows(2, n+1, 40)); err != nil {
+			t.Fatal(err)
+		}
+		gt := &gate{hold: make(chan struct{})}
+		close(gt.hold) // the setup's groups pass
+		g := st.NewClaimGroup(gt)
+		defer g.Close()
+		g.SetReportPiece(piece)
+		now := time.Now()
+		got, err := g.Claim(ctx, 1, n, store.NoBound, now, store.Confirm{ID: store.NewClaimID(), Expires: now.Add(time.Hour)})
+		if err != nil || len(got) != n {
+			t.Fatalf("claim: %d messages, %v", len(got), err)
+		}
+		reports := make([]store.Report, 0, n+10)
+		for _, m := range got {
+			reports = append(reports, store.Report{AccountID: 1, Pos: m.Pos, Status: store.StatusSent, Device: "phone", At: now})
+		}
+		reports = append(reports, reports[:10]...) // the first ten again, in the last piece
+
+		// Hold the next group (a claim of account 2) while the reports and
+		// another claim queue behind it.
+		gt.mu.Lock()
+		gt.sizes, gt.hold = nil, make(chan struct{})
+		gt.mu.Unlock()
+		var wg sync.WaitGroup
+		var claimedAt, reportedAt time.Time
+		wg.Go(func() {
+			if _, err := g.Claim(ctx, 2, 20, store.NoBound, time.Now(), store.Confirm{}); err != nil {
+				t.Errorf("first claim: %v", err)
+			}
+		})
+		for len(gt.seen()) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		var rec store.Recorded
+		wg.Go(func() {
+			var err error
+			if rec, err = g.RecordReports(ctx, reports, nil); err != nil {
+				t.Errorf("reports: %v", err)
+			}
+			reportedAt = time.Now()
+		})
+		time.Sleep(100 * time.Millisecond) // the reports are queued
+		wg.Go(func() {
+			if got, err := g.Claim(ctx, 2, 20, store.NoBound, time.Now(), store.Confirm{}); err != nil || len(got) != 20 {
+				t.Errorf("second claim: %d messages, %v", len(got), err)
+			}
+			claimedAt = time.Now()
+		})
+		time.Sleep(100 * time.Millisecond) // the claim is waiting
+		close(gt.hold)
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		if rec.Changed != n || rec.Sent != n || rec.Missing != 0 || len(rec.Final) != n {
+			t.Fatalf("recorded %d changed, %d sent, %d missing, %d final; want %d changed, sent and final", rec.Changed, rec.Sent, rec.Missing, len(rec.Final), n)
+		}
+		final := make(map[int64]bool, n)
+		for _, f := range rec.Final {
+			if final[f.Pos] {
+				t.Fatalf("position %d twice in Final", f.Pos)
+			}
+			final[f.Pos] = true
+		}
+		if again, err := g.RecordReports(ctx, reports, nil); err != nil || again.Changed != 0 || len(again.Final) != n {
+			t.Fatalf("a redelivery: %d changed, %d final, %v; want nothing changed, the same Final", again.Changed, len(again.Final), err)
+		}
+		checkCounts(t, st, "after the reports")
+		if b.DatabaseURL != "" {
+			return // PostgreSQL reports run in their own transactions
+		}
+		// The held claim; the waiting claim with the first piece; the six
+		// other pieces (110 reports in pieces of 16) one a group.
+		sizes := gt.seen()
+		if len(sizes) < 8 || sizes[0] != 1 || sizes[1] != 2 {
+			t.Fatalf("group sizes %v; want 1, then the claim with the first piece, then a piece a group", sizes)
+		}
+		if !claimedAt.Before(reportedAt) {
+			t.Fatalf("the claim was answered at %v, after the reports (%v)", claimedAt, reportedAt)
+		}
+	})
+}
