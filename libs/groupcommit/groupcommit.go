@@ -157,6 +157,11 @@ func (b *Batcher[J]) run() {
 	for {
 		batch = batch[:0]
 		select {
+		case <-b.stop: // before any waiting job: Close takes no new batch
+			return
+		default:
+		}
+		select {
 		case e := <-b.in:
 			batch = append(batch, e)
 		case <-b.kick:

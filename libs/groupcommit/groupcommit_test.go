@@ -151,3 +151,117 @@ func testParallel(t *testing.T) {
 		}
 	}
 }
+
+// DoLater's jobs go one a batch, after the jobs of Do that were waiting: a
+// caller of Do never waits behind all of them, and they still run in order,
+// one every batch, while Do keeps the committer busy.
+func TestLaterJobsOneABatchAfterDo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		var mu sync.Mutex
+		var batches [][]int
+		b := groupcommit.New(8, func(ctx context.Context, batch []*job) {
+			mu.Lock()
+			ins := make([]int, len(batch))
+			for i, j := range batch {
+				ins[i] = j.in
+				j.out = j.in * 2
+			}
+			batches = append(batches, ins)
+			first := len(batches) == 1
+			mu.Unlock()
+			if first {
+				<-block
+			}
+		}, nil)
+		defer b.Close()
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Do(context.Background(), &job{in: 1}) }) // held
+		synctest.Wait()
+		later := []*job{{in: 100}, {in: 101}, {in: 102}}
+		var laterDone, doDone atomic.Int64
+		wg.Go(func() {
+			if err := b.DoLater(context.Background(), later...); err != nil {
+				t.Errorf("DoLater: %v", err)
+			}
+			laterDone.Store(int64(len(batches)))
+		})
+		synctest.Wait()
+		for i := range 2 {
+			wg.Go(func() {
+				_ = b.Do(context.Background(), &job{in: 2 + i})
+				doDone.Add(1)
+			})
+			synctest.Wait()
+		}
+		close(block)
+		wg.Wait()
+		want := [][]int{{1}, {2, 3, 100}, {101}, {102}}
+		if len(batches) != len(want) {
+			t.Fatalf("batches %v, want %v", batches, want)
+		}
+		for i := range want {
+			if len(batches[i]) != len(want[i]) {
+				t.Fatalf("batches %v, want %v", batches, want)
+			}
+			for k := range want[i] {
+				if batches[i][k] != want[i][k] {
+					t.Fatalf("batches %v, want %v", batches, want)
+				}
+			}
+		}
+		for _, j := range later {
+			if j.out != 2*j.in {
+				t.Fatalf("later job %d not committed before DoLater returned", j.in)
+			}
+		}
+		if laterDone.Load() != 4 || doDone.Load() != 2 {
+			t.Fatalf("DoLater returned after %d batches, want 4", laterDone.Load())
+		}
+	})
+}
+
+// With nothing in Do, later jobs still run, one a batch; after Close
+// DoLater fails as unavailable, and Close fails the later jobs it leaves.
+func TestLaterJobsAloneAndAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sizes []int
+		b := groupcommit.New(8, func(ctx context.Context, batch []*job) {
+			for _, j := range batch {
+				j.out = j.in * 2
+			}
+		}, func(n int) { sizes = append(sizes, n) })
+		jobs := []*job{{in: 1}, {in: 2}}
+		if err := b.DoLater(context.Background(), jobs...); err != nil || jobs[0].out != 2 || jobs[1].out != 4 {
+			t.Fatalf("DoLater: %v, outs %d %d", err, jobs[0].out, jobs[1].out)
+		}
+		if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 1 {
+			t.Fatalf("batch sizes %v, want 1 and 1", sizes)
+		}
+		b.Close()
+		if err := b.DoLater(context.Background(), &job{}); !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("DoLater after Close: %v", err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		b := groupcommit.New(8, func(ctx context.Context, batch []*job) { <-block }, nil)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Do(context.Background(), &job{}) }) // held
+		synctest.Wait()
+		var err error
+		wg.Go(func() { err = b.DoLater(context.Background(), &job{}, &job{}) })
+		synctest.Wait()
+		closed := make(chan struct{})
+		go func() { b.Close(); close(closed) }()
+		synctest.Wait()
+		close(block)
+		<-closed
+		wg.Wait()
+		// Close came while the first batch was committing: no batch after
+		// it, so both later jobs are dropped.
+		if !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("DoLater with jobs left at Close: %v", err)
+		}
+	})
+}
