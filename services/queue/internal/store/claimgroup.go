@@ -21,7 +21,7 @@ const maxClaimGroup = 32
 // batch is applied within a few groups however far the consumer is behind
 // (its AckWait, and a lag that would only grow).
 const (
-	reportsPerGroup = 256
+	reportsPerGroup = 1024
 	maxReportPieces = 8
 )
 
