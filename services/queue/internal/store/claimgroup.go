@@ -14,17 +14,6 @@ import (
 // maxClaimGroup bounds the claims sharing one transaction.
 const maxClaimGroup = 32
 
-// reportsPerGroup is the size of the pieces a reported consumer's batch
-// (thousands of reports, tens of ms of the writer) is applied in, one piece
-// a claim group, after the group's claims and acks (groupcommit's DoLater);
-// a batch goes in at most maxReportPieces pieces, larger ones then, so one
-// batch is applied within a few groups however far the consumer is behind
-// (its AckWait, and a lag that would only grow).
-const (
-	reportsPerGroup = 1024
-	maxReportPieces = 8
-)
-
 // pgClaimWorkers is how many claim transactions run at once on PostgreSQL.
 const pgClaimWorkers = 4
 
@@ -47,16 +36,11 @@ const pgClaimWorkers = 4
 // Acks (Ack) join the same groups: on SQLite an ack then costs no commit of
 // its own. So do reports on SQLite (RecordReports): the phones' reports and
 // polls then share commits (one fsync, and the pages both write, such as
-// the backlog counts, written once). Reports only delay events, while a
-// phone waits on its claim, so a consumer's batch goes in pieces of at most
-// reportsPerGroup reports, one piece a group after the group's claims and
-// acks: a claim waits behind at most one piece, never behind a whole batch,
-// and the reports still advance one piece every group.
+// the backlog counts, written once), in the order they reached the group.
 //
 // Callers wait for ingestion (read-your-writes) before calling Claim.
 type ClaimGroup struct {
 	st    *Store
-	chunk int // reportsPerGroup (tests set less)
 	b     *groupcommit.Batcher[*claimJob]
 	mu    sync.Mutex // guards stmts' preparation
 	stmts claimStmts // the claim path's statements, prepared once (safe for concurrent use)
@@ -82,7 +66,7 @@ type claimJob struct {
 // goroutine; Close stops it. size, if not nil, observes the claims of each
 // shared transaction.
 func (s *Store) NewClaimGroup(size prometheus.Observer) *ClaimGroup {
-	g := &ClaimGroup{st: s, chunk: reportsPerGroup}
+	g := &ClaimGroup{st: s}
 	var observe func(int)
 	if size != nil {
 		observe = func(n int) { size.Observe(float64(n)) }
@@ -122,57 +106,19 @@ func (g *ClaimGroup) Ack(ctx context.Context, ids []int64) (int64, error) {
 	return j.acked, j.err
 }
 
-// RecordReports is Store.RecordReports; on SQLite it shares transactions
+// RecordReports is Store.RecordReports; on SQLite it shares a transaction
 // with concurrent claims and acks (on PostgreSQL, whose claim groups run in
 // parallel, it runs alone as before: its row locks then never wait on a
-// group's). There it applies reports in pieces (reportsPerGroup,
-// maxReportPieces), one a group (in order, after the group's claims and
-// acks), and returns once all are committed: Recorded is their sum, Final
-// once per position. Reports are idempotent, so a piece that fails fails the
-// call (the batch is redelivered, the pieces committed are found applied).
-// After Close it fails with apperr.ErrUnavailable on SQLite.
+// group's). After Close it fails with apperr.ErrUnavailable on SQLite.
 func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell func(account int64) bool) (Recorded, error) {
 	if g.st.pg || !anyOutcome(reports) {
 		return g.st.RecordReports(ctx, reports, tell)
 	}
-	pieces := min((len(reports)+g.chunk-1)/g.chunk, maxReportPieces)
-	size := (len(reports) + pieces - 1) / pieces
-	jobs := make([]*claimJob, 0, pieces)
-	for rest := reports; len(rest) > 0; {
-		n := min(len(rest), size)
-		jobs = append(jobs, &claimJob{ctx: ctx, reports: rest[:n:n], tell: tell})
-		rest = rest[n:]
-	}
-	if err := g.b.DoLater(ctx, jobs...); err != nil {
+	j := &claimJob{ctx: ctx, reports: reports, tell: tell}
+	if err := g.b.Do(ctx, j); err != nil {
 		return Recorded{}, err
 	}
-	var out Recorded
-	var seen map[int64]bool // a position reported twice may be final in two pieces
-	for _, j := range jobs {
-		if j.err != nil {
-			return Recorded{}, j.err
-		}
-		r := j.recorded
-		out.Changed += r.Changed
-		out.Missing += r.Missing
-		out.Sent += r.Sent
-		out.Failed += r.Failed
-		out.Untold += r.Untold
-		if len(jobs) == 1 {
-			out.Final = r.Final
-			break
-		}
-		if seen == nil {
-			seen = make(map[int64]bool)
-		}
-		for _, t := range r.Final {
-			if !seen[t.Pos] {
-				seen[t.Pos] = true
-				out.Final = append(out.Final, t)
-			}
-		}
-	}
-	return out, nil
+	return j.recorded, j.err
 }
 
 // Close stops taking claims after the group in hand is committed.
