@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // consumer records a fetched batch. An operation is one poll. "apart"
 // records the reports in transactions of their own (Store.RecordReports),
 // "shared" through the claim group (on SQLite in the claims' transactions).
-// cpu-µs/poll is the process's user+sys CPU per poll; "limit200" is the
+// cpu-µs/poll is the process's user+sys CPU per poll, claim-p50-ms and
+// claim-p99-ms what a claim waited for its group; "limit200" is the
 // drain's poll size, for the cost per message at 10 times fewer polls.
 func BenchmarkPhoneFleet(b *testing.B) {
 	eachBackend(b, func(b *testing.B, st *store.Store) {
@@ -79,6 +81,7 @@ func benchPhoneFleet(b *testing.B, st *store.Store, g *store.ClaimGroup, limit i
 	})
 	var ops atomic.Int64
 	var phonesDone sync.WaitGroup
+	waits := make([][]time.Duration, phones) // each claim's wait, per phone
 	before := testkit.ProcessCPU()
 	b.ResetTimer()
 	for p := range phones {
@@ -88,6 +91,7 @@ func benchPhoneFleet(b *testing.B, st *store.Store, g *store.ClaimGroup, limit i
 				now := time.Now()
 				id := store.NewClaimID()
 				got, err := g.Claim(ctx, account, limit, store.NoBound, now, store.Confirm{ID: id, Expires: now.Add(time.Minute)})
+				waits[p] = append(waits[p], time.Since(now))
 				if err != nil || len(got) != limit {
 					b.Errorf("claimed %d, err %v", len(got), err)
 					return
@@ -111,4 +115,13 @@ func benchPhoneFleet(b *testing.B, st *store.Store, g *store.ClaimGroup, limit i
 	cpu := float64((testkit.ProcessCPU() - before).Microseconds())
 	b.ReportMetric(cpu/float64(b.N), "cpu-µs/poll")
 	b.ReportMetric(cpu/float64(b.N*limit), "cpu-µs/msg")
+	var all []time.Duration
+	for _, w := range waits {
+		all = append(all, w...)
+	}
+	if len(all) > 0 {
+		slices.Sort(all)
+		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "claim-p50-ms")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "claim-p99-ms")
+	}
 }
