@@ -575,15 +575,14 @@ func (s *Store) trackHandOuts(ctx context.Context, tx *sql.Tx, stmts *reportStmt
 		if !ok || row.account != r.AccountID || row.full || row.handedOut {
 			continue
 		}
-		if row.status < StatusSent {
-			if e, ok := s.handOuts.take(r.Pos, r.AccountID, row.claim); ok {
-				t, err := e.tracked(r.Pos)
-				if err != nil {
-					return fmt.Errorf("find reported: %w", err)
-				}
-				row.tracked, row.handedOut = t, true
-				continue
+		// Taken (forgotten) whether or not it serves: a row is reported once.
+		if e, ok := s.handOuts.take(r.Pos, r.AccountID, row.claim); ok && row.status < StatusSent {
+			t, err := e.tracked(r.Pos)
+			if err != nil {
+				return fmt.Errorf("find reported: %w", err)
 			}
+			row.tracked, row.handedOut = t, true
+			continue
 		}
 		row.full = true // once in misses
 		misses = append(misses, r.Pos)
