@@ -85,7 +85,7 @@ func TestHandOutsNameWhatTrackingShows(t *testing.T) {
 		if !database.IsPostgres(st.DB()) {
 			hostile = append(hostile, "\x00nul\x00", "\xff\xfe bad \xc3")
 		}
-		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456789, time.UTC)
+		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC) // microseconds: PostgreSQL keeps no more
 		msgs := make([]store.NewMessage, 0, len(hostile))
 		for i, s := range hostile {
 			m := store.NewMessage{Pos: int64(i + 1), AccountID: 1, Phone: "+49" + s, Text: s, AcceptedAt: accepted.Add(time.Duration(i) * time.Second)}
@@ -117,7 +117,7 @@ func TestHandOutsNameWhatTrackingShows(t *testing.T) {
 		claim(1, 3, store.Confirm{ID: store.NewClaimID(), Expires: hour}) // open
 		claim(2, 4, store.Confirm{ID: store.NewClaimID(), Expires: hour}) // untold: not remembered
 		kept(t, st, "claimed", 7)
-		at := time.Date(2026, 12, 2, 6, 0, 0, 987654321, time.UTC)
+		at := time.Date(2026, 12, 2, 6, 0, 0, 987654000, time.UTC)
 		reports := append(sentReports(1, span(1, int64(len(hostile))), "Phone|1 2", at), sentReports(2, span(101, 104), "P2", at)...)
 		for _, name := range []string{"recorded now", "redelivered"} {
 			rec, err := st.RecordReports(ctx, reports, func(a int64) bool { return a == 1 })
@@ -205,7 +205,7 @@ func TestHandOutsForgetTheOldest(t *testing.T) {
 			t.Fatalf("claim: %d, %v", len(got), err)
 		}
 		kept(t, st, "claimed", 3)
-		rec, err := st.RecordReports(ctx, sentReports(1, span(1, 5), "P", time.Now()), nil)
+		rec, err := st.RecordReports(ctx, sentReports(1, span(1, 5), "P", time.Now().Truncate(time.Microsecond)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
