@@ -125,9 +125,19 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmts claimStmts, d *ba
 			} else {
 				rows, err = tx.QueryContext(ctx, claimToldSQLite, args...)
 			}
-			return scanClaimed(rows, err, func(c Claimed, packed string) {
+			return scanClaimed(rows, err, func(c Claimed, extra *[4]any) error {
+				e := handOut{claim: confirm.ID, account: accountID, phone: c.Phone, text: c.Text, high: c.High, claimedAt: now.UTC()}
+				attempts, ok := extra[0].(int64)
+				sendAt, ok2 := extra[1].(int64)
+				validUntil, ok3 := extra[2].(int64)
+				accepted, ok4 := extra[3].(string)
+				if !ok || !ok2 || !ok3 || !ok4 {
+					return fmt.Errorf("claim: hand-out of %d: %T %T %T %T", c.Pos, extra[0], extra[1], extra[2], extra[3])
+				}
+				e.attempts, e.sendAt, e.validUntil, e.accepted = attempts, sendAt, validUntil, accepted
 				keptPos = append(keptPos, c.Pos)
-				kept = append(kept, handOut{claim: confirm.ID, account: accountID, phone: c.Phone, text: c.Text, high: c.High, packed: packed})
+				kept = append(kept, e)
+				return nil
 			})
 		}
 		if stmts.claim != nil {
@@ -179,20 +189,21 @@ func SortHandOut(out []Claimed) {
 }
 
 // scanClaimed reads claimed rows and sorts them in hand-out order; with
-// told (claimToldSQLite's rows), it also reads each row's packed column and
-// gives it to told with the row.
-func scanClaimed(rows *sql.Rows, err error, told ...func(c Claimed, packed string)) ([]Claimed, error) {
+// told (claimToldSQLite's rows), it also reads each row's four more columns
+// (the driver's values, one array for all rows: no conversion) and gives
+// them to told with the row.
+func scanClaimed(rows *sql.Rows, err error, told ...func(c Claimed, extra *[4]any) error) ([]Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	defer rows.Close()
 	var out []Claimed
-	var packed string
+	var extra [4]any
 	for rows.Next() {
 		var c Claimed
 		var lane int16
 		if len(told) > 0 {
-			err = rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane, &packed)
+			err = rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane, &extra[0], &extra[1], &extra[2], &extra[3])
 		} else {
 			err = rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane)
 		}
@@ -202,7 +213,9 @@ func scanClaimed(rows *sql.Rows, err error, told ...func(c Claimed, packed strin
 		c.High = lane == 0
 		out = append(out, c)
 		if len(told) > 0 {
-			told[0](c, packed)
+			if err := told[0](c, &extra); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -228,12 +241,13 @@ WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane IN (0, 1) 
     AND (valid_until IS NULL OR valid_until > ?5) ORDER BY lane, pos LIMIT ?6)
 RETURNING pos, phone, text, lane`
 
-// claimToldSQLite is claimSQLite that also prints, for handOuts, the
-// columns a told account's message events need beyond the claimed row's, as
-// wideReportedSQLite prints them (the values after the update: the
-// attempts counted, the claim's time).
-const claimToldSQLite = claimSQLite + `, printf('%d %d %d|%s|%s', attempts, COALESCE(send_at, 0), COALESCE(valid_until, 0),
-    accepted_at, claimed_at)`
+// claimToldSQLite is claimSQLite that also returns, for handOuts, the
+// columns a told account's message events need beyond the claimed row's
+// (the values after the update: the attempts counted); the accepted time
+// as the text SQLite holds (|| ”: the driver would parse a DATETIME
+// column), as wideReportedSQLite prints it. The claim's time is the
+// claim's own argument.
+const claimToldSQLite = claimSQLite + `, attempts, COALESCE(send_at, 0), COALESCE(valid_until, 0), accepted_at || ''`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the
 // account has a lease (account_settings): then it ends leaseSeconds after

@@ -1,9 +1,8 @@
 package store
 
 import (
-	"fmt"
-	"strings"
 	"sync"
+	"time"
 )
 
 // handOutsKept bounds the hand-outs a handOuts remembers (about 300 bytes
@@ -39,10 +38,13 @@ type handOut struct {
 	claim, account int64
 	phone, text    string
 	high           bool
-	// packed is claimToldSQLite's last column: "attempts send_at
-	// valid_until|accepted_at|claimed_at", printed by SQLite as
-	// wideReportedSQLite prints them.
-	packed string
+	// claimToldSQLite's columns: the accepted time as SQLite holds it
+	// (parsed when used, as wideReportedSQLite's), the attempts after the
+	// claim, the §12 limits; and the claim's time.
+	accepted           string
+	attempts           int64
+	sendAt, validUntil int64
+	claimedAt          time.Time
 }
 
 // RememberHandOuts makes claims of the accounts tell names (on SQLite)
@@ -97,23 +99,10 @@ func (h *handOuts) take(pos, account, claim int64) (handOut, bool) {
 // first outcome (scanWideReported with no outcome row: no device, no
 // finish, the status initiated).
 func (e handOut) tracked(pos int64) (Tracked, error) {
-	var n [3]int64
-	rest, err := cutInts(e.packed, n[:], '|')
-	if err != nil {
-		return Tracked{}, err
-	}
-	accepted, claimed, ok := strings.Cut(rest, "|")
-	if !ok {
-		return Tracked{}, fmt.Errorf("hand-out %q: not two times", e.packed)
-	}
+	claimed := e.claimedAt
 	t := Tracked{Pos: pos, AccountID: e.account, Phone: e.phone, Text: e.text, Status: StatusInitiated,
-		Attempts: int(n[0]), SendAt: n[1], ValidUntil: n[2], High: e.high}
-	if t.Attempts == 0 && claimed != "" {
-		t.Attempts = 1
-	}
-	if t.AcceptedAt, err = parseReportText(accepted); err != nil {
-		return Tracked{}, err
-	}
-	t.ClaimedAt, err = parseReportTextPtr(claimed)
+		Attempts: max(int(e.attempts), 1), SendAt: e.sendAt, ValidUntil: e.validUntil, High: e.high, ClaimedAt: &claimed}
+	var err error
+	t.AcceptedAt, err = parseReportText(e.accepted)
 	return t, err
 }
