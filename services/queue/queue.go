@@ -257,6 +257,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("queue: webhook subscriptions: %w", err)
 	}
 	s.notify.OnlySubscribed(subs, s.tm)
+	s.store.RememberHandOuts(s.notify.MayTell)
 	claims := s.store.NewClaimGroup(s.m.ClaimGroup)
 	defer claims.Close() // after the claims in flight are answered
 	srv := rpc.NewServer(s.deps.Broker.Conn, events.GroupQueue, s.cfg.RPCConcurrency, s.rm, s.log)

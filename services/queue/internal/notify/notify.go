@@ -82,6 +82,17 @@ func (n *Notifier) Tells() func(account int64) bool {
 	}
 }
 
+// MayTell is what Tells' function answers for account, on the
+// announcements already taken in (no refresh: cheap enough for every
+// claim). The claims remember what these accounts' events will need
+// (store.RememberHandOuts).
+func (n *Notifier) MayTell(account int64) bool {
+	if n == nil {
+		return false
+	}
+	return n.subs == nil || n.subs.Wants(account, events.TypeMessageSent) || n.subs.Wants(account, events.TypeMessageFailed)
+}
+
 // Untold counts as skipped the events of n messages whose accounts Tells
 // said no to (never handed to Messages).
 func (n *Notifier) Untold(count int64) {

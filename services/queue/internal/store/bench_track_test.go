@@ -92,3 +92,65 @@ func BenchmarkLookup1000(b *testing.B) {
 		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "lookups/s")
 	})
 }
+
+// BenchmarkReports1000Claimed is BenchmarkReports1000 (a told account) for
+// messages handed out as get_messages hands them out (confirmed claims of
+// 200, acknowledged), read in full ("wide") or with the claims' hand-outs
+// remembered ("handouts", RememberHandOuts: the report reads them narrow).
+// claim-cpu-µs/row is the claims' CPU per message, in the setup.
+func BenchmarkReports1000Claimed(b *testing.B) {
+	for _, remember := range []bool{false, true} {
+		name := "wide"
+		if remember {
+			name = "handouts"
+		}
+		b.Run(name, func(b *testing.B) {
+			eachBackend(b, func(b *testing.B, st *store.Store) {
+				if remember {
+					st.RememberHandOuts(func(int64) bool { return true })
+				}
+				ctx := context.Background()
+				const size = 1000
+				in := st.NewInserter()
+				defer in.Close()
+				total := (b.N + 1) * size
+				for from := 0; from < total; from += 5000 {
+					if _, err := in.Insert(ctx, rows(1, int64(from+1), 5000)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				g := st.NewClaimGroup(nil)
+				defer g.Close()
+				claimCPU := testkit.ProcessCPU()
+				for claimed := 0; claimed < total; {
+					id := store.NewClaimID()
+					got, err := g.Claim(ctx, 1, 200, store.NoBound, time.Now(), store.Confirm{ID: id, Expires: time.Now().Add(time.Hour)})
+					if err != nil || len(got) == 0 {
+						b.Fatalf("claim: %d rows, %v", len(got), err)
+					}
+					if _, err := g.Ack(ctx, []int64{id}); err != nil {
+						b.Fatal(err)
+					}
+					claimed += len(got)
+				}
+				claimCPU = testkit.ProcessCPU() - claimCPU
+				reports := make([]store.Report, size)
+				b.ReportAllocs()
+				before := testkit.ProcessCPU()
+				b.ResetTimer()
+				for i := range b.N {
+					for j := range reports {
+						reports[j] = benchReport(int64(i*size + j + 1))
+					}
+					rec, err := g.RecordReports(ctx, reports, nil)
+					if err != nil || len(rec.Final) != size {
+						b.Fatalf("%d named, %v", len(rec.Final), err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64((testkit.ProcessCPU()-before).Microseconds())/float64(b.N*size), "cpu-µs/report")
+				b.ReportMetric(float64(claimCPU.Microseconds())/float64(total), "claim-cpu-µs/row")
+			})
+		})
+	}
+}

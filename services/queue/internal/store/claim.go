@@ -98,9 +98,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx, d *backlogDelta) e
 // claimStmts are the claim path's statements prepared on the database
 // (ClaimGroup.prepare); a nil one runs unprepared.
 type claimStmts struct {
-	claim  *sql.Stmt // claimSQL
-	record *sql.Stmt // recordClaimSQLite (SQLite only)
-	ack    *sql.Stmt // ackSQLite (SQLite only)
+	claim     *sql.Stmt // claimSQL
+	claimTold *sql.Stmt // claimToldSQLite (SQLite only)
+	record    *sql.Stmt // recordClaimSQLite (SQLite only)
+	ack       *sql.Stmt // ackSQLite (SQLite only)
 }
 
 // claimIn runs the claim in tx, with stmts when prepared, and adds the
@@ -110,7 +111,35 @@ type claimStmts struct {
 // statement writes it itself.
 func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmts claimStmts, d *backlogDelta, accountID int64, limit int, maxPos int64, now time.Time, confirm Confirm) ([]Claimed, error) {
 	args := s.claimArgs(accountID, limit, maxPos, now, confirm)
+	told := !s.pg && confirm.ID != 0 && s.handOuts.remembers(accountID)
+	var kept []handOut
+	var keptPos []int64
 	query := func() ([]Claimed, error) {
+		if told {
+			// The told accounts' claim also prints what their events need
+			// (handOuts), remembered once the claim is recorded.
+			var rows *sql.Rows
+			var err error
+			if stmts.claimTold != nil {
+				rows, err = tx.StmtContext(ctx, stmts.claimTold).QueryContext(ctx, args...)
+			} else {
+				rows, err = tx.QueryContext(ctx, claimToldSQLite, args...)
+			}
+			return scanClaimed(rows, err, func(c Claimed, extra *[4]any) error {
+				e := handOut{claim: confirm.ID, account: accountID, phone: c.Phone, text: c.Text, high: c.High, claimedAt: now.UTC()}
+				attempts, ok := extra[0].(int64)
+				sendAt, ok2 := extra[1].(int64)
+				validUntil, ok3 := extra[2].(int64)
+				accepted, ok4 := extra[3].(string)
+				if !ok || !ok2 || !ok3 || !ok4 {
+					return fmt.Errorf("claim: hand-out of %d: %T %T %T %T", c.Pos, extra[0], extra[1], extra[2], extra[3])
+				}
+				e.attempts, e.sendAt, e.validUntil, e.accepted = attempts, sendAt, validUntil, accepted
+				keptPos = append(keptPos, c.Pos)
+				kept = append(kept, e)
+				return nil
+			})
+		}
 		if stmts.claim != nil {
 			return scanClaimed(tx.StmtContext(ctx, stmts.claim).QueryContext(ctx, args...))
 		}
@@ -137,6 +166,11 @@ func (s *Store) claimIn(ctx context.Context, tx *sql.Tx, stmts claimStmts, d *ba
 	if err != nil {
 		return nil, fmt.Errorf("claim: record: %w", err)
 	}
+	if told {
+		// Before the commit: should the transaction roll back, these
+		// positions carry another claim id or none, and are misses.
+		s.handOuts.remember(keptPos, kept)
+	}
 	return out, nil
 }
 
@@ -154,21 +188,35 @@ func SortHandOut(out []Claimed) {
 	})
 }
 
-// scanClaimed reads claimed rows and sorts them in hand-out order.
-func scanClaimed(rows *sql.Rows, err error) ([]Claimed, error) {
+// scanClaimed reads claimed rows and sorts them in hand-out order; with
+// told (claimToldSQLite's rows), it also reads each row's four more columns
+// (the driver's values, one array for all rows: no conversion) and gives
+// them to told with the row.
+func scanClaimed(rows *sql.Rows, err error, told ...func(c Claimed, extra *[4]any) error) ([]Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	defer rows.Close()
 	var out []Claimed
+	var extra [4]any
 	for rows.Next() {
 		var c Claimed
 		var lane int16
-		if err := rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane); err != nil {
+		if len(told) > 0 {
+			err = rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane, &extra[0], &extra[1], &extra[2], &extra[3])
+		} else {
+			err = rows.Scan(&c.Pos, &c.Phone, &c.Text, &lane)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("claim: scan: %w", err)
 		}
 		c.High = lane == 0
 		out = append(out, c)
+		if len(told) > 0 {
+			if err := told[0](c, &extra); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -192,6 +240,14 @@ const claimSQLite = `UPDATE messages SET status = 1, claimed_at = ?1, claim_id =
 WHERE pos IN (SELECT pos FROM messages WHERE account_id = ?3 AND lane IN (0, 1) AND status = 0 AND pos <= ?4
     AND (valid_until IS NULL OR valid_until > ?5) ORDER BY lane, pos LIMIT ?6)
 RETURNING pos, phone, text, lane`
+
+// claimToldSQLite is claimSQLite that also returns, for handOuts, the
+// columns a told account's message events need beyond the claimed row's
+// (the values after the update: the attempts counted); the accepted time
+// as the text SQLite holds (|| ”: the driver would parse a DATETIME
+// column), as wideReportedSQLite prints it. The claim's time is the
+// claim's own argument.
+const claimToldSQLite = claimSQLite + `, attempts, COALESCE(send_at, 0), COALESCE(valid_until, 0), accepted_at || ''`
 
 // recordClaimSQLite records a claim to be confirmed, leased when the
 // account has a lease (account_settings): then it ends leaseSeconds after

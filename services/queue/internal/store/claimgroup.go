@@ -124,7 +124,7 @@ func (g *ClaimGroup) RecordReports(ctx context.Context, reports []Report, tell f
 // Close stops taking claims after the group in hand is committed.
 func (g *ClaimGroup) Close() {
 	g.b.Close()
-	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.record, g.stmts.ack} {
+	for _, st := range []*sql.Stmt{g.stmts.claim, g.stmts.claimTold, g.stmts.record, g.stmts.ack} {
 		if st != nil {
 			st.Close()
 		}
@@ -211,7 +211,7 @@ func (g *ClaimGroup) prepare(ctx context.Context) claimStmts {
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&g.stmts.record, recordClaimSQLite}, {&g.stmts.ack, ackSQLite}} {
+	}{{&g.stmts.record, recordClaimSQLite}, {&g.stmts.ack, ackSQLite}, {&g.stmts.claimTold, claimToldSQLite}} {
 		if *p.dst == nil {
 			if st, err := g.st.sqlDB().PrepareContext(ctx, p.query); err == nil {
 				*p.dst = st

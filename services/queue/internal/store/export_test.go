@@ -34,3 +34,21 @@ const OldestWaitingSQL = oldestWaitingSQL
 
 // Migrations are the embedded migrations, for migration tests.
 var Migrations = migrations
+
+// HandOutsKept is how many hand-outs s remembers (RememberHandOuts).
+func HandOutsKept(s *Store) int {
+	if s.handOuts == nil {
+		return 0
+	}
+	s.handOuts.mu.Lock()
+	defer s.handOuts.mu.Unlock()
+	return len(s.handOuts.byPos)
+}
+
+// RememberFewHandOuts is RememberHandOuts keeping at most n.
+func RememberFewHandOuts(s *Store, tell func(int64) bool, n int) {
+	s.RememberHandOuts(tell)
+	if s.handOuts != nil {
+		s.handOuts.ring = make([]handOutKey, n)
+	}
+}

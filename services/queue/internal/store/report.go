@@ -160,6 +160,9 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 	if len(positions) == 0 {
 		return out, nil
 	}
+	// With handOuts (SQLite) every row is read narrow, the told ones'
+	// tracking columns taken from their claims where it can be.
+	memo := wide && stmts != nil && s.handOuts != nil
 	// One read by primary key finds the rows.
 	rows := make(map[int64]*reportedRow, len(positions))
 	for rest := positions; len(rest) > 0; {
@@ -167,10 +170,15 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 		if stmts != nil {
 			n = len(rest) // one JSON argument
 		}
-		if err := s.readReported(ctx, tx, stmts, rest[:n], rows, wide); err != nil {
+		if err := s.readReported(ctx, tx, stmts, rest[:n], rows, wide && !memo); err != nil {
 			return out, err
 		}
 		rest = rest[n:]
+	}
+	if memo {
+		if err := s.trackHandOuts(ctx, tx, stmts, reports, rows, tells); err != nil {
+			return out, err
+		}
 	}
 	if len(rows) < len(positions) {
 		// Some not in messages: scheduled ones (rare) move there first.
@@ -250,6 +258,28 @@ func (s *Store) recordReportsIn(ctx context.Context, tx *sql.Tx, stmts *reportSt
 		rest = rest[n:]
 	}
 	changed = int64(len(recorded))
+	if memo {
+		// A hand-out stands for a row only until its first outcome: the
+		// rows whose report recorded nothing now (a redelivery, a repeat)
+		// are read in full, after the insert, which left their outcome
+		// rows as they were.
+		var again []any
+		for _, f := range mine {
+			if f.told && f.stored.handedOut && !recorded[f.r.Pos] {
+				again = append(again, f.r.Pos)
+			}
+		}
+		if len(again) > 0 {
+			if err := s.readFull(ctx, tx, stmts, again, rows); err != nil {
+				return out, err
+			}
+			for i := range mine {
+				if f := &mine[i]; f.told && f.stored.handedOut && !recorded[f.r.Pos] {
+					f.stored = *rows[f.r.Pos]
+				}
+			}
+		}
+	}
 	var phones []phoneCount // few: one per phone and day
 	var day phoneDay
 	if wide {
@@ -428,6 +458,10 @@ type reportedRow struct {
 	open    bool  // initiated under a claim still open
 	outcome int   // the recorded outcome's status, 0: none yet
 	tracked Tracked
+	// full: tracked and outcome were read from the database; handedOut:
+	// tracked is a hand-out's (handOuts), good only if no outcome is
+	// stored yet.
+	full, handedOut bool
 }
 
 // final is the message as tracking shows it once r's outcome is recorded.
@@ -497,6 +531,7 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 			if err := scanWideReported(res, r, &packed); err != nil {
 				return fmt.Errorf("find reported: %w", err)
 			}
+			r.full = true
 			into[r.tracked.Pos] = r
 			continue
 		}
@@ -517,11 +552,59 @@ func (s *Store) readReported(ctx context.Context, tx *sql.Tx, stmts *reportStmts
 		if t.FinishedAt, err = asTimePtr(finished); err != nil {
 			return fmt.Errorf("find reported: %w", err)
 		}
-		r.account = t.AccountID
+		r.account, r.full = t.AccountID, true
 		into[t.Pos] = r
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("find reported: %w", err)
+	}
+	return nil
+}
+
+// trackHandOuts fills in the tracking columns of the told accounts' rows
+// read narrow (rows) from their hand-outs (handOuts), and reads the others
+// in full: rows of another account, rows final already or with no claim,
+// hand-outs forgotten or of another claim.
+func (s *Store) trackHandOuts(ctx context.Context, tx *sql.Tx, stmts *reportStmts, reports []Report, rows map[int64]*reportedRow, tells func(int64) bool) error {
+	var misses []any
+	for _, r := range reports {
+		if r.Status != StatusSent && r.Status != StatusFailed || !tells(r.AccountID) {
+			continue
+		}
+		row, ok := rows[r.Pos]
+		if !ok || row.account != r.AccountID || row.full || row.handedOut {
+			continue
+		}
+		// Taken (forgotten) whether or not it serves: a row is reported once.
+		if e, ok := s.handOuts.take(r.Pos, r.AccountID, row.claim); ok && row.status < StatusSent {
+			t, err := e.tracked(r.Pos)
+			if err != nil {
+				return fmt.Errorf("find reported: %w", err)
+			}
+			row.tracked, row.handedOut = t, true
+			continue
+		}
+		row.full = true // once in misses
+		misses = append(misses, r.Pos)
+	}
+	if len(misses) == 0 {
+		return nil
+	}
+	return s.readFull(ctx, tx, stmts, misses, rows)
+}
+
+// readFull reads positions (rows of rows) in full and sets their tracking
+// columns and recorded outcome, keeping what the narrow read found (the
+// same rows in the same transaction) and markOpen's word.
+func (s *Store) readFull(ctx context.Context, tx *sql.Tx, stmts *reportStmts, positions []any, rows map[int64]*reportedRow) error {
+	full := make(map[int64]*reportedRow, len(positions))
+	if err := s.readReported(ctx, tx, stmts, positions, full, true); err != nil {
+		return err
+	}
+	for pos, w := range full {
+		if row, ok := rows[pos]; ok {
+			row.tracked, row.outcome, row.full, row.handedOut = w.tracked, w.outcome, true, false
+		}
 	}
 	return nil
 }

@@ -55,6 +55,7 @@ type Store struct {
 	reader    *sql.DB     // tracking reads (UseReader); nil: db
 	blankText bool        // blank a message's text once final (SetKeepText)
 	reports   reportStmts // the report path's prepared statements (SQLite)
+	handOuts  *handOuts   // told accounts' hand-outs (RememberHandOuts); nil: none
 }
 
 // New returns the store on db (not migrated: see Migrate).
