@@ -316,3 +316,80 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 		}
 	})
 }
+
+// Memory-first delivery across a crash between POST and ack: the webhooks
+// process is killed while the fan-out's POST of a fresh event is in flight,
+// before the event was stored (the wait is long) or its stream message
+// acked. After a restart the stream message is delivered again and the
+// event POSTed again, with the same webhook-id and body.
+func TestWebhooksPostBeforeAckSentAgainAfterSIGKILL(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		br := b.Broker(t)
+		addr := freeAddr(t)
+		cmd := startTargetOS(t, b, "webhooks", addr, "APITOSMS_WEBHOOK_ALLOW_PRIVATE=true", "APITOSMS_WEBHOOK_INLINE_WAIT=1m")
+		first := make(chan struct{})
+		var once sync.Once
+		rc := &hookReceiver{}
+		rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			rc.mu.Lock()
+			n := len(rc.got)
+			rc.got = append(rc.got, hookRequest{header: r.Header.Clone(), body: body})
+			rc.mu.Unlock()
+			if n == 0 { // the first POST hangs until the process that sent it is dead
+				once.Do(func() { close(first) })
+				select {
+				case <-r.Context().Done():
+				case <-time.After(30 * time.Second):
+				}
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(rc.srv.Close)
+
+		var hook events.Webhook
+		testkit.Eventually(t, 30*time.Second, "webhook created", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			hook, err = rpc.Call[events.WebhookCreateRequest, events.Webhook](ctx, br.Conn, b.Names.WebhooksCreate(),
+				events.WebhookCreateRequest{AccountID: 43, URL: rc.srv.URL})
+			return err == nil
+		})
+		id := events.NewNotificationID()
+		if err := events.PublishNotification(context.Background(), br.JS, b.Names, events.Notification{
+			ID: id, AccountID: 43, Type: events.TypeMessageSent, Data: json.RawMessage(`{"hash":"abc","status":2}`),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-first:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no POST")
+		}
+		// Nothing stored: the event lives only in the unacked stream message.
+		if r := do(t, "GET", "http://"+addr+"/metrics", nil); !strings.Contains(string(r.body), "\napitosms_webhooks_backlog_events 0\n") {
+			t.Fatalf("the event was stored before its POST ended")
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+
+		startTargetOS(t, b, "webhooks", addr, "APITOSMS_WEBHOOK_ALLOW_PRIVATE=true")
+		testkit.Eventually(t, 60*time.Second, "sent again after the restart", func() bool { return len(rc.requests()) >= 2 })
+		got := rc.requests()
+		for _, r := range got {
+			verifyHook(t, hook.Secret, r)
+			if r.header.Get("webhook-id") != id || string(r.body) != string(got[0].body) {
+				t.Fatalf("POST %s %s, want %s %s", r.header.Get("webhook-id"), r.body, id, got[0].body)
+			}
+		}
+		testkit.Eventually(t, 30*time.Second, "nothing waits", func() bool {
+			r, err := send("GET", "http://"+addr+"/metrics", nil)
+			return err == nil && strings.Contains(string(r.body), "\napitosms_webhooks_backlog_events 0\n") &&
+				strings.Contains(string(r.body), "\napitosms_webhooks_unstored_events_total 1\n")
+		})
+	})
+}
