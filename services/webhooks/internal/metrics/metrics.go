@@ -23,7 +23,7 @@ type Metrics struct {
 	Deliveries *prometheus.CounterVec // POSTs by outcome
 	Events     prometheus.Counter     // events delivered (a batch counts its events)
 	Latency    prometheus.Histogram   // time of one POST
-	Enqueued   prometheus.Counter     // (endpoint, event) pairs fanned out (stored or delivered at once)
+	Enqueued   prometheus.Counter     // (endpoint, event) pairs stored by fan-out
 	Disabled   *prometheus.CounterVec // endpoints disabled, by reason
 	Handoffs   prometheus.Counter     // POSTs started by the fan-out, without a claim
 	Unstored   prometheus.Counter     // events delivered by the fan-out's POSTs before any was stored
@@ -53,7 +53,7 @@ func New(reg prometheus.Registerer, backlog Backlog) *Metrics {
 		}),
 		Enqueued: f.NewCounter(prometheus.CounterOpts{
 			Name: "enqueued_total",
-			Help: "Events fanned out for delivery, one per matching endpoint (stored, or delivered by the fan-out before any was stored).",
+			Help: "Events stored for delivery, one per matching endpoint.",
 		}),
 		Disabled: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "endpoints_disabled_total",
