@@ -54,7 +54,6 @@ var meanings = map[string]string{
 	"APITOSMS_WEBHOOK_LOG_RETENTION":        "how long the webhook deliveries log is kept",
 	"APITOSMS_WEBHOOK_INGEST_BATCH":         "events per webhook fan-out transaction",
 	"APITOSMS_WEBHOOK_INGEST_LINGER":        "how long a webhook fan-out batch fills after its first message",
-	"APITOSMS_WEBHOOK_INLINE_WAIT":          "how long the webhook fan-out waits for the POSTs it starts from memory before storing what they did not deliver (0: store first)",
 	"APITOSMS_WEBHOOK_RPC_CONCURRENCY":      "webhook API requests answered at once",
 	"APITOSMS_STORES_MAX":                   "store connections per token",
 	"APITOSMS_STORES_LOG_RETENTION":         "how long the store decisions log is kept",

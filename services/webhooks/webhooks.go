@@ -46,7 +46,6 @@ type Config struct {
 	LogRetention    time.Duration   // APITOSMS_WEBHOOK_LOG_RETENTION: deliveries log kept this long
 	IngestBatch     int             // APITOSMS_WEBHOOK_INGEST_BATCH: events per fan-out transaction
 	IngestLinger    time.Duration   // APITOSMS_WEBHOOK_INGEST_LINGER: how long a fan-out batch fills after its first stream message
-	InlineWait      time.Duration   // APITOSMS_WEBHOOK_INLINE_WAIT: how long the fan-out waits for its POSTs from memory before storing; 0: store first
 	RPCConcurrency  int             // APITOSMS_WEBHOOK_RPC_CONCURRENCY
 	ShutdownTimeout time.Duration   // APITOSMS_SHUTDOWN_TIMEOUT
 }
@@ -66,7 +65,6 @@ func DefaultConfig() Config {
 		LogRetention:    7 * 24 * time.Hour,
 		IngestBatch:     256,
 		IngestLinger:    20 * time.Millisecond,
-		InlineWait:      100 * time.Millisecond,
 		RPCConcurrency:  16,
 		ShutdownTimeout: 20 * time.Second,
 	}
@@ -92,7 +90,6 @@ func LoadConfig(r *config.Reader, c config.Common) Config {
 		LogRetention:    r.Duration("APITOSMS_WEBHOOK_LOG_RETENTION", d.LogRetention),
 		IngestBatch:     r.Int("APITOSMS_WEBHOOK_INGEST_BATCH", d.IngestBatch),
 		IngestLinger:    r.Duration("APITOSMS_WEBHOOK_INGEST_LINGER", d.IngestLinger),
-		InlineWait:      r.Duration("APITOSMS_WEBHOOK_INLINE_WAIT", d.InlineWait),
 		RPCConcurrency:  r.Int("APITOSMS_WEBHOOK_RPC_CONCURRENCY", d.RPCConcurrency),
 		ShutdownTimeout: d.ShutdownTimeout,
 	}
@@ -183,7 +180,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		api: rpcapi.New(st, sealer, g, deps.Broker.Conn, deps.Broker.JS, deps.Names, rpcapi.Settings{
 			MaxEndpoints: cfg.MaxEndpoints, RotationOverlap: cfg.RotationOverlap,
 		}, disp.Wake, deps.Log),
-		ingester:   ingest.New(st, m, disp, cfg.BatchSize, cfg.InlineWait),
+		ingester:   ingest.New(st, m, disp, cfg.BatchSize),
 		dispatcher: disp,
 		rpcMetrics: rm, consMetrics: cm,
 	}, nil

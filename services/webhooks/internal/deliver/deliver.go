@@ -376,17 +376,6 @@ func Signature(keys [][]byte, id string, ts int64, body []byte) string {
 
 // send POSTs one event or one batch and records the outcome.
 func (d *Dispatcher) send(ctx context.Context, t target, rows []store.Delivery) {
-	o, events := d.attempt(ctx, t, rows)
-	// Handed to the recorder; the slot is given back without waiting for
-	// the commit: the POST's rows stay leased until it is recorded (well
-	// within the lease), so nothing can claim them meanwhile. Run waits for
-	// every outcome to be recorded before it returns.
-	d.results <- result{out: o, events: events}
-}
-
-// attempt POSTs one event or one batch and returns its outcome (the rows'
-// ids in it) and the events it carried; it counts the POST's metrics.
-func (d *Dispatcher) attempt(ctx context.Context, t target, rows []store.Delivery) (store.Outcome, int) {
 	now := time.Now()
 	id, typ, body := Body(t.batch, rows, now)
 	ts := now.Unix()
@@ -444,66 +433,11 @@ func (d *Dispatcher) attempt(ctx context.Context, t target, rows []store.Deliver
 		// the most-tried one.
 		o.NextAttemptMs = store.Ms(time.Now().Add(d.Backoff(attempt)))
 	}
-	return o, events
-}
-
-// Post is one POST the fan-out started from memory before storing its
-// events (memory-first delivery): Start returns it, Done tells when it has
-// ended, and the fan-out then settles it exactly once, by Logged (it wrote
-// the delivered POST's log row with its own commit) or Stored (its events
-// were stored claimed under the lease, or not at all: the dispatcher
-// records the outcome against those rows as any POST's).
-type Post struct {
-	done   chan struct{} // closed when the POST has ended: out and events are set
-	out    store.Outcome
-	events int
-	settle chan []int64 // the stored rows' ids; closed unsent: logged
-}
-
-// Done is closed when the POST has ended.
-func (p *Post) Done() <-chan struct{} { return p.done }
-
-// Outcome is the ended POST's outcome (its Attempt for the log) and the
-// events it carried; only after Done.
-func (p *Post) Outcome() (store.Outcome, int) { return p.out, p.events }
-
-// Logged settles a delivered POST whose log row the fan-out committed
-// (its events were never stored): nothing is left to record.
-func (p *Post) Logged() { close(p.settle) }
-
-// Stored settles a POST whose events the fan-out stored claimed (ids, in
-// any order; none if it stored nothing, e.g. its transaction failed): the
-// outcome is recorded against them when the POST ends, as a claim's.
-func (p *Post) Stored(ids []int64) { p.settle <- ids }
-
-// Start POSTs one group of rows (attempt 1, not stored yet) to ep in a slot
-// Offer reserved, and returns it, or nil (the slot given back) when the
-// endpoint is unusable: then the rows must be stored claimed until the
-// lease, as a crashed process's, and come due after it. The slot is given
-// back when the POST ends; the POST holds Run's shutdown until settled.
-func (d *Dispatcher) Start(ctx context.Context, ep store.Endpoint, group []store.Delivery) *Post {
-	t, err := d.target(ep, time.Now())
-	if err != nil {
-		d.log.Error("webhook endpoint unusable", "endpoint", ep.ID, "err", err)
-		d.done(ep.ID)
-		d.wg.Done()
-		return nil
-	}
-	d.metrics.Handoffs.Inc()
-	p := &Post{done: make(chan struct{}), settle: make(chan []int64, 1)}
-	go func() {
-		defer d.wg.Done()
-		p.out, p.events = d.attempt(context.WithoutCancel(ctx), t, group)
-		d.done(ep.ID)
-		close(p.done)
-		ids, ok := <-p.settle
-		if !ok {
-			return // delivered, logged by the fan-out
-		}
-		p.out.IDs = ids
-		d.results <- result{out: p.out, events: p.events}
-	}()
-	return p
+	// Handed to the recorder; the slot is given back without waiting for
+	// the commit: the POST's rows stay leased until it is recorded (well
+	// within the lease), so nothing can claim them meanwhile. Run waits for
+	// every outcome to be recorded before it returns.
+	d.results <- result{out: o, events: events}
 }
 
 // result is one POST's outcome on its way to the database.

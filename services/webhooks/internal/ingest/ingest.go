@@ -13,14 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/timestamp"
-	"github.com/apitosms/apitosms/services/webhooks/internal/deliver"
 	"github.com/apitosms/apitosms/services/webhooks/internal/metrics"
 	"github.com/apitosms/apitosms/services/webhooks/internal/store"
 )
@@ -34,14 +32,9 @@ type Dispatcher interface {
 	// Wake tells it that events are due.
 	Wake()
 	// Offer reserves up to posts POSTs of an endpoint for rows about to be
-	// stored claimed until the lease; each reserved slot is then used by
-	// Start (before the commit) or Handoff (after it).
+	// stored claimed until the lease; Handoff sends them (or gives the
+	// slots back) after the commit, one group per reserved slot.
 	Offer(endpoint string, posts int) (int, time.Time)
-	// Start POSTs one group from memory at once (nil: not started, the
-	// slot given back); the fan-out settles each Post after its commit.
-	Start(ctx context.Context, ep store.Endpoint, group []store.Delivery) *deliver.Post
-	// Handoff sends groups after the commit that stored them, one per
-	// reserved slot.
 	Handoff(ctx context.Context, ep store.Endpoint, groups [][]store.Delivery, lease time.Time)
 }
 
@@ -51,24 +44,12 @@ type Ingester struct {
 	metrics   *metrics.Metrics
 	disp      Dispatcher // nil: store only
 	batchSize int        // most events per chunk (the POST size of batch endpoints)
-	// wait bounds how long the fan-out waits for the POSTs it started from
-	// memory before storing what they have not delivered; 0: store first
-	// and hand off after the commit.
-	wait time.Duration
-
-	mu   sync.Mutex
-	slow map[string]time.Time // endpoints that missed the wait: handed off, not waited on, until then
 }
 
-// slowFor is how long an endpoint whose POST outlasted the wait is sent to
-// after the commit (the hand-off) instead of waited on: the fan-out, shared
-// by every endpoint, waits on a slow one at most once in that time.
-const slowFor = 10 * time.Second
-
 // New returns an ingester writing to st and handing fresh rows to d;
-// batchSize bounds a chunk; wait is the memory-first bound (0: none).
-func New(st *store.Store, m *metrics.Metrics, d Dispatcher, batchSize int, wait time.Duration) *Ingester {
-	return &Ingester{store: st, metrics: m, disp: d, batchSize: max(batchSize, 1), wait: max(wait, 0), slow: map[string]time.Time{}}
+// batchSize bounds a chunk.
+func New(st *store.Store, m *metrics.Metrics, d Dispatcher, batchSize int) *Ingester {
+	return &Ingester{store: st, metrics: m, disp: d, batchSize: max(batchSize, 1)}
 }
 
 // chunkRow is one row carrying evs (events of one stream message for one
@@ -254,165 +235,29 @@ func (in *Ingester) Handle(ctx context.Context, batch []jetstream.Msg) error {
 				_ = msg.InProgress()
 			}
 		}
-		if err := in.commit(ctx, rows[i:min(i+txRows, len(rows))], byID); err != nil {
+		part := rows[i:min(i+txRows, len(rows))]
+		offers, due := in.offer(part, byID)
+		err := in.store.Enqueue(ctx, part)
+		for _, o := range offers {
+			groups := make([][]store.Delivery, len(o.groups))
+			for g, idx := range o.groups {
+				for _, k := range idx {
+					if err == nil && part[k].ID != 0 { // stored now: ours to send
+						groups[g] = append(groups[g], part[k])
+					}
+				}
+			}
+			in.disp.Handoff(ctx, o.ep, groups, o.lease)
+		}
+		if err != nil {
 			return err
+		}
+		if due && in.disp != nil {
+			in.disp.Wake()
 		}
 	}
 	in.metrics.Enqueued.Add(float64(enqueued))
 	return nil
-}
-
-// commit delivers or stores one part's rows. The POSTs the dispatcher has
-// slots for start from memory first (memory-first delivery) and are waited
-// on for at most in.wait: the rows of a POST that got a 2xx by then are not
-// stored, only its log row, in the part's transaction; the rows of the
-// others (failed, or still in flight) are stored claimed under the lease
-// and their outcome recorded when the POST ends, as a hand-off's. Rows
-// without a slot are stored due at once. Nothing is acked before commit
-// returns, so a crash before the commit POSTs the events again (same
-// webhook-id).
-func (in *Ingester) commit(ctx context.Context, part []store.Delivery, byID map[string]store.Endpoint) error {
-	offers, due := in.offer(part, byID)
-	var posts []*started
-	now := time.Now()
-	for o := range offers {
-		if in.wait <= 0 || in.isSlow(offers[o].ep.ID, now) {
-			continue // handed off after the commit
-		}
-		offers[o].inline = true
-		for _, g := range offers[o].groups {
-			group := make([]store.Delivery, len(g))
-			for j, k := range g {
-				group[j] = part[k]
-			}
-			if p := in.disp.Start(ctx, offers[o].ep, group); p != nil {
-				posts = append(posts, &started{post: p, rows: g})
-			}
-		}
-	}
-	settled := false
-	defer func() { // every Post is settled, whatever happens below
-		if !settled {
-			for _, s := range posts {
-				s.post.Stored(nil)
-			}
-		}
-	}()
-	var delivered []store.Outcome
-	deliveredEvents := 0
-	toStore, pos := part, []int(nil) // pos: the part's index of each row of toStore, when not part
-	if len(posts) > 0 {
-		timer := time.NewTimer(in.wait)
-	wait:
-		for _, s := range posts {
-			select {
-			case <-s.post.Done():
-			case <-timer.C:
-				break wait
-			}
-		}
-		timer.Stop()
-		skip := make([]bool, len(part))
-		for _, s := range posts {
-			select {
-			case <-s.post.Done():
-			default:
-				in.markSlow(part[s.rows[0]].EndpointID, time.Now())
-				continue
-			}
-			if o, events := s.post.Outcome(); o.Delivered {
-				s.logged = true
-				delivered = append(delivered, o)
-				deliveredEvents += events
-				for _, k := range s.rows {
-					skip[k] = true
-				}
-			}
-		}
-		if len(delivered) > 0 {
-			toStore = make([]store.Delivery, 0, len(part))
-			for k := range part {
-				if !skip[k] {
-					toStore, pos = append(toStore, part[k]), append(pos, k)
-				}
-			}
-		}
-	}
-	err := in.store.EnqueueLogged(ctx, toStore, delivered)
-	for j, k := range pos {
-		part[k].ID = toStore[j].ID
-	}
-	// After the commit: the POSTs started settle; the hand-off groups go.
-	settled = true
-	if len(posts) > 0 {
-		for _, s := range posts {
-			switch {
-			case s.logged && err == nil:
-				s.post.Logged()
-			case err != nil:
-				s.post.Stored(nil)
-			default:
-				var ids []int64
-				for _, k := range s.rows {
-					if id := part[k].ID; id != 0 { // 0: stored before (a redelivery), not ours
-						ids = append(ids, id)
-					}
-				}
-				s.post.Stored(ids)
-			}
-		}
-		if err == nil {
-			in.metrics.Events.Add(float64(deliveredEvents))
-			in.metrics.Unstored.Add(float64(deliveredEvents))
-		}
-	}
-	for _, o := range offers {
-		if o.inline {
-			continue
-		}
-		groups := make([][]store.Delivery, len(o.groups))
-		for g, idx := range o.groups {
-			for _, k := range idx {
-				if err == nil && part[k].ID != 0 { // stored now: ours to send
-					groups[g] = append(groups[g], part[k])
-				}
-			}
-		}
-		in.disp.Handoff(ctx, o.ep, groups, o.lease)
-	}
-	if err != nil {
-		return err
-	}
-	if due && in.disp != nil {
-		in.disp.Wake()
-	}
-	return nil
-}
-
-// started is one POST the fan-out started from memory: its rows are
-// indexes into the part.
-type started struct {
-	post   *deliver.Post
-	rows   []int
-	logged bool // delivered within the wait: its log row goes with the commit
-}
-
-// isSlow reports whether endpoint missed the wait lately.
-func (in *Ingester) isSlow(endpoint string, now time.Time) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	until, ok := in.slow[endpoint]
-	if ok && !now.Before(until) {
-		delete(in.slow, endpoint)
-		return false
-	}
-	return ok
-}
-
-func (in *Ingester) markSlow(endpoint string, now time.Time) {
-	in.mu.Lock()
-	in.slow[endpoint] = now.Add(slowFor)
-	in.mu.Unlock()
 }
 
 // handoff is the rows of one endpoint that are written claimed and sent
@@ -421,7 +266,6 @@ type handoff struct {
 	ep     store.Endpoint
 	groups [][]int
 	lease  time.Time
-	inline bool // its groups were started from memory before the commit
 }
 
 // offer splits a part's rows, endpoint by endpoint and in order, into POSTs

@@ -26,7 +26,6 @@ type Metrics struct {
 	Enqueued   prometheus.Counter     // (endpoint, event) pairs stored by fan-out
 	Disabled   *prometheus.CounterVec // endpoints disabled, by reason
 	Handoffs   prometheus.Counter     // POSTs started by the fan-out, without a claim
-	Unstored   prometheus.Counter     // events delivered by the fan-out's POSTs before any was stored
 }
 
 // Backlog reads the undelivered events at scrape time.
@@ -61,11 +60,7 @@ func New(reg prometheus.Registerer, backlog Backlog) *Metrics {
 		}, []string{"reason"}),
 		Handoffs: f.NewCounter(prometheus.CounterOpts{
 			Name: "handoff_posts_total",
-			Help: "POSTs of fresh events started by the fan-out itself (from memory before storing them, or after storing them claimed), without the dispatcher's claim.",
-		}),
-		Unstored: f.NewCounter(prometheus.CounterOpts{
-			Name: "unstored_events_total",
-			Help: "Events delivered by a POST of the fan-out within its wait, never stored as undelivered (each event of a batch counts).",
+			Help: "POSTs of freshly stored events started by the fan-out itself (stored already claimed), without the dispatcher's claim.",
 		}),
 	}
 	// One collector for the two gauges: one query answers both. The

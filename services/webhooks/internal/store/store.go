@@ -346,42 +346,12 @@ const insertChunk = 1000
 // each: there each table takes one INSERT of up to insertChunk rows, its
 // columns bound as arrays (unnest), payloads never written into SQL text.
 func (s *Store) Enqueue(ctx context.Context, rows []Delivery) error {
-	return s.EnqueueLogged(ctx, rows, nil)
-}
-
-// EnqueueLogged is Enqueue, and in the same transaction the log rows of
-// delivered: POSTs of the fan-out that got a 2xx before their events were
-// stored (memory-first delivery; their events are not among rows), whose
-// endpoints it marks healthy as Record would. Nothing of delivered is
-// written if the transaction fails.
-func (s *Store) EnqueueLogged(ctx context.Context, rows []Delivery, delivered []Outcome) error {
-	if len(rows) == 0 && len(delivered) == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
 	for i := range rows {
 		rows[i].Events = max(rows[i].Events, 1)
 		rows[i].ID = 0
-	}
-	if len(delivered) > 0 {
-		// Prepared before the transaction (not inside it: see stmt).
-		queries := []string{s.healthySQL}
-		if len(delivered) <= maxPreparedLog {
-			queries = append(queries, s.logSQL(len(delivered)))
-		}
-		for _, q := range queries {
-			if _, err := s.stmt(ctx, q); err != nil {
-				return err
-			}
-		}
-	}
-	logged := func(ctx context.Context, tx *sql.Tx) error {
-		if len(delivered) == 0 {
-			return nil
-		}
-		if err := s.logAttempts(ctx, tx, delivered); err != nil {
-			return err
-		}
-		return s.markHealthy(ctx, tx, delivered)
 	}
 	if s.pg {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -390,7 +360,7 @@ func (s *Store) EnqueueLogged(ctx context.Context, rows []Delivery, delivered []
 					return err
 				}
 			}
-			return logged(ctx, tx.Tx)
+			return nil
 		})
 	}
 	const qd = `INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_ms, attempts, next_attempt_ms, events, ids)
@@ -427,7 +397,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING`
 			}
 			r.ID = id
 		}
-		return logged(ctx, tx.Tx)
+		return nil
 	})
 }
 
@@ -710,33 +680,23 @@ func (s *Store) logAttempts(ctx context.Context, tx *sql.Tx, outs []Outcome) err
 // SQLite, an array on PostgreSQL).
 func (s *Store) recordDelivered(ctx context.Context, tx *sql.Tx, outs []Outcome) error {
 	var ids []int64
-	for _, o := range outs {
-		ids = append(ids, o.IDs...)
-	}
-	if len(ids) > 0 {
-		if err := s.exec(ctx, tx, s.deleteSQL, s.listArg(ids)); err != nil {
-			return err
-		}
-	}
-	return s.markHealthy(ctx, tx, outs)
-}
-
-// markHealthy clears the failing clock of the endpoints of outs (delivered
-// POSTs), in one statement prepared once.
-func (s *Store) markHealthy(ctx context.Context, tx *sql.Tx, outs []Outcome) error {
 	var endpoints []string
 	for _, o := range outs {
+		ids = append(ids, o.IDs...)
 		if !slices.Contains(endpoints, o.Attempt.EndpointID) {
 			endpoints = append(endpoints, o.Attempt.EndpointID)
 		}
 	}
-	epArg := any(endpoints)
+	idArg, epArg := s.listArg(ids), any(endpoints)
 	if !s.pg {
 		j, err := json.Marshal(endpoints)
 		if err != nil {
 			return err
 		}
 		epArg = string(j)
+	}
+	if err := s.exec(ctx, tx, s.deleteSQL, idArg); err != nil {
+		return err
 	}
 	return s.exec(ctx, tx, s.healthySQL, epArg)
 }
@@ -746,11 +706,9 @@ func (s *Store) markHealthy(ctx context.Context, tx *sql.Tx, outs []Outcome) err
 // disableAfter (the reason it returns).
 func recordFailure(ctx context.Context, tx bun.Tx, o Outcome, disableAfter time.Duration) (disabled string, err error) {
 	a := o.Attempt
-	if len(o.IDs) > 0 { // none: a fan-out POST whose events were not stored
-		if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", o.NextAttemptMs).
-			Where("id IN (?)", bun.List(o.IDs)).Exec(ctx); err != nil {
-			return "", err
-		}
+	if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_ms = ?", o.NextAttemptMs).
+		Where("id IN (?)", bun.List(o.IDs)).Exec(ctx); err != nil {
+		return "", err
 	}
 	now := a.AtMs
 	if _, err := tx.NewUpdate().Model((*Endpoint)(nil)).Set("failing_since_ms = ?", now).
