@@ -16,6 +16,19 @@ func benchReport(pos int64) store.Report {
 	return store.Report{AccountID: 1, Pos: pos, Status: store.StatusSent, Device: "MyPhone", At: benchAt}
 }
 
+// benchFill stores messages 1..total (a multiple of 1000) of account 1,
+// new, in inserts of 5000 at most.
+func benchFill(b *testing.B, st *store.Store, total int) {
+	b.Helper()
+	in := st.NewInserter()
+	defer in.Close()
+	for from := 0; from < total; from += 5000 {
+		if _, err := in.Insert(context.Background(), rows(1, int64(from+1), min(5000, total-from))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReports1000 applies 1000 delivery reports per operation to
 // messages already handed out (status initiated), as the queue-reported
 // consumer does during a drain.
@@ -32,14 +45,8 @@ func benchReports(b *testing.B, tell func(int64) bool) {
 	eachBackend(b, func(b *testing.B, st *store.Store) {
 		ctx := context.Background()
 		const size = 1000
-		in := st.NewInserter()
-		defer in.Close()
 		total := (b.N + 1) * size
-		for from := 0; from < total; from += 5000 {
-			if _, err := in.Insert(ctx, rows(1, int64(from+1), 5000)); err != nil {
-				b.Fatal(err)
-			}
-		}
+		benchFill(b, st, total)
 		for claimed := 0; claimed < total; {
 			got, err := st.Claim(ctx, 1, 5000, store.NoBound, time.Now(), store.Confirm{})
 			if err != nil || len(got) == 0 {
@@ -111,14 +118,8 @@ func BenchmarkReports1000Claimed(b *testing.B) {
 				}
 				ctx := context.Background()
 				const size = 1000
-				in := st.NewInserter()
-				defer in.Close()
 				total := (b.N + 1) * size
-				for from := 0; from < total; from += 5000 {
-					if _, err := in.Insert(ctx, rows(1, int64(from+1), 5000)); err != nil {
-						b.Fatal(err)
-					}
-				}
+				benchFill(b, st, total)
 				g := st.NewClaimGroup(nil)
 				defer g.Close()
 				claimCPU := testkit.ProcessCPU()

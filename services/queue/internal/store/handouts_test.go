@@ -80,26 +80,8 @@ func TestHandOutsNameWhatTrackingShows(t *testing.T) {
 		ctx := context.Background()
 		in := st.NewInserter()
 		defer in.Close()
-		hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
-			"Grüße, Привет, 😀", "2026-12-02 05:06:07+00:00|"}
-		if !database.IsPostgres(st.DB()) {
-			hostile = append(hostile, "\x00nul\x00", "\xff\xfe bad \xc3")
-		}
-		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC) // microseconds: PostgreSQL keeps no more
-		msgs := make([]store.NewMessage, 0, len(hostile))
-		for i, s := range hostile {
-			m := store.NewMessage{Pos: int64(i + 1), AccountID: 1, Phone: "+49" + s, Text: s, AcceptedAt: accepted.Add(time.Duration(i) * time.Second)}
-			switch i % 4 {
-			case 1:
-				m.SendAt = accepted.Add(-time.Hour).UnixMilli()
-			case 2:
-				m.ValidUntil, m.High = time.Now().Add(48*time.Hour).UnixMilli(), true
-			case 3:
-				m.High = true
-			}
-			msgs = append(msgs, m)
-		}
-		if _, err := in.Insert(ctx, append(msgs, rows(2, 101, 4)...)); err != nil {
+		hostile := hostileTexts(st)
+		if _, err := in.Insert(ctx, append(hostileMessages(hostile), rows(2, 101, 4)...)); err != nil {
 			t.Fatal(err)
 		}
 		hour := time.Now().Add(time.Hour)

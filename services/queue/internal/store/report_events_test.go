@@ -189,28 +189,10 @@ func TestRecordReportsFinalEqualsLookup(t *testing.T) {
 	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
 		st := open(t, b)
 		ctx := context.Background()
-		hostile := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
-			"<b>&amp;</b>", "Grüße, Привет, 😀", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
-		if !database.IsPostgres(st.DB()) { // PostgreSQL's text holds neither
-			hostile = append(hostile, "\x00nul\x00", "\xff\xfe bad \xc3")
-		}
+		hostile := hostileTexts(st)
 		in := st.NewInserter()
 		defer in.Close()
-		accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC)
-		msgs := make([]store.NewMessage, 0, len(hostile))
-		for i, s := range hostile {
-			m := store.NewMessage{Pos: int64(i + 1), AccountID: 1, Phone: "+49" + s, Text: s, AcceptedAt: accepted.Add(time.Duration(i) * time.Second)}
-			switch i % 4 {
-			case 1:
-				m.SendAt = accepted.Add(-time.Hour).UnixMilli()
-			case 2:
-				m.ValidUntil, m.High = accepted.Add(48*time.Hour).UnixMilli(), true
-			case 3:
-				m.High = true
-			}
-			msgs = append(msgs, m)
-		}
-		if _, err := in.Insert(ctx, msgs); err != nil {
+		if _, err := in.Insert(ctx, hostileMessages(hostile)); err != nil {
 			t.Fatal(err)
 		}
 		mixClaims(t, st) // the high lane first: 3, 4 confirmed claim; 7 open claim; the rest new
@@ -259,4 +241,39 @@ func sameTracked(a, b store.Tracked) bool {
 	return a.Pos == b.Pos && a.AccountID == b.AccountID && a.Phone == b.Phone && a.Text == b.Text && a.Status == b.Status &&
 		a.AcceptedAt.Equal(b.AcceptedAt) && sameAt(a.ClaimedAt, b.ClaimedAt) && sameAt(a.FinishedAt, b.FinishedAt) &&
 		a.Device == b.Device && a.Attempts == b.Attempts && a.SendAt == b.SendAt && a.ValidUntil == b.ValidUntil && a.High == b.High
+}
+
+// hostileTexts are phones, texts and devices a client or a phone may send:
+// the packed reads' separators, format verbs, quotes, markup, non-ASCII,
+// and on SQLite a NUL and invalid UTF-8 (PostgreSQL's text holds neither).
+func hostileTexts(st *store.Store) []string {
+	texts := []string{"", " ", "|", "a|b|c", "1 2 3|x|", "%d %s %%", "line\nbreak\ttab", `"quote" \back\`,
+		"<b>&amp;</b>", "Grüße, Привет, 😀", "\u2028\u2029", "2026-12-02 05:06:07+00:00|"}
+	if !database.IsPostgres(st.DB()) {
+		texts = append(texts, "\x00nul\x00", "\xff\xfe bad \xc3")
+	}
+	return texts
+}
+
+// hostileMessages are new messages 1..len(texts) of account 1, each text
+// its phone's suffix and its text, accepted a second apart from a fixed time
+// with microseconds (PostgreSQL keeps no more); of every four, the second
+// has a sendAt (due), the third a validUntil (two days from now) and high
+// priority, the fourth high priority.
+func hostileMessages(texts []string) []store.NewMessage {
+	accepted := time.Date(2026, 12, 2, 5, 6, 7, 123456000, time.UTC)
+	msgs := make([]store.NewMessage, 0, len(texts))
+	for i, s := range texts {
+		m := store.NewMessage{Pos: int64(i + 1), AccountID: 1, Phone: "+49" + s, Text: s, AcceptedAt: accepted.Add(time.Duration(i) * time.Second)}
+		switch i % 4 {
+		case 1:
+			m.SendAt = accepted.Add(-time.Hour).UnixMilli()
+		case 2:
+			m.ValidUntil, m.High = time.Now().Add(48*time.Hour).UnixMilli(), true
+		case 3:
+			m.High = true
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
 }
