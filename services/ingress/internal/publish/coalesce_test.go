@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apitosms/apitosms/libs/apperr"
 	"github.com/apitosms/apitosms/libs/events"
 	"github.com/apitosms/apitosms/libs/testkit"
 )
@@ -170,4 +171,24 @@ func BenchmarkPublishSingles(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
 		})
 	}
+}
+
+// Once Run has stopped, a small request is refused as unavailable (a 503
+// the client may retry), not left waiting for a loop that is gone; a
+// request too large to share still publishes on its own.
+func TestSharedRefusedAfterRun(t *testing.T) {
+	testkit.Each(t, func(t *testing.T, b testkit.Backend) {
+		br := b.Broker(t)
+		p := New(br.JS, b.Names.AcceptedSubject(), br.Conn.MaxPayload())
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		p.Run(ctx, 1) // returns at once: ctx has ended and nothing waits
+		item := []events.AcceptedSMS{{AccountID: 1, Phone: "+15550000000", Text: "late"}}
+		if _, err := p.Publish(context.Background(), "late", time.Now(), item, true); !apperr.Unavailable(err) {
+			t.Fatalf("shared publish after Run stopped: %v, want unavailable", err)
+		}
+		if positions, err := p.Publish(context.Background(), "alone", time.Now(), item, false); err != nil || len(positions) != 1 {
+			t.Fatalf("unshared publish after Run stopped: %v, %v", positions, err)
+		}
+	})
 }
